@@ -1,0 +1,419 @@
+//! Configuration shared by every machine, built once and shared in an `Arc`.
+
+use std::time::Duration;
+
+use crate::cookie::Limits;
+use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
+use crate::signature::Key;
+
+/// Settings shared by every session machine. Build with [`Config::builder`].
+///
+/// Secrets are keyed once here (one pre-keyed HMAC state each) and never
+/// printed: `Debug` shows only how many there are.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) cookie_name: String,
+    pub(crate) keys: Vec<Key>,
+    pub(crate) accept_unsigned: bool,
+    pub(crate) key_prefix: String,
+    pub(crate) origin: OriginPolicy,
+    pub(crate) store_deadline: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) max_sid_len: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("cookie_name", &self.cookie_name)
+            .field("secrets", &format_args!("<{} redacted>", self.keys.len()))
+            .field("accept_unsigned", &self.accept_unsigned)
+            .field("key_prefix", &self.key_prefix)
+            .field("origin", &self.origin)
+            .field("store_deadline", &self.store_deadline)
+            .field("limits", &self.limits)
+            .field("max_sid_len", &self.max_sid_len)
+            .finish()
+    }
+}
+
+impl Config {
+    /// A builder with express-session's defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// The session cookie's name (default `connect.sid`).
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// The store key prefix (default `sess:`, connect-redis's).
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// Whether ids without the `s:` signature prefix are accepted.
+    pub fn accepts_unsigned(&self) -> bool {
+        self.accept_unsigned
+    }
+
+    /// The `Origin` policy.
+    pub fn origin_policy(&self) -> &OriginPolicy {
+        &self.origin
+    }
+
+    /// How long a machine waits for the store before failing closed.
+    pub fn store_deadline(&self) -> Duration {
+        self.store_deadline
+    }
+
+    /// Bounds on `Cookie` header parsing.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The longest session id (in bytes) used as a store key.
+    pub fn max_sid_len(&self) -> usize {
+        self.max_sid_len
+    }
+
+    /// The pre-keyed secrets; the first signs, all verify.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// express-session's cookie value for `sid` (`s:` + sid + `.` +
+    /// signature), signed with the first secret. Not yet percent-encoded.
+    pub fn sign(&self, sid: &str) -> String {
+        let mut out = String::with_capacity(2 + sid.len() + 44);
+        out.push_str("s:");
+        // The first key always exists: `build` refuses an empty list. Every
+        // byte pushed is from `sid` or base64, so the result is UTF-8.
+        if let Some(key) = self.keys.first() {
+            out.push_str(&String::from_utf8_lossy(&key.sign(sid.as_bytes())));
+        }
+        out
+    }
+}
+
+/// Builder for [`Config`]. `Debug` never prints the secrets.
+#[derive(Clone)]
+pub struct ConfigBuilder {
+    cookie_name: String,
+    secrets: Vec<Vec<u8>>,
+    accept_unsigned: bool,
+    key_prefix: String,
+    origin: OriginPolicy,
+    store_deadline: Duration,
+    limits: Limits,
+    max_sid_len: usize,
+}
+
+impl std::fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("cookie_name", &self.cookie_name)
+            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .field("accept_unsigned", &self.accept_unsigned)
+            .field("key_prefix", &self.key_prefix)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            cookie_name: "connect.sid".into(),
+            secrets: Vec::new(),
+            accept_unsigned: false,
+            key_prefix: "sess:".into(),
+            origin: OriginPolicy::default(),
+            store_deadline: Duration::from_secs(3),
+            limits: Limits::default(),
+            max_sid_len: 256,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// The session cookie's name, as in express-session's `name` option.
+    /// Default `connect.sid`.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// The secrets, as in express-session's `secret` option: the first signs
+    /// new cookies, every one verifies (rotation, R21). Required.
+    pub fn secrets<I, S>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        self.secrets = secrets.into_iter().map(|s| s.as_ref().to_vec()).collect();
+        self
+    }
+
+    /// One secret; shorthand for `secrets([secret])`.
+    pub fn secret(self, secret: impl AsRef<[u8]>) -> Self {
+        self.secrets([secret])
+    }
+
+    /// Accept cookie values without the `s:` signature prefix as raw session
+    /// ids. Off by default, which is express-session's behaviour; on
+    /// reproduces session.socket.io's looser lookup. Anyone who can set a
+    /// cookie can then pick a session id (R12): use only with a store whose
+    /// ids are unguessable and never issued unsigned.
+    pub fn accept_unsigned(mut self, yes: bool) -> Self {
+        self.accept_unsigned = yes;
+        self
+    }
+
+    /// The store key prefix, as connect-redis's `prefix`. Default `sess:`.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Allow exactly these origins (`scheme://host[:port]`, as browsers send
+    /// them). Replaces the default same-host check.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.origin.allowed = AllowedOrigins::List(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allow any well-formed origin. This turns off the defence against
+    /// cross-site WebSocket hijacking (R5); prefer [`Self::allowed_origins`].
+    pub fn allow_any_origin(mut self) -> Self {
+        self.origin.allowed = AllowedOrigins::Any;
+        self
+    }
+
+    /// Whether a request without an `Origin` header passes (default `true`:
+    /// non-browser clients and same-origin polling send none).
+    pub fn allow_missing_origin(mut self, yes: bool) -> Self {
+        self.origin.allow_missing = yes;
+        self
+    }
+
+    /// Whether `Origin: null` passes (default `false`, R7).
+    pub fn allow_null_origin(mut self, yes: bool) -> Self {
+        self.origin.allow_null = yes;
+        self
+    }
+
+    /// The whole origin policy at once.
+    pub fn origin_policy(mut self, policy: OriginPolicy) -> Self {
+        self.origin = policy;
+        self
+    }
+
+    /// How long to wait for the store on each operation before failing
+    /// closed with a timeout (R23). Default 3 s.
+    pub fn store_deadline(mut self, deadline: Duration) -> Self {
+        self.store_deadline = deadline;
+        self
+    }
+
+    /// Bounds on `Cookie` header parsing (R4).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The longest session id, in bytes, that is used as a store key (R15).
+    /// Default 256; express-session's ids are 32.
+    pub fn max_sid_len(mut self, len: usize) -> Self {
+        self.max_sid_len = len;
+        self
+    }
+
+    /// Checks the settings and keys the secrets.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        if self.secrets.iter().any(Vec::is_empty) {
+            return Err(ConfigError::EmptySecret);
+        }
+        if !is_cookie_name(self.cookie_name.as_bytes()) {
+            return Err(ConfigError::InvalidCookieName(self.cookie_name));
+        }
+        if let AllowedOrigins::List(list) = &self.origin.allowed {
+            if let Some(bad) = list.iter().find(|o| !is_well_formed(o.as_bytes())) {
+                return Err(ConfigError::InvalidOrigin(bad.clone()));
+            }
+        }
+        if self.store_deadline.is_zero() {
+            return Err(ConfigError::ZeroDeadline);
+        }
+        if self.limits.max_header_bytes == 0 || self.limits.max_pairs == 0 || self.max_sid_len == 0
+        {
+            return Err(ConfigError::ZeroLimit);
+        }
+        Ok(Config {
+            cookie_name: self.cookie_name,
+            keys: self.secrets.iter().map(|s| Key::new(s)).collect(),
+            accept_unsigned: self.accept_unsigned,
+            key_prefix: self.key_prefix,
+            origin: self.origin,
+            store_deadline: self.store_deadline,
+            limits: self.limits,
+            max_sid_len: self.max_sid_len,
+        })
+    }
+}
+
+/// An RFC 6265 cookie name: one or more token characters (R3).
+pub(crate) fn is_cookie_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+/// A setting [`ConfigBuilder::build`] refused. The message says what to fix.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No secret was given.
+    NoSecret,
+    /// A secret is empty.
+    EmptySecret,
+    /// The cookie name is not an RFC 6265 token.
+    InvalidCookieName(String),
+    /// An allowed origin is not of the form `scheme://host[:port]`.
+    InvalidOrigin(String),
+    /// The store deadline is zero.
+    ZeroDeadline,
+    /// A parse bound or the id length bound is zero.
+    ZeroLimit,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::NoSecret => f.write_str(
+                "no secret configured: pass the same secret(s) as the HTTP app's \
+                 express-session `secret` option to Config::builder().secrets([..])",
+            ),
+            ConfigError::EmptySecret => f.write_str(
+                "a configured secret is empty: use the HTTP app's non-empty secret",
+            ),
+            ConfigError::InvalidCookieName(n) => write!(
+                f,
+                "cookie name `{}` is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only); \
+                 use the HTTP app's session cookie name, express-session's default is connect.sid",
+                n.escape_default()
+            ),
+            ConfigError::InvalidOrigin(o) => write!(
+                f,
+                "allowed origin `{}` is not of the form scheme://host[:port] \
+                 (lowercase scheme, no path, no trailing slash), e.g. https://app.example",
+                o.escape_default()
+            ),
+            ConfigError::ZeroDeadline => {
+                f.write_str("the store deadline is zero: give the store time to answer, e.g. 3 s")
+            }
+            ConfigError::ZeroLimit => f.write_str(
+                "a header or id bound is zero: every request would be refused; use the defaults",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_express_sessions() {
+        let c = Config::builder().secret("s").build().unwrap();
+        assert_eq!(c.cookie_name(), "connect.sid");
+        assert_eq!(c.key_prefix(), "sess:");
+        assert!(!c.accepts_unsigned());
+        assert_eq!(c.origin_policy(), &OriginPolicy::default());
+    }
+
+    #[test]
+    fn build_refuses_bad_settings_with_a_message() {
+        let e = Config::builder().build().unwrap_err();
+        assert_eq!(e, ConfigError::NoSecret);
+        assert!(e.to_string().contains("secret"));
+        assert_eq!(
+            Config::builder().secrets(["a", ""]).build().unwrap_err(),
+            ConfigError::EmptySecret
+        );
+        assert!(matches!(
+            Config::builder().secret("s").cookie_name("a b").build(),
+            Err(ConfigError::InvalidCookieName(_))
+        ));
+        assert!(matches!(
+            Config::builder().secret("s").cookie_name("a=b").build(),
+            Err(ConfigError::InvalidCookieName(_))
+        ));
+        assert!(matches!(
+            Config::builder()
+                .secret("s")
+                .allowed_origins(["https://a.example/"])
+                .build(),
+            Err(ConfigError::InvalidOrigin(_))
+        ));
+        assert_eq!(
+            Config::builder()
+                .secret("s")
+                .store_deadline(Duration::ZERO)
+                .build()
+                .unwrap_err(),
+            ConfigError::ZeroDeadline
+        );
+    }
+
+    #[test]
+    fn r16_debug_never_prints_secrets() {
+        let c = Config::builder()
+            .secrets(["hunter2-secret", "old-secret"])
+            .build()
+            .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(!dbg.contains("old-secret"), "{dbg}");
+        assert!(dbg.contains("<2 redacted>"), "{dbg}");
+        let b = format!("{:?}", Config::builder().secret("hunter2-secret"));
+        assert!(!b.contains("hunter2"), "{b}");
+        // Not as bytes either (`Vec<u8>`'s Debug prints numbers).
+        assert!(!b.contains("104, 117"), "{b}");
+        assert!(b.contains("<1 redacted>"), "{b}");
+    }
+}

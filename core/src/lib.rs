@@ -1,0 +1,76 @@
+//! # session-sockets-core
+//!
+//! The sans-IO core of session-sockets: HTTP sessions inside real-time
+//! socket connections, byte-compatible with express-session 1.x and
+//! connect-redis.
+//!
+//! No async, no IO, no clock, no randomness: request headers, store replies
+//! and the time are inputs; store requests and the outcome are outputs. The
+//! `session-sockets` crate drives these machines on tokio, async-std or smol
+//! against a real store; tests drive them by hand.
+//!
+//! The invariant: **for the same request headers, a socket sees exactly the
+//! session the HTTP app sees.** Cookie parsing follows npm `cookie` 0.7.2,
+//! signatures `cookie-signature` 1.0.7, records express-session 1.19.0 and
+//! connect-redis.
+//!
+//! ## The run loop
+//!
+//! Mutate, then drain outputs:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::SystemTime;
+//! use session_sockets_core::{Config, Handshake, Reply, Request};
+//!
+//! # fn load(_key: &[u8]) -> Reply { Reply::NotFound }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Arc::new(
+//!     Config::builder()
+//!         .cookie_name("connect.sid")
+//!         .secrets(["new secret", "old secret"]) // first signs, all verify
+//!         .allowed_origins(["https://app.example"])
+//!         .build()?,
+//! );
+//! let headers: Vec<(&str, &str)> = vec![("cookie", "connect.sid=s%3A...")];
+//!
+//! let mut hs = Handshake::new(config.clone(), SystemTime::now());
+//! hs.handle_headers(headers);
+//! loop {
+//!     while let Some(req) = hs.poll_request() {
+//!         if let Request::Load { id, key } = req {
+//!             let reply = load(key.as_bytes()); // run it against the store
+//!             hs.handle_reply(id, reply, SystemTime::now());
+//!         }
+//!     }
+//!     if let Some(outcome) = hs.poll_outcome() {
+//!         match outcome {
+//!             Ok(session) => println!("user: {:?}", session.get::<String>("user")?),
+//!             Err(e) => println!("no session: {e}"),
+//!         }
+//!         break;
+//!     }
+//!     hs.handle_timeout(SystemTime::now()); // fails closed past the deadline
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+pub mod cookie;
+mod error;
+mod handshake;
+pub mod origin;
+pub mod record;
+mod request;
+mod session;
+pub mod signature;
+pub mod time;
+
+pub use config::{Config, ConfigBuilder, ConfigError};
+pub use error::{Fault, HandshakeError};
+pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
+pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
+pub use session::{Session, SessionId};

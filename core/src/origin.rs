@@ -1,0 +1,302 @@
+//! The `Origin` check against cross-site WebSocket hijacking (R5-R8).
+//!
+//! Browsers send cookies on WebSocket handshakes whatever page opened them,
+//! and CORS does not apply to WebSockets; only a check of `Origin` in the
+//! handshake itself stops a hostile page from opening an authenticated
+//! socket. The check runs before any store lookup.
+
+/// Which origins may open a socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// Only the site the request was sent to: the origin's `host[:port]`
+    /// must equal the request's `Host` header (ASCII case-insensitive).
+    /// The default: same-site pages work, every other page is refused.
+    SameHost,
+    /// Exactly these serialized origins (`scheme://host[:port]`), compared
+    /// byte for byte.
+    List(Vec<String>),
+    /// Any well-formed origin. Disables the cross-site hijacking defence.
+    Any,
+}
+
+/// The whole `Origin` policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginPolicy {
+    /// Which origins may connect.
+    pub allowed: AllowedOrigins,
+    /// Whether a request without `Origin` passes. Non-browser clients send
+    /// none, and browsers omit it on same-origin `GET` requests (socket.io's
+    /// polling transport), so the default is `true`.
+    pub allow_missing: bool,
+    /// Whether `Origin: null` (an opaque origin: sandboxed iframes, `file:`
+    /// pages, some redirects) passes. Default `false` (R7).
+    pub allow_null: bool,
+}
+
+impl Default for OriginPolicy {
+    fn default() -> Self {
+        OriginPolicy {
+            allowed: AllowedOrigins::SameHost,
+            allow_missing: true,
+            allow_null: false,
+        }
+    }
+}
+
+/// Why an origin was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginRejection {
+    /// No `Origin` header, and the policy requires one.
+    Missing,
+    /// `Origin: null`, and the policy does not allow it.
+    Null,
+    /// Not a serialized origin (`scheme://host[:port]`), or several
+    /// `Origin` headers.
+    Malformed,
+    /// Well-formed but not allowed. Holds the origin, escaped for printing.
+    NotAllowed(String),
+    /// Same-host policy, but the request has no usable `Host` header.
+    NoHost,
+}
+
+impl std::fmt::Display for OriginRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginRejection::Missing => f.write_str(
+                "the request has no Origin header and the policy requires one \
+                 (allow_missing_origin(true) accepts non-browser clients)",
+            ),
+            OriginRejection::Null => f.write_str(
+                "the request has `Origin: null` (sandboxed or file: page); \
+                 allow it only if you mean to, with allow_null_origin(true)",
+            ),
+            OriginRejection::Malformed => f.write_str(
+                "the Origin header is not of the form scheme://host[:port], or appears twice",
+            ),
+            OriginRejection::NotAllowed(o) => write!(
+                f,
+                "origin `{o}` is not allowed: if it is your site, add it with allowed_origins([..])"
+            ),
+            OriginRejection::NoHost => f.write_str(
+                "the same-host origin check needs a Host header and the request has none; \
+                 configure allowed_origins([..]) explicitly",
+            ),
+        }
+    }
+}
+
+/// Whether `s` is a serialized origin: `scheme "://" host [":" port]`, with
+/// a lowercase scheme, a non-empty host of letters, digits, `-`, `.` (or a
+/// bracketed IPv6 literal) and an optional port of 1-5 digits; no path,
+/// query, userinfo or trailing slash (R8).
+pub fn is_well_formed(s: &[u8]) -> bool {
+    let Some(sep) = s.windows(3).position(|w| w == b"://") else {
+        return false;
+    };
+    let (scheme, rest) = (&s[..sep], &s[sep + 3..]);
+    let scheme_ok = matches!(scheme.first(), Some(b'a'..=b'z'))
+        && scheme
+            .iter()
+            .all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'+' | b'-' | b'.'));
+    scheme_ok && host_port_ok(rest)
+}
+
+fn host_port_ok(s: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = s.strip_prefix(b"[") {
+        let Some(end) = memchr::memchr(b']', rest) else {
+            return false;
+        };
+        let inner = &rest[..end];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        (&s[..end + 2], &rest[end + 1..])
+    } else {
+        match memchr::memchr(b':', s) {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, &[][..]),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with(b"[")
+            || host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => {
+            (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    };
+    host_ok && port_ok
+}
+
+/// The `host[:port]` part of a well-formed origin.
+fn authority(origin: &[u8]) -> &[u8] {
+    match origin.windows(3).position(|w| w == b"://") {
+        Some(i) => &origin[i + 3..],
+        None => origin,
+    }
+}
+
+/// What the handshake saw of `Origin` and `Host`.
+#[derive(Debug, Default)]
+pub(crate) struct Seen<'h> {
+    pub(crate) origin: Option<&'h [u8]>,
+    pub(crate) origins: usize,
+    pub(crate) host: Option<&'h [u8]>,
+}
+
+impl OriginPolicy {
+    /// Checks a request's `Origin` header values (all of them, in order) and
+    /// its `Host` header against this policy.
+    pub fn check(&self, origins: &[&[u8]], host: Option<&[u8]>) -> Result<(), OriginRejection> {
+        let seen = Seen {
+            origin: origins.first().copied(),
+            origins: origins.len(),
+            host,
+        };
+        self.check_seen(&seen)
+    }
+
+    pub(crate) fn check_seen(&self, seen: &Seen<'_>) -> Result<(), OriginRejection> {
+        if seen.origins > 1 {
+            return Err(OriginRejection::Malformed);
+        }
+        let Some(origin) = seen.origin else {
+            return if self.allow_missing {
+                Ok(())
+            } else {
+                Err(OriginRejection::Missing)
+            };
+        };
+        if origin == b"null" {
+            return if self.allow_null {
+                Ok(())
+            } else {
+                Err(OriginRejection::Null)
+            };
+        }
+        if !is_well_formed(origin) {
+            return Err(OriginRejection::Malformed);
+        }
+        let allowed = match &self.allowed {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => list.iter().any(|o| o.as_bytes() == origin),
+            AllowedOrigins::SameHost => {
+                let Some(host) = seen.host.filter(|h| !h.is_empty()) else {
+                    return Err(OriginRejection::NoHost);
+                };
+                authority(origin).eq_ignore_ascii_case(host)
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(OriginRejection::NotAllowed(
+                origin.escape_ascii().to_string(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(origins: &[&str]) -> OriginPolicy {
+        OriginPolicy {
+            allowed: AllowedOrigins::List(origins.iter().map(|s| s.to_string()).collect()),
+            ..OriginPolicy::default()
+        }
+    }
+
+    #[test]
+    fn r05_allowlist_is_exact_match() {
+        let p = list(&["https://app.example"]);
+        assert_eq!(p.check(&[b"https://app.example"], None), Ok(()));
+        for other in [
+            &b"https://app.example.evil"[..],
+            b"http://app.example",
+            b"https://APP.example",
+            b"https://app.example:443",
+            b"https://evil.example",
+        ] {
+            assert!(
+                matches!(p.check(&[other], None), Err(OriginRejection::NotAllowed(_))),
+                "{}",
+                other.escape_ascii()
+            );
+        }
+    }
+
+    #[test]
+    fn r07_missing_and_null_are_distinct() {
+        let mut p = list(&["https://app.example"]);
+        assert_eq!(p.check(&[], None), Ok(()));
+        assert_eq!(p.check(&[b"null"], None), Err(OriginRejection::Null));
+        p.allow_missing = false;
+        assert_eq!(p.check(&[], None), Err(OriginRejection::Missing));
+        p.allow_null = true;
+        assert_eq!(p.check(&[b"null"], None), Ok(()));
+        assert_eq!(p.check(&[], None), Err(OriginRejection::Missing));
+    }
+
+    #[test]
+    fn r08_malformed_origins_are_rejected_even_when_any_is_allowed() {
+        let p = OriginPolicy {
+            allowed: AllowedOrigins::Any,
+            ..OriginPolicy::default()
+        };
+        for bad in [
+            &b"https://app.example/"[..],
+            b"https://app.example/path",
+            b"app.example",
+            b"https://",
+            b"https://user@app.example",
+            b"HTTPS://app.example",
+            b"https://app.example:",
+            b"https://app.example:123456",
+            b"https://app.example:80x",
+            b"https://[zz]",
+            b"https://a b",
+            b"https://app.example\r\nX: y",
+            b"",
+            b"NULL",
+        ] {
+            assert_eq!(
+                p.check(&[bad], None),
+                Err(OriginRejection::Malformed),
+                "{}",
+                bad.escape_ascii()
+            );
+        }
+        assert_eq!(p.check(&[b"https://[::1]:8080"], None), Ok(()));
+        assert_eq!(
+            p.check(&[b"https://a.example", b"https://a.example"], None),
+            Err(OriginRejection::Malformed)
+        );
+    }
+
+    #[test]
+    fn r05_same_host_default_compares_with_host_header() {
+        let p = OriginPolicy::default();
+        assert_eq!(p.check(&[b"http://127.0.0.1:3000"], Some(b"127.0.0.1:3000")), Ok(()));
+        assert_eq!(p.check(&[b"https://App.Example"], Some(b"app.example")), Ok(()));
+        assert!(matches!(
+            p.check(&[b"https://evil.example"], Some(b"app.example")),
+            Err(OriginRejection::NotAllowed(_))
+        ));
+        assert!(matches!(
+            p.check(&[b"http://127.0.0.1:3001"], Some(b"127.0.0.1:3000")),
+            Err(OriginRejection::NotAllowed(_))
+        ));
+        assert_eq!(p.check(&[b"https://app.example"], None), Err(OriginRejection::NoHost));
+    }
+}

@@ -1,0 +1,270 @@
+//! The session a socket handler works with.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::record::{self, Record, SessionCookie};
+
+/// A session id. `Debug` is redacted (R16); read it with [`SessionId::expose`]
+/// only where it must leave the process (a store key, a signed cookie).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(Arc<str>);
+
+impl SessionId {
+    /// Wraps an id.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        SessionId(id.into())
+    }
+
+    /// The id itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// A session: its id, its cookie settings and its data, plus what is
+/// needed to save it safely (the exact bytes it was loaded from, and which
+/// keys this side changed).
+///
+/// Data is read and written through [`get`](Self::get),
+/// [`insert`](Self::insert) and [`remove`](Self::remove) so that every
+/// change is tracked: a save re-applies only this side's changes when
+/// another writer got there first.
+#[derive(Clone)]
+pub struct Session {
+    id: SessionId,
+    cookie: SessionCookie,
+    data: Map<String, Value>,
+    loaded: Option<Arc<[u8]>>,
+    /// Keys changed since load, each with its value at load (`None`: absent).
+    changes: Vec<(String, Option<Value>)>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("cookie", &self.cookie)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .field("changed", &self.is_changed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session decoded from `bytes`, the exact record the store returned.
+    pub fn from_record(id: SessionId, record: Record, bytes: Arc<[u8]>) -> Self {
+        Session {
+            id,
+            cookie: record.cookie,
+            data: record.data,
+            loaded: Some(bytes),
+            changes: Vec::new(),
+        }
+    }
+
+    /// A session that is not in any store yet.
+    pub fn new(id: SessionId, cookie: SessionCookie, data: Map<String, Value>) -> Self {
+        Session {
+            id,
+            cookie,
+            data,
+            loaded: None,
+            changes: Vec::new(),
+        }
+    }
+
+    /// The session id (redacted in `Debug`).
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The cookie settings stored with the session.
+    pub fn cookie(&self) -> &SessionCookie {
+        &self.cookie
+    }
+
+    /// Mutable cookie settings (expiry is managed by the touch machine).
+    pub fn cookie_mut(&mut self) -> &mut SessionCookie {
+        &mut self.cookie
+    }
+
+    /// All data, in stored order.
+    pub fn data(&self) -> &Map<String, Value> {
+        &self.data
+    }
+
+    /// The value under `key`, deserialized. `Ok(None)` if absent; an error if
+    /// present with another shape.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
+        self.data
+            .get(key)
+            .map(|v| T::deserialize(v))
+            .transpose()
+    }
+
+    /// The raw JSON value under `key`.
+    pub fn get_value(&self, key: &str) -> Option<&Value> {
+        self.data.get(key)
+    }
+
+    /// Sets `key` to `value` (serialized), returning the previous value.
+    /// `cookie` is not a data key: express-session keeps its cookie there.
+    pub fn insert<T: Serialize>(
+        &mut self,
+        key: &str,
+        value: T,
+    ) -> Result<Option<Value>, serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        Ok(self.insert_value(key, value))
+    }
+
+    /// Sets `key` to a JSON value, returning the previous value.
+    pub fn insert_value(&mut self, key: &str, value: Value) -> Option<Value> {
+        if key == "cookie" {
+            return None;
+        }
+        self.note_change(key);
+        self.data.insert(key.to_owned(), value)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if !self.data.contains_key(key) {
+            return None;
+        }
+        self.note_change(key);
+        self.data.shift_remove(key)
+    }
+
+    fn note_change(&mut self, key: &str) {
+        if !self.changes.iter().any(|(k, _)| k == key) {
+            self.changes.push((key.to_owned(), self.data.get(key).cloned()));
+        }
+    }
+
+    /// Whether the data differs from what was loaded (a value set to what it
+    /// already was is no change, as in express-session).
+    pub fn is_changed(&self) -> bool {
+        self.loaded.is_none() || self.changed_keys().next().is_some()
+    }
+
+    /// The keys whose value differs from the loaded one, with the new value
+    /// (`None`: removed).
+    pub fn changed_keys(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
+        self.changes.iter().filter_map(|(k, before)| {
+            let now = self.data.get(k);
+            (now != before.as_ref()).then_some((k.as_str(), now))
+        })
+    }
+
+    /// The exact bytes this session was loaded from, if it was.
+    pub fn loaded_bytes(&self) -> Option<&Arc<[u8]>> {
+        self.loaded.as_ref()
+    }
+
+    /// The record as express-session would store it now.
+    pub fn encode(&self) -> Vec<u8> {
+        record::encode(&self.cookie, &self.data)
+    }
+
+    /// Re-bases this session on a newer stored record: takes its data and
+    /// cookie, then re-applies this side's changed keys on top. Used by the
+    /// save machine after a compare-and-set conflict.
+    pub fn rebase(&mut self, record: Record, bytes: Arc<[u8]>) {
+        let mine: Vec<(String, Option<Value>)> = self
+            .changed_keys()
+            .map(|(k, v)| (k.to_owned(), v.cloned()))
+            .collect();
+        self.cookie = record.cookie;
+        self.data = record.data;
+        self.loaded = Some(bytes);
+        self.changes.clear();
+        for (k, v) in mine {
+            match v {
+                Some(v) => {
+                    self.insert_value(&k, v);
+                }
+                None => {
+                    self.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Marks the current state as stored (`bytes`): no pending changes.
+    pub fn mark_stored(&mut self, bytes: Arc<[u8]>) {
+        self.loaded = Some(bytes);
+        self.changes.clear();
+    }
+
+    /// Replaces the id (regenerate).
+    pub fn set_id(&mut self, id: SessionId) {
+        self.id = id;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(json: &str) -> Session {
+        let rec = record::decode(json.as_bytes()).unwrap();
+        Session::from_record(SessionId::new("sid"), rec, Arc::from(json.as_bytes()))
+    }
+
+    #[test]
+    fn typed_get_insert_remove_and_change_tracking() {
+        let mut s = loaded(r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1,"user":{"id":42}}"#);
+        assert!(!s.is_changed());
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(1));
+        assert_eq!(s.get::<u32>("missing").unwrap(), None);
+        assert!(s.get::<String>("n").is_err());
+        s.insert("n", 1).unwrap();
+        assert!(!s.is_changed(), "same value is no change");
+        s.insert("n", 2).unwrap();
+        assert!(s.is_changed());
+        s.insert("n", 1).unwrap();
+        assert!(!s.is_changed(), "back to the loaded value");
+        assert!(s.remove("user").is_some());
+        assert_eq!(
+            s.changed_keys().collect::<Vec<_>>(),
+            vec![("user", None)]
+        );
+        assert_eq!(s.remove("nope"), None);
+        assert_eq!(s.insert("cookie", 1).unwrap(), None);
+        assert!(s.data().get("cookie").is_none());
+    }
+
+    #[test]
+    fn rebase_keeps_theirs_and_reapplies_mine() {
+        let mut s = loaded(r#"{"cookie":{"path":"/"},"a":1,"b":1,"c":1}"#);
+        s.insert("a", 2).unwrap();
+        s.remove("c");
+        let theirs = r#"{"cookie":{"path":"/"},"a":5,"b":7,"c":1,"d":1}"#;
+        s.rebase(record::decode(theirs.as_bytes()).unwrap(), Arc::from(theirs.as_bytes()));
+        assert_eq!(
+            String::from_utf8(s.encode()).unwrap(),
+            r#"{"cookie":{"path":"/"},"a":2,"b":7,"d":1}"#
+        );
+        assert!(s.is_changed());
+    }
+
+    #[test]
+    fn r16_debug_redacts_the_id_and_values() {
+        let s = loaded(r#"{"cookie":{},"token":"s3cr3t-value"}"#);
+        let d = format!("{s:?}");
+        assert!(!d.contains("\"sid\""), "{d}");
+        assert!(!d.contains("s3cr3t"), "{d}");
+        assert_eq!(format!("{:?}", SessionId::new("abc")), "SessionId(<redacted>)");
+    }
+}

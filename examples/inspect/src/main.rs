@@ -1,0 +1,161 @@
+//! `inspect`: says whether, and why, `Cookie` header lines resolve to a
+//! session id exactly as express-session would.
+//!
+//! ```text
+//! printf 'connect.sid=s%%3Aapple.D8Y%%2BpkTAmeR0PobOhY4G97PRW%%2Bj7bUnP%%2F5m6%%2FOn1MCU\n' \
+//!   | cargo run -q --release --bin inspect -- --secret 'keyboard cat' --explain
+//! ```
+//!
+//! Reads `Cookie` header lines from stdin as raw bytes, one per
+//! `\n`-terminated line (no lines: no `Cookie` header), and prints one line
+//! of JSON: `{"ok":bool,"sid":string|null,"reason":string}`. Exit status 0
+//! for any verdict, 2 for usage errors.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use session_sockets_core::cookie::Limits;
+use session_sockets_core::{Config, HandshakeError, resolve_cookie};
+
+const USAGE: &str = "usage: inspect [--secret S]... [--name NAME] [--accept-unsigned] [--explain] < cookie-lines
+  Reads Cookie header lines from stdin (one per line, raw bytes) and prints
+  {\"ok\":..,\"sid\":..,\"reason\":..} as express-session would resolve them.
+  --secret S          a secret of the HTTP app (repeat for rotation; the first signs)
+  --name NAME         the session cookie name (default connect.sid)
+  --accept-unsigned   accept ids without the s: signature prefix
+  --explain           explain the verdict on stderr";
+
+struct Args {
+    secrets: Vec<String>,
+    name: Option<String>,
+    accept_unsigned: bool,
+    explain: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut out = Args {
+        secrets: Vec::new(),
+        name: None,
+        accept_unsigned: false,
+        explain: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--secret" => out
+                .secrets
+                .push(args.next().ok_or("--secret needs a value")?),
+            "--name" => out.name = Some(args.next().ok_or("--name needs a value")?),
+            "--accept-unsigned" => out.accept_unsigned = true,
+            "--explain" => out.explain = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument `{}`", other.escape_default())),
+        }
+    }
+    if out.secrets.is_empty() {
+        return Err("give the HTTP app's secret with --secret (repeat it for rotation)".into());
+    }
+    Ok(out)
+}
+
+/// Splits stdin into header lines: each `\n` ends one; bytes after the last
+/// `\n` are a final line.
+fn lines(input: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+    if input.is_empty() || input.ends_with(b"\n") {
+        out.pop();
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("inspect: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = Config::builder()
+        .secrets(&args.secrets)
+        .accept_unsigned(args.accept_unsigned)
+        // express-session has no bound of its own: report its verdict.
+        .limits(Limits {
+            max_header_bytes: usize::MAX,
+            max_pairs: usize::MAX,
+        });
+    if let Some(name) = &args.name {
+        builder = builder.cookie_name(name);
+    }
+    let config = match builder.build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("inspect: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("inspect: cannot read stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let lines = lines(&input);
+    let verdict = resolve_cookie(&config, lines.iter().copied());
+    let line = match &verdict {
+        Ok(sid) => format!(
+            "{{\"ok\":true,\"sid\":{},\"reason\":\"ok\"}}",
+            serde_json::Value::from(String::from_utf8_lossy(sid.expose()))
+        ),
+        Err(e) => format!("{{\"ok\":false,\"sid\":null,\"reason\":\"{}\"}}", e.reason()),
+    };
+    if args.explain {
+        eprintln!("{}", explain(&config, lines.len(), &verdict));
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
+}
+
+fn explain(
+    config: &Config,
+    lines: usize,
+    verdict: &Result<session_sockets_core::ResolvedSid, HandshakeError>,
+) -> String {
+    let seen = format!(
+        "{lines} Cookie header line(s) read; looking for cookie `{}` with {} secret(s){}.",
+        config.cookie_name(),
+        config.keys().len(),
+        if config.accepts_unsigned() {
+            ", unsigned ids accepted"
+        } else {
+            ""
+        }
+    );
+    match verdict {
+        Ok(sid) => format!(
+            "{seen}\nok: the cookie verifies; express-session would load store key `{}` + the \
+             {}-byte session id on stdout.",
+            config.key_prefix(),
+            sid.expose().len()
+        ),
+        Err(e) => format!("{seen}\n{}: {e}", e.reason()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lines;
+
+    #[test]
+    fn stdin_lines_follow_the_interface() {
+        assert!(lines(b"").is_empty());
+        assert_eq!(lines(b"\n"), vec![&b""[..]]);
+        assert_eq!(lines(b"a=1"), vec![&b"a=1"[..]]);
+        assert_eq!(lines(b"a=1\nb=2\n"), vec![&b"a=1"[..], &b"b=2"[..]]);
+        assert_eq!(lines(b"a=1\r\n"), vec![&b"a=1\r"[..]]);
+    }
+}

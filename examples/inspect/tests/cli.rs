@@ -1,0 +1,97 @@
+//! `inspect` end to end: every express-session vector through the binary,
+//! plus the interface's usage errors.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn run(args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inspect"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("inspect runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("inspect exits");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn every_express_session_vector_through_the_binary() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/express-session-cookies.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for case in v["vectors"].as_array().unwrap() {
+        let id = case["id"].as_str().unwrap();
+        let mut args = vec!["--name", case["cookie_name"].as_str().unwrap()];
+        for s in case["secrets"].as_array().unwrap() {
+            args.extend(["--secret", s.as_str().unwrap()]);
+        }
+        let mut stdin = Vec::new();
+        for h in case["cookie_headers_wire_hex"].as_array().unwrap() {
+            stdin.extend(unhex(h.as_str().unwrap()));
+            stdin.push(b'\n');
+        }
+        let (code, out, _) = run(&args, &stdin);
+        assert_eq!(code, 0, "{id}");
+        assert_eq!(out.lines().count(), 1, "{id}: exactly one line");
+        let got: Value = serde_json::from_str(&out).unwrap();
+        let want = &case["expected"];
+        assert_eq!(got["ok"], want["ok"], "{id}");
+        assert_eq!(got["sid"], want["sid"], "{id}");
+        assert_eq!(got["reason"], want["reason"], "{id}");
+        // The keys in the documented order.
+        let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["ok", "sid", "reason"], "{id}");
+    }
+}
+
+#[test]
+fn explain_goes_to_stderr_and_usage_errors_exit_2() {
+    let (code, out, err) = run(&["--secret", "keyboard cat", "--explain"], b"foo=bar\n");
+    assert_eq!(code, 0);
+    assert_eq!(out, "{\"ok\":false,\"sid\":null,\"reason\":\"cookie_absent\"}\n");
+    assert!(err.contains("cookie_absent"), "{err}");
+    assert!(err.contains("connect.sid"), "{err}");
+
+    let (code, out, err) = run(&["--secret", "wrong", "--explain"],
+        b"connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU\n");
+    assert_eq!(code, 0);
+    assert!(out.contains("signature_invalid"));
+    assert!(err.contains("is the secret the same"), "{err}");
+
+    for args in [&[][..], &["--secret"][..], &["--bogus", "--secret", "s"][..], &["--secret", ""][..]] {
+        let (code, out, err) = run(args, b"");
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(err.contains("usage") || err.contains("secret"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn accept_unsigned_and_no_header() {
+    let (_, out, _) = run(&["--secret", "s"], b"");
+    assert_eq!(out, "{\"ok\":false,\"sid\":null,\"reason\":\"no_cookie_header\"}\n");
+    let (_, out, _) = run(&["--secret", "s", "--accept-unsigned"], b"connect.sid=abc\n");
+    assert_eq!(out, "{\"ok\":true,\"sid\":\"abc\",\"reason\":\"ok\"}\n");
+    let (_, out, _) = run(&["--secret", "s", "--name", "sid"], b"connect.sid=abc; sid=\n");
+    assert_eq!(out, "{\"ok\":false,\"sid\":null,\"reason\":\"empty_value\"}\n");
+}
