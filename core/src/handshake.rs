@@ -425,3 +425,6 @@ impl Reload {
         self.loading.is_none()
     }
 }
+
+crate::machine::forward_machine!(Handshake, Result<Session, HandshakeError>);
+crate::machine::forward_machine!(Reload, Result<Session, HandshakeError>);
