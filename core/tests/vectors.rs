@@ -6,7 +6,10 @@ use serde_json::Value;
 use session_sockets_core::{Config, record, resolve_cookie};
 
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/express-session-cookies.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/express-session-cookies.json"
+    );
     let text = std::fs::read_to_string(path).expect("the vectors file is in the repository");
     serde_json::from_str(&text).expect("the vectors file is JSON")
 }
@@ -51,7 +54,11 @@ fn r17_r18_r19_r20_r21_every_express_session_vector_resolves_the_same_sid() {
                 "{id}"
             ),
             (Err(e), false) => {
-                assert_eq!(e.reason(), expected["reason"].as_str().expect("reason"), "{id}")
+                assert_eq!(
+                    e.reason(),
+                    expected["reason"].as_str().expect("reason"),
+                    "{id}"
+                )
             }
             (got, _) => panic!("{id}: got {got:?}, expected {expected}"),
         }

@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use session_sockets_core::cookie::Limits;
 use session_sockets_core::{Config, HandshakeError, resolve_cookie};
 
-const USAGE: &str = "usage: inspect [--secret S]... [--name NAME] [--accept-unsigned] [--explain] < cookie-lines
+const USAGE: &str =
+    "usage: inspect [--secret S]... [--name NAME] [--accept-unsigned] [--explain] < cookie-lines
   Reads Cookie header lines from stdin (one per line, raw bytes) and prints
   {\"ok\":..,\"sid\":..,\"reason\":..} as express-session would resolve them.
   --secret S          a secret of the HTTP app (repeat for rotation; the first signs)
@@ -108,7 +109,10 @@ fn main() -> ExitCode {
             "{{\"ok\":true,\"sid\":{},\"reason\":\"ok\"}}",
             serde_json::Value::from(String::from_utf8_lossy(sid.expose()))
         ),
-        Err(e) => format!("{{\"ok\":false,\"sid\":null,\"reason\":\"{}\"}}", e.reason()),
+        Err(e) => format!(
+            "{{\"ok\":false,\"sid\":null,\"reason\":\"{}\"}}",
+            e.reason()
+        ),
     };
     if args.explain {
         eprintln!("{}", explain(&config, lines.len(), &verdict));

@@ -37,7 +37,10 @@ fn unhex(s: &str) -> Vec<u8> {
 
 #[test]
 fn every_express_session_vector_through_the_binary() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/data/express-session-cookies.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/express-session-cookies.json"
+    );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for case in v["vectors"].as_array().unwrap() {
         let id = case["id"].as_str().unwrap();
@@ -68,30 +71,55 @@ fn every_express_session_vector_through_the_binary() {
 fn explain_goes_to_stderr_and_usage_errors_exit_2() {
     let (code, out, err) = run(&["--secret", "keyboard cat", "--explain"], b"foo=bar\n");
     assert_eq!(code, 0);
-    assert_eq!(out, "{\"ok\":false,\"sid\":null,\"reason\":\"cookie_absent\"}\n");
+    assert_eq!(
+        out,
+        "{\"ok\":false,\"sid\":null,\"reason\":\"cookie_absent\"}\n"
+    );
     assert!(err.contains("cookie_absent"), "{err}");
     assert!(err.contains("connect.sid"), "{err}");
 
-    let (code, out, err) = run(&["--secret", "wrong", "--explain"],
-        b"connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU\n");
+    let (code, out, err) = run(
+        &["--secret", "wrong", "--explain"],
+        b"connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU\n",
+    );
     assert_eq!(code, 0);
     assert!(out.contains("signature_invalid"));
     assert!(err.contains("is the secret the same"), "{err}");
 
-    for args in [&[][..], &["--secret"][..], &["--bogus", "--secret", "s"][..], &["--secret", ""][..]] {
+    for args in [
+        &[][..],
+        &["--secret"][..],
+        &["--bogus", "--secret", "s"][..],
+        &["--secret", ""][..],
+    ] {
         let (code, out, err) = run(args, b"");
         assert_eq!(code, 2, "{args:?}");
         assert!(out.is_empty(), "{args:?}");
-        assert!(err.contains("usage") || err.contains("secret"), "{args:?}: {err}");
+        assert!(
+            err.contains("usage") || err.contains("secret"),
+            "{args:?}: {err}"
+        );
     }
 }
 
 #[test]
 fn accept_unsigned_and_no_header() {
     let (_, out, _) = run(&["--secret", "s"], b"");
-    assert_eq!(out, "{\"ok\":false,\"sid\":null,\"reason\":\"no_cookie_header\"}\n");
-    let (_, out, _) = run(&["--secret", "s", "--accept-unsigned"], b"connect.sid=abc\n");
+    assert_eq!(
+        out,
+        "{\"ok\":false,\"sid\":null,\"reason\":\"no_cookie_header\"}\n"
+    );
+    let (_, out, _) = run(
+        &["--secret", "s", "--accept-unsigned"],
+        b"connect.sid=abc\n",
+    );
     assert_eq!(out, "{\"ok\":true,\"sid\":\"abc\",\"reason\":\"ok\"}\n");
-    let (_, out, _) = run(&["--secret", "s", "--name", "sid"], b"connect.sid=abc; sid=\n");
-    assert_eq!(out, "{\"ok\":false,\"sid\":null,\"reason\":\"empty_value\"}\n");
+    let (_, out, _) = run(
+        &["--secret", "s", "--name", "sid"],
+        b"connect.sid=abc; sid=\n",
+    );
+    assert_eq!(
+        out,
+        "{\"ok\":false,\"sid\":null,\"reason\":\"empty_value\"}\n"
+    );
 }
