@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::cookie::Limits;
 use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
+use crate::set_cookie::{CookieOptions, is_cookie_domain, is_cookie_path};
 use crate::signature::Key;
 
 /// Settings shared by every session machine. Build with [`Config::builder`].
@@ -20,6 +21,10 @@ pub struct Config {
     pub(crate) store_deadline: Duration,
     pub(crate) limits: Limits,
     pub(crate) max_sid_len: usize,
+    pub(crate) default_ttl_secs: u64,
+    pub(crate) max_save_attempts: u32,
+    pub(crate) cookie: CookieOptions,
+    pub(crate) rolling: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -33,6 +38,10 @@ impl std::fmt::Debug for Config {
             .field("store_deadline", &self.store_deadline)
             .field("limits", &self.limits)
             .field("max_sid_len", &self.max_sid_len)
+            .field("default_ttl_secs", &self.default_ttl_secs)
+            .field("max_save_attempts", &self.max_save_attempts)
+            .field("cookie", &self.cookie)
+            .field("rolling", &self.rolling)
             .finish()
     }
 }
@@ -83,6 +92,30 @@ impl Config {
         &self.keys
     }
 
+    /// The store time to live of a record without `cookie.expires`
+    /// (connect-redis's `ttl`, default 86400 s).
+    pub fn default_ttl(&self) -> Duration {
+        Duration::from_secs(self.default_ttl_secs)
+    }
+
+    /// How many compare-and-set attempts a save makes before it gives up
+    /// with a conflict (default 8).
+    pub fn max_save_attempts(&self) -> u32 {
+        self.max_save_attempts
+    }
+
+    /// The cookie settings new sessions get (express-session's `cookie`
+    /// option).
+    pub fn cookie(&self) -> &CookieOptions {
+        &self.cookie
+    }
+
+    /// Whether a touch re-sends the `Set-Cookie` header (express-session's
+    /// `rolling` option).
+    pub fn rolling(&self) -> bool {
+        self.rolling
+    }
+
     /// express-session's cookie value for `sid` (`s:` + sid + `.` +
     /// signature), signed with the first secret. Not yet percent-encoded.
     pub fn sign(&self, sid: &str) -> String {
@@ -108,16 +141,24 @@ pub struct ConfigBuilder {
     store_deadline: Duration,
     limits: Limits,
     max_sid_len: usize,
+    default_ttl: Duration,
+    max_save_attempts: u32,
+    cookie: CookieOptions,
+    rolling: bool,
 }
 
 impl std::fmt::Debug for ConfigBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConfigBuilder")
             .field("cookie_name", &self.cookie_name)
-            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .field(
+                "secrets",
+                &format_args!("<{} redacted>", self.secrets.len()),
+            )
             .field("accept_unsigned", &self.accept_unsigned)
             .field("key_prefix", &self.key_prefix)
             .field("origin", &self.origin)
+            .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +174,10 @@ impl Default for ConfigBuilder {
             store_deadline: Duration::from_secs(3),
             limits: Limits::default(),
             max_sid_len: 256,
+            default_ttl: Duration::from_secs(86_400),
+            max_save_attempts: 8,
+            cookie: CookieOptions::default(),
+            rolling: false,
         }
     }
 }
@@ -234,6 +279,37 @@ impl ConfigBuilder {
         self
     }
 
+    /// The store time to live, in whole seconds, of a record whose cookie has
+    /// no `expires` (a browser-session cookie): connect-redis's `ttl` option.
+    /// Default 86400 s (one day). Sub-second parts are dropped.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// How many compare-and-set attempts a save makes when other writers
+    /// keep changing the record, before it fails with
+    /// [`WriteError::Conflict`](crate::WriteError::Conflict). Default 8.
+    pub fn max_save_attempts(mut self, attempts: u32) -> Self {
+        self.max_save_attempts = attempts;
+        self
+    }
+
+    /// The cookie settings of new sessions, as express-session's `cookie`
+    /// option (default: `Path=/; HttpOnly`, no `Max-Age`, so a
+    /// browser-session cookie). Path and domain are checked at build (R3).
+    pub fn cookie(mut self, cookie: CookieOptions) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// express-session's `rolling` option: every touch re-sends the
+    /// `Set-Cookie` header with the refreshed expiry. Default off.
+    pub fn rolling(mut self, yes: bool) -> Self {
+        self.rolling = yes;
+        self
+    }
+
     /// Checks the settings and keys the secrets.
     pub fn build(self) -> Result<Config, ConfigError> {
         if self.secrets.is_empty() {
@@ -245,10 +321,10 @@ impl ConfigBuilder {
         if !is_cookie_name(self.cookie_name.as_bytes()) {
             return Err(ConfigError::InvalidCookieName(self.cookie_name));
         }
-        if let AllowedOrigins::List(list) = &self.origin.allowed {
-            if let Some(bad) = list.iter().find(|o| !is_well_formed(o.as_bytes())) {
-                return Err(ConfigError::InvalidOrigin(bad.clone()));
-            }
+        if let AllowedOrigins::List(list) = &self.origin.allowed
+            && let Some(bad) = list.iter().find(|o| !is_well_formed(o.as_bytes()))
+        {
+            return Err(ConfigError::InvalidOrigin(bad.clone()));
         }
         if self.store_deadline.is_zero() {
             return Err(ConfigError::ZeroDeadline);
@@ -256,6 +332,20 @@ impl ConfigBuilder {
         if self.limits.max_header_bytes == 0 || self.limits.max_pairs == 0 || self.max_sid_len == 0
         {
             return Err(ConfigError::ZeroLimit);
+        }
+        if self.default_ttl.as_secs() == 0 {
+            return Err(ConfigError::ZeroTtl);
+        }
+        if self.max_save_attempts == 0 {
+            return Err(ConfigError::ZeroSaveAttempts);
+        }
+        if !is_cookie_path(&self.cookie.path) {
+            return Err(ConfigError::InvalidCookiePath(self.cookie.path));
+        }
+        if let Some(domain) = &self.cookie.domain
+            && !is_cookie_domain(domain)
+        {
+            return Err(ConfigError::InvalidCookieDomain(domain.clone()));
         }
         Ok(Config {
             cookie_name: self.cookie_name,
@@ -266,6 +356,10 @@ impl ConfigBuilder {
             store_deadline: self.store_deadline,
             limits: self.limits,
             max_sid_len: self.max_sid_len,
+            default_ttl_secs: self.default_ttl.as_secs(),
+            max_save_attempts: self.max_save_attempts,
+            cookie: self.cookie,
+            rolling: self.rolling,
         })
     }
 }
@@ -311,6 +405,14 @@ pub enum ConfigError {
     ZeroDeadline,
     /// A parse bound or the id length bound is zero.
     ZeroLimit,
+    /// The default time to live is under one second.
+    ZeroTtl,
+    /// `max_save_attempts` is zero.
+    ZeroSaveAttempts,
+    /// The cookie path has a control character, `;` or a non-ASCII byte.
+    InvalidCookiePath(String),
+    /// The cookie domain is not a host name.
+    InvalidCookieDomain(String),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -320,9 +422,9 @@ impl std::fmt::Display for ConfigError {
                 "no secret configured: pass the same secret(s) as the HTTP app's \
                  express-session `secret` option to Config::builder().secrets([..])",
             ),
-            ConfigError::EmptySecret => f.write_str(
-                "a configured secret is empty: use the HTTP app's non-empty secret",
-            ),
+            ConfigError::EmptySecret => {
+                f.write_str("a configured secret is empty: use the HTTP app's non-empty secret")
+            }
             ConfigError::InvalidCookieName(n) => write!(
                 f,
                 "cookie name `{}` is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only); \
@@ -340,6 +442,25 @@ impl std::fmt::Display for ConfigError {
             }
             ConfigError::ZeroLimit => f.write_str(
                 "a header or id bound is zero: every request would be refused; use the defaults",
+            ),
+            ConfigError::ZeroTtl => f.write_str(
+                "the default TTL is under one second: stores keep records for whole seconds; \
+                 use connect-redis's `ttl` (default 86400 s)",
+            ),
+            ConfigError::ZeroSaveAttempts => f.write_str(
+                "max_save_attempts is zero: a save needs at least one attempt; the default is 8",
+            ),
+            ConfigError::InvalidCookiePath(p) => write!(
+                f,
+                "cookie path `{}` is not a valid cookie path (printable ASCII except `;` and `<`, \
+                 as npm cookie's serialize checks); use the HTTP app's cookie.path, e.g. /",
+                p.escape_default()
+            ),
+            ConfigError::InvalidCookieDomain(d) => write!(
+                f,
+                "cookie domain `{}` is not a host name (letters, digits, `-` and `.`, \
+                 as npm cookie's serialize checks); use the HTTP app's cookie.domain, e.g. example.com",
+                d.escape_default()
             ),
         }
     }

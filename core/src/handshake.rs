@@ -103,7 +103,7 @@ fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError
 
 /// R15: an id is used as a store key only if it is short enough and has no
 /// ASCII control characters.
-fn usable_as_key(config: &Config, sid: &[u8]) -> bool {
+pub(crate) fn usable_as_key(config: &Config, sid: &[u8]) -> bool {
     sid.len() <= config.max_sid_len && !sid.iter().any(|&b| b < 0x20 || b == 0x7f)
 }
 

@@ -57,22 +57,33 @@
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 pub mod cookie;
+mod create;
 mod error;
 mod handshake;
 mod machine;
 pub mod origin;
 pub mod record;
 mod request;
+mod save;
 mod session;
+pub mod set_cookie;
 pub mod signature;
 pub mod time;
+mod touch;
+mod write;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use create::{Create, Created, Regenerate};
 pub use error::{Fault, HandshakeError};
 pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
 pub use machine::Machine;
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
+pub use save::{Save, Update};
 pub use session::{Session, SessionId};
+pub use set_cookie::{CookieOptions, SameSite, set_cookie};
+pub use touch::{Destroy, Touch};
+pub use write::{SID_RANDOM_BYTES, WriteError, sid_from_random, ttl_secs};

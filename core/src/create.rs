@@ -1,0 +1,387 @@
+//! Creating sessions: [`Create`] (insert-only, R24) and [`Regenerate`]
+//! (a new id for the same user, the old one destroyed, R11).
+//!
+//! ```text
+//! Create::new(config, data, now)
+//!   poll_request()  -> Request::Random { len: 24 }
+//!   handle_reply(id, Random(bytes), now)
+//!   poll_request()  -> Request::Create { key, value, ttl_secs }   SET NX EX
+//!   handle_reply(id, Created, now)      -> Ok(Created { session, set_cookie })
+//!   handle_reply(id, Exists, now)       -> Request::Random again (bounded)
+//! Regenerate: the same, then Request::Destroy { old key } -> Ok(Created)
+//! ```
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::handshake::usable_as_key;
+use crate::record::{self, SessionCookie};
+use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
+use crate::session::{Session, SessionId};
+use crate::set_cookie::set_cookie;
+use crate::write::{
+    Io, Redacted, SID_RANDOM_BYTES, WriteError, sid_from_random, ttl_secs, unexpected,
+};
+
+/// How many fresh ids a create tries before giving up. With 192-bit ids a
+/// single collision already means a broken random source.
+const MAX_ID_ATTEMPTS: u32 = 3;
+
+/// A newly stored session and the header that gives it to the client.
+#[derive(Clone)]
+pub struct Created {
+    /// The session as stored: [`Session::is_changed`] is `false` and a
+    /// [`Save`](crate::Save) of it compares against the stored bytes.
+    pub session: Session,
+    /// The full `Set-Cookie` header value, exactly as express-session writes
+    /// it, e.g. `connect.sid=s%3A<sid>.<signature>; Path=/; HttpOnly`. It
+    /// holds the signed id: never log it.
+    pub set_cookie: String,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("session", &self.session)
+            .field("set_cookie", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The create steps shared by [`Create`] and [`Regenerate`].
+#[derive(Debug)]
+struct Creating {
+    data: Map<String, Value>,
+    cookie: SessionCookie,
+    attempts: u32,
+    /// After the random bytes: the id, its `Set-Cookie` and the record.
+    inserting: Option<(SessionId, Redacted, Bytes)>,
+}
+
+impl Creating {
+    fn new(config: &Config, data: Map<String, Value>, now: SystemTime) -> Self {
+        Creating {
+            data,
+            cookie: config.cookie.to_session_cookie(now),
+            attempts: 0,
+            inserting: None,
+        }
+    }
+
+    fn ask_random(&mut self, config: &Config, io: &mut Io, now: SystemTime) {
+        self.inserting = None;
+        io.issue(config, now, |id| Request::Random {
+            id,
+            len: SID_RANDOM_BYTES,
+        });
+    }
+
+    /// Takes a reply; `Some` when creating is over.
+    fn on_reply(
+        &mut self,
+        config: &Config,
+        io: &mut Io,
+        reply: Reply,
+        now: SystemTime,
+    ) -> Option<Result<Created, WriteError>> {
+        match self.inserting.take() {
+            None => match reply {
+                Reply::Random(bytes) => {
+                    let Some(sid) = sid_from_random(&bytes) else {
+                        return Some(Err(WriteError::Store(format!(
+                            "the random source returned {} bytes; a session id needs {SID_RANDOM_BYTES}",
+                            bytes.len()
+                        ))));
+                    };
+                    let sid = SessionId::new(sid);
+                    let header = match set_cookie(config, &sid, &self.cookie) {
+                        Ok(h) => h,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    let ttl = ttl_secs(config, &self.cookie, now);
+                    let Ok(ttl_secs @ 1..) = u64::try_from(ttl) else {
+                        // maxAge 0: connect-redis would delete, not store.
+                        return Some(Err(WriteError::Expired));
+                    };
+                    let value = Bytes::from(record::encode(&self.cookie, &self.data));
+                    let key = StoreKey::new(config.key_prefix.as_bytes(), sid.expose().as_bytes());
+                    self.attempts += 1;
+                    io.issue(config, now, |id| Request::Create {
+                        id,
+                        key,
+                        value: value.clone(),
+                        ttl_secs,
+                    });
+                    self.inserting = Some((sid, Redacted(header), value));
+                    None
+                }
+                Reply::Failed(e) => Some(Err(WriteError::Store(e))),
+                other => Some(Err(unexpected("Random", &other, "Random"))),
+            },
+            Some((sid, header, value)) => match reply {
+                Reply::Created => {
+                    let mut session =
+                        Session::new(sid, self.cookie.clone(), std::mem::take(&mut self.data));
+                    session.mark_stored(value.0);
+                    Some(Ok(Created {
+                        session,
+                        set_cookie: header.0,
+                    }))
+                }
+                Reply::Exists if self.attempts < MAX_ID_ATTEMPTS => {
+                    self.ask_random(config, io, now);
+                    None
+                }
+                Reply::Exists => Some(Err(WriteError::IdCollision {
+                    attempts: self.attempts,
+                })),
+                Reply::Failed(e) => Some(Err(WriteError::Store(e))),
+                other => Some(Err(unexpected(
+                    "Create",
+                    &other,
+                    "Created, Exists or Failed",
+                ))),
+            },
+        }
+    }
+}
+
+/// Creates a session: asks for fresh random bytes for its id (express-
+/// session's 24 bytes, 32 base64url characters), then inserts the record
+/// only if the key is free (`SET NX EX`, R24). On an id collision it asks
+/// for fresh bytes and retries (at most 3 ids). See the [module docs](self).
+///
+/// The outcome is `Ok(`[`Created`]`)` with the stored session and its
+/// `Set-Cookie` header, or a [`WriteError`]: `IdCollision`, `Expired` (a
+/// zero `max_age`), `InvalidCookie`, `Store` or `Timeout`.
+#[must_use = "a create does nothing until its requests are run"]
+pub struct Create {
+    config: Arc<Config>,
+    io: Io,
+    creating: Creating,
+    finished: bool,
+    outcome: Option<Result<Created, WriteError>>,
+}
+
+impl std::fmt::Debug for Create {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Create")
+            .field("io", &self.io)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Create {
+    /// A session holding `data`, with the configured cookie settings and
+    /// its expiry counted from `now`.
+    pub fn new(config: Arc<Config>, data: Map<String, Value>, now: SystemTime) -> Self {
+        let mut io = Io::new();
+        let mut creating = Creating::new(&config, data, now);
+        creating.ask_random(&config, &mut io, now);
+        Create {
+            config,
+            io,
+            creating,
+            finished: false,
+            outcome: None,
+        }
+    }
+
+    /// The next request, if any.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.io.poll_request()
+    }
+
+    /// Feeds the answer to request `id`. Answers to unknown, already
+    /// answered or not yet polled ids are ignored; one at or after the
+    /// deadline fails with [`WriteError::Timeout`].
+    pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+        match self.io.accept(id, now) {
+            None => {}
+            Some(false) => self.finish(Err(WriteError::Timeout)),
+            Some(true) => {
+                if let Some(result) = self
+                    .creating
+                    .on_reply(&self.config, &mut self.io, reply, now)
+                {
+                    self.finish(result);
+                }
+            }
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.io.deadline()
+    }
+
+    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// deadline has passed; safe to call early or often.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        if self.io.is_past_deadline(now) {
+            self.finish(Err(WriteError::Timeout));
+        }
+    }
+
+    /// The outcome, once.
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<Result<Created, WriteError>> {
+        self.outcome.take()
+    }
+
+    /// Whether the machine has finished (its outcome may already be taken).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn finish(&mut self, outcome: Result<Created, WriteError>) {
+        if !self.finished {
+            self.finished = true;
+            self.io.clear();
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
+/// Gives a session a new id (on login or any privilege change, R11): creates
+/// a new record, with the old data if `carry_over`, else empty, and fresh
+/// cookie settings, exactly as [`Create`]; then destroys the old record.
+///
+/// The outcome is `Ok(`[`Created`]`)` with the new session and the
+/// `Set-Cookie` header to send, or a [`WriteError`]. If the new record was
+/// stored but destroying the old one failed, the outcome is that error
+/// (fail closed): the old id may still be valid, so treat the login as
+/// failed.
+#[must_use = "a regenerate does nothing until its requests are run"]
+pub struct Regenerate {
+    config: Arc<Config>,
+    io: Io,
+    creating: Creating,
+    old_key: Option<StoreKey>,
+    created: Option<Created>,
+    finished: bool,
+    outcome: Option<Result<Created, WriteError>>,
+}
+
+impl std::fmt::Debug for Regenerate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Regenerate")
+            .field("io", &self.io)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Regenerate {
+    /// Regenerates `session` at `now`.
+    pub fn new(config: Arc<Config>, session: Session, carry_over: bool, now: SystemTime) -> Self {
+        let old = session.id().expose().as_bytes();
+        let old_key =
+            usable_as_key(&config, old).then(|| StoreKey::new(config.key_prefix.as_bytes(), old));
+        let data = if carry_over {
+            session.data().clone()
+        } else {
+            Map::new()
+        };
+        let mut io = Io::new();
+        let mut creating = Creating::new(&config, data, now);
+        let mut outcome = None;
+        if old_key.is_some() {
+            creating.ask_random(&config, &mut io, now);
+        } else {
+            outcome = Some(Err(WriteError::InvalidSessionId));
+        }
+        Regenerate {
+            finished: outcome.is_some(),
+            config,
+            io,
+            creating,
+            old_key,
+            created: None,
+            outcome,
+        }
+    }
+
+    /// The next request, if any.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.io.poll_request()
+    }
+
+    /// Feeds the answer to request `id`. Answers to unknown, already
+    /// answered or not yet polled ids are ignored; one at or after the
+    /// deadline fails with [`WriteError::Timeout`].
+    pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+        match self.io.accept(id, now) {
+            None => {}
+            Some(false) => self.finish(Err(WriteError::Timeout)),
+            Some(true) => match self.created.take() {
+                None => match self
+                    .creating
+                    .on_reply(&self.config, &mut self.io, reply, now)
+                {
+                    None => {}
+                    Some(Err(e)) => self.finish(Err(e)),
+                    Some(Ok(created)) => {
+                        if let Some(key) = self.old_key.take() {
+                            self.io
+                                .issue(&self.config, now, |id| Request::Destroy { id, key });
+                            self.created = Some(created);
+                        } else {
+                            // `new` finishes at once without an old key.
+                            self.finish(Err(WriteError::InvalidSessionId));
+                        }
+                    }
+                },
+                Some(created) => match reply {
+                    Reply::Done | Reply::Gone => self.finish(Ok(created)),
+                    Reply::Failed(e) => self.finish(Err(WriteError::Store(e))),
+                    other => self.finish(Err(unexpected("Destroy", &other, "Done or Failed"))),
+                },
+            },
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.io.deadline()
+    }
+
+    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// deadline has passed; safe to call early or often.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        if self.io.is_past_deadline(now) {
+            self.finish(Err(WriteError::Timeout));
+        }
+    }
+
+    /// The outcome, once.
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<Result<Created, WriteError>> {
+        self.outcome.take()
+    }
+
+    /// Whether the machine has finished (its outcome may already be taken).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn finish(&mut self, outcome: Result<Created, WriteError>) {
+        if !self.finished {
+            self.finished = true;
+            self.io.clear();
+            self.created = None;
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
+crate::machine::forward_machine!(Create, Result<Created, WriteError>);
+crate::machine::forward_machine!(Regenerate, Result<Created, WriteError>);

@@ -1,0 +1,270 @@
+//! Refreshing a session's expiry ([`Touch`]) and ending it ([`Destroy`]).
+//!
+//! ```text
+//! Touch::new(config, session, now)    expires = now + originalMaxAge
+//!   poll_request() -> Request::Touch { key, ttl_secs }      EXPIRE, data untouched
+//!   handle_reply(id, Done, now)        -> Ok(session)   (+ set_cookie() if rolling)
+//!   handle_reply(id, Gone, now)        -> Err(Gone)
+//! TTL <= 0: Request::Destroy -> Err(Expired)
+//!
+//! Destroy::new(config, &sid, now)
+//!   poll_request() -> Request::Destroy { key }               DEL
+//!   handle_reply(id, Done, now)        -> Ok(())
+//! ```
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::handshake::usable_as_key;
+use crate::request::{Reply, Request, RequestId, StoreKey};
+use crate::session::{Session, SessionId};
+use crate::set_cookie::set_cookie;
+use crate::time::millis;
+use crate::write::{Io, Redacted, WriteError, ttl_secs, unexpected};
+
+/// Refreshes a session's expiry as express-session's `touch` does: when
+/// `cookie.originalMaxAge` is a number, `cookie.expires = now +
+/// originalMaxAge`; then the store's TTL is set from it (connect-redis's
+/// `touch`, an `EXPIRE`) without rewriting the record (R25).
+///
+/// The outcome is `Ok(Session)` with the refreshed cookie (its stored bytes
+/// unchanged, so a later [`Save`](crate::Save) still compares against
+/// them), or a [`WriteError`]: `Gone`, `Expired` (the TTL came out <= 0;
+/// the record is destroyed, as connect-redis's `EXPIRE` with a negative
+/// TTL does), `InvalidSessionId`, `InvalidCookie`, `Store` or `Timeout`.
+/// With `rolling` configured, [`Touch::set_cookie`] gives the header to
+/// re-send.
+#[must_use = "a touch does nothing until its request is run"]
+pub struct Touch {
+    io: Io,
+    session: Option<Session>,
+    destroying: bool,
+    set_cookie: Option<Redacted>,
+    finished: bool,
+    outcome: Option<Result<Session, WriteError>>,
+}
+
+impl std::fmt::Debug for Touch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Touch")
+            .field("io", &self.io)
+            .field("destroying", &self.destroying)
+            .field("set_cookie", &self.set_cookie)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Touch {
+    /// Touches `session` at `now`.
+    pub fn new(config: Arc<Config>, mut session: Session, now: SystemTime) -> Self {
+        let mut touch = Touch {
+            io: Io::new(),
+            session: None,
+            destroying: false,
+            set_cookie: None,
+            finished: false,
+            outcome: None,
+        };
+        let sid = session.id().expose().as_bytes();
+        if !usable_as_key(&config, sid) {
+            touch.finish(Err(WriteError::InvalidSessionId));
+            return touch;
+        }
+        let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
+        if let Some(max_age) = session.cookie().original_max_age() {
+            session
+                .cookie_mut()
+                .set_expires(Some(millis(now).saturating_add(max_age)));
+        }
+        match u64::try_from(ttl_secs(&config, session.cookie(), now)) {
+            Ok(ttl_secs @ 1..) => {
+                if config.rolling {
+                    match set_cookie(&config, session.id(), session.cookie()) {
+                        Ok(h) => touch.set_cookie = Some(Redacted(h)),
+                        Err(e) => {
+                            touch.finish(Err(e));
+                            return touch;
+                        }
+                    }
+                }
+                touch
+                    .io
+                    .issue(&config, now, |id| Request::Touch { id, key, ttl_secs });
+            }
+            _ => {
+                touch.destroying = true;
+                touch
+                    .io
+                    .issue(&config, now, |id| Request::Destroy { id, key });
+            }
+        }
+        touch.session = Some(session);
+        touch
+    }
+
+    /// The next request, if any.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.io.poll_request()
+    }
+
+    /// Feeds the answer to request `id`. Answers to unknown, already
+    /// answered or not yet polled ids are ignored; one at or after the
+    /// deadline fails with [`WriteError::Timeout`].
+    pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+        match self.io.accept(id, now) {
+            None => {}
+            Some(false) => self.finish(Err(WriteError::Timeout)),
+            Some(true) if self.destroying => match reply {
+                Reply::Done | Reply::Gone | Reply::Failed(_) => {
+                    self.finish(Err(WriteError::Expired))
+                }
+                other => self.finish(Err(unexpected("Destroy", &other, "Done or Failed"))),
+            },
+            Some(true) => match (reply, self.session.take()) {
+                (Reply::Done, Some(session)) => self.finish(Ok(session)),
+                (Reply::Done, None) => {}
+                (Reply::Gone, _) => self.finish(Err(WriteError::Gone)),
+                (Reply::Failed(e), _) => self.finish(Err(WriteError::Store(e))),
+                (other, _) => self.finish(Err(unexpected("Touch", &other, "Done, Gone or Failed"))),
+            },
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.io.deadline()
+    }
+
+    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// deadline has passed; safe to call early or often.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        if self.io.is_past_deadline(now) {
+            self.finish(Err(WriteError::Timeout));
+        }
+    }
+
+    /// The outcome, once.
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<Result<Session, WriteError>> {
+        self.outcome.take()
+    }
+
+    /// Whether the machine has finished (its outcome may already be taken).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// With `rolling` configured, the `Set-Cookie` header value to re-send
+    /// with the refreshed `Expires` (as express-session does on every
+    /// response); `None` without `rolling`, or once the touch failed. It holds
+    /// the signed id: never log it.
+    pub fn set_cookie(&self) -> Option<&str> {
+        self.set_cookie.as_ref().map(|r| r.0.as_str())
+    }
+
+    fn finish(&mut self, outcome: Result<Session, WriteError>) {
+        if !self.finished {
+            self.finished = true;
+            self.io.clear();
+            self.session = None;
+            if outcome.is_err() {
+                self.set_cookie = None;
+            }
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
+/// Destroys a session (logout): deletes its record (`DEL`). Every later
+/// save of it fails with [`WriteError::Gone`] (R24).
+///
+/// The outcome is `Ok(())` (also when there was no record) or a
+/// [`WriteError`]: `InvalidSessionId`, `Store` or `Timeout`.
+#[derive(Debug)]
+#[must_use = "a destroy does nothing until its request is run"]
+pub struct Destroy {
+    io: Io,
+    finished: bool,
+    outcome: Option<Result<(), WriteError>>,
+}
+
+impl Destroy {
+    /// Destroys the session `sid` at `now`.
+    pub fn new(config: Arc<Config>, sid: &SessionId, now: SystemTime) -> Self {
+        let mut destroy = Destroy {
+            io: Io::new(),
+            finished: false,
+            outcome: None,
+        };
+        let sid = sid.expose().as_bytes();
+        if usable_as_key(&config, sid) {
+            let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
+            destroy
+                .io
+                .issue(&config, now, |id| Request::Destroy { id, key });
+        } else {
+            destroy.finish(Err(WriteError::InvalidSessionId));
+        }
+        destroy
+    }
+
+    /// The next request, if any.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.io.poll_request()
+    }
+
+    /// Feeds the answer to request `id`. Answers to unknown, already
+    /// answered or not yet polled ids are ignored; one at or after the
+    /// deadline fails with [`WriteError::Timeout`].
+    pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+        match self.io.accept(id, now) {
+            None => {}
+            Some(false) => self.finish(Err(WriteError::Timeout)),
+            Some(true) => match reply {
+                Reply::Done | Reply::Gone => self.finish(Ok(())),
+                Reply::Failed(e) => self.finish(Err(WriteError::Store(e))),
+                other => self.finish(Err(unexpected("Destroy", &other, "Done or Failed"))),
+            },
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.io.deadline()
+    }
+
+    /// Fails with [`WriteError::Timeout`] once the deadline has passed.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        if self.io.is_past_deadline(now) {
+            self.finish(Err(WriteError::Timeout));
+        }
+    }
+
+    /// The outcome, once.
+    #[must_use]
+    pub fn poll_outcome(&mut self) -> Option<Result<(), WriteError>> {
+        self.outcome.take()
+    }
+
+    /// Whether the machine has finished (its outcome may already be taken).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn finish(&mut self, outcome: Result<(), WriteError>) {
+        if !self.finished {
+            self.finished = true;
+            self.io.clear();
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
+crate::machine::forward_machine!(Touch, Result<Session, WriteError>);
+crate::machine::forward_machine!(Destroy, Result<(), WriteError>);
