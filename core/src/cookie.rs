@@ -431,7 +431,10 @@ mod tests {
     fn r17_lines_are_one_list_and_absence_is_distinct_from_no_header() {
         assert!(matches!(scan(&[], Limits::default()), Lookup::NoHeader));
         assert!(matches!(scan(&[b""], Limits::default()), Lookup::Absent));
-        assert!(matches!(scan(&[b"a=1", b"b=2"], Limits::default()), Lookup::Absent));
+        assert!(matches!(
+            scan(&[b"a=1", b"b=2"], Limits::default()),
+            Lookup::Absent
+        ));
     }
 
     #[test]
@@ -449,7 +452,13 @@ mod tests {
             Lookup::TooLarge(LimitExceeded::Pairs { limit: 3 })
         ));
         assert!(matches!(
-            scan(&[b"a;b;connect.sid=x"], Limits { max_header_bytes: 100, max_pairs: 3 }),
+            scan(
+                &[b"a;b;connect.sid=x"],
+                Limits {
+                    max_header_bytes: 100,
+                    max_pairs: 3
+                }
+            ),
             Lookup::Found(_)
         ));
     }

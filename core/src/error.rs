@@ -119,7 +119,10 @@ impl std::fmt::Display for HandshakeError {
                  the HTTP app's express-session `name`, and has the client logged in?"
             ),
             HandshakeError::EmptyValue { cookie_name } => {
-                write!(f, "cookie `{cookie_name}` is empty: the client has no session")
+                write!(
+                    f,
+                    "cookie `{cookie_name}` is empty: the client has no session"
+                )
             }
             HandshakeError::Unsigned { cookie_name } => write!(
                 f,
@@ -155,9 +158,9 @@ impl std::fmt::Display for HandshakeError {
                 "the store has no session for this cookie: it was destroyed or expired, or the \
                  store (or its key prefix) is not the one the HTTP app uses",
             ),
-            HandshakeError::Expired => f.write_str(
-                "the session's cookie.expires has passed: the client must log in again",
-            ),
+            HandshakeError::Expired => {
+                f.write_str("the session's cookie.expires has passed: the client must log in again")
+            }
             HandshakeError::MalformedRecord(e) => write!(
                 f,
                 "the stored session is not an express-session record ({e}): is another \

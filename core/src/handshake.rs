@@ -75,25 +75,40 @@ fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError
     let name = || config.cookie_name.clone();
     let value = match lookup {
         Lookup::NoHeader => return Err(HandshakeError::NoCookieHeader),
-        Lookup::Absent => return Err(HandshakeError::CookieAbsent { cookie_name: name() }),
+        Lookup::Absent => {
+            return Err(HandshakeError::CookieAbsent {
+                cookie_name: name(),
+            });
+        }
         Lookup::TooLarge(e) => return Err(HandshakeError::HeaderTooLarge(e)),
         Lookup::Found(v) => v,
     };
     if value.is_empty() {
-        return Err(HandshakeError::EmptyValue { cookie_name: name() });
+        return Err(HandshakeError::EmptyValue {
+            cookie_name: name(),
+        });
     }
     let Some(signed) = value.strip_prefix(SIGNED_PREFIX) else {
         return if config.accept_unsigned {
-            Ok(ResolvedSid { buf: value, start: 0 })
+            Ok(ResolvedSid {
+                buf: value,
+                start: 0,
+            })
         } else {
-            Err(HandshakeError::Unsigned { cookie_name: name() })
+            Err(HandshakeError::Unsigned {
+                cookie_name: name(),
+            })
         };
     };
     let Some(sid) = unsign(signed, &config.keys) else {
-        return Err(HandshakeError::SignatureInvalid { cookie_name: name() });
+        return Err(HandshakeError::SignatureInvalid {
+            cookie_name: name(),
+        });
     };
     if sid.is_empty() {
-        return Err(HandshakeError::SignedEmptySid { cookie_name: name() });
+        return Err(HandshakeError::SignedEmptySid {
+            cookie_name: name(),
+        });
     }
     let (start, len) = (SIGNED_PREFIX.len(), sid.len());
     let mut buf = value;
@@ -160,7 +175,11 @@ impl Loading {
                 // the inline store key is all that exists (no allocation on
                 // the way to the `Load` request).
                 let sid = self.sid.take().unwrap_or_else(|| {
-                    let raw = self.key.as_bytes().get(self.prefix_len..).unwrap_or_default();
+                    let raw = self
+                        .key
+                        .as_bytes()
+                        .get(self.prefix_len..)
+                        .unwrap_or_default();
                     SessionId::new(String::from_utf8_lossy(raw).into_owned())
                 });
                 Ok(Session::from_record(sid, rec, bytes.0))
@@ -292,7 +311,11 @@ impl Handshake {
     /// [`Self::handle_headers`] for an `http::HeaderMap`.
     #[cfg(feature = "http")]
     pub fn handle_header_map(&mut self, headers: &http::HeaderMap) {
-        self.handle_headers(headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())));
+        self.handle_headers(
+            headers
+                .iter()
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+        );
     }
 
     /// The next store request, if any.

@@ -287,8 +287,14 @@ mod tests {
     #[test]
     fn r05_same_host_default_compares_with_host_header() {
         let p = OriginPolicy::default();
-        assert_eq!(p.check(&[b"http://127.0.0.1:3000"], Some(b"127.0.0.1:3000")), Ok(()));
-        assert_eq!(p.check(&[b"https://App.Example"], Some(b"app.example")), Ok(()));
+        assert_eq!(
+            p.check(&[b"http://127.0.0.1:3000"], Some(b"127.0.0.1:3000")),
+            Ok(())
+        );
+        assert_eq!(
+            p.check(&[b"https://App.Example"], Some(b"app.example")),
+            Ok(())
+        );
         assert!(matches!(
             p.check(&[b"https://evil.example"], Some(b"app.example")),
             Err(OriginRejection::NotAllowed(_))
@@ -297,6 +303,9 @@ mod tests {
             p.check(&[b"http://127.0.0.1:3001"], Some(b"127.0.0.1:3000")),
             Err(OriginRejection::NotAllowed(_))
         ));
-        assert_eq!(p.check(&[b"https://app.example"], None), Err(OriginRejection::NoHost));
+        assert_eq!(
+            p.check(&[b"https://app.example"], None),
+            Err(OriginRejection::NoHost)
+        );
     }
 }

@@ -45,7 +45,8 @@ impl SessionCookie {
     /// `httpOnly: true`, `path: "/"`.
     pub fn new(max_age_ms: Option<u64>, now_ms: i64) -> Self {
         let mut fields = Map::new();
-        let expires = max_age_ms.map(|m| now_ms.saturating_add(i64::try_from(m).unwrap_or(i64::MAX)));
+        let expires =
+            max_age_ms.map(|m| now_ms.saturating_add(i64::try_from(m).unwrap_or(i64::MAX)));
         fields.insert(
             "originalMaxAge".into(),
             max_age_ms.map_or(Value::Null, Value::from),
@@ -187,7 +188,12 @@ impl std::error::Error for RecordError {}
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         // serde_json's messages name a position and a category, never input.
-        RecordError::Json(format!("{} at line {} column {}", category(&e), e.line(), e.column()))
+        RecordError::Json(format!(
+            "{} at line {} column {}",
+            category(&e),
+            e.line(),
+            e.column()
+        ))
     })?;
     let Value::Object(mut data) = value else {
         return Err(RecordError::NotAnObject);
@@ -225,7 +231,11 @@ enum Entry<'a> {
     Value(&'a Value),
 }
 
-fn write_object<'a>(out: &mut Vec<u8>, mut keys: Vec<(&'a str, Entry<'a>)>, cookie: &SessionCookie) {
+fn write_object<'a>(
+    out: &mut Vec<u8>,
+    mut keys: Vec<(&'a str, Entry<'a>)>,
+    cookie: &SessionCookie,
+) {
     js_order(&mut keys);
     out.push(b'{');
     for (i, (k, v)) in keys.iter().enumerate() {
@@ -247,7 +257,10 @@ fn write_cookie(out: &mut Vec<u8>, cookie: &SessionCookie) {
     let mut keys: Vec<(&str, Entry<'_>)> = COOKIE_ORDER
         .iter()
         .filter_map(|k| f.get_key_value(*k))
-        .chain(f.iter().filter(|(k, _)| !COOKIE_ORDER.contains(&k.as_str())))
+        .chain(
+            f.iter()
+                .filter(|(k, _)| !COOKIE_ORDER.contains(&k.as_str())),
+        )
         .map(|(k, v)| (k.as_str(), Entry::Value(v)))
         .collect();
     // Cookie fields are named, never integer-like, but keep the rule whole.
@@ -278,7 +291,11 @@ fn js_order<T>(keys: &mut [(&str, T)]) {
 /// 2^32 - 1.
 fn array_index(k: &str) -> Option<u32> {
     let b = k.as_bytes();
-    if b.is_empty() || b.len() > 10 || !b.iter().all(u8::is_ascii_digit) || (b.len() > 1 && b[0] == b'0') {
+    if b.is_empty()
+        || b.len() > 10
+        || !b.iter().all(u8::is_ascii_digit)
+        || (b.len() > 1 && b[0] == b'0')
+    {
         return None;
     }
     let n: u64 = k.parse().ok()?;
@@ -401,9 +418,10 @@ mod tests {
 
     #[test]
     fn integer_like_keys_come_first_as_in_javascript() {
-        let data: Map<String, Value> =
-            serde_json::from_str(r#"{"b":1,"10":2,"a":{"2":0,"1":0,"x":0},"01":3,"4294967295":4,"3":5}"#)
-                .unwrap();
+        let data: Map<String, Value> = serde_json::from_str(
+            r#"{"b":1,"10":2,"a":{"2":0,"1":0,"x":0},"01":3,"4294967295":4,"3":5}"#,
+        )
+        .unwrap();
         let cookie = SessionCookie::new(None, 0);
         let out = String::from_utf8(encode(&cookie, &data)).unwrap();
         assert_eq!(

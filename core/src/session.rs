@@ -106,10 +106,7 @@ impl Session {
     /// The value under `key`, deserialized. `Ok(None)` if absent; an error if
     /// present with another shape.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
-        self.data
-            .get(key)
-            .map(|v| T::deserialize(v))
-            .transpose()
+        self.data.get(key).map(|v| T::deserialize(v)).transpose()
     }
 
     /// The raw JSON value under `key`.
@@ -148,7 +145,8 @@ impl Session {
 
     fn note_change(&mut self, key: &str) {
         if !self.changes.iter().any(|(k, _)| k == key) {
-            self.changes.push((key.to_owned(), self.data.get(key).cloned()));
+            self.changes
+                .push((key.to_owned(), self.data.get(key).cloned()));
         }
     }
 
@@ -224,7 +222,9 @@ mod tests {
 
     #[test]
     fn typed_get_insert_remove_and_change_tracking() {
-        let mut s = loaded(r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1,"user":{"id":42}}"#);
+        let mut s = loaded(
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1,"user":{"id":42}}"#,
+        );
         assert!(!s.is_changed());
         assert_eq!(s.get::<u32>("n").unwrap(), Some(1));
         assert_eq!(s.get::<u32>("missing").unwrap(), None);
@@ -236,10 +236,7 @@ mod tests {
         s.insert("n", 1).unwrap();
         assert!(!s.is_changed(), "back to the loaded value");
         assert!(s.remove("user").is_some());
-        assert_eq!(
-            s.changed_keys().collect::<Vec<_>>(),
-            vec![("user", None)]
-        );
+        assert_eq!(s.changed_keys().collect::<Vec<_>>(), vec![("user", None)]);
         assert_eq!(s.remove("nope"), None);
         assert_eq!(s.insert("cookie", 1).unwrap(), None);
         assert!(s.data().get("cookie").is_none());
@@ -251,7 +248,10 @@ mod tests {
         s.insert("a", 2).unwrap();
         s.remove("c");
         let theirs = r#"{"cookie":{"path":"/"},"a":5,"b":7,"c":1,"d":1}"#;
-        s.rebase(record::decode(theirs.as_bytes()).unwrap(), Arc::from(theirs.as_bytes()));
+        s.rebase(
+            record::decode(theirs.as_bytes()).unwrap(),
+            Arc::from(theirs.as_bytes()),
+        );
         assert_eq!(
             String::from_utf8(s.encode()).unwrap(),
             r#"{"cookie":{"path":"/"},"a":2,"b":7,"d":1}"#
@@ -265,6 +265,9 @@ mod tests {
         let d = format!("{s:?}");
         assert!(!d.contains("\"sid\""), "{d}");
         assert!(!d.contains("s3cr3t"), "{d}");
-        assert_eq!(format!("{:?}", SessionId::new("abc")), "SessionId(<redacted>)");
+        assert_eq!(
+            format!("{:?}", SessionId::new("abc")),
+            "SessionId(<redacted>)"
+        );
     }
 }

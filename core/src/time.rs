@@ -110,7 +110,13 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':')) {
         return None;
     }
-    let (y, mo, d, h, mi) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?);
+    let (y, mo, d, h, mi) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+    );
     let mut i = 16;
     let mut sec = 0;
     let mut milli = 0;
@@ -170,9 +176,15 @@ mod tests {
         assert_eq!(to_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(to_iso(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(parse_iso("2000-02-29T00:00:00Z"), Some(951_782_400_000));
-        assert_eq!(parse_iso("2000-02-29T01:00:00+01:00"), Some(951_782_400_000));
+        assert_eq!(
+            parse_iso("2000-02-29T01:00:00+01:00"),
+            Some(951_782_400_000)
+        );
         assert_eq!(parse_iso("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
-        assert_eq!(parse_iso("2000-02-29T00:00:00.123456Z"), Some(951_782_400_123));
+        assert_eq!(
+            parse_iso("2000-02-29T00:00:00.123456Z"),
+            Some(951_782_400_123)
+        );
     }
 
     #[test]
