@@ -1,0 +1,290 @@
+//! A real `redis-server` for tests: started on a free loopback port in its
+//! own temporary directory, with persistence off, and killed on drop.
+//!
+//! Include it with
+//! `#[path = "support/redis_server.rs"] mod redis_server;`
+//! (from `shims/tests/`) or an equivalent path from another package.
+//! Standard library only, so any package can reuse it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A running `redis-server`, stopped when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+/// A reply from [`RedisServer::command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resp {
+    /// `+OK` and other simple strings.
+    Simple(String),
+    /// `-ERR ...`.
+    Error(String),
+    /// `:n`.
+    Int(i64),
+    /// `$n` bulk bytes.
+    Bulk(Vec<u8>),
+    /// `$-1` / `*-1`.
+    Nil,
+    /// `*n`.
+    Array(Vec<Resp>),
+}
+
+fn find_redis_server() -> PathBuf {
+    if let Ok(p) = std::env::var("REDIS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for dir in candidates
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+    {
+        let p = dir.join("redis-server");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "redis-server not found on PATH (or in $REDIS_SERVER). These tests start a real Redis: \
+         install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis`, \
+         or run examples/express-interop/ensure-deps.sh"
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl RedisServer {
+    /// Starts a fresh server on a free loopback port and waits until it
+    /// answers `PING`.
+    pub fn start() -> Self {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match Self::try_start_on(port) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("could not start redis-server: {last}");
+    }
+
+    fn try_start_on(port: u16) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "session-sockets-redis-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let child = Command::new(find_redis_server())
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--protected-mode", "yes"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn redis-server: {e}"))?;
+        let mut server = RedisServer {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
+                return Err(format!(
+                    "redis-server exited at start ({status}); port {port} busy?"
+                ));
+            }
+            if server.ping() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server on port {port} did not answer PING within 10 s"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Whether the server answers `PING` right now (200 ms budget).
+    pub fn ping(&self) -> bool {
+        matches!(self.try_command(&[b"PING"], Duration::from_millis(200)), Ok(Resp::Simple(s)) if s == "PONG")
+    }
+
+    /// Kills the server (SIGKILL) and waits for it; the port is free after.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a new server on the same port (after [`kill`](Self::kill)),
+    /// empty, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::try_start_on(self.port) {
+                Ok(mut fresh) => {
+                    self.child = fresh.child.take();
+                    let _ = std::fs::remove_dir_all(&fresh.dir);
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("restart redis-server: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill {sig} failed");
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Runs one command on a fresh connection and returns the reply.
+    /// Panics if the server does not answer within 5 s.
+    pub fn command(&self, args: &[&[u8]]) -> Resp {
+        self.try_command(args, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("redis command failed: {e}"))
+    }
+
+    /// `GET key`.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self.command(&[b"GET", key.as_bytes()]) {
+            Resp::Bulk(b) => Some(b),
+            Resp::Nil => None,
+            other => panic!("GET: unexpected reply {other:?}"),
+        }
+    }
+
+    /// `TTL key` (-2: no key, -1: no expiry).
+    pub fn ttl(&self, key: &str) -> i64 {
+        match self.command(&[b"TTL", key.as_bytes()]) {
+            Resp::Int(n) => n,
+            other => panic!("TTL: unexpected reply {other:?}"),
+        }
+    }
+
+    /// Runs one command with a time budget.
+    pub fn try_command(&self, args: &[&[u8]], budget: Duration) -> Result<Resp, String> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut stream =
+            TcpStream::connect_timeout(&addr, budget).map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(budget))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(budget))
+            .map_err(|e| e.to_string())?;
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+        let mut reader = BufReader::new(stream);
+        read_resp(&mut reader)
+    }
+}
+
+fn read_line(r: &mut impl BufRead) -> Result<String, String> {
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| format!("read: {e}"))?;
+    if !line.ends_with("\r\n") {
+        return Err("connection closed mid-reply".into());
+    }
+    line.truncate(line.len() - 2);
+    Ok(line)
+}
+
+fn read_resp(r: &mut impl BufRead) -> Result<Resp, String> {
+    let line = read_line(r)?;
+    let (tag, rest) = line.split_at(1.min(line.len()));
+    let n = || {
+        rest.parse::<i64>()
+            .map_err(|e| format!("bad length {rest:?}: {e}"))
+    };
+    match tag {
+        "+" => Ok(Resp::Simple(rest.to_owned())),
+        "-" => Ok(Resp::Error(rest.to_owned())),
+        ":" => Ok(Resp::Int(n()?)),
+        "$" => {
+            let len = n()?;
+            if len < 0 {
+                return Ok(Resp::Nil);
+            }
+            let mut buf = vec![0; len as usize + 2];
+            r.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
+            buf.truncate(len as usize);
+            Ok(Resp::Bulk(buf))
+        }
+        "*" => {
+            let len = n()?;
+            if len < 0 {
+                return Ok(Resp::Nil);
+            }
+            (0..len)
+                .map(|_| read_resp(r))
+                .collect::<Result<_, _>>()
+                .map(Resp::Array)
+        }
+        _ => Err(format!("unexpected reply line {line:?}")),
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SIGKILL also ends a paused (SIGSTOPped) server.
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
