@@ -117,7 +117,11 @@ impl std::fmt::Display for WriteError {
                 "the stored session is not an express-session record ({e}): is another \
                  application writing under the same key prefix?"
             ),
-            WriteError::Store(e) => write!(f, "the session store failed: {e}"),
+            WriteError::Store(e) => write!(
+                f,
+                "the session store failed ({e}): is it up and reachable, and is it the store \
+                 the HTTP app uses?"
+            ),
             WriteError::Timeout => f.write_str(
                 "the session store did not answer before the deadline, so the write may or may \
                  not have happened: is the store up and reachable? (Config::store_deadline sets \

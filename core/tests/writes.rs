@@ -1,0 +1,1043 @@
+//! Golden transcripts of the write machines (Create, Save, Touch, Destroy,
+//! Regenerate): every request they emit and every reply they can get,
+//! including wrong ids, duplicate replies and replies after the deadline;
+//! and the connect-redis reference records, byte for byte.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use session_sockets_core::time::from_millis;
+use session_sockets_core::{
+    Bytes, Config, ConfigError, CookieOptions, Create, Created, Destroy, Machine, Regenerate,
+    Reply, Request, RequestId, SameSite, Save, Session, SessionId, Touch, WriteError, record,
+    set_cookie,
+};
+
+const T0_MS: i64 = 1_795_954_467_949;
+const DEADLINE: Duration = Duration::from_secs(2);
+
+fn t(ms: i64) -> SystemTime {
+    from_millis(T0_MS + ms)
+}
+
+fn config() -> Arc<Config> {
+    Arc::new(
+        Config::builder()
+            .secret("keyboard cat")
+            .store_deadline(DEADLINE)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn data(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("an object"),
+    }
+}
+
+/// A session loaded from `json` under id `sid-1`.
+fn loaded(json: &str) -> Session {
+    let rec = record::decode(json.as_bytes()).unwrap();
+    Session::from_record(SessionId::new("sid-1"), rec, Arc::from(json.as_bytes()))
+}
+
+const REC: &str =
+    r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1,"a":"x"}"#;
+
+fn random(byte: u8) -> Reply {
+    Reply::Random(Bytes::from(vec![byte; 24]))
+}
+
+fn sid_of(byte: u8) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([byte; 24])
+}
+
+fn req<M: Machine>(m: &mut M) -> Request {
+    let r = m.poll_request().expect("a request");
+    assert_eq!(m.poll_request(), None, "one request at a time");
+    r
+}
+
+fn text(b: &Bytes) -> &str {
+    std::str::from_utf8(b).unwrap()
+}
+
+fn vectors() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/express-session-cookies.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------- vectors
+
+/// The config express-session and connect-redis used for a session record.
+fn record_config(rec: &Value) -> Config {
+    let opts = &rec["express_session_options"];
+    let secrets: Vec<String> = opts["secret"]
+        .as_str()
+        .unwrap()
+        .trim_matches(['<', '>'])
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let c = &opts["cookie"];
+    let cookie = CookieOptions {
+        max_age: c["maxAge"].as_u64().map(Duration::from_millis),
+        secure: c["secure"].as_bool().unwrap_or(false),
+        http_only: c["httpOnly"].as_bool().unwrap_or(true),
+        path: c["path"].as_str().unwrap_or("/").to_owned(),
+        domain: c["domain"].as_str().map(str::to_owned),
+        same_site: c["sameSite"].as_str().map(|s| match s {
+            "lax" => SameSite::Lax,
+            "strict" => SameSite::Strict,
+            _ => SameSite::None,
+        }),
+    };
+    Config::builder()
+        .secrets(secrets)
+        .cookie_name(opts["name"].as_str().unwrap_or("connect.sid"))
+        .key_prefix(
+            rec["connect_redis_options"]["prefix"]
+                .as_str()
+                .unwrap_or("sess:"),
+        )
+        .cookie(cookie)
+        .rolling(opts["rolling"].as_bool().unwrap_or(false))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
+    let v = vectors();
+    let recs = v["session_records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3);
+    for rec in recs {
+        let name = rec["name"].as_str().unwrap();
+        let config = Arc::new(record_config(rec));
+        let key = rec["redis_key"].as_str().unwrap();
+        let sid = &key[config.key_prefix().len()..];
+        let value = rec["redis_value"].as_str().unwrap();
+        let stored = record::decode(value.as_bytes()).unwrap();
+        // express-session stamps `expires` when it creates the cookie:
+        // that instant is `expires - originalMaxAge`.
+        let created_ms = match (stored.cookie.expires_ms(), stored.cookie.original_max_age()) {
+            (Some(e), Some(m)) => e - m,
+            _ => rec["request_time_ms"].as_i64().unwrap(),
+        };
+        let now = from_millis(created_ms);
+        // The 24 random bytes behind the recorded id.
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sid)
+            .unwrap();
+        assert_eq!(bytes.len(), 24, "{name}");
+
+        let mut m = Create::new(Arc::clone(&config), stored.data.clone(), now);
+        let Request::Random { id, len: 24 } = req(&mut m) else {
+            panic!("{name}: asks for 24 random bytes first")
+        };
+        m.handle_reply(id, Reply::Random(Bytes::from(bytes)), now);
+        let Request::Create {
+            id,
+            key: k,
+            value: bytes,
+            ttl_secs,
+        } = req(&mut m)
+        else {
+            panic!("{name}: then an insert-only create")
+        };
+        assert_eq!(k.as_bytes(), key.as_bytes(), "{name}");
+        assert_eq!(text(&bytes), value, "{name}");
+        assert_eq!(ttl_secs, rec["ttl_seconds"].as_u64().unwrap(), "{name}");
+        m.handle_reply(id, Reply::Created, now);
+        let Created {
+            session,
+            set_cookie,
+        } = m.poll_outcome().unwrap().unwrap();
+        assert_eq!(
+            set_cookie,
+            rec["set_cookie_header"][0].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(session.id().expose(), sid);
+        assert!(!session.is_changed(), "{name}: stored");
+        assert!(m.is_finished());
+        assert_eq!(m.poll_outcome().map(|_| ()), None, "the outcome comes once");
+
+        // The follow-up request with the same cookie, unmodified: only an
+        // EXPIRE with the recorded TTL, and a Set-Cookie only when rolling.
+        let follow = rec["follow_up_request_same_cookie_unmodified"].clone();
+        let later = from_millis(created_ms + 100);
+        let mut touch = Touch::new(Arc::clone(&config), session, later);
+        let Request::Touch {
+            id,
+            key: k,
+            ttl_secs,
+        } = req(&mut touch)
+        else {
+            panic!("{name}: a touch is an EXPIRE")
+        };
+        let cmds = follow["redis_commands"].as_array().unwrap();
+        assert_eq!(cmds[1]["cmd"], "EXPIRE");
+        assert_eq!(k.as_bytes(), key.as_bytes());
+        assert_eq!(ttl_secs, cmds[1]["ttl"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            touch.set_cookie(),
+            follow["set_cookie_header"][0].as_str(),
+            "{name}"
+        );
+        touch.handle_reply(id, Reply::Done, later);
+        let s = touch.poll_outcome().unwrap().unwrap();
+        assert_eq!(
+            s.loaded_bytes().map(|b| &b[..]),
+            Some(value.as_bytes()),
+            "{name}: a touch does not rewrite the record"
+        );
+        assert_eq!(
+            session_sockets_core::ttl_secs(&config, s.cookie(), later),
+            cmds[1]["ttl"].as_i64().unwrap()
+        );
+    }
+}
+
+#[test]
+fn r3_set_cookie_writes_every_attribute_in_npm_cookie_order() {
+    // Expected bytes from express-session 1.19.0's Cookie#serialize.
+    let rec = record::decode(br#"{"cookie":{"originalMaxAge":1000,"partitioned":true,"priority":"HIGH","expires":"2026-11-29T12:14:27.949Z","secure":true,"httpOnly":true,"domain":".Example.com","path":"/a b","sameSite":true}}"#).unwrap();
+    let header = set_cookie(&config(), &SessionId::new("sid é+/"), &rec.cookie).unwrap();
+    assert_eq!(
+        header,
+        "connect.sid=s%3Asid%20%C3%A9%2B%2F.c7dMtNqZK7VN8kzV6ysD9HYIimCyHVT3rMY%2BZFP7BRc; \
+         Domain=.Example.com; Path=/a b; Expires=Sun, 29 Nov 2026 12:14:27 GMT; HttpOnly; \
+         Secure; Partitioned; Priority=High; SameSite=Strict"
+    );
+}
+
+#[test]
+fn r3_set_cookie_refuses_what_npm_cookie_refuses() {
+    let sid = SessionId::new("abc");
+    for (cookie, field) in [
+        (r#"{"domain":"a.com; Secure"}"#, "domain"),
+        (r#"{"domain":5}"#, "domain"),
+        (r#"{"path":"/;Domain=evil"}"#, "path"),
+        (r#"{"path":"/\n"}"#, "path"),
+        (r#"{"priority":"urgent"}"#, "priority"),
+        (r#"{"sameSite":"sometimes"}"#, "sameSite"),
+        (r#"{"sameSite":1}"#, "sameSite"),
+    ] {
+        let rec = record::decode(format!(r#"{{"cookie":{cookie}}}"#).as_bytes()).unwrap();
+        assert_eq!(
+            set_cookie(&config(), &sid, &rec.cookie),
+            Err(WriteError::InvalidCookie { field }),
+            "{cookie}"
+        );
+    }
+    // Falsy values are skipped, as JavaScript's `if (opt.x)` skips them.
+    let rec = record::decode(
+        br#"{"cookie":{"domain":"","path":"","httpOnly":0,"secure":null,"sameSite":false,"priority":""}}"#,
+    )
+    .unwrap();
+    let h = set_cookie(&config(), &sid, &rec.cookie).unwrap();
+    assert!(!h.contains(';'), "{h}");
+}
+
+#[test]
+fn r3_r14_config_validates_cookie_options() {
+    let build = |c: CookieOptions| Config::builder().secret("s").cookie(c).build();
+    assert!(matches!(
+        build(CookieOptions {
+            path: "/a;b".into(),
+            ..CookieOptions::default()
+        }),
+        Err(ConfigError::InvalidCookiePath(_))
+    ));
+    let e = build(CookieOptions {
+        domain: Some("evil.com; Secure".into()),
+        ..CookieOptions::default()
+    })
+    .unwrap_err();
+    assert!(matches!(e, ConfigError::InvalidCookieDomain(_)));
+    assert!(e.to_string().contains("cookie.domain"), "{e}");
+    assert_eq!(
+        Config::builder()
+            .secret("s")
+            .max_save_attempts(0)
+            .build()
+            .unwrap_err(),
+        ConfigError::ZeroSaveAttempts
+    );
+    assert_eq!(
+        Config::builder()
+            .secret("s")
+            .default_ttl(Duration::from_millis(999))
+            .build()
+            .unwrap_err(),
+        ConfigError::ZeroTtl
+    );
+    let c = Config::builder().secret("s").build().unwrap();
+    assert_eq!(c.default_ttl(), Duration::from_secs(86_400));
+    assert_eq!(c.max_save_attempts(), 8);
+    assert_eq!(c.cookie(), &CookieOptions::default());
+    assert!(c.cookie().http_only && c.cookie().path == "/" && !c.cookie().secure);
+    assert!(!c.rolling());
+}
+
+// ----------------------------------------------------------------- create
+
+#[test]
+fn create_golden_transcript() {
+    let config = config();
+    let mut m = Create::new(Arc::clone(&config), data(json!({"user": "ada"})), t(0));
+    assert_eq!(m.poll_timeout(), Some(t(0) + DEADLINE));
+    assert_eq!(
+        req(&mut m),
+        Request::Random {
+            id: RequestId(1),
+            len: 24
+        }
+    );
+    m.handle_reply(RequestId(1), random(7), t(10));
+    let sid = sid_of(7);
+    assert_eq!(sid.len(), 32);
+    let expected_value = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"user":"ada"}"#;
+    assert_eq!(
+        req(&mut m),
+        Request::Create {
+            id: RequestId(2),
+            key: session_sockets_core::StoreKey::new(b"sess:", sid.as_bytes()),
+            value: Bytes::from(expected_value.as_bytes()),
+            ttl_secs: 86_400,
+        }
+    );
+    assert_eq!(
+        m.poll_timeout(),
+        Some(t(10) + DEADLINE),
+        "deadline per request"
+    );
+    m.handle_reply(RequestId(2), Reply::Created, t(20));
+    let created = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(created.session.id().expose(), sid);
+    assert_eq!(
+        created.session.get::<String>("user").unwrap().unwrap(),
+        "ada"
+    );
+    assert!(
+        created
+            .set_cookie
+            .starts_with(&format!("connect.sid=s%3A{sid}."))
+    );
+    assert!(created.set_cookie.ends_with("; Path=/; HttpOnly"));
+    assert_eq!(m.poll_timeout(), None);
+    assert_eq!(m.poll_request(), None);
+}
+
+#[test]
+fn create_retries_a_colliding_id_with_fresh_bytes_then_gives_up() {
+    let mut m = Create::new(config(), Map::new(), t(0));
+    let mut sids = Vec::new();
+    for (i, byte) in [1u8, 2, 3].into_iter().enumerate() {
+        let Request::Random { id, .. } = req(&mut m) else {
+            panic!()
+        };
+        m.handle_reply(id, random(byte), t(0));
+        let Request::Create { id, key, .. } = req(&mut m) else {
+            panic!()
+        };
+        sids.push(key);
+        m.handle_reply(id, Reply::Exists, t(0));
+        if i < 2 {
+            assert!(!m.is_finished(), "retries after a collision");
+        }
+    }
+    assert_ne!(sids[0], sids[1]);
+    let e = m.poll_outcome().unwrap().unwrap_err();
+    assert_eq!(e, WriteError::IdCollision { attempts: 3 });
+    assert_eq!(e.reason(), "id_collision");
+    assert!(e.to_string().contains("CSPRNG"), "{e}");
+    assert_eq!(m.poll_request(), None);
+}
+
+#[test]
+fn create_every_failing_reply() {
+    let start = |m: &mut Create| {
+        let Request::Random { id, .. } = req(m) else {
+            panic!()
+        };
+        id
+    };
+    // Too few random bytes.
+    let mut m = Create::new(config(), Map::new(), t(0));
+    let id = start(&mut m);
+    m.handle_reply(id, Reply::Random(Bytes::from(vec![0; 16])), t(0));
+    let e = m.poll_outcome().unwrap().unwrap_err();
+    assert!(
+        matches!(&e, WriteError::Store(s) if s.contains("16 bytes")),
+        "{e}"
+    );
+    // A store failure at either step, and out-of-protocol answers.
+    for (at_create, reply, reason) in [
+        (false, Reply::Failed("down".into()), "store_error"),
+        (false, Reply::Done, "store_error"),
+        (true, Reply::Failed("down".into()), "store_error"),
+        (true, Reply::Swapped, "store_error"),
+        (true, Reply::Gone, "store_error"),
+    ] {
+        let mut m = Create::new(config(), Map::new(), t(0));
+        let mut id = start(&mut m);
+        if at_create {
+            m.handle_reply(id, random(1), t(0));
+            id = req(&mut m).id();
+        }
+        m.handle_reply(id, reply.clone(), t(0));
+        let e = m.poll_outcome().unwrap().unwrap_err();
+        assert_eq!(e.reason(), reason, "{reply:?}");
+        if let Reply::Failed(msg) = reply {
+            assert_eq!(e, WriteError::Store(msg));
+        } else {
+            assert!(e.to_string().contains("expected"), "{e}");
+        }
+        assert_eq!(m.poll_request(), None);
+    }
+    // maxAge 0: the record would expire at once, so nothing is stored.
+    let zero = Arc::new(
+        Config::builder()
+            .secret("s")
+            .cookie(CookieOptions {
+                max_age: Some(Duration::ZERO),
+                ..CookieOptions::default()
+            })
+            .build()
+            .unwrap(),
+    );
+    let mut m = Create::new(zero, Map::new(), t(0));
+    let id = start(&mut m);
+    m.handle_reply(id, random(1), t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(m.poll_outcome().unwrap().unwrap_err(), WriteError::Expired);
+}
+
+// ------------------------------------------------------------------- save
+
+#[test]
+fn r25_save_only_when_changed() {
+    let s = loaded(REC);
+    let mut m = Save::new(config(), s, t(0));
+    assert_eq!(m.poll_request(), None, "no write for an unchanged session");
+    assert_eq!(m.poll_timeout(), None);
+    let s = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(REC.as_bytes()));
+    // Setting a key to the value it has is no change either.
+    let mut s = s;
+    s.insert("n", 1).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    assert_eq!(m.poll_request(), None);
+    assert!(m.poll_outcome().unwrap().is_ok());
+}
+
+#[test]
+fn save_golden_transcript() {
+    let mut s = loaded(REC);
+    s.insert("n", 2).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    let expected_new = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":2,"a":"x"}"#;
+    assert_eq!(
+        req(&mut m),
+        Request::CompareAndSet {
+            id: RequestId(1),
+            key: session_sockets_core::StoreKey::new(b"sess:", b"sid-1"),
+            expected: Bytes::from(REC.as_bytes()),
+            new: Bytes::from(expected_new.as_bytes()),
+            ttl_secs: 86_400,
+        }
+    );
+    m.handle_reply(RequestId(1), Reply::Swapped, t(5));
+    let s = m.poll_outcome().unwrap().unwrap();
+    assert!(!s.is_changed());
+    assert_eq!(
+        s.loaded_bytes().map(|b| &b[..]),
+        Some(expected_new.as_bytes()),
+        "the next save compares against what this one wrote"
+    );
+    assert_eq!(m.attempts(), 1);
+}
+
+#[test]
+fn r24_save_never_resurrects() {
+    let mut s = loaded(REC);
+    s.insert("n", 2).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Gone, t(0));
+    let e = m.poll_outcome().unwrap().unwrap_err();
+    assert_eq!(e, WriteError::Gone);
+    assert!(e.to_string().contains("not brought back"), "{e}");
+    assert_eq!(m.poll_request(), None, "no create, no retry");
+}
+
+#[test]
+fn r25_save_conflict_reapplies_only_this_sides_keys() {
+    let mut s = loaded(REC);
+    s.insert("n", 10).unwrap(); // this side's change
+    s.remove("a"); // and a removal
+    let mut m = Save::new(config(), s, t(0));
+    let id = req(&mut m).id();
+    // Meanwhile another writer changed `n`, `a` and added `b`.
+    let theirs = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":5,"a":"y","b":true}"#;
+    m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.as_bytes())), t(1));
+    let Request::CompareAndSet {
+        id, expected, new, ..
+    } = req(&mut m)
+    else {
+        panic!("retries with a compare-and-set")
+    };
+    assert_eq!(id, RequestId(2));
+    assert_eq!(text(&expected), theirs, "against the current bytes");
+    assert_eq!(
+        text(&new),
+        r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":10,"b":true}"#,
+        "this side's keys win, theirs stay"
+    );
+    // A late duplicate of the first reply is ignored.
+    m.handle_reply(RequestId(1), Reply::Swapped, t(2));
+    assert!(!m.is_finished());
+    m.handle_reply(id, Reply::Swapped, t(2));
+    let s = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(s.get::<bool>("b").unwrap(), Some(true));
+    assert_eq!(m.attempts(), 2);
+}
+
+#[test]
+fn save_conflict_already_holding_the_change_writes_nothing_more() {
+    let mut s = loaded(REC);
+    s.insert("n", 5).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    let id = req(&mut m).id();
+    let theirs = r#"{"cookie":{"expires":null},"n":5,"z":0}"#;
+    m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.as_bytes())), t(0));
+    assert_eq!(m.poll_request(), None);
+    let s = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(theirs.as_bytes()));
+}
+
+#[test]
+fn save_conflicts_are_bounded() {
+    let config = Arc::new(
+        Config::builder()
+            .secret("s")
+            .max_save_attempts(3)
+            .build()
+            .unwrap(),
+    );
+    let mut s = loaded(REC);
+    s.insert("mine", 1).unwrap();
+    let mut m = Save::new(config, s, t(0));
+    for i in 0..3 {
+        let id = req(&mut m).id();
+        let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
+        m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.into_bytes())), t(0));
+    }
+    let e = m.poll_outcome().unwrap().unwrap_err();
+    assert_eq!(e, WriteError::Conflict { attempts: 3 });
+    assert_eq!(e.reason(), "conflict");
+    assert!(e.to_string().contains("max_save_attempts"), "{e}");
+    assert_eq!(m.poll_request(), None);
+}
+
+#[test]
+fn save_every_failing_reply() {
+    for (reply, want) in [
+        (
+            Reply::Conflict(Bytes::from(&b"not json"[..])),
+            "malformed_record",
+        ),
+        (Reply::Failed("boom".into()), "store_error"),
+        (Reply::Created, "store_error"),
+        (Reply::Found(Bytes::from(REC.as_bytes())), "store_error"),
+    ] {
+        let mut s = loaded(REC);
+        s.insert("n", 3).unwrap();
+        let mut m = Save::new(config(), s, t(0));
+        let id = req(&mut m).id();
+        m.handle_reply(id, reply.clone(), t(0));
+        let e = m.poll_outcome().unwrap().unwrap_err();
+        assert_eq!(e.reason(), want, "{reply:?}");
+        assert!(!e.to_string().contains("sid-1"));
+    }
+    // Never stored: nothing to compare against; a save never creates.
+    let mut s = Session::new(
+        SessionId::new("x"),
+        record::SessionCookie::new(None, 0),
+        Map::new(),
+    );
+    s.insert("a", 1).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err(),
+        WriteError::NotStored
+    );
+    // R15: an id that cannot be a store key.
+    let rec = record::decode(REC.as_bytes()).unwrap();
+    let mut s = Session::from_record(SessionId::new("a\nb"), rec, Arc::from(REC.as_bytes()));
+    s.insert("a", 1).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err(),
+        WriteError::InvalidSessionId
+    );
+}
+
+#[test]
+fn r13_save_of_an_expired_session_destroys_instead() {
+    // expires passed 1 ms ago: connect-redis's TTL is 0, so it deletes.
+    let json = format!(
+        r#"{{"cookie":{{"originalMaxAge":1000,"expires":"{}"}},"n":1}}"#,
+        session_sockets_core::time::to_iso(T0_MS - 1)
+    );
+    let mut s = loaded(&json);
+    s.insert("n", 2).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    let Request::Destroy { id, key } = req(&mut m) else {
+        panic!("destroys")
+    };
+    assert_eq!(key.as_bytes(), b"sess:sid-1");
+    m.handle_reply(id, Reply::Done, t(0));
+    assert_eq!(m.poll_outcome().unwrap().unwrap_err(), WriteError::Expired);
+    assert_eq!(m.attempts(), 0, "no compare-and-set");
+    // A conflict whose current record has expired destroys too.
+    let mut s = loaded(REC);
+    s.insert("n", 2).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Conflict(Bytes::from(json.into_bytes())), t(0));
+    assert!(matches!(req(&mut m), Request::Destroy { .. }));
+}
+
+#[test]
+fn save_with_update_reruns_the_update_on_the_current_record() {
+    let mut s = loaded(REC);
+    s.insert("mine", "x").unwrap();
+    let bump = Box::new(|s: &mut Session| {
+        let n = s.get::<i64>("n").unwrap().unwrap_or(0);
+        s.insert("n", n + 1).unwrap();
+    });
+    let mut m = Save::with_update(config(), s, bump, t(0));
+    let Request::CompareAndSet { id, new, .. } = req(&mut m) else {
+        panic!()
+    };
+    assert!(text(&new).contains(r#""n":2"#));
+    let theirs = r#"{"cookie":{"expires":null},"n":7}"#;
+    m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.as_bytes())), t(0));
+    let Request::CompareAndSet {
+        id, expected, new, ..
+    } = req(&mut m)
+    else {
+        panic!()
+    };
+    assert_eq!(text(&expected), theirs);
+    assert_eq!(
+        text(&new),
+        r#"{"cookie":{"expires":null},"n":8}"#,
+        "the update re-runs on the current record (keys set outside it are not carried)"
+    );
+    m.handle_reply(id, Reply::Swapped, t(0));
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap().get::<i64>("n").unwrap(),
+        Some(8)
+    );
+}
+
+#[test]
+fn r24_a_created_session_is_saveable_against_its_stored_bytes() {
+    let mut c = Create::new(config(), data(json!({"k": 1})), t(0));
+    let id = req(&mut c).id();
+    c.handle_reply(id, random(9), t(0));
+    let Request::Create { id, value, .. } = req(&mut c) else {
+        panic!()
+    };
+    c.handle_reply(id, Reply::Created, t(0));
+    let mut s = c.poll_outcome().unwrap().unwrap().session;
+    s.insert("k", 2).unwrap();
+    let mut m = Save::new(config(), s, t(0));
+    let Request::CompareAndSet { expected, .. } = req(&mut m) else {
+        panic!()
+    };
+    assert_eq!(expected, value);
+}
+
+// ------------------------------------------------------------------ touch
+
+#[test]
+fn r25_touch_refreshes_expiry_without_rewriting() {
+    let json = format!(
+        r#"{{"cookie":{{"originalMaxAge":60000,"expires":"{}","httpOnly":true,"path":"/"}},"n":1}}"#,
+        session_sockets_core::time::to_iso(T0_MS + 1000)
+    );
+    let s = loaded(&json);
+    let mut m = Touch::new(config(), s, t(500));
+    assert_eq!(
+        req(&mut m),
+        Request::Touch {
+            id: RequestId(1),
+            key: session_sockets_core::StoreKey::new(b"sess:", b"sid-1"),
+            ttl_secs: 60,
+        }
+    );
+    assert_eq!(m.set_cookie(), None, "not rolling");
+    m.handle_reply(RequestId(1), Reply::Done, t(600));
+    let s = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(s.cookie().expires_ms(), Some(T0_MS + 500 + 60_000));
+    assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(json.as_bytes()));
+    assert!(!s.is_changed());
+    // A browser-session cookie gets the default TTL.
+    let mut m = Touch::new(config(), loaded(REC), t(0));
+    let Request::Touch { ttl_secs, .. } = req(&mut m) else {
+        panic!()
+    };
+    assert_eq!(ttl_secs, 86_400);
+}
+
+#[test]
+fn touch_every_reply_and_rolling() {
+    let rolling = Arc::new(
+        Config::builder()
+            .secret("keyboard cat")
+            .rolling(true)
+            .build()
+            .unwrap(),
+    );
+    let json = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:14:27.949Z","httpOnly":true,"path":"/"}}"#;
+    let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
+    let id = req(&mut m).id();
+    let header = m.set_cookie().unwrap().to_owned();
+    assert!(
+        header.ends_with("; Path=/; Expires=Sun, 29 Nov 2026 12:15:27 GMT; HttpOnly"),
+        "{header}"
+    );
+    assert!(!format!("{m:?}").contains("s%3A"), "Debug is redacted");
+    m.handle_reply(id, Reply::Done, t(0));
+    assert!(m.poll_outcome().unwrap().is_ok());
+    assert_eq!(m.set_cookie(), Some(header.as_str()));
+
+    for (reply, want) in [
+        (Reply::Gone, WriteError::Gone),
+        (Reply::Failed("x".into()), WriteError::Store("x".into())),
+    ] {
+        let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
+        let id = req(&mut m).id();
+        m.handle_reply(id, reply, t(0));
+        assert_eq!(m.poll_outcome().unwrap().unwrap_err(), want);
+        assert_eq!(m.set_cookie(), None, "nothing to re-send after a failure");
+    }
+    let mut m = Touch::new(config(), loaded(json), t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Swapped, t(0));
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err().reason(),
+        "store_error"
+    );
+
+    // A stored cookie npm cookie cannot serialize: refused before any IO.
+    let bad = r#"{"cookie":{"originalMaxAge":null,"expires":null,"domain":"a;b"}}"#;
+    let mut m = Touch::new(Arc::clone(&rolling), loaded(bad), t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err(),
+        WriteError::InvalidCookie { field: "domain" }
+    );
+}
+
+#[test]
+fn r13_touch_of_an_expired_browser_session_destroys_it() {
+    // No originalMaxAge, expires in the past: the TTL is <= 0.
+    let json = format!(
+        r#"{{"cookie":{{"originalMaxAge":null,"expires":"{}"}}}}"#,
+        session_sockets_core::time::to_iso(T0_MS - 5000)
+    );
+    let mut m = Touch::new(config(), loaded(&json), t(0));
+    let Request::Destroy { id, .. } = req(&mut m) else {
+        panic!()
+    };
+    m.handle_reply(id, Reply::Failed("down".into()), t(0));
+    assert_eq!(m.poll_outcome().unwrap().unwrap_err(), WriteError::Expired);
+}
+
+// ---------------------------------------------------------------- destroy
+
+#[test]
+fn destroy_golden_transcript() {
+    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+    assert_eq!(
+        req(&mut m),
+        Request::Destroy {
+            id: RequestId(1),
+            key: session_sockets_core::StoreKey::new(b"sess:", b"sid-1"),
+        }
+    );
+    m.handle_reply(RequestId(1), Reply::Done, t(0));
+    assert_eq!(m.poll_outcome(), Some(Ok(())));
+    for (reply, want) in [
+        (Reply::Gone, Ok(())),
+        (
+            Reply::Failed("x".into()),
+            Err(WriteError::Store("x".into())),
+        ),
+    ] {
+        let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+        let id = req(&mut m).id();
+        m.handle_reply(id, reply, t(0));
+        assert_eq!(m.poll_outcome(), Some(want));
+    }
+    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Exists, t(0));
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err().reason(),
+        "store_error"
+    );
+    let mut m = Destroy::new(config(), &SessionId::new("x".repeat(300)), t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(m.poll_outcome(), Some(Err(WriteError::InvalidSessionId)));
+}
+
+// ------------------------------------------------------------- regenerate
+
+#[test]
+fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
+    for carry_over in [true, false] {
+        let s = loaded(REC);
+        let mut m = Regenerate::new(config(), s, carry_over, t(0));
+        let Request::Random { id, .. } = req(&mut m) else {
+            panic!()
+        };
+        m.handle_reply(id, random(4), t(0));
+        let Request::Create { id, key, value, .. } = req(&mut m) else {
+            panic!()
+        };
+        assert_eq!(key.as_bytes(), format!("sess:{}", sid_of(4)).as_bytes());
+        assert_eq!(text(&value).contains(r#""n":1"#), carry_over);
+        m.handle_reply(id, Reply::Created, t(0));
+        assert!(!m.is_finished(), "the old one is not destroyed yet");
+        assert_eq!(
+            req(&mut m),
+            Request::Destroy {
+                id: RequestId(3),
+                key: session_sockets_core::StoreKey::new(b"sess:", b"sid-1"),
+            }
+        );
+        m.handle_reply(RequestId(3), Reply::Done, t(0));
+        let created = m.poll_outcome().unwrap().unwrap();
+        assert_eq!(created.session.id().expose(), sid_of(4));
+        assert_eq!(created.session.data().contains_key("n"), carry_over);
+        assert!(created.set_cookie.contains(&sid_of(4)));
+    }
+    // Destroying the old one failed: fail closed.
+    let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, random(4), t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Created, t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Failed("down".into()), t(0));
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err(),
+        WriteError::Store("down".into())
+    );
+    // Creating failed: the old session is left alone.
+    let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Failed("rng".into()), t(0));
+    assert_eq!(m.poll_request(), None);
+    assert!(m.poll_outcome().unwrap().is_err());
+    // R15.
+    let rec = record::decode(REC.as_bytes()).unwrap();
+    let s = Session::from_record(SessionId::new("\u{7f}"), rec, Arc::from(REC.as_bytes()));
+    let mut m = Regenerate::new(config(), s, true, t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err(),
+        WriteError::InvalidSessionId
+    );
+}
+
+// ---------------------------------------------- ids, duplicates, deadlines
+
+/// Every machine, started and with its first request polled.
+fn every_machine() -> Vec<(&'static str, Box<dyn FnMut() -> Box<dyn Probe>>)> {
+    fn changed() -> Session {
+        let mut s = loaded(REC);
+        s.insert("n", 2).unwrap();
+        s
+    }
+    vec![
+        (
+            "create",
+            Box::new(|| Box::new(Create::new(config(), Map::new(), t(0))) as Box<dyn Probe>),
+        ),
+        (
+            "save",
+            Box::new(|| Box::new(Save::new(config(), changed(), t(0))) as Box<dyn Probe>),
+        ),
+        (
+            "touch",
+            Box::new(|| Box::new(Touch::new(config(), loaded(REC), t(0))) as Box<dyn Probe>),
+        ),
+        (
+            "destroy",
+            Box::new(|| {
+                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), t(0))) as Box<dyn Probe>
+            }),
+        ),
+        (
+            "regenerate",
+            Box::new(|| {
+                Box::new(Regenerate::new(config(), loaded(REC), true, t(0))) as Box<dyn Probe>
+            }),
+        ),
+    ]
+}
+
+/// A machine seen through an object-safe lens.
+trait Probe {
+    fn poll_request(&mut self) -> Option<Request>;
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
+    fn poll_timeout(&self) -> Option<SystemTime>;
+    fn handle_timeout(&mut self, now: SystemTime);
+    /// The outcome's error, `Some(None)` for success.
+    fn poll_error(&mut self) -> Option<Option<WriteError>>;
+}
+
+impl<M: Machine<Outcome = Result<T, WriteError>>, T> Probe for M {
+    fn poll_request(&mut self) -> Option<Request> {
+        Machine::poll_request(self)
+    }
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+        Machine::handle_reply(self, id, reply, now)
+    }
+    fn poll_timeout(&self) -> Option<SystemTime> {
+        Machine::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: SystemTime) {
+        Machine::handle_timeout(self, now)
+    }
+    fn poll_error(&mut self) -> Option<Option<WriteError>> {
+        Machine::poll_outcome(self).map(Result::err)
+    }
+}
+
+/// The reply that moves each request forward.
+fn good_reply(r: &Request) -> Reply {
+    match r {
+        Request::Random { .. } => random(3),
+        Request::Create { .. } => Reply::Created,
+        Request::CompareAndSet { .. } => Reply::Swapped,
+        _ => Reply::Done,
+    }
+}
+
+#[test]
+fn r23_every_machine_fails_closed_at_its_deadline() {
+    for (name, mut make) in every_machine() {
+        // A reply arriving at the deadline is a timeout, even a good one.
+        let mut m = make();
+        let r = m.poll_request().unwrap();
+        assert_eq!(m.poll_timeout(), Some(t(0) + DEADLINE), "{name}");
+        m.handle_reply(r.id(), good_reply(&r), t(0) + DEADLINE);
+        assert_eq!(m.poll_error(), Some(Some(WriteError::Timeout)), "{name}");
+        assert_eq!(m.poll_request(), None, "{name}");
+        assert_eq!(m.poll_timeout(), None, "{name}");
+
+        // handle_timeout: early calls do nothing, the deadline fails it.
+        let mut m = make();
+        let r = m.poll_request().unwrap();
+        m.handle_timeout(t(0));
+        m.handle_timeout(t(0) + DEADLINE - Duration::from_millis(1));
+        assert_eq!(m.poll_error(), None, "{name}");
+        m.handle_timeout(t(0) + DEADLINE);
+        let e = m.poll_error().unwrap().unwrap();
+        assert_eq!(e, WriteError::Timeout, "{name}");
+        assert!(e.to_string().contains("store_deadline"));
+        // Sticky: a later reply changes nothing.
+        m.handle_reply(r.id(), good_reply(&r), t(0));
+        assert_eq!(m.poll_error(), None, "{name}: the outcome comes once");
+    }
+}
+
+#[test]
+fn every_machine_ignores_wrong_early_and_duplicate_replies() {
+    for (name, mut make) in every_machine() {
+        let mut m = make();
+        // A reply before the request was polled is not taken.
+        m.handle_reply(RequestId(1), Reply::Failed("early".into()), t(0));
+        assert_eq!(m.poll_error(), None, "{name}");
+        let mut steps = 0;
+        let mut last = None;
+        while let Some(r) = m.poll_request() {
+            // Wrong ids are ignored.
+            m.handle_reply(RequestId(99), Reply::Failed("wrong".into()), t(1));
+            m.handle_reply(RequestId(r.id().0 + 1), Reply::Failed("next".into()), t(1));
+            // A duplicate of the previous reply is ignored.
+            if let Some((id, reply)) = last.take() {
+                m.handle_reply(id, reply, t(1));
+            }
+            assert_eq!(m.poll_error(), None, "{name}");
+            let reply = good_reply(&r);
+            m.handle_reply(r.id(), reply.clone(), t(1));
+            last = Some((r.id(), reply));
+            steps += 1;
+        }
+        assert_eq!(
+            m.poll_error(),
+            Some(None),
+            "{name} succeeds after {steps} steps"
+        );
+        let (id, reply) = last.unwrap();
+        m.handle_reply(id, reply, t(1));
+        m.handle_reply(id, Reply::Failed("after".into()), t(1));
+        m.handle_timeout(t(1) + DEADLINE * 10);
+        assert_eq!(m.poll_error(), None, "{name}: finished stays finished");
+        assert_eq!(m.poll_request(), None);
+    }
+}
+
+#[test]
+fn r16_debug_and_errors_never_show_ids_or_cookies() {
+    let mut m = Create::new(config(), data(json!({"token": "s3cret"})), t(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, random(5), t(0));
+    let id = req(&mut m).id();
+    assert!(!format!("{m:?}").contains(&sid_of(5)));
+    m.handle_reply(id, Reply::Created, t(0));
+    let created = m.poll_outcome().unwrap().unwrap();
+    let d = format!("{created:?}");
+    assert!(!d.contains(&sid_of(5)), "{d}");
+    assert!(!d.contains("s3cret"), "{d}");
+    let errors = [
+        WriteError::Conflict { attempts: 2 },
+        WriteError::Gone,
+        WriteError::Expired,
+        WriteError::NotStored,
+        WriteError::IdCollision { attempts: 3 },
+        WriteError::InvalidSessionId,
+        WriteError::InvalidCookie { field: "path" },
+        WriteError::MalformedRecord(record::RecordError::NoCookie),
+        WriteError::Store("x".into()),
+        WriteError::Timeout,
+    ];
+    let mut reasons: Vec<&str> = errors.iter().map(WriteError::reason).collect();
+    for e in &errors {
+        // Every message says what to check: more than a bare label.
+        assert!(e.to_string().len() > 40, "{e}");
+    }
+    reasons.sort_unstable();
+    reasons.dedup();
+    assert_eq!(reasons.len(), errors.len(), "reasons are distinct");
+}
