@@ -4,13 +4,38 @@
 //! async face of [`session_sockets_core`] (re-exported as [`core`]): the
 //! [`Store`] trait and its implementations, one driver loop, and a small
 //! module per runtime.
+//!
+//! - [`SessionSockets`]: the handle a socket server holds (handshake,
+//!   reload, save, touch, destroy, regenerate, create).
+//! - [`MemoryStore`]: the embedded default store.
+//! - [`drive`]: runs any core machine against any [`Store`], with a
+//!   deadline on every store call.
+//! - [`runtime`]: the timer seam, with modules for tokio, smol and
+//!   async-std behind features of those names.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub use http;
+pub use serde_json;
 pub use session_sockets_core as core;
 pub use session_sockets_core::{
-    Config, ConfigBuilder, ConfigError, HandshakeError, Session, SessionId,
+    Config, ConfigBuilder, ConfigError, Created, HandshakeError, Session, SessionId, WriteError,
 };
 
+mod driver;
+mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod runtime;
+#[cfg(feature = "socketioxide")]
+pub mod socketio;
+mod sockets;
 mod store;
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisStore, RedisStoreBuilder};
+pub use driver::{Stalled, drive};
+pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
+pub use runtime::Runtime;
+pub use sockets::{SessionSockets, Touched};
 pub use store::{CasOutcome, Store, StoreError, StoreFuture};

@@ -32,7 +32,8 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts `value` at `key` with time to live `ttl`, only if `key` does
     /// not exist (`SET NX EX`). `true` if inserted, `false` if the key
     /// exists (nothing written).
-    fn create<'a>(&'a self, key: &'a [u8], value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool>;
+    fn create<'a>(&'a self, key: &'a [u8], value: &'a [u8], ttl: Duration)
+    -> StoreFuture<'a, bool>;
 
     /// Atomically replaces the record at `key` with `new` (time to live
     /// `ttl`) if it equals `expected` byte for byte. Never creates a record.
@@ -101,7 +102,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
         (**self).load(key)
     }
-    fn create<'a>(&'a self, key: &'a [u8], value: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
+    fn create<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
         (**self).create(key, value, ttl)
     }
     fn compare_and_set<'a>(

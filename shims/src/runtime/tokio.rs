@@ -1,0 +1,19 @@
+//! The tokio runtime module (feature `tokio`).
+
+use std::time::Duration;
+
+/// tokio's timer, for [`SessionSockets`](crate::SessionSockets) on tokio.
+///
+/// Use it inside a tokio runtime with the time driver enabled
+/// (`#[tokio::main]` and `Builder::enable_all` do that); tokio panics with
+/// "A Tokio 1.x context was found, but timers are disabled" otherwise.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokio;
+
+impl super::Runtime for Tokio {
+    type Sleep = ::tokio::time::Sleep;
+
+    fn sleep(&self, duration: Duration) -> Self::Sleep {
+        ::tokio::time::sleep(duration)
+    }
+}

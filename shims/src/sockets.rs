@@ -1,0 +1,247 @@
+//! [`SessionSockets`]: the handle a socket server holds.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use session_sockets_core::{
+    Config, Create, Created, Destroy, Handshake, HandshakeError, Machine, Regenerate, Reload, Save,
+    Session, SessionId, Touch, WriteError,
+};
+
+use crate::driver::{Stalled, drive};
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// Sessions for socket connections: a [`Config`], a [`Store`] and a
+/// [`Runtime`] timer. Cheap to clone (when the runtime is, as every
+/// runtime module's is) and to share between tasks.
+///
+/// - [`session`](Self::session) / [`session_from_pairs`](Self::session_from_pairs):
+///   the session of a connection, from its handshake request's headers
+///   (`Origin` check, cookie, signature, load).
+/// - [`reload`](Self::reload): the session again by id, to pick up what an
+///   HTTP route changed (session.socket.io's `getSession`, R9).
+/// - [`save`](Self::save) / [`save_with`](Self::save_with): write changes
+///   back without losing another writer's keys and without resurrecting a
+///   destroyed session (R24, R25).
+/// - [`touch`](Self::touch), [`destroy`](Self::destroy),
+///   [`regenerate`](Self::regenerate) (new id on login, R11),
+///   [`create`](Self::create).
+///
+/// Every store call has the config's store deadline
+/// ([`ConfigBuilder::store_deadline`](crate::ConfigBuilder::store_deadline)):
+/// a store that does not answer in time fails closed with a `Timeout`
+/// error (R23).
+pub struct SessionSockets<R> {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    runtime: R,
+}
+
+/// A touched session, and the `Set-Cookie` header to re-send when the
+/// config is `rolling`. `Debug` redacts the header (it holds the signed id).
+#[derive(Clone)]
+pub struct Touched {
+    /// The session with its refreshed cookie.
+    pub session: Session,
+    /// With `rolling`, the `Set-Cookie` header value with the new expiry.
+    pub set_cookie: Option<String>,
+}
+
+impl std::fmt::Debug for Touched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Touched")
+            .field("session", &self.session)
+            .field(
+                "set_cookie",
+                &self.set_cookie.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl<R: Clone> Clone for SessionSockets<R> {
+    fn clone(&self) -> Self {
+        SessionSockets {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+impl<R: std::fmt::Debug> std::fmt::Debug for SessionSockets<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Config's Debug redacts the secrets; the store is not printed.
+        f.debug_struct("SessionSockets")
+            .field("config", &self.config)
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> SessionSockets<R> {
+    /// A handle over `store`, sleeping on `runtime` (e.g.
+    /// `runtime::tokio::Tokio`).
+    pub fn new(config: impl Into<Arc<Config>>, store: Arc<dyn Store>, runtime: R) -> Self {
+        SessionSockets {
+            config: config.into(),
+            store,
+            runtime,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The runtime timer.
+    pub fn runtime(&self) -> &R {
+        &self.runtime
+    }
+
+    /// Runs any core machine to its outcome against this handle's store.
+    pub async fn run<M: Machine + ?Sized>(&self, machine: &mut M) -> Result<M::Outcome, Stalled> {
+        drive(machine, &*self.store, &self.runtime).await
+    }
+
+    /// The session of a connection whose handshake request carried
+    /// `headers`: checks `Origin` (before any store lookup, R5), finds and
+    /// verifies the session cookie exactly as express-session does, and
+    /// loads the session. The error says what to check.
+    pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
+        let mut hs = Handshake::new(Arc::clone(&self.config), self.runtime.now());
+        hs.handle_header_map(headers);
+        self.load(hs).await
+    }
+
+    /// [`Self::session`] for headers as `(name, value)` byte pairs in wire
+    /// order (names matched case-insensitively; several `Cookie` lines are
+    /// one list, R17).
+    pub async fn session_from_pairs<I, N, V>(&self, headers: I) -> Result<Session, HandshakeError>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut hs = Handshake::new(Arc::clone(&self.config), self.runtime.now());
+        hs.handle_headers(headers);
+        self.load(hs).await
+    }
+
+    /// The session `id` as the store holds it now (session.socket.io's
+    /// `getSession`): how a long-lived socket re-validates its session and
+    /// sees what an HTTP route changed (R9).
+    pub async fn reload(&self, id: &SessionId) -> Result<Session, HandshakeError> {
+        self.load(Reload::new(&self.config, id, self.runtime.now()))
+            .await
+    }
+
+    /// Saves `session` if it changed since it was loaded (no store call
+    /// otherwise). Only update: a session destroyed or expired meanwhile
+    /// fails with [`WriteError::Gone`] and is not brought back (R24). If
+    /// another writer saved first, this session's changed keys are
+    /// re-applied onto the current record (R25). Returns the session as
+    /// stored.
+    pub async fn save(&self, session: Session) -> Result<Session, WriteError> {
+        let now = self.runtime.now();
+        self.write(Save::new(Arc::clone(&self.config), session, now))
+            .await
+    }
+
+    /// Applies `update` to `session` and saves it; after a conflict with
+    /// another writer, `update` runs again on the current record. Use it
+    /// for read-modify-write changes (counters, appends) so that concurrent
+    /// writers lose nothing.
+    pub async fn save_with<F>(&self, session: Session, update: F) -> Result<Session, WriteError>
+    where
+        F: FnMut(&mut Session) + Send + 'static,
+    {
+        let now = self.runtime.now();
+        let config = Arc::clone(&self.config);
+        self.write(Save::with_update(config, session, Box::new(update), now))
+            .await
+    }
+
+    /// Refreshes the session's expiry and the store's time to live without
+    /// rewriting its data (R25). [`WriteError::Gone`] if it no longer
+    /// exists.
+    pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
+        let mut touch = Touch::new(Arc::clone(&self.config), session, self.runtime.now());
+        let session = self.write_mut(&mut touch).await?;
+        Ok(Touched {
+            session,
+            set_cookie: touch.set_cookie().map(str::to_owned),
+        })
+    }
+
+    /// Destroys the session `id` (logout): every later save of it fails
+    /// with [`WriteError::Gone`] (R24). No error if it did not exist.
+    pub async fn destroy(&self, id: &SessionId) -> Result<(), WriteError> {
+        self.write(Destroy::new(
+            Arc::clone(&self.config),
+            id,
+            self.runtime.now(),
+        ))
+        .await
+    }
+
+    /// Gives `session` a new id (on login or any privilege change, R11):
+    /// stores a new record (with the old data if `carry_over`) and destroys
+    /// the old one. Send the returned `set_cookie` to the client.
+    pub async fn regenerate(
+        &self,
+        session: Session,
+        carry_over: bool,
+    ) -> Result<Created, WriteError> {
+        let config = Arc::clone(&self.config);
+        let now = self.runtime.now();
+        self.write(Regenerate::new(config, session, carry_over, now))
+            .await
+    }
+
+    /// Creates and stores a new session holding `data`, with a fresh id
+    /// from the OS CSPRNG (R10) inserted only if free (R24). Send the
+    /// returned `set_cookie` to the client.
+    pub async fn create(&self, data: Map<String, Value>) -> Result<Created, WriteError> {
+        self.write(Create::new(
+            Arc::clone(&self.config),
+            data,
+            self.runtime.now(),
+        ))
+        .await
+    }
+
+    async fn load<M>(&self, mut machine: M) -> Result<Session, HandshakeError>
+    where
+        M: Machine<Outcome = Result<Session, HandshakeError>>,
+    {
+        match self.run(&mut machine).await {
+            Ok(outcome) => outcome,
+            Err(stalled) => Err(HandshakeError::Store(stalled.to_string())),
+        }
+    }
+
+    async fn write<M, T>(&self, mut machine: M) -> Result<T, WriteError>
+    where
+        M: Machine<Outcome = Result<T, WriteError>>,
+    {
+        self.write_mut(&mut machine).await
+    }
+
+    async fn write_mut<M, T>(&self, machine: &mut M) -> Result<T, WriteError>
+    where
+        M: Machine<Outcome = Result<T, WriteError>>,
+    {
+        match self.run(machine).await {
+            Ok(outcome) => outcome,
+            Err(stalled) => Err(WriteError::Store(stalled.to_string())),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The conformance suite (`common/conformance.rs`) on every runtime, with
+//! the embedded `MemoryStore`. Run with
+//! `cargo test -p session-sockets --features tokio,async-std,smol`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+macro_rules! on_runtime {
+    ($m:ident, $feature:literal, $runtime:expr, $spawn:expr, $block_on:expr; $($check:ident),+) => {
+        #[cfg(feature = $feature)]
+        mod $m {
+            use std::sync::Arc;
+            use session_sockets::MemoryStore;
+            use crate::common::conformance::*;
+            $(
+                #[test]
+                fn $check() {
+                    let block_on = $block_on;
+                    block_on(async {
+                        let suite = Suite::new(Arc::new(MemoryStore::new()), $runtime, $spawn);
+                        suite.$check().await;
+                    });
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! on_every_runtime {
+    ($($check:ident),+ $(,)?) => {
+        on_runtime!(
+            tokio, "tokio", session_sockets::runtime::tokio::Tokio, spawn_tokio(),
+            |f| tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f);
+            $($check),+
+        );
+        on_runtime!(
+            smol, "smol", session_sockets::runtime::smol::Smol, spawn_smol(), smol::block_on;
+            $($check),+
+        );
+        on_runtime!(
+            async_std, "async-std", session_sockets::runtime::async_std::AsyncStd,
+            spawn_async_std(), async_std::task::block_on;
+            $($check),+
+        );
+    };
+}
+
+on_every_runtime!(
+    handshake_found,
+    handshake_not_found,
+    r13_handshake_expired,
+    r01_handshake_bad_signature,
+    r05_handshake_origin_rejected,
+    r23_silent_store_times_out_at_deadline,
+    r09_reload_sees_other_writers,
+);
