@@ -59,4 +59,11 @@ on_every_runtime!(
     r05_handshake_origin_rejected,
     r23_silent_store_times_out_at_deadline,
     r09_reload_sees_other_writers,
+    save_visible_to_later_load,
+    r25_concurrent_saves_lose_nothing,
+    r24_destroy_then_save_does_not_resurrect,
+    r10_create_then_handshake_with_its_cookie,
+    r11_regenerate_replaces_the_id,
+    r25_touch_keeps_the_record_bytes,
+    run_all,
 );

@@ -21,9 +21,10 @@ use std::time::{Duration, Instant, SystemTime};
 use session_sockets::core::signature::sign_cookie;
 use session_sockets::core::time::{millis, to_iso};
 use session_sockets::http::{HeaderMap, HeaderValue, header};
+use session_sockets::serde_json::{Map, Value, json};
 use session_sockets::{
     CasOutcome, Config, ConfigBuilder, HandshakeError, Runtime, SessionId, SessionSockets, Store,
-    StoreFuture,
+    StoreFuture, WriteError,
 };
 
 /// The secret the suite's HTTP app would use.
@@ -151,6 +152,12 @@ impl<R: Runtime + Clone> Suite<R> {
         self.r05_handshake_origin_rejected().await;
         self.r23_silent_store_times_out_at_deadline().await;
         self.r09_reload_sees_other_writers().await;
+        self.save_visible_to_later_load().await;
+        self.r25_concurrent_saves_lose_nothing().await;
+        self.r24_destroy_then_save_does_not_resurrect().await;
+        self.r10_create_then_handshake_with_its_cookie().await;
+        self.r11_regenerate_replaces_the_id().await;
+        self.r25_touch_keeps_the_record_bytes().await;
     }
 
     fn config(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
@@ -341,6 +348,14 @@ impl<R: Runtime + Clone> Suite<R> {
             .unwrap_err();
         assert_eq!(e, HandshakeError::Timeout);
         assert!(start.elapsed() >= deadline);
+        // Writes fail closed the same way.
+        let start = Instant::now();
+        let e = silent
+            .destroy(&SessionId::new(fresh_sid()))
+            .await
+            .unwrap_err();
+        assert_eq!(e, WriteError::Timeout);
+        assert!(start.elapsed() >= deadline);
     }
 
     /// R9: reload returns what the store holds now, and fails once the
@@ -369,5 +384,158 @@ impl<R: Runtime + Clone> Suite<R> {
             sockets.reload(&id).await.unwrap_err(),
             HandshakeError::SessionNotFound
         );
+    }
+
+    /// A saved change is what a later handshake and a later reload see.
+    pub async fn save_visible_to_later_load(&self) {
+        let sid = self.seed(r#""user":"ada""#).await;
+        let sockets = self.sockets(|b| b);
+        let headers = self.headers(&cookie_header(&sid, SECRET), None);
+        let mut s = sockets.session(&headers).await.unwrap();
+        s.insert("room", "lobby").unwrap();
+        let saved = sockets.save(s).await.unwrap();
+        assert!(!saved.is_changed());
+        let again = sockets.session(&headers).await.unwrap();
+        assert_eq!(
+            again.get::<String>("room").unwrap().as_deref(),
+            Some("lobby")
+        );
+        assert_eq!(again.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        let reloaded = sockets.reload(again.id()).await.unwrap();
+        assert_eq!(
+            reloaded.get::<String>("room").unwrap().as_deref(),
+            Some("lobby")
+        );
+        // An unchanged session is not written (R25): the bytes stay as saved.
+        let key = format!("sess:{sid}");
+        let before = self.store.load(key.as_bytes()).await.unwrap();
+        sockets.save(reloaded).await.unwrap();
+        assert_eq!(self.store.load(key.as_bytes()).await.unwrap(), before);
+    }
+
+    /// R25: many tasks save the same stale copy of a session at once, each
+    /// incrementing a counter and setting its own key; every increment and
+    /// every key survives.
+    pub async fn r25_concurrent_saves_lose_nothing(&self) {
+        const TASKS: u32 = 24;
+        let sid = self.seed(r#""user":"ada","n":0"#).await;
+        // Each writer may lose the race to every other one at most once.
+        let sockets = self.sockets(|b| b.max_save_attempts(TASKS + 1));
+        let stale = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        let tasks: Vec<Task> = (0..TASKS)
+            .map(|i| {
+                let (sockets, session) = (sockets.clone(), stale.clone());
+                (self.spawn)(Box::pin(async move {
+                    let saved = sockets
+                        .save_with(session, move |s| {
+                            let n = s.get::<u32>("n").unwrap().unwrap_or(0);
+                            s.insert("n", n + 1).unwrap();
+                            s.insert(&format!("t{i}"), true).unwrap();
+                        })
+                        .await;
+                    assert!(saved.is_ok(), "task {i}: {saved:?}");
+                }))
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let s = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(TASKS), "lost increments");
+        for i in 0..TASKS {
+            assert_eq!(
+                s.get::<bool>(&format!("t{i}")).unwrap(),
+                Some(true),
+                "lost t{i}"
+            );
+        }
+        assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    }
+
+    /// R24: a save that arrives after a logout (destroy) fails with `Gone`
+    /// and does not bring the session back.
+    pub async fn r24_destroy_then_save_does_not_resurrect(&self) {
+        let sid = self.seed(r#""user":"ada""#).await;
+        let key = format!("sess:{sid}");
+        let sockets = self.sockets(|b| b);
+        let headers = self.headers(&cookie_header(&sid, SECRET), None);
+        let mut s = sockets.session(&headers).await.unwrap();
+        sockets.destroy(s.id()).await.unwrap();
+        s.insert("late", "write of a long request").unwrap();
+        assert_eq!(sockets.save(s.clone()).await.unwrap_err(), WriteError::Gone);
+        let e = sockets.save_with(s, |s| {
+            s.insert("again", 1).unwrap();
+        });
+        assert_eq!(e.await.unwrap_err(), WriteError::Gone);
+        assert_eq!(self.store.load(key.as_bytes()).await.unwrap(), None);
+        let e = sockets.session(&headers).await.unwrap_err();
+        assert_eq!(e, HandshakeError::SessionNotFound);
+        // Destroying what is gone is no error.
+        sockets
+            .destroy(&SessionId::new(sid.as_str()))
+            .await
+            .unwrap();
+    }
+
+    /// R10/R24: `create` stores a session under a fresh 32-character id and
+    /// returns the `Set-Cookie` header; that cookie, sent back, resolves.
+    pub async fn r10_create_then_handshake_with_its_cookie(&self) {
+        let sockets = self.sockets(|b| b);
+        let mut data = Map::new();
+        data.insert("user".into(), json!("grace"));
+        let created = sockets.create(data.clone()).await.unwrap();
+        let other = sockets.create(data).await.unwrap();
+        let id = created.session.id().expose().to_owned();
+        assert_eq!(id.len(), 32);
+        assert_ne!(id, other.session.id().expose());
+        assert!(
+            created.set_cookie.starts_with("connect.sid=s%3A"),
+            "a signed cookie"
+        );
+        let pair = created.set_cookie.split(';').next().unwrap();
+        let s = sockets.session(&self.headers(pair, None)).await.unwrap();
+        assert_eq!(s.id().expose(), id);
+        assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("grace"));
+        let stored = self
+            .store
+            .load(format!("sess:{id}").as_bytes())
+            .await
+            .unwrap();
+        let stored: Value = session_sockets::serde_json::from_slice(&stored.unwrap()).unwrap();
+        assert_eq!(stored["user"], json!("grace"));
+        assert!(stored["cookie"].is_object());
+    }
+
+    /// R11: regenerate moves the session to a new id and destroys the old.
+    pub async fn r11_regenerate_replaces_the_id(&self) {
+        let sid = self.seed(r#""cart":[1,2]"#).await;
+        let sockets = self.sockets(|b| b);
+        let old = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        let created = sockets.regenerate(old, true).await.unwrap();
+        let new_id = created.session.id().clone();
+        assert_ne!(new_id.expose(), sid);
+        let e = sockets
+            .reload(&SessionId::new(sid.as_str()))
+            .await
+            .unwrap_err();
+        assert_eq!(e, HandshakeError::SessionNotFound);
+        let s = sockets.reload(&new_id).await.unwrap();
+        assert_eq!(s.get::<Vec<u32>>("cart").unwrap(), Some(vec![1, 2]));
+    }
+
+    /// R25: touch refreshes the time to live without rewriting the record,
+    /// and reports a session that is gone.
+    pub async fn r25_touch_keeps_the_record_bytes(&self) {
+        let sid = self.seed(r#""user":"ada""#).await;
+        let key = format!("sess:{sid}");
+        let sockets = self.sockets(|b| b);
+        let s = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        let before = self.store.load(key.as_bytes()).await.unwrap();
+        let touched = sockets.touch(s.clone()).await.unwrap();
+        assert!(touched.set_cookie.is_none(), "not rolling");
+        assert_eq!(self.store.load(key.as_bytes()).await.unwrap(), before);
+        sockets.destroy(s.id()).await.unwrap();
+        assert_eq!(sockets.touch(s).await.unwrap_err(), WriteError::Gone);
+        assert_eq!(self.store.load(key.as_bytes()).await.unwrap(), None);
     }
 }
