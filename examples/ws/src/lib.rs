@@ -1,0 +1,306 @@
+//! Shared code of the `ws-smol` and `ws-async-std` examples: WebSocket
+//! servers that read the session from the upgrade request's headers,
+//! refuse the upgrade without a valid session (HTTP 401 with the reason),
+//! and answer a `whoami` text message with the session's JSON.
+//!
+//! The upgrade is answered by hand so that the session lookup, which is
+//! async, happens before the `101 Switching Protocols`: tungstenite's own
+//! accept callback is synchronous. The binaries differ only in their
+//! listener, spawner and runtime timer.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use async_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use session_sockets::core::Fault;
+use session_sockets::runtime::Runtime;
+use session_sockets::{Config, MemoryStore, SessionSockets, Store};
+
+/// The longest upgrade request head read (R4).
+const MAX_HEAD: usize = 16 * 1024;
+/// The most request headers parsed.
+const MAX_HEADERS: usize = 64;
+
+/// Command-line options.
+#[derive(Clone)]
+pub struct Options {
+    /// Where to listen, e.g. `127.0.0.1:3001` (port 0: any free port).
+    pub addr: String,
+    /// The HTTP app's express-session secret.
+    secret: String,
+    /// Allowed `Origin`s; empty: the default same-host check.
+    pub origins: Vec<String>,
+    /// Sessions to store at start: (session id, express-session JSON).
+    seeds: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("origins", &self.origins)
+            .field("seeds", &self.seeds.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: ws-smol|ws-async-std [--addr HOST:PORT] [--secret SECRET] [--origin URL]... \
+[--seed-session SID=JSON]...
+  --addr           where to listen (default 127.0.0.1:3001; port 0 picks a free one)
+  --secret         the HTTP app's express-session secret (or env SESSION_SECRET)
+  --origin         an allowed Origin, e.g. https://app.example (default: same host only)
+  --seed-session   store the express-session record JSON under session id SID at start
+                   (this demo keeps sessions in memory; point a real app at Redis)";
+
+impl Options {
+    /// Parses `args` (without the program name); the error is for the user.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+        let mut o = Options {
+            addr: "127.0.0.1:3001".into(),
+            secret: std::env::var("SESSION_SECRET").unwrap_or_default(),
+            origins: Vec::new(),
+            seeds: Vec::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
+            match flag.as_str() {
+                "--addr" => o.addr = value()?,
+                "--secret" => o.secret = value()?,
+                "--origin" => o.origins.push(value()?),
+                "--seed-session" => {
+                    let v = value()?;
+                    let (sid, json) = v
+                        .split_once('=')
+                        .ok_or(format!("--seed-session takes SID=JSON\n{USAGE}"))?;
+                    o.seeds.push((sid.to_owned(), json.to_owned()));
+                }
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+            }
+        }
+        if o.secret.is_empty() {
+            return Err(format!(
+                "no secret: pass --secret or set SESSION_SECRET to the HTTP app's \
+                 express-session secret\n{USAGE}"
+            ));
+        }
+        Ok(o)
+    }
+
+    /// The session configuration these options describe.
+    pub fn config(&self) -> Result<Config, String> {
+        let mut b = Config::builder().secret(&self.secret);
+        if !self.origins.is_empty() {
+            b = b.allowed_origins(self.origins.iter().cloned());
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+
+    /// A handle over a [`MemoryStore`] holding the `--seed-session`s.
+    pub async fn sockets<R: Runtime>(&self, runtime: R) -> Result<SessionSockets<R>, String> {
+        let config = self.config()?;
+        let store = MemoryStore::new();
+        for (sid, json) in &self.seeds {
+            session_sockets::core::record::decode(json.as_bytes()).map_err(|e| {
+                format!("--seed-session: the JSON is not an express-session record: {e}")
+            })?;
+            let key = format!("{}{sid}", config.key_prefix());
+            let ttl = Duration::from_secs(86_400);
+            match store.create(key.as_bytes(), json.as_bytes(), ttl).await {
+                Ok(true) => {}
+                Ok(false) => return Err("--seed-session: the same id is given twice".into()),
+                Err(e) => return Err(format!("--seed-session: {e}")),
+            }
+        }
+        Ok(SessionSockets::new(config, Arc::new(store), runtime))
+    }
+}
+
+/// Why a connection ended early.
+#[derive(Debug)]
+pub enum ConnError {
+    /// Reading or writing the socket failed.
+    Io(std::io::Error),
+    /// The WebSocket protocol failed.
+    Ws(async_tungstenite::tungstenite::Error),
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::Io(e) => write!(f, "socket error: {e}"),
+            ConnError::Ws(e) => write!(f, "websocket error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+impl From<std::io::Error> for ConnError {
+    fn from(e: std::io::Error) -> Self {
+        ConnError::Io(e)
+    }
+}
+
+impl From<async_tungstenite::tungstenite::Error> for ConnError {
+    fn from(e: async_tungstenite::tungstenite::Error) -> Self {
+        ConnError::Ws(e)
+    }
+}
+
+/// Serves one connection: reads the upgrade request, loads its session,
+/// then answers `whoami` messages until the client closes.
+pub async fn serve<S, R>(mut stream: S, sockets: SessionSockets<R>) -> Result<(), ConnError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: Runtime,
+{
+    // 1. The request head, bounded.
+    let mut buf = Vec::with_capacity(1024);
+    let (head_len, key, headers) = loop {
+        let mut chunk = [0u8; 2048];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(()); // closed before a full request
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut slots);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let key = match upgrade_key(&req) {
+                    Ok(key) => key,
+                    Err(why) => return reject(&mut stream, "400 Bad Request", why).await,
+                };
+                let headers: Vec<(String, Vec<u8>)> = req
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_owned(), h.value.to_vec()))
+                    .collect();
+                break (len, key, headers);
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
+            Ok(httparse::Status::Partial) => {
+                let why = "request head too large";
+                return reject(&mut stream, "431 Request Header Fields Too Large", why).await;
+            }
+            Err(_) => {
+                let why = "malformed HTTP request";
+                return reject(&mut stream, "400 Bad Request", why).await;
+            }
+        }
+    };
+
+    // 2. The session, before the upgrade is accepted.
+    let pairs = headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice()));
+    let session = match sockets.session_from_pairs(pairs).await {
+        Ok(s) => s,
+        Err(e) => {
+            let status = match e.fault() {
+                Fault::Store => "503 Service Unavailable",
+                _ => "401 Unauthorized",
+            };
+            let why = format!("{}: {e}", e.reason());
+            return reject(&mut stream, status, &why).await;
+        }
+    };
+
+    // 3. The upgrade.
+    let accept = derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(response.as_bytes()).await?;
+    let rest = buf.split_off(head_len);
+    let mut ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, None).await;
+
+    // 4. Messages.
+    let id = session.id().clone();
+    while let Some(msg) = ws.next().await {
+        match msg? {
+            Message::Text(t) if t.as_str() == "whoami" => {
+                // Re-read the store: an HTTP route may have changed or
+                // destroyed the session since the handshake (R9).
+                match sockets.reload(&id).await {
+                    Ok(s) => {
+                        let json = String::from_utf8_lossy(&s.encode()).into_owned();
+                        ws.send(Message::text(json)).await?;
+                    }
+                    Err(e) => {
+                        let frame = CloseFrame {
+                            code: CloseCode::Policy,
+                            reason: e.reason().into(),
+                        };
+                        ws.close(Some(frame)).await?;
+                        break;
+                    }
+                }
+            }
+            Message::Text(_) => {
+                ws.send(Message::text("unknown command; try whoami"))
+                    .await?
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The `Sec-WebSocket-Key` of a valid upgrade request, or why it is not one.
+fn upgrade_key(req: &httparse::Request<'_, '_>) -> Result<String, &'static str> {
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let has_token = |name: &str, token: &str| {
+        header(name).is_some_and(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    if req.method != Some("GET") {
+        return Err("a WebSocket upgrade must be a GET request");
+    }
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        return Err("this endpoint only serves WebSocket upgrades (Upgrade: websocket)");
+    }
+    if header("sec-websocket-version") != Some(b"13") {
+        return Err("unsupported Sec-WebSocket-Version; expected 13");
+    }
+    match header("sec-websocket-key").map(std::str::from_utf8) {
+        Some(Ok(key)) if !key.is_empty() => Ok(key.to_owned()),
+        _ => Err("missing Sec-WebSocket-Key"),
+    }
+}
+
+/// Answers `status` with `why` as a plain-text body and closes.
+async fn reject<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: &str,
+    why: &str,
+) -> Result<(), ConnError> {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{why}",
+        why.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.flush().await?;
+    stream.close().await?;
+    Ok(())
+}
