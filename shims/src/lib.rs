@@ -39,3 +39,8 @@ pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
 pub use runtime::Runtime;
 pub use sockets::{SessionSockets, Touched};
 pub use store::{CasOutcome, Store, StoreError, StoreFuture};
+
+/// The README's Rust snippets, compiled and run as doctests.
+#[cfg(all(doctest, feature = "tokio", feature = "smol", feature = "async-std"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

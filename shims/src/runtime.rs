@@ -32,7 +32,7 @@ pub mod tokio;
 /// use std::time::Duration;
 /// use session_sockets::runtime::Runtime;
 ///
-/// /// A runtime whose timer is `async_io::Timer`, as the smol module's.
+/// /// A runtime that never waits; a real one returns its timer future.
 /// #[derive(Clone, Copy, Debug, Default)]
 /// struct MyRuntime;
 ///
