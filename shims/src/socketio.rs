@@ -1,0 +1,455 @@
+//! socket.io sessions with [socketioxide](https://docs.rs/socketioxide) 0.18
+//! (feature `socketioxide`, tokio): session.socket.io's API in Rust.
+//!
+//! | session.socket.io                                  | here |
+//! |----------------------------------------------------|------|
+//! | `new SessionSockets(io, store, cookieParser, key)` | [`SessionMiddleware::required`] / [`SessionMiddleware::optional`] over a [`SessionSockets`] handle (its [`Config`](crate::Config) holds the secret and the cookie name) |
+//! | `sessionSockets.on('connection', (err, socket, session) => ..)` | `io.ns("/", handler.with(SessionMiddleware::optional(..)))`, the handler taking [`TrySession`] |
+//! | `sessionSockets.of('/chat')`                       | `io.ns("/chat", handler.with(..))` |
+//! | `session.foo = 'bar'; session.save()`              | [`SocketSession::with_mut`], then [`SocketSession::save`] |
+//! | `sessionSockets.getSession(socket, cb)`            | [`SocketSession::reload`] |
+//! | (none)                                             | [`SocketSession::destroy`], [`disconnect_session`] (logout, R9) |
+//!
+//! The middleware runs once per namespace connection. It reads the headers
+//! of the HTTP request that opened the engine.io connection
+//! ([`Socket::req_parts`]: the first polling request, or the WebSocket
+//! upgrade for websocket-only clients), checks `Origin`, resolves the
+//! session cookie exactly as express-session does and loads the session
+//! from the store, with the store deadline. On success the socket joins the
+//! session's room ([`session_room`]: a SHA-256 of the id, never the id
+//! itself) and the session is kept on the socket for the extractors.
+//!
+//! Without a valid session, [`SessionMiddleware::required`] refuses the
+//! connection: the client gets a `connect_error` whose message is the
+//! reason code, a colon and what to check, e.g.
+//! `signature_invalid: cookie `connect.sid` has a signature that no
+//! configured secret verifies: is the secret the same as the HTTP app's?`.
+//! [`SessionMiddleware::optional`] lets the connection through and hands
+//! the error to the handler in [`TrySession`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sha2::{Digest, Sha256};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::handler::{
+    ConnectMiddleware, FromConnectParts, FromDisconnectParts, FromMessageParts, Value,
+};
+use socketioxide::socket::{DisconnectReason, Socket};
+
+use crate::core::{WriteError, record};
+use crate::runtime::Runtime;
+use crate::runtime::tokio::Tokio;
+use crate::{HandshakeError, Session, SessionId, SessionSockets};
+
+/// The name of the socket.io room that every socket of session `id` joins:
+/// the lowercase hex SHA-256 of the id. The id itself never becomes a room
+/// name, so room lists, adapters and logs never hold it (R16).
+pub fn session_room(id: &SessionId) -> String {
+    let digest = Sha256::digest(id.expose().as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Disconnects every socket of session `id`, on every namespace of `io`:
+/// what an HTTP logout calls after destroying the session (R9). Sockets of
+/// other sessions stay connected. The clients see the disconnect reason
+/// `io server disconnect` and do not reconnect on their own.
+pub async fn disconnect_session<A: Adapter>(
+    io: &SocketIo<A>,
+    id: &SessionId,
+) -> Result<(), socketioxide::BroadcastError> {
+    let room = session_room(id);
+    for ns in io.nsps() {
+        ns.within(room.clone()).disconnect().await?;
+    }
+    Ok(())
+}
+
+/// The connect middleware that loads the session of each namespace
+/// connection. Attach it with socketioxide's `ConnectHandler::with`:
+///
+/// ```no_run
+/// # async fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>) {
+/// use session_sockets::socketio::{SessionMiddleware, SocketSession};
+/// use socketioxide::{SocketIo, extract::SocketRef, handler::ConnectHandler};
+///
+/// let (_layer, io) = SocketIo::new_layer();
+/// io.ns(
+///     "/",
+///     (async |_socket: SocketRef, _session: SocketSession| {})
+///         .with(SessionMiddleware::required(sessions)),
+/// );
+/// # }
+/// ```
+pub struct SessionMiddleware<R = Tokio> {
+    sessions: SessionSockets<R>,
+    required: bool,
+}
+
+impl<R: Clone> Clone for SessionMiddleware<R> {
+    fn clone(&self) -> Self {
+        SessionMiddleware {
+            sessions: self.sessions.clone(),
+            required: self.required,
+        }
+    }
+}
+
+impl<R> fmt::Debug for SessionMiddleware<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("required", &self.required)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime + Clone> SessionMiddleware<R> {
+    /// Refuses connections without a valid session: the client gets a
+    /// `connect_error` whose message is `reason: what to check` (see
+    /// [`ConnectRejection`]). Handlers take [`SocketSession`].
+    pub fn required(sessions: SessionSockets<R>) -> Self {
+        SessionMiddleware {
+            sessions,
+            required: true,
+        }
+    }
+
+    /// Lets every connection through; handlers take [`TrySession`] and see
+    /// either the session or why there is none (session.socket.io's
+    /// `(err, socket, session)`). [`SocketSession`] extraction fails for
+    /// sockets without a session, so handlers taking it are not called.
+    pub fn optional(sessions: SessionSockets<R>) -> Self {
+        SessionMiddleware {
+            sessions,
+            required: false,
+        }
+    }
+
+    async fn connect<A: Adapter>(&self, s: Arc<Socket<A>>) -> Result<(), ConnectRejection> {
+        let slot = match self.sessions.session(&s.req_parts().headers).await {
+            Ok(session) => {
+                s.join(session_room(session.id()));
+                Slot::Session(SocketSession {
+                    inner: Arc::new(Inner {
+                        sessions: self.sessions.clone(),
+                        id: session.id().clone(),
+                        session: Mutex::new(session),
+                    }),
+                })
+            }
+            Err(e) if self.required => return Err(ConnectRejection(e)),
+            Err(e) => Slot::Error(e),
+        };
+        s.extensions.insert(slot);
+        Ok(())
+    }
+}
+
+impl<A: Adapter, R: Runtime + Clone> ConnectMiddleware<A, SessionMiddleware<R>>
+    for SessionMiddleware<R>
+{
+    async fn call<'a>(
+        &'a self,
+        s: Arc<Socket<A>>,
+        _auth: &'a Option<Value>,
+    ) -> Result<(), Box<dyn fmt::Display + Send>> {
+        self.connect(s)
+            .await
+            .map_err(|e| Box::new(e) as Box<dyn fmt::Display + Send>)
+    }
+}
+
+/// Why [`SessionMiddleware::required`] refused a connection. Its `Display`
+/// is the `connect_error` message the client receives:
+/// [`HandshakeError::reason`], `": "`, then the error's message (what to
+/// check). It never holds a session id, cookie value or secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectRejection(pub HandshakeError);
+
+impl fmt::Display for ConnectRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.0.reason(), self.0)
+    }
+}
+
+impl std::error::Error for ConnectRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// What the middleware left on the socket.
+enum Slot<R> {
+    Session(SocketSession<R>),
+    Error(HandshakeError),
+}
+
+impl<R> Clone for Slot<R> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Session(s) => Slot::Session(s.clone()),
+            Slot::Error(e) => Slot::Error(e.clone()),
+        }
+    }
+}
+
+struct Inner<R> {
+    sessions: SessionSockets<R>,
+    id: SessionId,
+    session: Mutex<Session>,
+}
+
+/// The session of a socket: the extractor for connect, message and
+/// disconnect handlers, and the handle to read, change, save, reload and
+/// destroy it from any of them. Clones share one session.
+///
+/// Changes stay on the socket until [`save`](Self::save); the save writes
+/// only the keys this socket changed, merged onto whatever the store holds
+/// now, so an HTTP route's concurrent changes are kept (R25), and it never
+/// brings back a session that was destroyed meanwhile (R24).
+///
+/// Extraction fails (the handler is not called) when the socket has no
+/// session: use [`TrySession`] with [`SessionMiddleware::optional`] to see
+/// why.
+pub struct SocketSession<R = Tokio> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R> Clone for SocketSession<R> {
+    fn clone(&self) -> Self {
+        SocketSession {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R> fmt::Debug for SocketSession<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SocketSession").field(&*self.lock()).finish()
+    }
+}
+
+impl<R> SocketSession<R> {
+    fn lock(&self) -> MutexGuard<'_, Session> {
+        // A panic in a user closure while holding the lock leaves the
+        // session as it was mid-change; it is still a valid session.
+        self.inner
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The session id (redacted in `Debug`; never log it).
+    pub fn id(&self) -> &SessionId {
+        &self.inner.id
+    }
+
+    /// The name of this session's room (see [`session_room`]).
+    pub fn room(&self) -> String {
+        session_room(&self.inner.id)
+    }
+
+    /// Reads the session: `session.with(|s| s.get::<String>("user"))`.
+    pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// Changes the session on this socket (not yet in the store: call
+    /// [`save`](Self::save)): `session.with_mut(|s| s.insert("foo", "bar"))`.
+    pub fn with_mut<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        f(&mut self.lock())
+    }
+
+    /// A copy of the session as this socket sees it now.
+    pub fn snapshot(&self) -> Session {
+        self.lock().clone()
+    }
+}
+
+impl<R: Runtime + Clone> SocketSession<R> {
+    /// Writes this socket's changes to the store, so that HTTP routes see
+    /// them (session.socket.io's `session.save()`). Does nothing when
+    /// nothing changed. Only the keys this socket changed are written, onto
+    /// the record as it is now (R25). Fails with [`WriteError::Gone`] when
+    /// the session was destroyed meanwhile: it is not recreated (R24).
+    pub async fn save(&self) -> Result<(), WriteError> {
+        let snapshot = self.snapshot();
+        if !snapshot.is_changed() {
+            return Ok(());
+        }
+        let saved = self.inner.sessions.save(snapshot).await?;
+        self.stored(&saved);
+        Ok(())
+    }
+
+    /// Applies `update` to the session and saves it; if another writer
+    /// changed the record first, `update` runs again on the record as it is
+    /// now (a read-modify-write that composes, such as a counter). Returns
+    /// the session as stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: session_sockets::socketio::SocketSession) -> Result<(), session_sockets::core::WriteError> {
+    /// let saved = session
+    ///     .update(|s| {
+    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
+    ///         let _ = s.insert("counter", n + 1);
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update<F>(&self, update: F) -> Result<Session, WriteError>
+    where
+        F: FnMut(&mut Session) + Send + 'static,
+    {
+        let saved = self
+            .inner
+            .sessions
+            .save_with(self.snapshot(), update)
+            .await?;
+        self.stored(&saved);
+        Ok(saved)
+    }
+
+    /// Takes the stored record, then re-applies whatever this socket
+    /// changed while the save ran (changes already saved re-apply as no
+    /// change).
+    fn stored(&self, saved: &Session) {
+        if let Some(bytes) = saved.loaded_bytes()
+            && let Ok(rec) = record::decode(bytes)
+        {
+            self.lock().rebase(rec, Arc::clone(bytes));
+        }
+    }
+
+    /// Loads the session again from the store and makes it this socket's
+    /// session (session.socket.io's `getSession`): how a long-lived socket
+    /// sees what HTTP routes changed, and learns that the session ended
+    /// (R9). Unsaved changes on this socket are dropped. Returns a copy.
+    pub async fn reload(&self) -> Result<Session, HandshakeError> {
+        let fresh = self.inner.sessions.reload(&self.inner.id).await?;
+        *self.lock() = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// Destroys the session in the store. This socket stays connected:
+    /// call [`disconnect_session`] to close every socket of the session.
+    pub async fn destroy(&self) -> Result<(), WriteError> {
+        self.inner.sessions.destroy(&self.inner.id).await
+    }
+}
+
+/// Extraction failed: the socket has no session. The handler is not
+/// called.
+#[derive(Debug)]
+pub struct NoSession(Option<HandshakeError>);
+
+impl fmt::Display for NoSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(e) => write!(f, "the socket has no session ({}): {e}", e.reason()),
+            None => f.write_str(NOT_INSTALLED),
+        }
+    }
+}
+
+impl std::error::Error for NoSession {}
+
+const NOT_INSTALLED: &str = "the socket has no session slot: add \
+     `.with(SessionMiddleware::required(..))` or `.with(SessionMiddleware::optional(..))` \
+     to this namespace's connect handler";
+
+/// The middleware is not installed on this namespace.
+#[derive(Debug)]
+pub struct MiddlewareMissing;
+
+impl fmt::Display for MiddlewareMissing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(NOT_INSTALLED)
+    }
+}
+
+impl std::error::Error for MiddlewareMissing {}
+
+fn session_of<A: Adapter, R: Runtime + Clone>(
+    s: &Socket<A>,
+) -> Result<SocketSession<R>, NoSession> {
+    match s.extensions.get::<Slot<R>>() {
+        Some(Slot::Session(session)) => Ok(session),
+        Some(Slot::Error(e)) => Err(NoSession(Some(e))),
+        None => Err(NoSession(None)),
+    }
+}
+
+fn try_session_of<A: Adapter, R: Runtime + Clone>(
+    s: &Socket<A>,
+) -> Result<TrySession<R>, MiddlewareMissing> {
+    match s.extensions.get::<Slot<R>>() {
+        Some(Slot::Session(session)) => Ok(TrySession(Ok(session))),
+        Some(Slot::Error(e)) => Ok(TrySession(Err(e))),
+        None => Err(MiddlewareMissing),
+    }
+}
+
+impl<A: Adapter, R: Runtime + Clone> FromConnectParts<A> for SocketSession<R> {
+    type Error = NoSession;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, NoSession> {
+        session_of(s)
+    }
+}
+
+impl<A: Adapter, R: Runtime + Clone> FromMessageParts<A> for SocketSession<R> {
+    type Error = NoSession;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        _: &mut Value,
+        _: &Option<i64>,
+    ) -> Result<Self, NoSession> {
+        session_of(s)
+    }
+}
+
+impl<A: Adapter, R: Runtime + Clone> FromDisconnectParts<A> for SocketSession<R> {
+    type Error = NoSession;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, NoSession> {
+        session_of(s)
+    }
+}
+
+/// The session or why there is none: session.socket.io's `(err, socket,
+/// session)` for [`SessionMiddleware::optional`]. Extraction fails only
+/// when no session middleware ran for the namespace.
+#[derive(Clone, Debug)]
+pub struct TrySession<R = Tokio>(pub Result<SocketSession<R>, HandshakeError>);
+
+impl<A: Adapter, R: Runtime + Clone> FromConnectParts<A> for TrySession<R> {
+    type Error = MiddlewareMissing;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, Self::Error> {
+        try_session_of(s)
+    }
+}
+
+impl<A: Adapter, R: Runtime + Clone> FromMessageParts<A> for TrySession<R> {
+    type Error = MiddlewareMissing;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        _: &mut Value,
+        _: &Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        try_session_of(s)
+    }
+}
+
+impl<A: Adapter, R: Runtime + Clone> FromDisconnectParts<A> for TrySession<R> {
+    type Error = MiddlewareMissing;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, Self::Error> {
+        try_session_of(s)
+    }
+}

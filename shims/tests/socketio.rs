@@ -1,0 +1,582 @@
+//! The socketioxide integration against a real socket.io server (axum +
+//! socketioxide on a loopback port) and a real client speaking the
+//! engine.io v4 / socket.io v5 polling protocol over plain HTTP/1.1.
+#![cfg(feature = "socketioxide")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use session_sockets::runtime::tokio::Tokio;
+use session_sockets::socketio::{
+    SessionMiddleware, SocketSession, TrySession, disconnect_session, session_room,
+};
+use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::handler::ConnectHandler;
+
+const SECRET: &str = "socketio test secret";
+
+// ---- the server -------------------------------------------------------------
+
+struct Server {
+    addr: SocketAddr,
+    io: SocketIo,
+    sessions: SessionSockets<Tokio>,
+}
+
+async fn on_connect(socket: SocketRef, _session: SocketSession) {
+    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
+        let data: Map<String, Value> = session.with(|s| s.data().clone());
+        ack.send(&data).ok();
+    });
+    socket.on(
+        "set",
+        async |session: SocketSession,
+               socketioxide::extract::Data::<(String, Value)>((k, v)),
+               ack: AckSender| {
+            session.with_mut(|s| s.insert_value(&k, v));
+            match session.save().await {
+                Ok(()) => ack.send(&json!({ "ok": true })).ok(),
+                Err(e) => ack.send(&json!({ "error": format!("{e:?}") })).ok(),
+            };
+        },
+    );
+    socket.on("incr", async |session: SocketSession, ack: AckSender| {
+        let res = session
+            .update(|s| {
+                let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
+                s.insert("counter", n + 1).ok();
+            })
+            .await;
+        match res {
+            Ok(saved) => ack.send(&saved.get::<i64>("counter").unwrap()).ok(),
+            Err(e) => ack.send(&json!({ "error": format!("{e:?}") })).ok(),
+        };
+    });
+    socket.on("reload", async |session: SocketSession, ack: AckSender| {
+        match session.reload().await {
+            Ok(s) => ack.send(s.data()).ok(),
+            Err(e) => ack.send(&json!({ "error": e.reason() })).ok(),
+        };
+    });
+    socket.on(
+        "rooms",
+        async |socket: SocketRef, session: SocketSession, ack: AckSender| {
+            ack.send(&json!({ "rooms": socket.rooms(), "room": session.room() }))
+                .ok();
+        },
+    );
+    socket.on("destroy", async |session: SocketSession, ack: AckSender| {
+        ack.send(&json!({ "ok": session.destroy().await.is_ok() }))
+            .ok();
+    });
+}
+
+/// The seed's `(err, socket, session)`: the handler sees the error.
+async fn on_connect_optional(socket: SocketRef, TrySession(session): TrySession) {
+    let hello = match &session {
+        Ok(s) => json!({ "user": s.with(|s| s.get::<String>("user").unwrap()) }),
+        Err(e) => json!({ "error": e.reason() }),
+    };
+    socket.emit("hello", &hello).ok();
+}
+
+async fn server(config: Config) -> Server {
+    let sessions = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+    let (layer, io) = SocketIo::new_layer();
+    io.ns(
+        "/",
+        on_connect.with(SessionMiddleware::required(sessions.clone())),
+    );
+    io.ns(
+        "/chat",
+        on_connect.with(SessionMiddleware::required(sessions.clone())),
+    );
+    io.ns(
+        "/open",
+        on_connect_optional.with(SessionMiddleware::optional(sessions.clone())),
+    );
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server { addr, io, sessions }
+}
+
+fn config() -> Config {
+    Config::builder().secret(SECRET).build().unwrap()
+}
+
+/// A stored session with `data`; returns its id and `Cookie` header value.
+async fn login(srv: &Server, data: Value) -> (SessionId, String) {
+    let Value::Object(data) = data else {
+        panic!("data must be an object")
+    };
+    let created = srv.sessions.create(data).await.unwrap();
+    let pair = created.set_cookie.split(';').next().unwrap().to_owned();
+    (created.session.id().clone(), pair)
+}
+
+// ---- a minimal socket.io polling client -------------------------------------
+
+struct Client {
+    addr: SocketAddr,
+    headers: Vec<(String, String)>,
+    sid: String,
+    ack: u64,
+    /// Packets received but not yet consumed.
+    inbox: Vec<String>,
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    if let Err(e) = s.read_to_end(&mut raw) {
+        panic!(
+            "{method} {path}: {e}; got {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (len, rest) = s.split_once("\r\n").unwrap();
+        let len = usize::from_str_radix(len.trim(), 16).unwrap();
+        if len == 0 {
+            return out;
+        }
+        out.push_str(&rest[..len]);
+        s = &rest[len + 2..];
+    }
+}
+
+impl Client {
+    /// Opens an engine.io session (the handshake request carries `headers`).
+    fn open(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let (status, body) = http(
+            addr,
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            &headers,
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let open: Value = serde_json::from_str(body.strip_prefix('0').unwrap()).unwrap();
+        Client {
+            addr,
+            headers,
+            sid: open["sid"].as_str().unwrap().to_owned(),
+            ack: 0,
+            inbox: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> String {
+        format!("/socket.io/?EIO=4&transport=polling&sid={}", self.sid)
+    }
+
+    fn send(&self, packet: &str) {
+        let (status, body) = http(self.addr, "POST", &self.path(), &self.headers, packet);
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+
+    /// Long-polls once; engine.io pings are answered, socket.io packets
+    /// kept in the inbox.
+    fn poll(&mut self) {
+        let (status, body) = http(self.addr, "GET", &self.path(), &self.headers, "");
+        assert_eq!(status, 200, "{body}");
+        for p in body.split('\u{1e}') {
+            match p.as_bytes().first() {
+                Some(b'2') => self.send("3"),
+                Some(b'4') => self.inbox.push(p[1..].to_owned()),
+                Some(b'1') => self.inbox.push("<engine.io closed>".to_owned()),
+                _ => {}
+            }
+        }
+    }
+
+    /// The first received socket.io packet that satisfies `pred`.
+    fn take(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            if let Some(i) = self.inbox.iter().position(|p| pred(p)) {
+                return self.inbox.remove(i);
+            }
+            self.poll();
+        }
+    }
+
+    /// Connects to namespace `ns`: `Ok(connect payload)` or
+    /// `Err(connect_error message)`.
+    fn connect(&mut self, ns: &str) -> Result<Value, String> {
+        let pre = prefix(ns);
+        self.send(&format!("40{pre}"));
+        let (ok, err) = (format!("0{pre}"), format!("4{pre}"));
+        let p = self.take(|p| p.starts_with(&ok) || p.starts_with(&err));
+        let v: Value = serde_json::from_str(&p[ok.len()..]).unwrap();
+        if p.starts_with(&ok) {
+            Ok(v)
+        } else {
+            Err(v["message"].as_str().unwrap().to_owned())
+        }
+    }
+
+    /// Emits `event` with `args` on `ns` and waits for its ack.
+    fn call(&mut self, ns: &str, event: &str, args: &[Value]) -> Value {
+        self.ack += 1;
+        let mut arr = vec![json!(event)];
+        arr.extend_from_slice(args);
+        let pre = prefix(ns);
+        self.send(&format!("42{pre}{}{}", self.ack, Value::Array(arr)));
+        let want = format!("3{pre}{}[", self.ack);
+        let p = self.take(|p| p.starts_with(&want));
+        let v: Value = serde_json::from_str(&p[want.len() - 1..]).unwrap();
+        v[0].clone()
+    }
+
+    /// Waits for an event `name` on `ns`; returns its first argument.
+    fn event(&mut self, ns: &str, name: &str) -> Value {
+        let want = format!("2{}[{}", prefix(ns), json!(name));
+        let p = self.take(|p| p.starts_with(&want));
+        let v: Value = serde_json::from_str(&p[1 + prefix(ns).len()..]).unwrap();
+        v[1].clone()
+    }
+
+    /// Waits until the server disconnects this client from `ns`.
+    fn disconnected(&mut self, ns: &str) {
+        let want = format!("1{}", prefix(ns));
+        self.take(|p| p == want || p == "<engine.io closed>");
+    }
+}
+
+fn prefix(ns: &str) -> String {
+    if ns == "/" {
+        String::new()
+    } else {
+        format!("{ns},")
+    }
+}
+
+/// Runs blocking client code off the runtime's workers.
+async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
+        .await
+        .expect("the client step took over 20 s")
+        .unwrap()
+}
+
+// ---- tests -----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extractor_hands_the_http_session_to_connect_and_message_handlers() {
+    let srv = server(config()).await;
+    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let me = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c.call("/", "whoami", &[])
+    })
+    .await;
+    assert_eq!(me, json!({ "user": "ada" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_rejects_without_a_valid_session_and_connect_error_names_the_reason() {
+    let srv = server(config()).await;
+    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    // The same id signed with another secret.
+    let forged = {
+        let sid = cookie
+            .strip_prefix("connect.sid=s%3A")
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        let other = Config::builder().secret("not the secret").build().unwrap();
+        format!("connect.sid={}", other.sign(sid).replace(':', "%3A"))
+    };
+    let unknown = {
+        let c = config();
+        format!(
+            "connect.sid={}",
+            c.sign("nosuchsessionid").replace(':', "%3A")
+        )
+    };
+    let addr = srv.addr;
+    type Headers = Vec<(&'static str, String)>;
+    let cases: Vec<(Headers, &str, &str)> = vec![
+        (vec![], "no_cookie_header", "Cookie header"),
+        (
+            vec![("cookie", "other=1".into())],
+            "cookie_absent",
+            "connect.sid",
+        ),
+        (
+            vec![("cookie", forged)],
+            "signature_invalid",
+            "is the secret the same",
+        ),
+        (
+            vec![("cookie", "connect.sid=plain".into())],
+            "unsigned",
+            "not signed",
+        ),
+        (
+            vec![("cookie", unknown)],
+            "session_not_found",
+            "destroyed or expired",
+        ),
+        (
+            vec![
+                ("cookie", cookie.clone()),
+                ("origin", "https://evil.example".into()),
+            ],
+            "origin_rejected",
+            "evil.example",
+        ),
+    ];
+    for (headers, reason, hint) in cases {
+        let msg = client(move || {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let mut c = Client::open(addr, &h);
+            c.connect("/chat").unwrap_err()
+        })
+        .await;
+        assert!(
+            msg.starts_with(&format!("{reason}: ")),
+            "{reason}: got {msg:?}"
+        );
+        assert!(
+            msg.contains(hint),
+            "{reason}: {msg:?} should mention {hint:?}"
+        );
+        assert!(!msg.contains(SECRET));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r05_an_origin_of_the_same_host_passes() {
+    let srv = server(config()).await;
+    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let own = format!("http://{addr}");
+    let ok = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie), ("origin", &own)]);
+        c.connect("/")
+    })
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_mode_lets_the_connection_through_with_the_error_for_the_handler() {
+    let srv = server(config()).await;
+    let (_, cookie) = login(&srv, json!({ "user": "grace" })).await;
+    let addr = srv.addr;
+    let (anon, known) = client(move || {
+        let mut a = Client::open(addr, &[]);
+        a.connect("/open").unwrap();
+        let anon = a.event("/open", "hello");
+        let mut k = Client::open(addr, &[("cookie", &cookie)]);
+        k.connect("/open").unwrap();
+        (anon, k.event("/open", "hello"))
+    })
+    .await;
+    assert_eq!(anon, json!({ "error": "no_cookie_header" }));
+    assert_eq!(known, json!({ "user": "grace" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_from_a_handler_is_what_http_sees_and_reload_sees_http_changes() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let mut c = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        assert_eq!(
+            c.call("/", "set", &[json!("theme"), json!("dark")]),
+            json!({ "ok": true })
+        );
+        c
+    })
+    .await;
+    let http_side = srv.sessions.reload(&id).await.unwrap();
+    assert_eq!(
+        http_side.get::<String>("theme").unwrap().as_deref(),
+        Some("dark")
+    );
+
+    // An HTTP route changes the session; the socket's getSession sees it.
+    let mut s = http_side;
+    s.insert("lang", "fr").unwrap();
+    srv.sessions.save(s).await.unwrap();
+    let seen = client(move || c.call("/", "reload", &[])).await;
+    assert_eq!(
+        seen,
+        json!({ "user": "ada", "theme": "dark", "lang": "fr" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r25_socket_save_keeps_keys_an_http_route_wrote_meanwhile() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada", "counter": 0 })).await;
+    let addr = srv.addr;
+    let mut c = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c
+    })
+    .await;
+    // After the socket loaded the session, HTTP writes two keys.
+    let mut s = srv.sessions.reload(&id).await.unwrap();
+    s.insert("cart", json!(["book"])).unwrap();
+    s.insert("counter", 10).unwrap();
+    srv.sessions.save(s).await.unwrap();
+    // The socket's stale copy: `set` keeps HTTP's cart; `incr` (an update)
+    // re-runs on the current record, so it counts from 10.
+    let (set, n) = client(move || {
+        (
+            c.call("/", "set", &[json!("theme"), json!("dark")]),
+            c.call("/", "incr", &[]),
+        )
+    })
+    .await;
+    assert_eq!(set, json!({ "ok": true }));
+    assert_eq!(n, json!(11));
+    let now = srv.sessions.reload(&id).await.unwrap();
+    assert_eq!(
+        Value::Object(now.data().clone()),
+        json!({ "user": "ada", "counter": 11, "cart": ["book"], "theme": "dark" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r24_a_socket_save_after_logout_does_not_resurrect_the_session() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let mut c = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c
+    })
+    .await;
+    srv.sessions.destroy(&id).await.unwrap();
+    let (set, incr) = client(move || {
+        (
+            c.call("/", "set", &[json!("theme"), json!("dark")]),
+            c.call("/", "incr", &[]),
+        )
+    })
+    .await;
+    assert_eq!(set, json!({ "error": "Gone" }));
+    assert_eq!(incr, json!({ "error": "Gone" }));
+    assert_eq!(
+        srv.sessions.reload(&id).await.unwrap_err().reason(),
+        "session_not_found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r09_disconnect_session_closes_that_sessions_sockets_on_every_namespace_only() {
+    let srv = server(config()).await;
+    let (leaving, c1) = login(&srv, json!({ "user": "leaving" })).await;
+    let (_, c2) = login(&srv, json!({ "user": "staying" })).await;
+    let addr = srv.addr;
+    let (mut a, mut b) = client(move || {
+        let mut a = Client::open(addr, &[("cookie", &c1)]);
+        a.connect("/").unwrap();
+        a.connect("/chat").unwrap();
+        let mut b = Client::open(addr, &[("cookie", &c2)]);
+        b.connect("/chat").unwrap();
+        (a, b)
+    })
+    .await;
+    srv.sessions.destroy(&leaving).await.unwrap();
+    disconnect_session(&srv.io, &leaving).await.unwrap();
+    let still = client(move || {
+        a.disconnected("/");
+        a.disconnected("/chat");
+        b.call("/chat", "whoami", &[])
+    })
+    .await;
+    assert_eq!(still, json!({ "user": "staying" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
+    // SHA-256("abc"), FIPS 180-2 appendix B.1.
+    assert_eq!(
+        session_room(&SessionId::new("abc")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let got = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c.call("/", "rooms", &[])
+    })
+    .await;
+    let room = session_room(&id);
+    assert_eq!(got["room"], json!(room));
+    assert!(got["rooms"].as_array().unwrap().contains(&json!(room)));
+    assert!(!got.to_string().contains(id.expose()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_from_a_handler_ends_the_session_for_http_too() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let res = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c.call("/", "destroy", &[])
+    })
+    .await;
+    assert_eq!(res, json!({ "ok": true }));
+    assert!(srv.sessions.reload(&id).await.is_err());
+}
