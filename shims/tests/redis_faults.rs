@@ -140,3 +140,129 @@ fn r23_redis_down_on_smol_errors_fast_and_recovers() {
         assert_eq!(store.load(b"sess:s").await.unwrap(), None);
     });
 }
+
+/// Through the whole stack (SessionSockets, driver, RedisStore): a
+/// handshake while Redis is down or paused fails closed with a named error,
+/// bounded by the smaller of the driver's deadline and the client's
+/// response timeout, and the next handshake after Redis returns succeeds
+/// with the same handle.
+#[cfg(feature = "tokio")]
+mod handshake {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use session_sockets::core::signature::sign_cookie;
+    use session_sockets::core::time::{millis, to_iso};
+    use session_sockets::http::{HeaderMap, HeaderValue, header};
+    use session_sockets::runtime::tokio::Tokio;
+    use session_sockets::{Config, HandshakeError, RedisStore, SessionSockets, Store};
+
+    use crate::redis_server::RedisServer;
+
+    const SECRET: &str = "fault secret";
+    const SID: &str = "fault-test-session-id-0123456789";
+
+    fn headers() -> HeaderMap {
+        let signed = sign_cookie(SID, SECRET)
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+            .replace('+', "%2B");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("connect.sid={signed}")).unwrap(),
+        );
+        h
+    }
+
+    async fn seed(store: &RedisStore) {
+        let expires = to_iso(millis(SystemTime::now() + Duration::from_secs(3600)));
+        let rec = format!(
+            r#"{{"cookie":{{"originalMaxAge":3600000,"expires":"{expires}","httpOnly":true,"path":"/"}},"user":"ada"}}"#
+        );
+        let key = format!("sess:{SID}");
+        assert!(
+            store
+                .create(key.as_bytes(), rec.as_bytes(), Duration::from_secs(3600))
+                .await
+                .unwrap()
+        );
+    }
+
+    async fn sockets(
+        redis: &RedisServer,
+        deadline: Duration,
+        response: Duration,
+    ) -> (RedisStore, SessionSockets<Tokio>) {
+        let store = RedisStore::builder(redis.url())
+            .response_timeout(response)
+            .connection_timeout(Duration::from_millis(500))
+            .connect()
+            .await
+            .unwrap();
+        let config = Config::builder()
+            .secret(SECRET)
+            .store_deadline(deadline)
+            .build()
+            .unwrap();
+        let shared: Arc<dyn Store> = Arc::new(store.clone());
+        (store, SessionSockets::new(config, shared, Tokio))
+    }
+
+    async fn timed(sockets: &SessionSockets<Tokio>) -> (Duration, Result<String, HandshakeError>) {
+        let started = Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(10), sockets.session(&headers()))
+            .await
+            .expect("a handshake hung for 10 s (R23)");
+        (
+            started.elapsed(),
+            r.map(|s| s.get::<String>("user").unwrap().unwrap_or_default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn r23_handshake_with_redis_killed_fails_closed_then_recovers_without_restart() {
+        let mut redis = RedisServer::start();
+        let (store, sockets) =
+            sockets(&redis, Duration::from_secs(3), Duration::from_millis(500)).await;
+        seed(&store).await;
+        assert_eq!(timed(&sockets).await.1.unwrap(), "ada");
+
+        redis.kill();
+        let (took, r) = timed(&sockets).await;
+        match r {
+            Err(HandshakeError::Store(msg)) => {
+                assert!(msg.contains("Redis at 127.0.0.1:"), "{msg}")
+            }
+            other => panic!("expected a store error, got {other:?}"),
+        }
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        eprintln!("handshake, redis down: fails closed in {took:?}");
+
+        redis.restart();
+        seed(&store).await;
+        let (took, r) = timed(&sockets).await;
+        assert_eq!(r.unwrap(), "ada", "the same handle works again");
+        eprintln!("handshake after restart: succeeded in {took:?}");
+    }
+
+    #[tokio::test]
+    async fn r23_handshake_with_redis_paused_ends_at_the_driver_deadline() {
+        let redis = RedisServer::start();
+        // The driver's deadline (300 ms) is shorter than the client's
+        // response timeout (5 s): the deadline ends the handshake.
+        let (store, sockets) =
+            sockets(&redis, Duration::from_millis(300), Duration::from_secs(5)).await;
+        seed(&store).await;
+        redis.pause();
+        let (took, r) = timed(&sockets).await;
+        assert_eq!(r, Err(HandshakeError::Timeout));
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        eprintln!("handshake, redis paused: timed out at the deadline in {took:?}");
+        redis.resume();
+        assert_eq!(timed(&sockets).await.1.unwrap(), "ada");
+    }
+}
