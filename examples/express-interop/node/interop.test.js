@@ -91,10 +91,11 @@ test('rust_save_is_seen_by_an_express_route', async () => {
 
 test('r24_express_logout_makes_rust_reject_and_a_later_rust_save_does_not_resurrect', async () => {
   const s = await login('linus')
-  // A Rust request loads the session, then takes 400 ms before saving
+  // A Rust request loads the session, then takes 1.5 s before saving
   // (express-session #632: a long request's final save undid a logout).
-  const slow = rust('POST', `/set?${q({ key: 'late', value: '1', delay_ms: 400 })}`, { cookie: s.cookie })
-  await sleep(100)
+  // Express logs out 0.5 s into it.
+  const slow = rust('POST', `/set?${q({ key: 'late', value: '1', delay_ms: 1500 })}`, { cookie: s.cookie })
+  await sleep(500)
   const out = await express('POST', '/logout', { cookie: s.cookie })
   assert.equal(out.status, 200)
   const late = await slow
