@@ -17,6 +17,9 @@ work="$(mktemp -d)"
 pids=()
 cleanup() {
   local pid
+  if [ -f "$work/extra.pids" ]; then
+    while read -r pid; do pids+=("$pid"); done <"$work/extra.pids"
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
@@ -87,6 +90,7 @@ rust_url="$(grep -o 'http://127.0.0.1:[0-9]*' "$work/rust.log" | head -1)"
 echo "== interop assertions (redis $redis_url, express $express_url, rust $rust_url)"
 status=0
 EXPRESS_URL="$express_url" RUST_URL="$rust_url" REDIS_URL="$redis_url" K="${K:-20}" \
+  REDIS_PORT="$redis_port" REDIS_DIR="$work" EXTRA_PIDS="$work/extra.pids" \
   node node/interop.test.js || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- express log"; cat "$work/express.log"

@@ -7,6 +7,8 @@
 // Ends with "N passed, M failed"; exits 1 if any failed.
 
 const http = require('node:http')
+const fs = require('node:fs')
+const { spawn } = require('node:child_process')
 const assert = require('node:assert/strict')
 const { createClient } = require('redis')
 const { RedisStore } = require('connect-redis')
@@ -212,11 +214,53 @@ test('r01_a_tampered_cookie_is_rejected_by_both_sides', async () => {
   assert.equal((await express('GET', '/whoami', { cookie: tampered })).status, 401)
 })
 
+// Last, as it wipes Redis: redis-server dies while both servers run; the
+// Rust side fails closed at once, and once a new redis-server listens on the
+// same port, both sides work again without being restarted.
+test('r23_redis_killed_and_restarted_rust_fails_closed_then_recovers_without_restart', async () => {
+  const { REDIS_PORT, REDIS_DIR, EXTRA_PIDS } = process.env
+  assert.ok(REDIS_PORT && REDIS_DIR && EXTRA_PIDS, 'run by ../run.sh')
+  const s = await login('rosalind')
+  assert.equal((await rust('GET', '/whoami', { cookie: s.cookie })).status, 200)
+  await redis.sendCommand(['SHUTDOWN', 'NOSAVE']).catch(() => {})
+  let started = Date.now()
+  const down = await rust('GET', '/whoami', { cookie: s.cookie })
+  const toError = Date.now() - started
+  assert.equal(down.status, 503, JSON.stringify(down.body))
+  assert.equal(down.body.reason, 'store_error')
+  assert.match(down.body.error, /Redis at 127\.0\.0\.1:/)
+  assert.ok(toError < 2000, `time to error ${toError} ms`)
+
+  started = Date.now()
+  const child = spawn('redis-server', ['--port', REDIS_PORT, '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--dir', REDIS_DIR], { stdio: 'ignore' })
+  fs.appendFileSync(EXTRA_PIDS, `${child.pid}\n`) // ../run.sh stops it
+  for (let i = 0; ; i++) {
+    assert.ok(i < 200, 'the new redis-server answers PING within 10 s')
+    try { if (await redis.ping() === 'PONG') break } catch {}
+    await sleep(50)
+  }
+  const restarted = Date.now() - started
+  // The data went with the old server (persistence off): the cookie now
+  // names no session, and Rust says so instead of failing.
+  started = Date.now()
+  const gone = await rust('GET', '/whoami', { cookie: s.cookie })
+  const firstCall = Date.now() - started
+  assert.equal(gone.status, 401, JSON.stringify(gone.body))
+  assert.equal(gone.body.reason, 'session_not_found')
+  const again = await login('rosalind')
+  const who = await rust('GET', '/whoami', { cookie: again.cookie })
+  assert.equal(who.status, 200, JSON.stringify(who.body))
+  assert.equal(who.body.data.user, 'rosalind')
+  console.log(`# measured: redis down -> Rust error in ${toError} ms; redis back after ${restarted} ms -> Rust's first call answered in ${firstCall} ms`)
+})
+
 async function main () {
   for (const [name, v] of Object.entries({ EXPRESS_URL: EXPRESS, RUST_URL: RUST, REDIS_URL: process.env.REDIS_URL })) {
     if (!v) throw new Error(`set ${name} (run ../run.sh)`)
   }
   redis = createClient({ url: process.env.REDIS_URL })
+  redis.on('error', () => {}) // expected while the fault test has Redis down
   await redis.connect()
   let passed = 0
   let failed = 0
