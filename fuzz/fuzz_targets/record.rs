@@ -1,0 +1,69 @@
+//! `record`: arbitrary bytes as a stored express-session record.
+//!
+//! Input: the record bytes, as a store would return them.
+//!
+//! Properties:
+//! - decoding never panics, whatever the bytes;
+//! - whatever decodes re-encodes to bytes that decode again, to the same
+//!   record: `decode(encode(x)) == x`, where numbers compare as JavaScript
+//!   numbers (`1.0` and `1` are one number; `-0` prints as `0`, as
+//!   `JSON.stringify` does) and object keys compare as sets (JavaScript
+//!   moves integer-like keys first);
+//! - encoding is a fixpoint after one pass: `encode(decode(encode(x)))`
+//!   equals `encode(x)` byte for byte;
+//! - a decoded session re-encodes (`Session::encode`) to the same bytes as
+//!   `record::encode`.
+#![no_main]
+
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value};
+use session_sockets_core::record::{Record, decode, encode};
+use session_sockets_core::{Session, SessionId};
+
+/// JavaScript equality of two JSON values after a round trip.
+fn js_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| js_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => map_eq(x, y),
+        _ => a == b,
+    }
+}
+
+fn map_eq(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| js_eq(v, w)))
+}
+
+fn record_eq(a: &Record, b: &Record) -> bool {
+    a.cookie.expires_ms() == b.cookie.expires_ms()
+        && map_eq(a.cookie.fields(), b.cookie.fields())
+        && map_eq(&a.data, &b.data)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(x) = decode(data) else {
+        return;
+    };
+    let once = encode(&x.cookie, &x.data);
+    let y = match decode(&once) {
+        Ok(y) => y,
+        Err(e) => panic!("encode output does not decode: {e}"),
+    };
+    assert!(record_eq(&x, &y), "decode(encode(x)) != x");
+    let twice = encode(&y.cookie, &y.data);
+    assert_eq!(once, twice, "encoding is not a fixpoint");
+
+    let session = Session::from_record(SessionId::new("fuzz"), x, Arc::from(data));
+    assert_eq!(
+        session.encode(),
+        once,
+        "Session::encode differs from record::encode"
+    );
+});

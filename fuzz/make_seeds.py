@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/corpus/<target>/ from the shared
+express-session vectors (tests/data/express-session-cookies.json) and the
+benchmark header (benches/node/header.txt). Idempotent; run from anywhere:
+
+    python3 fuzz/make_seeds.py
+
+The byte formats are documented at the top of each fuzz target.
+"""
+import json
+import os
+import shutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ROTATION = ["new secret 2024", "old secret 2023"]
+
+with open(os.path.join(ROOT, "tests/data/express-session-cookies.json")) as f:
+    data = json.load(f)
+with open(os.path.join(ROOT, "benches/node/header.txt"), "rb") as f:
+    bench_header = f.read()
+
+corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie"]}
+
+cases = []
+for v in data["vectors"]:
+    lines = [bytes.fromhex(h) for h in v["cookie_headers_wire_hex"]]
+    cases.append((v["id"], lines, v["secrets"], v["expected"]))
+cases.append(("bench_header", [bench_header], ["keyboard cat"],
+              {"sid": "Ok2nHBR1sXyDbU3bVw9lVwFqcsT1mU5v", "ok": True}))
+
+# Happy path: feed, drain, reply Found(live record) to the Load at +0.5 s,
+# poll the outcome. Then: timeout past the deadline; a wrong id then the
+# right one; a duplicate reply; a Conflict (wrong kind); an expired record.
+SCRIPTS = {
+    "found": bytes([0, 1, 2, 0, 0, 0, 10, 4]),
+    "timeout": bytes([0, 1, 3, 200, 4]),
+    "wrong_id": bytes([0, 1, 2, 7, 0, 0, 10, 2, 0, 2, 10, 4]),
+    "duplicate": bytes([0, 1, 2, 0, 0, 2, 10, 2, 0, 0, 0, 10, 4, 4]),
+    "conflict": bytes([0, 1, 2, 0, 6, 0, 10, 4]),
+    "expired": bytes([0, 1, 2, 0, 0, 1, 10, 4]),
+    "late": bytes([0, 1, 2, 0, 0, 0, 100, 4, 5]),
+}
+
+for name, lines, secrets, expected in cases:
+    sel = 0x10 if secrets == ROTATION else 0
+    corpus["cookie_parse"][name] = bytes([sel]) + b"\n".join(lines)
+    for lim in (1, 2, 3):
+        corpus["cookie_parse"][f"{name}_limits{lim}"] = bytes([sel | lim]) + b"\n".join(lines)
+    for i, line in enumerate(lines):
+        corpus["differential_cookie"][f"{name}_{i}"] = line
+    if expected.get("ok"):
+        sid = expected["sid"].encode()
+        corpus["verify"][name] = bytes([3, 0, 1]) + sid + b"\0" + b"\0".join(s.encode() for s in secrets)
+    if secrets == ["keyboard cat"]:
+        head = b"host:127.0.0.1:3000\n" + b"\n".join(b"cookie:" + l for l in lines)
+        for sname, script in SCRIPTS.items():
+            corpus["handshake"][f"{name}_{sname}"] = head + b"\0" + script
+        corpus["handshake"][f"{name}_origin"] = (
+            b"host:127.0.0.1:3000\norigin:https://evil.example\n"
+            + b"\n".join(b"cookie:" + l for l in lines) + b"\0" + SCRIPTS["found"])
+
+# Signed strings as the verify input itself (unsign of arbitrary input).
+corpus["verify"]["signed_input"] = (
+    bytes([40, 0, 4])
+    + b"Ok2nHBR1sXyDbU3bVw9lVwFqcsT1mU5v.CHTwR3T0Ul1x3nYQMRDJEyvuxBnFCcqSwIbARnurjoI")
+corpus["verify"]["dotted_sid"] = bytes([9, 0, 2]) + b"a.b.c\0tobiiscool\0keyboard cat"
+corpus["verify"]["empty_sid"] = bytes([0, 0, 1]) + b"\0keyboard cat"
+
+for i, rec in enumerate(data["session_records"]):
+    corpus["record"][f"session_record_{i + 1}"] = rec["redis_value"].encode()
+corpus["record"]["integer_keys"] = (
+    b'{"b":1,"10":2,"cookie":{"zz":1,"path":"/","expires":null},"a":{"2":0,"1":0},"01":3,"n":1.5e-7,"big":1e21}')
+# Found by the record target: needs correctly rounded float parsing.
+corpus["record"]["long_decimal"] = b'{"cookie":{},"n":' + b"2" * 67 + b'1.015e-7}'
+corpus["record"]["escapes"] = b'{"cookie":{"expires":"2000-02-29T01:00:00+01:00"},"s":"\\u0000\\u2028\\ud83d\\ude00\\"","f":-0.0}'
+
+for target, seeds in corpus.items():
+    d = os.path.join(HERE, "corpus", target)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    for name, content in seeds.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(content)
+    print(f"{target}: {len(seeds)} seeds")
