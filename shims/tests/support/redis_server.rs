@@ -171,10 +171,12 @@ impl RedisServer {
 
     fn signal(&self, sig: &str) {
         if let Some(child) = &self.child {
-            let status = Command::new("kill")
-                .args([sig, &child.id().to_string()])
+            // The shell's builtin `kill`: /bin/sh is always there, the
+            // procps `kill` binary is not on minimal systems.
+            let status = Command::new("sh")
+                .args(["-c", &format!("kill {sig} {}", child.id())])
                 .status()
-                .expect("run kill");
+                .expect("run sh -c kill");
             assert!(status.success(), "kill {sig} failed");
         }
     }
