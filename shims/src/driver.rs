@@ -190,6 +190,57 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    /// A machine that never asks, never finishes and has no deadline.
+    struct Stuck;
+
+    impl Machine for Stuck {
+        type Outcome = ();
+        fn poll_request(&mut self) -> Option<Request> {
+            None
+        }
+        fn handle_reply(&mut self, _: RequestId, _: Reply, _: std::time::SystemTime) {}
+        fn poll_timeout(&self) -> Option<std::time::SystemTime> {
+            None
+        }
+        fn handle_timeout(&mut self, _: std::time::SystemTime) {}
+        fn poll_outcome(&mut self) -> Option<()> {
+            None
+        }
+    }
+
+    /// A runtime whose timer never fires: the driver must not need it.
+    struct NoTimer;
+
+    impl Runtime for NoTimer {
+        type Sleep = std::future::Pending<()>;
+        fn sleep(&self, _: Duration) -> Self::Sleep {
+            std::future::pending()
+        }
+    }
+
+    #[test]
+    fn a_stalled_machine_is_reported_not_awaited_forever() {
+        let store = MemoryStore::new();
+        let out = future::block_on(drive(&mut Stuck, &store, &NoTimer));
+        let e = out.unwrap_err();
+        assert!(e.to_string().contains("bug"), "{e}");
+    }
+
+    #[test]
+    fn a_store_that_answers_needs_no_timer_to_fire() {
+        // The outcome comes from the store answer alone, not from a timer.
+        let store = MemoryStore::new();
+        let config = session_sockets_core::Config::builder()
+            .secret("s")
+            .build()
+            .unwrap();
+        let id = session_sockets_core::SessionId::new("abc");
+        let mut reload =
+            session_sockets_core::Reload::new(&config, &id, std::time::SystemTime::now());
+        let out = future::block_on(drive(&mut reload, &store, &NoTimer)).unwrap();
+        assert_eq!(out.unwrap_err(), crate::HandshakeError::SessionNotFound);
+    }
+
     #[test]
     fn every_request_maps_to_its_store_call_and_reply() {
         let store = MemoryStore::new();
