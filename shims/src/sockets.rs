@@ -245,3 +245,59 @@ impl<R: Runtime> SessionSockets<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[derive(Clone, Debug)]
+    struct NoTimer;
+
+    impl Runtime for NoTimer {
+        type Sleep = std::future::Pending<()>;
+        fn sleep(&self, _: std::time::Duration) -> Self::Sleep {
+            std::future::pending()
+        }
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Every operation's future can be spawned on a multi-threaded runtime.
+    #[test]
+    fn every_operation_future_is_send() {
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let id = SessionId::new("abc");
+        let headers = http::HeaderMap::new();
+        let session = || {
+            let cookie = session_sockets_core::record::SessionCookie::new(None, 0);
+            Session::new(id.clone(), cookie, Map::new())
+        };
+        assert_send(&sockets.session(&headers));
+        assert_send(&sockets.session_from_pairs([("cookie", "a=b")]));
+        assert_send(&sockets.reload(&id));
+        assert_send(&sockets.save(session()));
+        assert_send(&sockets.save_with(session(), |_| {}));
+        assert_send(&sockets.touch(session()));
+        assert_send(&sockets.destroy(&id));
+        assert_send(&sockets.regenerate(session(), true));
+        assert_send(&sockets.create(Map::new()));
+    }
+
+    #[test]
+    fn r16_debug_redacts_secrets_and_set_cookie() {
+        let config = Config::builder().secret("hunter2-secret").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let dbg = format!("{sockets:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        let cookie = session_sockets_core::record::SessionCookie::new(None, 0);
+        let touched = Touched {
+            session: Session::new(SessionId::new("the-sid"), cookie, Map::new()),
+            set_cookie: Some("connect.sid=s%3Athe-sid.sig".into()),
+        };
+        let dbg = format!("{touched:?}");
+        assert!(!dbg.contains("the-sid"), "{dbg}");
+        assert!(dbg.contains("<redacted>"), "{dbg}");
+    }
+}
