@@ -13,7 +13,7 @@
 //! 3. return [`Machine::poll_outcome`] once there is one; otherwise sleep
 //!    until the deadline and call [`Machine::handle_timeout`].
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_lite::future;
 use session_sockets_core::{Machine, Reply, Request};
@@ -75,20 +75,20 @@ where
     loop {
         while let Some(request) = machine.poll_request() {
             let id = request.id();
-            let call = async { Some(execute(store, &request).await) };
+            let call = async { Ok(execute(store, &request).await) };
             let reply = match machine.poll_timeout() {
                 Some(deadline) => {
                     let expiry = async {
                         sleep_until(runtime, deadline).await;
-                        None
+                        Err(deadline)
                     };
                     future::or(call, expiry).await
                 }
                 None => call.await,
             };
             match reply {
-                Some(reply) => machine.handle_reply(id, reply, runtime.now()),
-                None => machine.handle_timeout(runtime.now()),
+                Ok(reply) => machine.handle_reply(id, reply, runtime.now()),
+                Err(deadline) => machine.handle_timeout(expired_at(runtime, deadline)),
             }
         }
         if let Some(outcome) = machine.poll_outcome() {
@@ -98,8 +98,16 @@ where
             return Err(Stalled);
         };
         sleep_until(runtime, deadline).await;
-        machine.handle_timeout(runtime.now());
+        machine.handle_timeout(expired_at(runtime, deadline));
     }
+}
+
+/// The time to report once the timer for `deadline` fired: the runtime's
+/// timer is monotonic, so the deadline has passed even if the wall clock
+/// says otherwise (it was set back, or runs behind the timer). Without
+/// this, a wall clock set back would keep a machine waiting.
+fn expired_at<R: Runtime + ?Sized>(runtime: &R, deadline: SystemTime) -> SystemTime {
+    runtime.now().max(deadline)
 }
 
 /// Runs one request and translates the answer into the core's [`Reply`].
@@ -239,6 +247,76 @@ mod tests {
             session_sockets_core::Reload::new(&config, &id, std::time::SystemTime::now());
         let out = future::block_on(drive(&mut reload, &store, &NoTimer)).unwrap();
         assert_eq!(out.unwrap_err(), crate::HandshakeError::SessionNotFound);
+    }
+
+    /// A store that never answers.
+    struct Silent;
+
+    impl Store for Silent {
+        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(std::future::pending())
+        }
+        fn create<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: &'a [u8],
+            _: Duration,
+        ) -> crate::StoreFuture<'a, bool> {
+            Box::pin(std::future::pending())
+        }
+        fn compare_and_set<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: &'a [u8],
+            _: &'a [u8],
+            _: Duration,
+        ) -> crate::StoreFuture<'a, CasOutcome> {
+            Box::pin(std::future::pending())
+        }
+        fn touch<'a>(&'a self, _: &'a [u8], _: Duration) -> crate::StoreFuture<'a, bool> {
+            Box::pin(std::future::pending())
+        }
+        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, ()> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    /// A runtime whose wall clock is stuck an hour in the past but whose
+    /// timer fires at once; it counts how often the driver waits.
+    #[derive(Default)]
+    struct ClockSetBack {
+        sleeps: std::sync::atomic::AtomicU32,
+    }
+
+    impl Runtime for ClockSetBack {
+        type Sleep = std::future::Ready<()>;
+        fn sleep(&self, _: Duration) -> Self::Sleep {
+            let n = self
+                .sleeps
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert!(
+                n < 10,
+                "the driver keeps waiting for a deadline that has passed"
+            );
+            std::future::ready(())
+        }
+        fn now(&self) -> SystemTime {
+            SystemTime::now() - Duration::from_secs(3600)
+        }
+    }
+
+    #[test]
+    fn r23_a_wall_clock_set_back_does_not_keep_a_machine_waiting() {
+        let config = session_sockets_core::Config::builder()
+            .secret("s")
+            .build()
+            .unwrap();
+        let id = session_sockets_core::SessionId::new("abc");
+        let mut reload = session_sockets_core::Reload::new(&config, &id, SystemTime::now());
+        let silent = Silent;
+        let rt = ClockSetBack::default();
+        let out = future::block_on(drive(&mut reload, &silent, &rt)).unwrap();
+        assert_eq!(out.unwrap_err(), crate::HandshakeError::Timeout);
     }
 
     #[test]
