@@ -1,0 +1,119 @@
+// Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
+// against the chat binary: sign in through the form, send a message, see it
+// arrive in a second user's page, and save a screenshot for the README.
+// Usage: node tests/browser.test.js <path to the chat binary> [screenshot path]
+"use strict";
+
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const { chromium } = require("playwright-core");
+const { startChat, runner } = require("./harness");
+
+const bin = process.argv[2];
+const shot = process.argv[3] || path.join(__dirname, "..", "..", "..", "docs", "chat.png");
+if (!bin) {
+  console.error("usage: node tests/browser.test.js <path to the chat binary> [screenshot path]");
+  process.exit(2);
+}
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+
+async function main() {
+  const chat = await startChat(bin, ["--secret", "browser test secret"]);
+  const { url } = chat;
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "chat-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport: { width: 760, height: 640 },
+    args: [
+      "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+      "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  // A second, isolated browser context for the other user (own cookie jar).
+  const browser2 = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+      "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+  const t = runner();
+  const ada = context.pages()[0] || (await context.newPage());
+  const grace = await (await browser2.newContext({ viewport: { width: 760, height: 640 } })).newPage();
+  const pageErrors = [];
+  for (const p of [ada, grace]) p.on("pageerror", (e) => pageErrors.push(String(e)));
+
+  async function signIn(page, name) {
+    await page.goto(url + "/");
+    await page.fill('input[name="name"]', name);
+    await Promise.all([page.waitForURL(url + "/"), page.click('button[type="submit"]')]);
+    await page.waitForSelector("#status.on", { timeout: 10000 });
+    assert.match(await page.textContent("#status"), new RegExp(`connected as ${name}`));
+  }
+
+  t.test("sign in through the form: the page's socket connects with the session", async () => {
+    await signIn(ada, "Ada");
+    await signIn(grace, "Grace");
+    const cookies = await context.cookies(url);
+    const sid = cookies.find((c) => c.name === "connect.sid");
+    assert.ok(sid, "connect.sid cookie set");
+    assert.equal(sid.httpOnly, true, "the session cookie is HttpOnly");
+  });
+
+  t.test("send a message: it appears in both pages with the sender's name", async () => {
+    await ada.fill("#text", "Hello Grace, the socket knows who I am.");
+    await ada.press("#text", "Enter");
+    for (const p of [ada, grace]) {
+      await p.waitForSelector('#log li:has-text("Hello Grace, the socket knows who I am.")', { timeout: 10000 });
+    }
+    assert.equal(await grace.textContent("#log li:last-child b"), "Ada");
+    await grace.fill("#text", "Hi Ada! Same session over HTTP and socket.io.");
+    await grace.click('#send button[type="submit"]');
+    await ada.waitForSelector('#log li:has-text("Same session over HTTP")', { timeout: 10000 });
+  });
+
+  t.test("incr from the page is saved in the session (GET /api/session agrees)", async () => {
+    for (let i = 1; i <= 3; i++) {
+      await ada.click("#incr");
+      await ada.waitForFunction((n) => document.getElementById("counter").value === String(n), i);
+    }
+    const api = await ada.evaluate(async () => (await fetch("/api/session")).json());
+    assert.equal(api.user, "Ada");
+    assert.equal(api.counter, 3);
+  });
+
+  t.test("the socket.io client loaded from the local npm package, no page errors", async () => {
+    const res = await ada.request.get(url + "/js/socket.io.min.js", { maxRedirects: 0 });
+    assert.equal(res.status(), 200, "run `npm ci` in examples/chat so the page works offline");
+    assert.deepEqual(pageErrors, []);
+  });
+
+  t.test("screenshot of the chat page", async () => {
+    fs.mkdirSync(path.dirname(shot), { recursive: true });
+    await ada.screenshot({ path: shot });
+    assert.ok(fs.statSync(shot).size > 5000);
+    console.log(`     screenshot: ${path.relative(process.cwd(), shot)}`);
+  });
+
+  t.test("sign out: the page's socket is disconnected and the login form is back", async () => {
+    await Promise.all([ada.waitForURL(url + "/"), ada.click('form[action="/logout"] button')]);
+    await ada.waitForSelector('input[name="name"]', { timeout: 10000 });
+    // Grace is still connected.
+    assert.match(await grace.textContent("#status"), /connected as Grace/);
+  });
+
+  const ok = await t.run(30000);
+  await context.close();
+  await browser2.close();
+  chat.child.kill();
+  fs.rmSync(profile, { recursive: true, force: true });
+  process.exit(ok ? 0 : 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+});

@@ -1,0 +1,171 @@
+// socket.io-client (the real npm client) against the chat binary: the HTTP
+// login's session is the socket's session, on polling and websocket alike.
+// Usage: node tests/client.test.js <path to the chat binary>
+"use strict";
+
+const assert = require("node:assert/strict");
+const { io } = require("socket.io-client");
+const { startChat, login, runner } = require("./harness");
+
+const bin = process.argv[2];
+if (!bin) {
+  console.error("usage: node tests/client.test.js <path to the chat binary>");
+  process.exit(2);
+}
+
+const sockets = [];
+function connect(url, ns, opts) {
+  const s = io(url + ns, { reconnection: false, forceNew: true, timeout: 5000, ...opts });
+  sockets.push(s);
+  return s;
+}
+const connected = (s) => new Promise((resolve, reject) => {
+  s.once("connect", resolve);
+  s.once("connect_error", (e) => reject(new Error(`connect_error: ${e.message}`)));
+});
+const rejected = (s) => new Promise((resolve, reject) => {
+  s.once("connect", () => reject(new Error("connected, expected a connect_error")));
+  s.once("connect_error", resolve);
+});
+const once = (s, ev) => new Promise((resolve) => s.once(ev, (...a) => resolve(a)));
+const get = (url, path, cookie) => fetch(url + path, { headers: cookie ? { cookie } : {} });
+
+async function main() {
+  const chat = await startChat(bin, ["--secret", "client test secret"]);
+  const { url } = chat;
+  const t = runner();
+
+  for (const transports of [["polling"], ["websocket"]]) {
+    const label = transports[0];
+    t.test(`${label}: the socket sees the HTTP login's session (whoami)`, async () => {
+      const cookie = await login(url, `ada-${label}`);
+      const s = connect(url, "/", { transports, extraHeaders: { cookie } });
+      await connected(s);
+      assert.equal(s.io.engine.transport.name, label);
+      const me = await s.timeout(5000).emitWithAck("whoami");
+      assert.equal(me.user, `ada-${label}`);
+      s.disconnect();
+    });
+
+    t.test(`${label}: incr saves into the session and GET /api/session sees it`, async () => {
+      const cookie = await login(url, `grace-${label}`);
+      const s = connect(url, "/", { transports, extraHeaders: { cookie } });
+      await connected(s);
+      assert.equal(await s.timeout(5000).emitWithAck("incr"), 1);
+      assert.equal(await s.timeout(5000).emitWithAck("incr"), 2);
+      const res = await get(url, "/api/session", cookie);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.user, `grace-${label}`);
+      assert.equal(body.counter, 2);
+      s.disconnect();
+    });
+
+    t.test(`${label}: rejected without a cookie, connect_error names the reason`, async () => {
+      const s = connect(url, "/", { transports });
+      const err = await rejected(s);
+      assert.match(err.message, /^no_cookie_header: /);
+      assert.match(err.message, /Cookie header/);
+    });
+
+    t.test(`${label}: rejected with a tampered cookie (signature_invalid)`, async () => {
+      const cookie = await login(url, `eve-${label}`);
+      // Change one character of the signed id: the signature no longer matches.
+      const i = "connect.sid=s%3A".length + 2;
+      const flipped = cookie[i] === "A" ? "B" : "A";
+      const tampered = cookie.slice(0, i) + flipped + cookie.slice(i + 1);
+      assert.notEqual(tampered, cookie);
+      const s = connect(url, "/", { transports, extraHeaders: { cookie: tampered } });
+      const err = await rejected(s);
+      assert.match(err.message, /^signature_invalid: /);
+      assert.match(err.message, /secret/);
+    });
+  }
+
+  t.test("r05 websocket from a foreign Origin is rejected (origin_rejected)", async () => {
+    const cookie = await login(url, "mallory");
+    const s = connect(url, "/", {
+      transports: ["websocket"],
+      extraHeaders: { cookie, origin: "https://evil.example" },
+    });
+    const err = await rejected(s);
+    assert.match(err.message, /^origin_rejected: /);
+  });
+
+  t.test("/chat namespace: message is broadcast as {user, text} to everyone in it", async () => {
+    const a = connect(url, "/chat", { transports: ["websocket"], extraHeaders: { cookie: await login(url, "ada") } });
+    const b = connect(url, "/chat", { transports: ["polling"], extraHeaders: { cookie: await login(url, "bob") } });
+    await Promise.all([connected(a), connected(b)]);
+    const atB = once(b, "message");
+    const atA = once(a, "message");
+    a.emit("message", "hello from ada");
+    assert.deepEqual((await atB)[0], { user: "ada", text: "hello from ada" });
+    assert.deepEqual((await atA)[0], { user: "ada", text: "hello from ada" });
+    assert.equal((await a.timeout(5000).emitWithAck("whoami")).user, "ada");
+  });
+
+  t.test("r09 logout over HTTP disconnects every socket of that session, on every namespace", async () => {
+    const cookie = await login(url, "leaving");
+    const other = await login(url, "staying");
+    const s1 = connect(url, "/", { transports: ["polling"], extraHeaders: { cookie } });
+    const s2 = connect(url, "/chat", { transports: ["websocket"], extraHeaders: { cookie } });
+    const s3 = connect(url, "/chat", { transports: ["websocket"], extraHeaders: { cookie: other } });
+    await Promise.all([connected(s1), connected(s2), connected(s3)]);
+    const d1 = once(s1, "disconnect");
+    const d2 = once(s2, "disconnect");
+    const res = await fetch(url + "/logout", { method: "POST", headers: { cookie }, redirect: "manual" });
+    assert.equal(res.status, 303);
+    assert.match(res.headers.get("set-cookie") || "", /^connect\.sid=;/);
+    assert.equal((await d1)[0], "io server disconnect");
+    assert.equal((await d2)[0], "io server disconnect");
+    // The other session's socket stays connected and working.
+    assert.equal(s3.connected, true);
+    assert.equal((await s3.timeout(5000).emitWithAck("whoami")).user, "staying");
+    // The old cookie no longer opens anything.
+    const api = await get(url, "/api/session", cookie);
+    assert.equal(api.status, 401);
+    assert.equal((await api.json()).error, "session_not_found");
+    const again = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie } });
+    assert.match((await rejected(again)).message, /^session_not_found: /);
+  });
+
+  t.test("GET /api/session without a cookie is a 401 JSON error", async () => {
+    const res = await get(url, "/api/session");
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get("content-type") || "", /application\/json/);
+    const body = await res.json();
+    assert.equal(body.error, "no_cookie_header");
+    assert.ok(body.message.length > 10);
+  });
+
+  t.test("GET / serves the login form without a session and the chat page with one", async () => {
+    const anon = await (await get(url, "/")).text();
+    assert.match(anon, /action="\/login"/);
+    const cookie = await login(url, "viewer");
+    const page = await (await get(url, "/", cookie)).text();
+    assert.match(page, /js\/socket\.io\.min\.js/);
+    assert.match(page, /action="\/logout"/);
+  });
+
+  t.test("GET /js/socket.io.min.js serves the npm client (or redirects to the CDN)", async () => {
+    const res = await fetch(url + "/js/socket.io.min.js", { redirect: "manual" });
+    if (res.status === 200) {
+      assert.match(res.headers.get("content-type") || "", /javascript/);
+      assert.match(await res.text(), /Socket\.IO v4/);
+    } else {
+      assert.ok([302, 303, 307].includes(res.status), `status ${res.status}`);
+      assert.match(res.headers.get("location") || "", /^https:\/\/cdn\.socket\.io\//);
+    }
+  });
+
+  const ok = await t.run();
+  for (const s of sockets) s.disconnect();
+  chat.child.kill();
+  process.exit(ok ? 0 : 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+// Shared helpers for the real-client tests: start the chat binary on a free
+// loopback port, log in over HTTP, count passes and failures.
+"use strict";
+
+const { spawn } = require("node:child_process");
+
+/** Starts `bin` with `args` (plus `--port 0`) and resolves to { url, child } once it listens. */
+function startChat(bin, args = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ["--port", "0", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SESSION_SECRET: "" },
+    });
+    let out = "";
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`the chat did not report its address within 20 s; output so far:\n${out}`));
+    }, 20000);
+    const onData = (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1], child, output: () => out });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("error", (e) => { clearTimeout(timer); reject(e); });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the chat exited with ${code} before listening:\n${out}`));
+    });
+  });
+}
+
+/** Logs in as `name`; resolves to the `name=value` cookie pair the server set. */
+async function login(url, name) {
+  const res = await fetch(url + "/login", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ name }).toString(),
+    redirect: "manual",
+  });
+  if (res.status !== 303) throw new Error(`POST /login answered ${res.status}, expected 303`);
+  const setCookie = res.headers.get("set-cookie") || "";
+  const pair = setCookie.split(";")[0];
+  if (!pair.startsWith("connect.sid=s%3A")) throw new Error(`unexpected Set-Cookie: ${setCookie}`);
+  return pair;
+}
+
+/** A tiny runner: runs tests in order, prints each result and "N passed, M failed". */
+function runner() {
+  const tests = [];
+  return {
+    test(name, fn) { tests.push({ name, fn }); },
+    async run(perTestMs = 15000) {
+      let passed = 0;
+      let failed = 0;
+      for (const { name, fn } of tests) {
+        let timer;
+        try {
+          await Promise.race([
+            fn(),
+            new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${perTestMs} ms`)), perTestMs); }),
+          ]);
+          passed++;
+          console.log(`ok   ${name}`);
+        } catch (e) {
+          failed++;
+          console.log(`FAIL ${name}\n     ${(e && e.stack) || e}`);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      console.log(`${passed} passed, ${failed} failed`);
+      return failed === 0;
+    },
+  };
+}
+
+module.exports = { startChat, login, runner };
