@@ -28,6 +28,8 @@ use session_sockets::{Config, MemoryStore, SessionSockets, Store};
 const MAX_HEAD: usize = 16 * 1024;
 /// The most request headers parsed.
 const MAX_HEADERS: usize = 64;
+/// How long a client may take to send its upgrade request, by default.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Command-line options.
 #[derive(Clone)]
@@ -38,6 +40,8 @@ pub struct Options {
     secret: String,
     /// Allowed `Origin`s; empty: the default same-host check.
     pub origins: Vec<String>,
+    /// How long a client may take to send its upgrade request.
+    pub head_timeout: Duration,
     /// Sessions to store at start: (session id, express-session JSON).
     seeds: Vec<(String, String)>,
 }
@@ -47,6 +51,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("addr", &self.addr)
             .field("origins", &self.origins)
+            .field("head_timeout", &self.head_timeout)
             .field("seeds", &self.seeds.len())
             .finish_non_exhaustive()
     }
@@ -59,6 +64,7 @@ usage: ws-smol|ws-async-std [--addr HOST:PORT] [--secret SECRET] [--origin URL].
   --addr           where to listen (default 127.0.0.1:3001; port 0 picks a free one)
   --secret         the HTTP app's express-session secret (or env SESSION_SECRET)
   --origin         an allowed Origin, e.g. https://app.example (default: same host only)
+  --head-timeout-ms  how long a client may take to send its upgrade request (default 10000)
   --seed-session   store the express-session record JSON under session id SID at start
                    (this demo keeps sessions in memory; point a real app at Redis)";
 
@@ -69,6 +75,7 @@ impl Options {
             addr: "127.0.0.1:3001".into(),
             secret: std::env::var("SESSION_SECRET").unwrap_or_default(),
             origins: Vec::new(),
+            head_timeout: HEAD_TIMEOUT,
             seeds: Vec::new(),
         };
         let mut args = args.into_iter();
@@ -78,6 +85,13 @@ impl Options {
                 "--addr" => o.addr = value()?,
                 "--secret" => o.secret = value()?,
                 "--origin" => o.origins.push(value()?),
+                "--head-timeout-ms" => {
+                    let ms = value()?;
+                    let ms = ms.parse().map_err(|_| {
+                        format!("--head-timeout-ms takes a number of milliseconds, not `{ms}`")
+                    })?;
+                    o.head_timeout = Duration::from_millis(ms);
+                }
                 "--seed-session" => {
                     let v = value()?;
                     let (sid, json) = v
@@ -159,46 +173,32 @@ impl From<async_tungstenite::tungstenite::Error> for ConnError {
     }
 }
 
-/// Serves one connection: reads the upgrade request, loads its session,
-/// then answers `whoami` messages until the client closes.
-pub async fn serve<S, R>(mut stream: S, sockets: SessionSockets<R>) -> Result<(), ConnError>
+/// Serves one connection: reads the upgrade request (within
+/// `head_timeout`), loads its session, then answers `whoami` messages until
+/// the client closes.
+pub async fn serve<S, R>(
+    mut stream: S,
+    sockets: SessionSockets<R>,
+    head_timeout: Duration,
+) -> Result<(), ConnError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     R: Runtime,
 {
-    // 1. The request head, bounded.
+    // 1. The request head, bounded in size and time.
     let mut buf = Vec::with_capacity(1024);
-    let (head_len, key, headers) = loop {
-        let mut chunk = [0u8; 2048];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(()); // closed before a full request
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut slots);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let key = match upgrade_key(&req) {
-                    Ok(key) => key,
-                    Err(why) => return reject(&mut stream, "400 Bad Request", why).await,
-                };
-                let headers: Vec<(String, Vec<u8>)> = req
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_owned(), h.value.to_vec()))
-                    .collect();
-                break (len, key, headers);
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) => {
-                let why = "request head too large";
-                return reject(&mut stream, "431 Request Header Fields Too Large", why).await;
-            }
-            Err(_) => {
-                let why = "malformed HTTP request";
-                return reject(&mut stream, "400 Bad Request", why).await;
-            }
+    let read = async { read_head(&mut stream, &mut buf).await.map(Some) };
+    let timeout = async {
+        sockets.runtime().sleep(head_timeout).await;
+        Ok(None)
+    };
+    let (head_len, key, headers) = match futures_lite::future::or(read, timeout).await? {
+        Some(Head::Upgrade { len, key, headers }) => (len, key, headers),
+        Some(Head::Refuse(status, why)) => return reject(&mut stream, status, why).await,
+        Some(Head::Closed) => return Ok(()),
+        None => {
+            let why = "the request head did not arrive in time";
+            return reject(&mut stream, "408 Request Timeout", why).await;
         }
     };
 
@@ -257,6 +257,60 @@ where
         }
     }
     Ok(())
+}
+
+/// What the start of a connection held.
+enum Head {
+    /// The client closed before a full request head.
+    Closed,
+    /// A WebSocket upgrade request.
+    Upgrade {
+        /// The head's length in bytes (what follows is WebSocket data).
+        len: usize,
+        /// `Sec-WebSocket-Key`.
+        key: String,
+        /// Every header, in wire order.
+        headers: Vec<(String, Vec<u8>)>,
+    },
+    /// Not an acceptable upgrade: the status line and why.
+    Refuse(&'static str, &'static str),
+}
+
+/// Reads and parses the request head into `buf`.
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Head> {
+    loop {
+        let mut chunk = [0u8; 2048];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Head::Closed);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut slots);
+        return Ok(match req.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => match upgrade_key(&req) {
+                Ok(key) => Head::Upgrade {
+                    len,
+                    key,
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_owned(), h.value.to_vec()))
+                        .collect(),
+                },
+                Err(why) => Head::Refuse("400 Bad Request", why),
+            },
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
+            Ok(httparse::Status::Partial) => Head::Refuse(
+                "431 Request Header Fields Too Large",
+                "request head too large",
+            ),
+            Err(_) => Head::Refuse("400 Bad Request", "malformed HTTP request"),
+        });
+    }
 }
 
 /// The `Sec-WebSocket-Key` of a valid upgrade request, or why it is not one.

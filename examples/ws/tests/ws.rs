@@ -33,7 +33,12 @@ impl Drop for Server {
 fn start(bin: &str) -> Server {
     let mut child = Command::new(bin)
         .args(["--addr", "127.0.0.1:0", "--secret", SECRET])
-        .args(["--origin", "https://app.example"])
+        .args([
+            "--origin",
+            "https://app.example",
+            "--head-timeout-ms",
+            "300",
+        ])
         .args(["--seed-session", &format!("{SID}={RECORD}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -93,6 +98,16 @@ fn refusal(result: Result<Ws, Error>) -> (u16, String) {
     }
 }
 
+/// Sends `request` as raw bytes and reads the whole answer.
+async fn raw(addr: &str, request: &[u8]) -> String {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = smol::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 async fn whoami(ws: &mut Ws) -> serde_json::Value {
     ws.send(Message::text("whoami")).await.unwrap();
     let msg = ws.next().await.expect("an answer").unwrap();
@@ -140,6 +155,18 @@ fn drive(bin: &str) {
         let (status, body) = refusal(connect(addr, Some(&cookie), origin).await);
         assert_eq!(status, 401);
         assert!(body.starts_with("origin_rejected:"), "{body}");
+
+        // Not an upgrade: 400 saying what this endpoint serves.
+        let answer = raw(addr, b"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(answer.contains("WebSocket upgrades"), "{answer}");
+        let answer = raw(addr, b"\x01\x02 garbage\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        // A client that never sends its request head is cut off.
+        let start = std::time::Instant::now();
+        let answer = raw(addr, b"").await;
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(start.elapsed() >= Duration::from_millis(300));
     };
     let timeout = async {
         smol::Timer::after(Duration::from_secs(20)).await;

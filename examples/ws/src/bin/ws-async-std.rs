@@ -44,9 +44,9 @@ fn main() -> ExitCode {
                     continue;
                 }
             };
-            let sockets = sockets.clone();
+            let (sockets, head_timeout) = (sockets.clone(), options.head_timeout);
             async_std::task::spawn(async move {
-                if let Err(e) = serve(stream, sockets).await {
+                if let Err(e) = serve(stream, sockets, head_timeout).await {
                     eprintln!("connection ended: {e}");
                 }
             });
