@@ -20,7 +20,7 @@ with open(os.path.join(ROOT, "tests/data/express-session-cookies.json")) as f:
 with open(os.path.join(ROOT, "benches/node/header.txt"), "rb") as f:
     bench_header = f.read()
 
-corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie"]}
+corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie", "save"]}
 
 cases = []
 for v in data["vectors"]:
@@ -74,6 +74,35 @@ corpus["record"]["integer_keys"] = (
 # Found by the record target: needs correctly rounded float parsing.
 corpus["record"]["long_decimal"] = b'{"cookie":{},"n":' + b"2" * 67 + b'1.015e-7}'
 corpus["record"]["escapes"] = b'{"cookie":{"expires":"2000-02-29T01:00:00+01:00"},"s":"\\u0000\\u2028\\ud83d\\ude00\\"","f":-0.0}'
+
+# save: selector (record, update closure, bad id), edits, then a script:
+# drain, then replies to the last request: Swapped; Conflict with each
+# record then Swapped; Gone; Failed; a wrong id; too late.
+SAVE_SCRIPTS = {
+    "swapped": bytes([1, 2, 0, 5, 10, 4]),
+    "conflict_then_swapped": bytes([1, 2, 0, 6, 2, 10, 1, 2, 0, 5, 20, 4]),
+    "conflict_malformed": bytes([1, 2, 0, 6, 4, 10, 4]),
+    "conflict_storm": bytes([1, 2, 0, 6, 0, 1] * 10 + [4]),
+    "gone": bytes([1, 2, 0, 7, 10, 4]),
+    "failed": bytes([1, 2, 0, 9, 10, 4]),
+    "wrong_id": bytes([1, 2, 9, 5, 10, 2, 0, 5, 10, 4]),
+    "late": bytes([1, 2, 0, 5, 200, 4]),
+    "timeout": bytes([1, 3, 100, 4]),
+}
+SAVE_EDITS = {
+    "set": b"user=ada\nviews=2",
+    "remove": b"views\nuser",
+    "json": b'user={"id":42,"name":"Ada"}\n1=[1,2,3]',
+    "same": b"views=1",
+    "none": b"",
+}
+for rec in range(4):
+    for ename, edits in SAVE_EDITS.items():
+        for sname, script in SAVE_SCRIPTS.items():
+            if ename in ("set", "none") or sname in ("swapped", "conflict_then_swapped"):
+                corpus["save"][f"r{rec}_{ename}_{sname}"] = bytes([rec]) + edits + b"\0" + script
+    corpus["save"][f"r{rec}_update_conflict"] = bytes([rec | 8]) + b"\0" + SAVE_SCRIPTS["conflict_then_swapped"]
+corpus["save"]["bad_id"] = bytes([16]) + b"user=ada\0" + SAVE_SCRIPTS["swapped"]
 
 for target, seeds in corpus.items():
     d = os.path.join(HERE, "corpus", target)

@@ -18,28 +18,9 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::{Map, Value};
 use session_sockets_core::record::{Record, decode, encode};
 use session_sockets_core::{Session, SessionId};
-
-/// JavaScript equality of two JSON values after a round trip.
-fn js_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x == y,
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| js_eq(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => map_eq(x, y),
-        _ => a == b,
-    }
-}
-
-fn map_eq(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
-    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| js_eq(v, w)))
-}
+use session_sockets_fuzz::js_map_eq as map_eq;
 
 fn record_eq(a: &Record, b: &Record) -> bool {
     a.cookie.expires_ms() == b.cookie.expires_ms()

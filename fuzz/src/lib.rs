@@ -297,3 +297,39 @@ pub fn machine_config() -> Arc<Config> {
             .unwrap_or_else(|e| panic!("machine config: {e}")),
     )
 }
+
+/// JavaScript equality of two JSON values after a trip through
+/// `JSON.stringify`: numbers compare as doubles (`50.0` and `50` are one
+/// number, `-0` is `0`), arrays element-wise, objects as key sets
+/// (JavaScript moves integer-like keys first).
+pub fn js_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| js_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => js_map_eq(x, y),
+        _ => a == b,
+    }
+}
+
+/// [`js_eq`] over two objects, as key sets.
+pub fn js_map_eq(
+    a: &serde_json::Map<String, serde_json::Value>,
+    b: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| js_eq(v, w)))
+}
+
+/// [`js_eq`] over optional values (`None`: absent).
+pub fn js_opt_eq(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => js_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
