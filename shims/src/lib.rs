@@ -41,6 +41,12 @@ pub use sockets::{SessionSockets, Touched};
 pub use store::{CasOutcome, Store, StoreError, StoreFuture};
 
 /// The README's Rust snippets, compiled and run as doctests.
-#[cfg(all(doctest, feature = "tokio", feature = "smol", feature = "async-std"))]
+#[cfg(all(
+    doctest,
+    feature = "tokio",
+    feature = "smol",
+    feature = "async-std",
+    feature = "socketioxide"
+))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

@@ -237,6 +237,15 @@ impl<R> fmt::Debug for SocketSession<R> {
     }
 }
 
+impl SocketSession {
+    /// The session of any socket, outside its handlers (session.socket.io's
+    /// `getSession(socket, ..)` starts here): e.g. for every socket of
+    /// `io.sockets()`. Fails for sockets without a session.
+    pub fn of<A: Adapter>(socket: &Socket<A>) -> Result<SocketSession, NoSession> {
+        session_of(socket)
+    }
+}
+
 impl<R> SocketSession<R> {
     fn lock(&self) -> MutexGuard<'_, Session> {
         // A panic in a user closure while holding the lock leaves the
@@ -346,10 +355,18 @@ impl<R: Runtime + Clone> SocketSession<R> {
     }
 }
 
-/// Extraction failed: the socket has no session. The handler is not
-/// called.
+/// The socket has no session, so [`SocketSession`] extraction failed and
+/// the handler is not called.
 #[derive(Debug)]
 pub struct NoSession(Option<HandshakeError>);
+
+impl NoSession {
+    /// Why the socket has no session; `None` when no session middleware
+    /// ran for its namespace.
+    pub fn error(&self) -> Option<&HandshakeError> {
+        self.0.as_ref()
+    }
+}
 
 impl fmt::Display for NoSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
