@@ -871,7 +871,9 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
 // ---------------------------------------------- ids, duplicates, deadlines
 
 /// Every machine, started and with its first request polled.
-fn every_machine() -> Vec<(&'static str, Box<dyn FnMut() -> Box<dyn Probe>>)> {
+type Factory = Box<dyn FnMut() -> Box<dyn Probe>>;
+
+fn every_machine() -> Vec<(&'static str, Factory)> {
     fn changed() -> Session {
         let mut s = loaded(REC);
         s.insert("n", 2).unwrap();
