@@ -152,7 +152,17 @@ impl Creating {
 /// Creates a session: asks for fresh random bytes for its id (express-
 /// session's 24 bytes, 32 base64url characters), then inserts the record
 /// only if the key is free (`SET NX EX`, R24). On an id collision it asks
-/// for fresh bytes and retries (at most 3 ids). See the [module docs](self).
+/// for fresh bytes and retries (at most 3 ids).
+///
+/// ```text
+/// Create::new(config, data, now)
+///   poll_request()  -> Request::Random { len: 24 }
+///   handle_reply(id, Random(bytes), now)
+///   poll_request()  -> Request::Create { key, value, ttl_secs }   SET NX EX
+///   handle_reply(id, Created, now)      -> Ok(Created { session, set_cookie })
+///   handle_reply(id, Exists, now)       -> Request::Random again (bounded)
+/// Regenerate: the same, then Request::Destroy { old key } -> Ok(Created)
+/// ```
 ///
 /// The outcome is `Ok(`[`Created`]`)` with the stored session and its
 /// `Set-Cookie` header, or a [`WriteError`]: `IdCollision`, `Expired` (a

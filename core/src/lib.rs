@@ -55,6 +55,58 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## Writes
+//!
+//! The same shape serves every write, each a small machine implementing
+//! [`Machine`] with a [`WriteError`] on failure:
+//!
+//! - [`Create`]: asks for 24 random bytes ([`Request::Random`]; the core
+//!   never draws randomness), inserts the record only if the id is free
+//!   ([`Request::Create`], `SET NX EX`) and returns the session with the
+//!   exact `Set-Cookie` header express-session would send.
+//! - [`Save`]: writes only when the data changed, as a
+//!   [`Request::CompareAndSet`] against the exact bytes that were loaded.
+//!   **Conflict rule:** when another writer got there first, this save's own
+//!   changed keys (set or removed since load) win and every other key keeps
+//!   the other writer's value; it retries up to
+//!   [`Config::max_save_attempts`] times. [`Save::with_update`] re-runs an
+//!   update closure on the current record instead, so read-modify-write
+//!   changes such as counters compose. A save never re-creates a destroyed
+//!   or expired session ([`WriteError::Gone`], R24).
+//! - [`Touch`]: refreshes the expiry (`expires = now + originalMaxAge`) and
+//!   the store TTL only; with `rolling`, the header to re-send.
+//! - [`Destroy`] (logout) and [`Regenerate`] (a new id on login, the old
+//!   one destroyed, R11).
+//!
+//! TTLs are connect-redis's: `ceil((expires - now) / 1 s)`, or
+//! [`Config::default_ttl`] for a browser-session cookie; a TTL <= 0 destroys
+//! instead of writing.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::SystemTime;
+//! use session_sockets_core::{record, Config, Reply, Request, Save, Session, SessionId};
+//!
+//! let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
+//! let loaded = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
+//! let rec = record::decode(loaded).unwrap();
+//! let mut session = Session::from_record(SessionId::new("abc"), rec, Arc::from(&loaded[..]));
+//! session.insert("user", "ada").unwrap();
+//!
+//! let now = SystemTime::now();
+//! let mut save = Save::new(config, session, now);
+//! let Some(Request::CompareAndSet { id, expected, .. }) = save.poll_request() else { panic!() };
+//! assert_eq!(&expected[..], &loaded[..]);
+//! // Another writer changed `n` meanwhile: the store answers with its bytes.
+//! let theirs = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":2}"#;
+//! save.handle_reply(id, Reply::Conflict(theirs[..].into()), now);
+//! let Some(Request::CompareAndSet { id, new, .. }) = save.poll_request() else { panic!() };
+//! assert!(std::str::from_utf8(&new).unwrap().ends_with(r#""n":2,"user":"ada"}"#));
+//! save.handle_reply(id, Reply::Swapped, now);
+//! let saved = save.poll_outcome().unwrap().unwrap();
+//! assert!(!saved.is_changed());
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -42,7 +42,24 @@ enum Phase {
     Destroying,
 }
 
-/// Saves a changed session. See the [module docs](self).
+/// Saves a changed session.
+///
+/// ```text
+/// Save::new(config, session, now)       unchanged -> Ok(session), no request
+///   poll_request() -> Request::CompareAndSet { key, expected, new, ttl_secs }
+///   handle_reply(id, Swapped, now)          -> Ok(session)
+///   handle_reply(id, Conflict(current), now)
+///       re-apply this side's changed keys onto `current` (or re-run the
+///       update closure on it) and compare-and-set again, at most
+///       Config::max_save_attempts times in all    -> Err(Conflict)
+///   handle_reply(id, Gone, now)             -> Err(Gone), never re-created
+/// TTL <= 0 (cookie.expires passed): Request::Destroy -> Err(Expired)
+/// ```
+///
+/// The conflict rule: this save's own changed keys (set or removed since
+/// load) win over the stored record; every other key keeps the value the
+/// stored record has now. With [`Save::with_update`] the update closure is
+/// re-run on the current record instead.
 ///
 /// The outcome is `Ok(Session)` (the session as now stored,
 /// [`Session::is_changed`] `false`) or a [`WriteError`]: `Conflict`,
