@@ -135,7 +135,11 @@ pub fn set_cookie(
         out.push_str("; Domain=");
         out.push_str(domain);
     }
-    if let Some(path) = truthy_str(fields.get("path"), "path")? {
+    // express-session's Cookie constructor defaults `path` to `/` and
+    // `httpOnly` to `true` before copying the stored fields over them.
+    let default_path = Value::String("/".into());
+    let path = fields.get("path").unwrap_or(&default_path);
+    if let Some(path) = truthy_str(Some(path), "path")? {
         if !is_cookie_path(path) {
             return Err(WriteError::InvalidCookie { field: "path" });
         }
@@ -146,7 +150,7 @@ pub fn set_cookie(
         out.push_str("; Expires=");
         out.push_str(&to_http_date(expires));
     }
-    if truthy(fields.get("httpOnly")) {
+    if truthy(Some(fields.get("httpOnly").unwrap_or(&Value::Bool(true)))) {
         out.push_str("; HttpOnly");
     }
     if truthy(fields.get("secure")) {
