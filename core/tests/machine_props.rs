@@ -1,0 +1,160 @@
+//! Every write machine under arbitrary inputs: any replies (right or wrong
+//! kind, malformed records, short random bytes), to any ids, at any times,
+//! in any order. None panics; each finishes at most once and then stays
+//! finished; the number of requests stays bounded (R23, R24).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+use serde_json::Map;
+use session_sockets_core::time::from_millis;
+use session_sockets_core::{
+    Bytes, Config, Create, Destroy, Machine, Regenerate, Reply, Request, RequestId, Save, Session,
+    SessionId, Touch, WriteError, record,
+};
+
+const REC: &str = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:15:27.949Z","httpOnly":true,"path":"/"},"n":1}"#;
+
+fn t(ms: u64) -> SystemTime {
+    from_millis(1_795_954_467_949) + Duration::from_millis(ms)
+}
+
+fn config() -> Arc<Config> {
+    Arc::new(
+        Config::builder()
+            .secret("keyboard cat")
+            .rolling(true)
+            .max_save_attempts(4)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn loaded() -> Session {
+    let rec = record::decode(REC.as_bytes()).unwrap();
+    let mut s = Session::from_record(SessionId::new("sid-1"), rec, Arc::from(REC.as_bytes()));
+    s.insert("mine", 1).unwrap();
+    s
+}
+
+fn reply() -> impl Strategy<Value = Reply> {
+    let bytes = prop_oneof![
+        Just(REC.as_bytes().to_vec()),
+        Just(br#"{"cookie":{"expires":null},"n":2}"#.to_vec()),
+        Just(br#"{"cookie":{"expires":"2000-01-01T00:00:00.000Z"}}"#.to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..40),
+    ];
+    prop_oneof![
+        bytes.clone().prop_map(|b| Reply::Found(Bytes::from(b))),
+        Just(Reply::NotFound),
+        Just(Reply::Created),
+        Just(Reply::Exists),
+        Just(Reply::Swapped),
+        bytes.clone().prop_map(|b| Reply::Conflict(Bytes::from(b))),
+        Just(Reply::Gone),
+        Just(Reply::Done),
+        bytes.prop_map(|b| Reply::Random(Bytes::from(b))),
+        Just(Reply::Failed("down".into())),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    /// Answer the last polled request (or, if `wrong`, a nearby id).
+    Reply {
+        wrong: u64,
+        reply: Reply,
+        at: u64,
+    },
+    Timeout {
+        at: u64,
+    },
+}
+
+fn events() -> impl Strategy<Value = Vec<Event>> {
+    let ev = prop_oneof![
+        4 => ((0u64..3), reply(), 0u64..2500).prop_map(|(wrong, reply, at)| Event::Reply { wrong, reply, at }),
+        1 => (0u64..2500).prop_map(|at| Event::Timeout { at }),
+    ];
+    proptest::collection::vec(ev, 0..24)
+}
+
+fn run<M, T>(mut m: M, events: &[Event]) -> Result<(), TestCaseError>
+where
+    M: Machine<Outcome = Result<T, WriteError>>,
+{
+    let mut outcomes = 0;
+    let mut requests = 0;
+    let mut last: Option<RequestId> = None;
+    let mut now = 0;
+    for ev in events {
+        while let Some(r) = m.poll_request() {
+            prop_assert_eq!(outcomes, 0, "no request after the outcome");
+            if let Request::CompareAndSet { ttl_secs, .. }
+            | Request::Create { ttl_secs, .. }
+            | Request::Touch { ttl_secs, .. } = &r
+            {
+                prop_assert!(*ttl_secs > 0, "never a TTL <= 0");
+            }
+            requests += 1;
+            last = Some(r.id());
+        }
+        match ev {
+            Event::Reply { wrong, reply, at } => {
+                now = now.max(*at);
+                let id = last.map_or(RequestId(*wrong), |i| RequestId(i.0 + wrong));
+                m.handle_reply(id, reply.clone(), t(now));
+            }
+            Event::Timeout { at } => {
+                now = now.max(*at);
+                m.handle_timeout(t(now));
+            }
+        }
+        if m.poll_outcome().is_some() {
+            outcomes += 1;
+        }
+        prop_assert!(outcomes <= 1, "the outcome comes once");
+    }
+    prop_assert!(requests <= 12, "bounded: {}", requests);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn create_survives_anything(ev in events()) {
+        run(Create::new(config(), Map::new(), t(0)), &ev)?;
+    }
+
+    #[test]
+    fn save_survives_anything(ev in events()) {
+        run(Save::new(config(), loaded(), t(0)), &ev)?;
+    }
+
+    #[test]
+    fn save_with_update_survives_anything(ev in events()) {
+        let update = Box::new(|s: &mut Session| {
+            let n = s.get::<i64>("n").ok().flatten().unwrap_or(0);
+            s.insert("n", n + 1).unwrap();
+        });
+        run(Save::with_update(config(), loaded(), update, t(0)), &ev)?;
+    }
+
+    #[test]
+    fn touch_survives_anything(ev in events()) {
+        run(Touch::new(config(), loaded(), t(0)), &ev)?;
+    }
+
+    #[test]
+    fn destroy_survives_anything(ev in events()) {
+        run(Destroy::new(config(), &SessionId::new("sid-1"), t(0)), &ev)?;
+    }
+
+    #[test]
+    fn regenerate_survives_anything(ev in events()) {
+        run(Regenerate::new(config(), loaded(), true, t(0)), &ev)?;
+    }
+}
