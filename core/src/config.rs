@@ -339,6 +339,13 @@ impl ConfigBuilder {
         if self.max_save_attempts == 0 {
             return Err(ConfigError::ZeroSaveAttempts);
         }
+        if self
+            .cookie
+            .max_age
+            .is_some_and(|d| d > Duration::from_secs(MAX_COOKIE_AGE_SECS))
+        {
+            return Err(ConfigError::InvalidMaxAge);
+        }
         if !is_cookie_path(&self.cookie.path) {
             return Err(ConfigError::InvalidCookiePath(self.cookie.path));
         }
@@ -363,6 +370,10 @@ impl ConfigBuilder {
         })
     }
 }
+
+/// The longest cookie `max_age` accepted: 1000 years, so that every expiry
+/// stays a four-digit-year ISO date as `Date#toISOString` writes it.
+const MAX_COOKIE_AGE_SECS: u64 = 1000 * 365 * 86_400;
 
 /// An RFC 6265 cookie name: one or more token characters (R3).
 pub(crate) fn is_cookie_name(name: &[u8]) -> bool {
@@ -413,6 +424,8 @@ pub enum ConfigError {
     InvalidCookiePath(String),
     /// The cookie domain is not a host name.
     InvalidCookieDomain(String),
+    /// The cookie `max_age` is over 1000 years.
+    InvalidMaxAge,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -455,6 +468,10 @@ impl std::fmt::Display for ConfigError {
                 "cookie path `{}` is not a valid cookie path (printable ASCII except `;` and `<`, \
                  as npm cookie's serialize checks); use the HTTP app's cookie.path, e.g. /",
                 p.escape_default()
+            ),
+            ConfigError::InvalidMaxAge => f.write_str(
+                "the cookie max_age is over 1000 years: express-session takes it in \
+                 milliseconds; use the HTTP app's cookie.maxAge, e.g. 86400000 for one day",
             ),
             ConfigError::InvalidCookieDomain(d) => write!(
                 f,

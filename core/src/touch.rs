@@ -23,6 +23,10 @@ use crate::set_cookie::set_cookie;
 use crate::time::millis;
 use crate::write::{Io, Redacted, WriteError, ttl_secs, unexpected};
 
+/// `9999-12-31T23:59:59.999Z`, the last instant a record's `expires` can
+/// hold.
+const LAST_ISO_MS: i64 = 253_402_300_799_999;
+
 /// Refreshes a session's expiry as express-session's `touch` does: when
 /// `cookie.originalMaxAge` is a number, `cookie.expires = now +
 /// originalMaxAge`; then the store's TTL is set from it (connect-redis's
@@ -74,9 +78,15 @@ impl Touch {
         }
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
         if let Some(max_age) = session.cookie().original_max_age() {
-            session
-                .cookie_mut()
-                .set_expires(Some(millis(now).saturating_add(max_age)));
+            let expires = millis(now).saturating_add(max_age);
+            if expires > LAST_ISO_MS {
+                // Past what `Date#toISOString` can write in four digits.
+                touch.finish(Err(WriteError::InvalidCookie {
+                    field: "originalMaxAge",
+                }));
+                return touch;
+            }
+            session.cookie_mut().set_expires(Some(expires));
         }
         match u64::try_from(ttl_secs(&config, session.cookie(), now)) {
             Ok(ttl_secs @ 1..) => {

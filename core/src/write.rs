@@ -43,8 +43,9 @@ pub enum WriteError {
     /// The session's cookie cannot be written into a `Set-Cookie` header
     /// (npm `cookie`'s `serialize` would throw on it, R3).
     InvalidCookie {
-        /// The offending field: `name`, `domain`, `path`, `priority` or
-        /// `sameSite`.
+        /// The offending field: `name`, `domain`, `path`, `priority`,
+        /// `sameSite`, or `originalMaxAge` (so large the expiry is past
+        /// the year 9999).
         field: &'static str,
     },
     /// The store returned something that is not an express-session record.

@@ -281,6 +281,14 @@ fn r3_r14_config_validates_cookie_options() {
             .unwrap_err(),
         ConfigError::ZeroTtl
     );
+    assert_eq!(
+        build(CookieOptions {
+            max_age: Some(Duration::MAX),
+            ..CookieOptions::default()
+        })
+        .unwrap_err(),
+        ConfigError::InvalidMaxAge
+    );
     let c = Config::builder().secret("s").build().unwrap();
     assert_eq!(c.default_ttl(), Duration::from_secs(86_400));
     assert_eq!(c.max_save_attempts(), 8);
@@ -743,6 +751,17 @@ fn touch_every_reply_and_rolling() {
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err().reason(),
         "store_error"
+    );
+
+    // An originalMaxAge past what a record can hold: refused before any IO.
+    let huge = r#"{"cookie":{"originalMaxAge":1e300,"expires":null}}"#;
+    let mut m = Touch::new(config(), loaded(huge), t(0));
+    assert_eq!(m.poll_request(), None);
+    assert_eq!(
+        m.poll_outcome().unwrap().unwrap_err(),
+        WriteError::InvalidCookie {
+            field: "originalMaxAge"
+        }
     );
 
     // A stored cookie npm cookie cannot serialize: refused before any IO.
