@@ -39,6 +39,10 @@ fn config() -> Arc<Config> {
 struct Store {
     records: BTreeMap<Vec<u8>, Vec<u8>>,
     random: u8,
+    /// The writer whose request is running, and the last one whose
+    /// compare-and-set swapped.
+    current: usize,
+    last_swap: Option<usize>,
 }
 
 impl Store {
@@ -62,6 +66,7 @@ impl Store {
                 None => Reply::Gone,
                 Some(cur) if cur.as_slice() == &expected[..] => {
                     *cur = new.to_vec();
+                    self.last_swap = Some(self.current);
                     Reply::Swapped
                 }
                 Some(cur) => Reply::Conflict(cur.as_slice().into()),
@@ -91,6 +96,8 @@ impl Store {
 enum Change {
     /// Set a key of its own (plain save: rebase on conflict).
     SetOwnKey(&'static str),
+    /// Set the shared key `k` to this value (plain save).
+    SetShared(&'static str),
     /// Increment the counter `n` (save with an update closure).
     Increment,
 }
@@ -187,6 +194,10 @@ impl Writer {
                         s.insert(k, k).unwrap();
                         (Some(Running::Save(Save::new(c, s, now()))), None)
                     }
+                    Op::ReloadChangeSave(Change::SetShared(v)) => {
+                        s.insert("k", v).unwrap();
+                        (Some(Running::Save(Save::new(c, s, now()))), None)
+                    }
                     Op::ReloadChangeSave(Change::Increment) => {
                         let update = Box::new(|s: &mut Session| {
                             let n = s.get::<i64>("n").unwrap().unwrap_or(0);
@@ -274,6 +285,7 @@ fn every_interleaving(scripts: &[&[Op]], mut check: impl FnMut(&End)) -> usize {
             } else {
                 0
             };
+            store.current = ready[pick];
             writers[ready[pick]].step(&mut store);
         }
         runs += 1;
@@ -321,6 +333,19 @@ fn r25_two_writers_of_different_keys_lose_nothing_in_any_interleaving() {
     // Each writer: load + 1 or 2 compare-and-sets.
     assert!(runs >= 6, "{runs}");
     println!("different keys: {runs} interleavings");
+}
+
+#[test]
+fn r25_same_key_the_last_successful_save_wins() {
+    let http: &[Op] = &[Op::ReloadChangeSave(Change::SetShared("http"))];
+    let socket: &[Op] = &[Op::ReloadChangeSave(Change::SetShared("socket"))];
+    let runs = every_interleaving(&[http, socket], |end| {
+        assert_eq!(end.results, [["ok"], ["ok"]]);
+        let winner = ["http", "socket"][end.store.last_swap.unwrap()];
+        assert_eq!(stored(end).unwrap().data["k"], winner);
+    });
+    assert!(runs >= 6, "{runs}");
+    println!("same key: {runs} interleavings");
 }
 
 #[test]
