@@ -29,7 +29,13 @@ struct Server {
     sessions: SessionSockets<Tokio>,
 }
 
-async fn on_connect(socket: SocketRef, _session: SocketSession) {
+/// The connect handler: it only runs for sockets with a session.
+async fn on_connect(_socket: SocketRef, _session: SocketSession) {}
+
+/// Registers the event handlers in a middleware, which runs before the
+/// client is told it is connected (socketioxide spawns the connect handler
+/// after that, too late for a client that emits at once).
+async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
     socket.on("whoami", async |session: SocketSession, ack: AckSender| {
         let data: Map<String, Value> = session.with(|s| s.data().clone());
         ack.send(&data).ok();
@@ -75,6 +81,7 @@ async fn on_connect(socket: SocketRef, _session: SocketSession) {
         ack.send(&json!({ "ok": session.destroy().await.is_ok() }))
             .ok();
     });
+    Ok(())
 }
 
 /// The seed's `(err, socket, session)`: the handler sees the error.
@@ -91,11 +98,15 @@ async fn server(config: Config) -> Server {
     let (layer, io) = SocketIo::new_layer();
     io.ns(
         "/",
-        on_connect.with(SessionMiddleware::required(sessions.clone())),
+        on_connect
+            .with(register)
+            .with(SessionMiddleware::required(sessions.clone())),
     );
     io.ns(
         "/chat",
-        on_connect.with(SessionMiddleware::required(sessions.clone())),
+        on_connect
+            .with(register)
+            .with(SessionMiddleware::required(sessions.clone())),
     );
     io.ns(
         "/open",

@@ -157,7 +157,9 @@ async fn run() -> Result<(), String> {
     let (layer, io) = SocketIo::new_layer();
     let middleware = SessionMiddleware::required(sessions.clone());
     for ns in ["/", "/chat"] {
-        io.ns(ns, on_connect.with(middleware.clone()));
+        // `.with` runs the last-added middleware first: the session, then
+        // the handler registration.
+        io.ns(ns, on_connect.with(register).with(middleware.clone()));
     }
 
     let app = App {
@@ -204,12 +206,21 @@ async fn run() -> Result<(), String> {
 
 // ---- socket.io -------------------------------------------------------------
 
-async fn on_connect(socket: SocketRef, _session: SocketSession) {
+/// Registers the event handlers. A connect middleware, not the connect
+/// handler: middlewares run before the client is told it is connected, while
+/// socketioxide runs the connect handler in a task after that, so an event
+/// the client emits right on `connect` could arrive before its handler.
+async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
     socket.join(LOBBY);
     socket.on("whoami", whoami);
     socket.on("incr", incr);
     socket.on("message", message);
+    Ok(())
 }
+
+/// Every connection that reaches here has a session (the middleware refused
+/// the others).
+async fn on_connect(_socket: SocketRef, _session: SocketSession) {}
 
 /// Acks the session data (without its cookie).
 async fn whoami(session: SocketSession, ack: AckSender) {

@@ -1,6 +1,6 @@
 // socket.io-client (the real npm client) against the chat binary: the HTTP
 // login's session is the socket's session, on polling and websocket alike.
-// Usage: node tests/client.test.js <path to the chat binary>
+// Usage: node tests/client.test.js <path to the chat binary> [more chat flags, e.g. --redis URL]
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -8,6 +8,7 @@ const { io } = require("socket.io-client");
 const { startChat, login, runner } = require("./harness");
 
 const bin = process.argv[2];
+const extra = process.argv.slice(3);
 if (!bin) {
   console.error("usage: node tests/client.test.js <path to the chat binary>");
   process.exit(2);
@@ -19,19 +20,27 @@ function connect(url, ns, opts) {
   sockets.push(s);
   return s;
 }
+const describe = (s) => `${s.nsp} over ${s.io.opts.transports.join("+")}`;
 const connected = (s) => new Promise((resolve, reject) => {
-  s.once("connect", resolve);
-  s.once("connect_error", (e) => reject(new Error(`connect_error: ${e.message}`)));
+  if (s.connected) return resolve();
+  const t = setTimeout(() => reject(new Error(`${describe(s)}: neither connect nor connect_error within 8 s`)), 8000);
+  s.once("connect", () => { clearTimeout(t); resolve(); });
+  s.once("connect_error", (e) => { clearTimeout(t); reject(new Error(`${describe(s)}: connect_error: ${e.message}`)); });
 });
 const rejected = (s) => new Promise((resolve, reject) => {
-  s.once("connect", () => reject(new Error("connected, expected a connect_error")));
-  s.once("connect_error", resolve);
+  const t = setTimeout(() => reject(new Error(`${describe(s)}: neither connect nor connect_error within 8 s`)), 8000);
+  s.once("connect", () => { clearTimeout(t); reject(new Error(`${describe(s)}: connected, expected a connect_error`)); });
+  s.once("connect_error", (e) => { clearTimeout(t); resolve(e); });
 });
-const once = (s, ev) => new Promise((resolve) => s.once(ev, (...a) => resolve(a)));
+const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
+  const t = setTimeout(() => reject(new Error(`no "${ev}" event within ${ms} ms`)), ms);
+  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
+});
 const get = (url, path, cookie) => fetch(url + path, { headers: cookie ? { cookie } : {} });
 
 async function main() {
-  const chat = await startChat(bin, ["--secret", "client test secret"]);
+  const chat = await startChat(bin, ["--secret", "client test secret", ...extra]);
+  console.log(`chat: ${chat.output().trim()}`);
   const { url } = chat;
   const t = runner();
 
@@ -93,14 +102,15 @@ async function main() {
   });
 
   t.test("/chat namespace: message is broadcast as {user, text} to everyone in it", async () => {
-    const a = connect(url, "/chat", { transports: ["websocket"], extraHeaders: { cookie: await login(url, "ada") } });
-    const b = connect(url, "/chat", { transports: ["polling"], extraHeaders: { cookie: await login(url, "bob") } });
+    const [ada, bob] = [await login(url, "ada"), await login(url, "bob")];
+    const a = connect(url, "/chat", { transports: ["websocket"], extraHeaders: { cookie: ada } });
+    const b = connect(url, "/chat", { transports: ["polling"], extraHeaders: { cookie: bob } });
     await Promise.all([connected(a), connected(b)]);
     const atB = once(b, "message");
     const atA = once(a, "message");
     a.emit("message", "hello from ada");
-    assert.deepEqual((await atB)[0], { user: "ada", text: "hello from ada" });
-    assert.deepEqual((await atA)[0], { user: "ada", text: "hello from ada" });
+    assert.deepEqual((await atA)[0], { user: "ada", text: "hello from ada" }, "at the sender");
+    assert.deepEqual((await atB)[0], { user: "ada", text: "hello from ada" }, "at the other user");
     assert.equal((await a.timeout(5000).emitWithAck("whoami")).user, "ada");
   });
 
@@ -159,6 +169,7 @@ async function main() {
   });
 
   const ok = await t.run();
+  if (!ok) console.log(`chat output:\n${chat.output()}`);
   for (const s of sockets) s.disconnect();
   chat.child.kill();
   process.exit(ok ? 0 : 1);

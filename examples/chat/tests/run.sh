@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Real-client tests of the chat example: socket.io-client (polling and
-# websocket) and headless Chromium via playwright-core, against the release
-# `chat` binary. Idempotent; installs what is missing on a fresh Debian:
-# chromium (and node/npm if absent) with apt-get, the pinned npm packages
-# with `npm ci`. The browser test refreshes docs/chat.png (deterministic).
+# websocket; once on the in-memory store, once with --redis on a private
+# redis-server) and headless Chromium via playwright-core, against the
+# release `chat` binary. Idempotent; installs what is missing on a fresh
+# Debian: chromium, redis-server (and node/npm if absent) with apt-get, the
+# pinned npm packages with `npm ci`. The browser test refreshes
+# docs/chat.png (its bytes are the same on every run).
 #
 #   bash examples/chat/tests/run.sh
 set -euo pipefail
@@ -12,6 +14,7 @@ root="$(cd "$chat_dir/../.." && pwd)"
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
@@ -27,8 +30,21 @@ fi
 bin="${CARGO_TARGET_DIR:-$root/target}/release/chat"
 
 status=0
-echo "== socket.io-client (polling, websocket)"
+echo "== socket.io-client (polling, websocket), memory store"
 (cd "$chat_dir" && node tests/client.test.js "$bin") || status=1
+
+echo "== socket.io-client (polling, websocket), --redis"
+port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+redis_pid=$!
+trap 'kill "$redis_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  redis-cli -p "$port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+(cd "$chat_dir" && node tests/client.test.js "$bin" --redis "redis://127.0.0.1:$port/") || status=1
+kill "$redis_pid" 2>/dev/null || true
+
 echo "== headless Chromium (playwright-core)"
 (cd "$chat_dir" && node tests/browser.test.js "$bin" "$root/docs/chat.png") || status=1
 exit $status
