@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -24,7 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use session_sockets::core::WriteError;
+use session_sockets::core::{CookieOptions, SameSite, WriteError};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession, disconnect_session};
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
@@ -137,7 +138,14 @@ async fn run() -> Result<(), String> {
             }
         },
     };
-    let mut config = Config::builder().secret(secret);
+    // SameSite=Lax: other sites' forms cannot post to /login or /logout with
+    // this cookie. One day of life, then the user signs in again.
+    let cookie = CookieOptions {
+        same_site: Some(SameSite::Lax),
+        max_age: Some(Duration::from_secs(24 * 3600)),
+        ..CookieOptions::default()
+    };
+    let mut config = Config::builder().secret(secret).cookie(cookie);
     if !args.origins.is_empty() {
         config = config.allowed_origins(args.origins);
     }

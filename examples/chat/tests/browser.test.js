@@ -60,6 +60,7 @@ async function main() {
     const sid = cookies.find((c) => c.name === "connect.sid");
     assert.ok(sid, "connect.sid cookie set");
     assert.equal(sid.httpOnly, true, "the session cookie is HttpOnly");
+    assert.equal(sid.sameSite, "Lax", "the session cookie is SameSite=Lax");
   });
 
   t.test("send a message: it appears in both pages with the sender's name", async () => {

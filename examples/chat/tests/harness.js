@@ -46,6 +46,9 @@ async function login(url, name) {
   const setCookie = res.headers.get("set-cookie") || "";
   const pair = setCookie.split(";")[0];
   if (!pair.startsWith("connect.sid=s%3A")) throw new Error(`unexpected Set-Cookie: ${setCookie}`);
+  if (!/; HttpOnly/.test(setCookie) || !/; SameSite=Lax/.test(setCookie) || !/; Expires=/.test(setCookie)) {
+    throw new Error(`the session cookie should be HttpOnly, SameSite=Lax and expire: ${setCookie}`);
+  }
   return pair;
 }
 
