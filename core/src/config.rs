@@ -305,6 +305,13 @@ impl ConfigBuilder {
 
     /// express-session's `rolling` option: every touch re-sends the
     /// `Set-Cookie` header with the refreshed expiry. Default off.
+    ///
+    /// Set it when the HTTP app is rolling. connect-redis's touch refreshes
+    /// only the store's TTL and leaves the stored `cookie.expires` behind
+    /// while the browser's cookie keeps being renewed, so with `rolling` the
+    /// store's TTL is the authority on expiry (as it is for express-session)
+    /// and loads do not refuse a record whose stored `expires` has passed.
+    /// Without it, such a record is no session (R13).
     pub fn rolling(mut self, yes: bool) -> Self {
         self.rolling = yes;
         self

@@ -131,6 +131,7 @@ struct Loading {
     sid: Option<SessionId>,
     unsent: bool,
     deadline: SystemTime,
+    check_expiry: bool,
 }
 
 impl Loading {
@@ -142,6 +143,10 @@ impl Loading {
             sid: session_id,
             unsent: true,
             deadline: now + config.store_deadline,
+            // With rolling sessions the stored `cookie.expires` goes stale by
+            // design (connect-redis's touch only refreshes the TTL), so the
+            // store's TTL is the authority, as it is for express-session.
+            check_expiry: !config.rolling,
         }
     }
 
@@ -168,7 +173,7 @@ impl Loading {
         match reply {
             Reply::Found(bytes) => {
                 let rec = record::decode(&bytes).map_err(HandshakeError::MalformedRecord)?;
-                if rec.cookie.is_expired(millis(now)) {
+                if self.check_expiry && rec.cookie.is_expired(millis(now)) {
                     return Err(HandshakeError::Expired);
                 }
                 // The id is materialized only now; until the record arrives

@@ -1,5 +1,6 @@
 //! Golden transcripts of the handshake machine: headers and scripted store
 //! replies in, every emitted request and the outcome out, compared as text.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -167,6 +168,27 @@ fn r13_expired_record_is_no_session_even_if_the_store_returns_it() {
     let fresh = RECORD.replace("2026-11-29T13:14:27.949Z", "2026-11-29T12:00:00.006Z");
     let log = transcript(handshake(&[("cookie", COOKIE)]), found(&fresh));
     assert!(log[2].starts_with("= Ok"), "{log:?}");
+}
+
+#[test]
+fn r13_with_rolling_the_store_ttl_is_the_authority_on_expiry() {
+    // A rolling express app touched this session (EXPIRE only): the stored
+    // `expires` is stale but the record is alive, and express serves it.
+    let stale = RECORD.replace("2026-11-29T13:14:27.949Z", "2026-11-29T11:00:00.000Z");
+    let config = Arc::new(
+        Config::builder()
+            .secret("keyboard cat")
+            .rolling(true)
+            .build()
+            .unwrap(),
+    );
+    let mut hs = Handshake::new(config, t0());
+    hs.handle_headers([("cookie", COOKIE)]);
+    let log = transcript(hs, found(&stale));
+    assert!(log[2].starts_with("= Ok id=apple"), "{log:?}");
+    // Without rolling the same record is expired.
+    let log = transcript(handshake(&[("cookie", COOKIE)]), found(&stale));
+    assert!(log[2].starts_with("= Err expired"), "{log:?}");
 }
 
 #[test]

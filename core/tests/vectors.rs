@@ -1,6 +1,7 @@
 //! Every case of `tests/data/express-session-cookies.json`, recorded from a
 //! real express-session 1.19.0, through the core API with the exact wire
 //! bytes; and the `session_records` decode.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use session_sockets_core::{Config, record, resolve_cookie};

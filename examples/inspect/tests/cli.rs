@@ -1,5 +1,6 @@
 //! `inspect` end to end: every express-session vector through the binary,
 //! plus the interface's usage errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

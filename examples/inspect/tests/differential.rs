@@ -5,6 +5,7 @@
 //! verdict (ok, sid, reason) must agree.
 //!
 //! Needs Node and `npm ci` in `benches/node` (`.ci/run` does both).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
