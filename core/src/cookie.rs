@@ -116,6 +116,17 @@ fn is_ows(b: u8) -> bool {
 }
 
 #[inline]
+fn trim_start(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_ows(*first) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+#[inline]
 fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if !is_ows(*first) {
@@ -209,7 +220,10 @@ impl<'n> Scan<'n> {
                 Some(i) => (&rest[..i], Some(&rest[i + 1..])),
                 None => (rest, None),
             };
-            if let Some((name, value)) = split_pair(piece)
+            // Only a piece that starts (after SP/HTAB) with the name can be
+            // the cookie: skip the others without looking for their `=`.
+            if trim_start(piece).starts_with(self.name)
+                && let Some((name, value)) = split_pair(piece)
                 && name == self.name
             {
                 let mut buf = ValueBuf::new();
