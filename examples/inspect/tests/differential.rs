@@ -102,21 +102,21 @@ fn line(rng: &mut Rng, name: &str) -> Vec<u8> {
     for i in 0..rng.below(5) + 1 {
         if i > 0 {
             const SEPS: [&[u8]; 5] = [b"; ", b";", b" ; ", b";\t", b";;"];
-            out.extend_from_slice(*rng.pick(&SEPS));
+            out.extend_from_slice(rng.pick::<&[u8]>(&SEPS));
         }
         match rng.below(6) {
             0 | 1 => {
                 const LEAD: [&[u8]; 3] = [b"", b" ", b"\t"];
                 const EQ: [&[u8]; 4] = [b"=", b" =", b"= ", b"\t=\t"];
-                out.extend_from_slice(*rng.pick(&LEAD));
+                out.extend_from_slice(rng.pick::<&[u8]>(&LEAD));
                 out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(*rng.pick(&EQ));
+                out.extend_from_slice(rng.pick::<&[u8]>(&EQ));
                 out.extend(value(rng));
             }
             2 => out.extend(junk(rng, 10)),
             3 => {
                 const OTHER: [&[u8]; 4] = [b"other=x", b"connect.sid", b"CONNECT.SID=s%3Aa", b"=v"];
-                out.extend_from_slice(*rng.pick(&OTHER));
+                out.extend_from_slice(rng.pick::<&[u8]>(&OTHER));
             }
             _ => {
                 out.extend_from_slice(b"pref=");
