@@ -73,6 +73,53 @@ pub async fn disconnect_session<A: Adapter>(
     Ok(())
 }
 
+/// Checks `Origin` on the later HTTP requests of a socket.io connection
+/// (R6). The session middleware sees the request that opened the engine.io
+/// connection only: socketioxide keeps that one's headers, so a WebSocket
+/// upgrade (or a poll) sent later, from another site, onto a connection a
+/// same-site page opened would pass unseen. Call this from an HTTP
+/// middleware in front of socketioxide for every request: requests that
+/// carry an engine.io `sid` (the later ones) must pass the config's origin
+/// policy; the opening request (no `sid`) is left to the session
+/// middleware, whose refusal is the readable `connect_error`. Answer an
+/// `Err` with 403 and its message (`origin_rejected: ...`).
+///
+/// ```
+/// use session_sockets::Config;
+/// use session_sockets::http::{HeaderMap, HeaderValue, Uri, header};
+/// use session_sockets::socketio::check_later_origin;
+///
+/// let config = Config::builder().secret("s").build().unwrap();
+/// let mut headers = HeaderMap::new();
+/// headers.insert(header::HOST, HeaderValue::from_static("chat.example"));
+/// headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+/// let upgrade: Uri = "/socket.io/?EIO=4&transport=websocket&sid=abc".parse().unwrap();
+/// let err = check_later_origin(&config, &upgrade, &headers).unwrap_err();
+/// assert_eq!(err.reason(), "origin_rejected");
+/// ```
+pub fn check_later_origin(
+    config: &crate::Config,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> Result<(), ConnectRejection> {
+    let later = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("sid=")));
+    if !later {
+        return Ok(());
+    }
+    let origins: Vec<&[u8]> = headers
+        .get_all(http::header::ORIGIN)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let host = headers.get(http::header::HOST).map(|v| v.as_bytes());
+    config
+        .origin_policy()
+        .check(&origins, host)
+        .map_err(|r| ConnectRejection(HandshakeError::OriginRejected(r)))
+}
+
 /// The connect middleware that loads the session of each namespace
 /// connection. Attach it with socketioxide's `ConnectHandler::with`:
 ///
@@ -173,6 +220,13 @@ impl<A: Adapter, R: Runtime + Clone> ConnectMiddleware<A, SessionMiddleware<R>>
 /// check). It never holds a session id, cookie value or secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectRejection(pub HandshakeError);
+
+impl ConnectRejection {
+    /// The stable reason code ([`HandshakeError::reason`]).
+    pub fn reason(&self) -> &'static str {
+        self.0.reason()
+    }
+}
 
 impl fmt::Display for ConnectRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

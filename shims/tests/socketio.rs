@@ -591,3 +591,38 @@ async fn destroy_from_a_handler_ends_the_session_for_http_too() {
     assert_eq!(res, json!({ "ok": true }));
     assert!(srv.sessions.reload(&id).await.is_err());
 }
+
+#[test]
+fn r06_later_requests_of_a_connection_must_pass_the_origin_policy() {
+    use session_sockets::http::{HeaderMap, HeaderValue, Uri, header};
+    use session_sockets::socketio::check_later_origin;
+
+    let config = config();
+    let headers = |origin: Option<&'static str>| {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("chat.example"));
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_static(o));
+        }
+        h
+    };
+    let open: Uri = "/socket.io/?EIO=4&transport=polling".parse().unwrap();
+    let upgrade: Uri = "/socket.io/?EIO=4&transport=websocket&sid=abc"
+        .parse()
+        .unwrap();
+    let evil = headers(Some("https://evil.example"));
+    // The opening request is the session middleware's to refuse.
+    assert!(check_later_origin(&config, &open, &evil).is_ok());
+    let err = check_later_origin(&config, &upgrade, &evil).unwrap_err();
+    assert_eq!(err.reason(), "origin_rejected");
+    let msg = err.to_string();
+    assert!(msg.starts_with("origin_rejected: "), "{msg}");
+    assert!(
+        msg.contains("`https://evil.example` is not allowed"),
+        "{msg}"
+    );
+    assert!(check_later_origin(&config, &upgrade, &headers(Some("https://chat.example"))).is_ok());
+    assert!(check_later_origin(&config, &upgrade, &headers(None)).is_ok());
+    let null = check_later_origin(&config, &upgrade, &headers(Some("null"))).unwrap_err();
+    assert_eq!(null.reason(), "origin_rejected");
+}

@@ -20,14 +20,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::socketio::{SessionMiddleware, SocketSession, disconnect_session};
+use session_sockets::socketio::{
+    SessionMiddleware, SocketSession, check_later_origin, disconnect_session,
+};
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -186,8 +189,10 @@ async fn run() -> Result<(), String> {
         .route("/style.css", get(style))
         // Not under /socket.io: socketioxide answers every path with that prefix.
         .route("/js/socket.io.min.js", get(client_js))
-        .with_state(app)
-        .layer(layer);
+        .with_state(app.clone())
+        .layer(layer)
+        // Outermost, so it runs before socketioxide sees the request.
+        .layer(axum::middleware::from_fn_with_state(app, socketio_origin));
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -277,6 +282,22 @@ async fn message(socket: SocketRef, session: SocketSession, Data(text): Data<Str
 }
 
 // ---- HTTP ------------------------------------------------------------------
+
+/// R6: socket.io's polling requests and its WebSocket upgrade are separate
+/// HTTP requests, and the session middleware checks `Origin` on the one
+/// that opened the connection only (socketioxide keeps that one's headers;
+/// its refusal is the readable `connect_error`). Every later request of a
+/// connection (it carries the engine.io `sid`) is checked here, so an
+/// upgrade or poll from another site onto a connection a same-site page
+/// opened is refused too.
+async fn socketio_origin(State(app): State<App>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/socket.io/")
+        && let Err(e) = check_later_origin(app.sessions.config(), req.uri(), req.headers())
+    {
+        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+    }
+    next.run(req).await
+}
 
 async fn index(State(app): State<App>, headers: HeaderMap) -> Html<String> {
     match app.sessions.session(&headers).await {

@@ -5,6 +5,7 @@
 
 const assert = require("node:assert/strict");
 const { io } = require("socket.io-client");
+const WebSocket = require("ws");
 const { startChat, login, runner } = require("./harness");
 
 const bin = process.argv[2];
@@ -99,6 +100,30 @@ async function main() {
     });
     const err = await rejected(s);
     assert.match(err.message, /^origin_rejected: /);
+  });
+
+  t.test("r06 a later request of a connection (the WebSocket upgrade) from another site is refused", async () => {
+    const cookie = await login(url, "upgrader");
+    // A same-site page opens the connection over polling (no Origin on a same-origin GET) ...
+    const open = await fetch(url + "/socket.io/?EIO=4&transport=polling", { headers: { cookie } });
+    const { sid } = JSON.parse((await open.text()).slice(1));
+    const upgrade = (origin) => new Promise((resolve) => {
+      const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket&sid=${sid}`,
+        { headers: { cookie }, origin });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (c) => { body += c; });
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      ws.on("open", () => { ws.close(); resolve({ status: 101 }); });
+      ws.on("error", (e) => resolve({ status: 0, body: e.message }));
+    });
+    // ... another site's page tries to upgrade it: refused before socketioxide sees it.
+    const evil = await upgrade("https://evil.example");
+    assert.equal(evil.status, 403);
+    assert.match(evil.body, /^origin_rejected: .*`https:\/\/evil\.example` is not allowed/);
+    // The page's own origin may (control).
+    assert.equal((await upgrade(url)).status, 101);
   });
 
   t.test("/chat namespace: message is broadcast as {user, text} to everyone in it", async () => {
