@@ -626,3 +626,37 @@ fn r06_later_requests_of_a_connection_must_pass_the_origin_policy() {
     let null = check_later_origin(&config, &upgrade, &headers(Some("null"))).unwrap_err();
     assert_eq!(null.reason(), "origin_rejected");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_session_for_a_client_from_outside_its_handlers() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let addr = srv.addr;
+    let _c = client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c
+    })
+    .await;
+    let sockets = srv.io.sockets();
+    assert_eq!(sockets.len(), 1);
+    let session = SocketSession::of(&sockets[0]).unwrap();
+    assert_eq!(session.id(), &id);
+    // getSession sees an HTTP change, then the end of the session.
+    let mut s = srv.sessions.reload(&id).await.unwrap();
+    s.insert("lang", "fr").unwrap();
+    srv.sessions.save(s).await.unwrap();
+    let fresh = session.reload().await.unwrap();
+    assert_eq!(fresh.get::<String>("lang").unwrap().as_deref(), Some("fr"));
+    assert_eq!(
+        session
+            .with(|s| s.get::<String>("lang").unwrap())
+            .as_deref(),
+        Some("fr")
+    );
+    srv.sessions.destroy(&id).await.unwrap();
+    assert_eq!(
+        session.reload().await.unwrap_err().reason(),
+        "session_not_found"
+    );
+}
