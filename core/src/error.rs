@@ -153,7 +153,7 @@ impl std::fmt::Display for HandshakeError {
                 "the session cookie is not among the first {limit} cookies; raise \
                  Limits::max_pairs if your site really sets that many cookies"
             ),
-            HandshakeError::OriginRejected(r) => write!(f, "origin rejected: {r}"),
+            HandshakeError::OriginRejected(r) => write!(f, "cross-site request refused: {r}"),
             HandshakeError::SessionNotFound => f.write_str(
                 "the store has no session for this cookie: it was destroyed or expired, or the \
                  store (or its key prefix) is not the one the HTTP app uses",

@@ -257,7 +257,7 @@ fn r05_r06_origin_rejected_before_any_store_request() {
             Script::Silent
         ),
         [
-            "= Err origin_rejected: origin rejected: origin `https://evil.example` is not allowed: \
+            "= Err origin_rejected: cross-site request refused: origin `https://evil.example` is not allowed: \
              if it is your site, add it with allowed_origins([..])",
         ]
     );
