@@ -11,13 +11,14 @@
 //!   check and the signature verify, the same work as express-session's
 //!   `getcookie`;
 //! - `rust_handshake`: the core handshake from all request headers to the
-//!   `Load` request (adds the Origin check and the store key).
+//!   `Load` request (adds the Origin check and the store key);
+//! - `bare_hmac`: the floor, a pre-keyed HMAC-SHA256 verify of the id.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use session_sockets_benches::{HEADER, SID, config, now, request_headers};
+use session_sockets_benches::{BareVerify, HEADER, SID, config, now, request_headers};
 use session_sockets_core::{Handshake, resolve_cookie};
 
 struct Opts {
@@ -117,6 +118,10 @@ fn main() -> ExitCode {
             hs.handle_headers(black_box(&headers).iter().copied());
             black_box(hs.poll_request()).is_some()
         })
+    })
+    .and_then(|()| {
+        let bare = BareVerify::new();
+        time("bare_hmac", &o, || bare.verify(black_box(SID.as_bytes())))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
