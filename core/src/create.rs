@@ -23,7 +23,8 @@ use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::set_cookie::set_cookie;
 use crate::write::{
-    Io, Redacted, SID_RANDOM_BYTES, WriteError, sid_from_random, ttl_secs, unexpected,
+    Ending, Io, Redacted, SID_RANDOM_BYTES, WriteError, destroyed, sid_from_random, ttl_secs,
+    unexpected,
 };
 
 /// How many fresh ids a create tries before giving up. With 192-bit ids a
@@ -170,17 +171,15 @@ impl Creating {
 #[must_use = "a create does nothing until its requests are run"]
 pub struct Create {
     config: Arc<Config>,
-    io: Io,
+    end: Ending<Created>,
     creating: Creating,
-    finished: bool,
-    outcome: Option<Result<Created, WriteError>>,
 }
 
 impl std::fmt::Debug for Create {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Create")
-            .field("io", &self.io)
-            .field("finished", &self.finished)
+            .field("io", &self.end.io)
+            .field("finished", &self.end.is_finished())
             .finish_non_exhaustive()
     }
 }
@@ -189,73 +188,58 @@ impl Create {
     /// A session holding `data`, with the configured cookie settings and
     /// its expiry counted from `now`.
     pub fn new(config: Arc<Config>, data: Map<String, Value>, now: SystemTime) -> Self {
-        let mut io = Io::new();
+        let mut end = Ending::new();
         let mut creating = Creating::new(&config, data, now);
-        creating.ask_random(&config, &mut io, now);
+        creating.ask_random(&config, &mut end.io, now);
         Create {
             config,
-            io,
+            end,
             creating,
-            finished: false,
-            outcome: None,
         }
     }
 
     /// The next request, if any.
     #[must_use]
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.io.poll_request()
+        self.end.poll_request()
     }
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
     /// deadline fails with [`WriteError::Timeout`].
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        match self.io.accept(id, now) {
-            None => {}
-            Some(false) => self.finish(Err(WriteError::Timeout)),
-            Some(true) => {
-                if let Some(result) = self
-                    .creating
-                    .on_reply(&self.config, &mut self.io, reply, now)
-                {
-                    self.finish(result);
-                }
-            }
+        let Some(reply) = self.end.accept(id, reply, now) else {
+            return;
+        };
+        if let Some(result) = self
+            .creating
+            .on_reply(&self.config, &mut self.end.io, reply, now)
+        {
+            self.end.finish(result);
         }
     }
 
     /// When [`Self::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.io.deadline()
+        self.end.poll_timeout()
     }
 
     /// Fails with [`WriteError::Timeout`] once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        if self.io.is_past_deadline(now) {
-            self.finish(Err(WriteError::Timeout));
-        }
+        self.end.handle_timeout(now);
     }
 
     /// The outcome, once.
     #[must_use]
     pub fn poll_outcome(&mut self) -> Option<Result<Created, WriteError>> {
-        self.outcome.take()
+        self.end.poll_outcome()
     }
 
     /// Whether the machine has finished (its outcome may already be taken).
     pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-
-    fn finish(&mut self, outcome: Result<Created, WriteError>) {
-        if !self.finished {
-            self.finished = true;
-            self.io.clear();
-            self.outcome = Some(outcome);
-        }
+        self.end.is_finished()
     }
 }
 
@@ -271,19 +255,18 @@ impl Create {
 #[must_use = "a regenerate does nothing until its requests are run"]
 pub struct Regenerate {
     config: Arc<Config>,
-    io: Io,
+    end: Ending<Created>,
     creating: Creating,
     old_key: Option<StoreKey>,
+    /// The new session, while the old record's destroy is outstanding.
     created: Option<Created>,
-    finished: bool,
-    outcome: Option<Result<Created, WriteError>>,
 }
 
 impl std::fmt::Debug for Regenerate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Regenerate")
-            .field("io", &self.io)
-            .field("finished", &self.finished)
+            .field("io", &self.end.io)
+            .field("finished", &self.end.is_finished())
             .finish_non_exhaustive()
     }
 }
@@ -299,97 +282,79 @@ impl Regenerate {
         } else {
             Map::new()
         };
-        let mut io = Io::new();
+        let mut end = Ending::new();
         let mut creating = Creating::new(&config, data, now);
-        let mut outcome = None;
         if old_key.is_some() {
-            creating.ask_random(&config, &mut io, now);
+            creating.ask_random(&config, &mut end.io, now);
         } else {
-            outcome = Some(Err(WriteError::InvalidSessionId));
+            end.finish(Err(WriteError::InvalidSessionId));
         }
         Regenerate {
-            finished: outcome.is_some(),
             config,
-            io,
+            end,
             creating,
             old_key,
             created: None,
-            outcome,
         }
     }
 
     /// The next request, if any.
     #[must_use]
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.io.poll_request()
+        self.end.poll_request()
     }
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
     /// deadline fails with [`WriteError::Timeout`].
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        match self.io.accept(id, now) {
+        let Some(reply) = self.end.accept(id, reply, now) else {
+            return;
+        };
+        if let Some(created) = self.created.take() {
+            return self.end.finish(destroyed(reply).map(|()| created));
+        }
+        match self
+            .creating
+            .on_reply(&self.config, &mut self.end.io, reply, now)
+        {
             None => {}
-            Some(false) => self.finish(Err(WriteError::Timeout)),
-            Some(true) => match self.created.take() {
-                None => match self
-                    .creating
-                    .on_reply(&self.config, &mut self.io, reply, now)
-                {
-                    None => {}
-                    Some(Err(e)) => self.finish(Err(e)),
-                    Some(Ok(created)) => {
-                        if let Some(key) = self.old_key.take() {
-                            self.io
-                                .issue(&self.config, now, |id| Request::Destroy { id, key });
-                            self.created = Some(created);
-                        } else {
-                            // `new` finishes at once without an old key.
-                            self.finish(Err(WriteError::InvalidSessionId));
-                        }
-                    }
-                },
-                Some(created) => match reply {
-                    Reply::Done | Reply::Gone => self.finish(Ok(created)),
-                    Reply::Failed(e) => self.finish(Err(WriteError::Store(e))),
-                    other => self.finish(Err(unexpected("Destroy", &other, "Done or Failed"))),
-                },
-            },
+            Some(Err(e)) => self.end.finish(Err(e)),
+            Some(Ok(created)) => {
+                if let Some(key) = self.old_key.take() {
+                    self.end
+                        .io
+                        .issue(&self.config, now, |id| Request::Destroy { id, key });
+                    self.created = Some(created);
+                } else {
+                    // `new` finishes at once without an old key.
+                    self.end.finish(Err(WriteError::InvalidSessionId));
+                }
+            }
         }
     }
 
     /// When [`Self::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.io.deadline()
+        self.end.poll_timeout()
     }
 
     /// Fails with [`WriteError::Timeout`] once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        if self.io.is_past_deadline(now) {
-            self.finish(Err(WriteError::Timeout));
-        }
+        self.end.handle_timeout(now);
     }
 
     /// The outcome, once.
     #[must_use]
     pub fn poll_outcome(&mut self) -> Option<Result<Created, WriteError>> {
-        self.outcome.take()
+        self.end.poll_outcome()
     }
 
     /// Whether the machine has finished (its outcome may already be taken).
     pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-
-    fn finish(&mut self, outcome: Result<Created, WriteError>) {
-        if !self.finished {
-            self.finished = true;
-            self.io.clear();
-            self.created = None;
-            self.outcome = Some(outcome);
-        }
+        self.end.is_finished()
     }
 }
 

@@ -28,7 +28,7 @@ use crate::handshake::usable_as_key;
 use crate::record;
 use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
 use crate::session::Session;
-use crate::write::{Io, WriteError, ttl_secs, unexpected};
+use crate::write::{Ending, WriteError, expired, ttl_secs, unexpected};
 
 /// A change to apply to a session, re-run on the current record after a
 /// conflict (see [`Save::with_update`]).
@@ -68,23 +68,24 @@ enum Phase {
 #[must_use = "a save does nothing until its requests are run"]
 pub struct Save {
     config: Arc<Config>,
-    io: Io,
+    end: Ending<Session>,
     key: StoreKey,
     session: Option<Session>,
     update: Option<Update>,
     attempts: u32,
     phase: Option<Phase>,
-    finished: bool,
-    outcome: Option<Result<Session, WriteError>>,
 }
 
 impl std::fmt::Debug for Save {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Save")
-            .field("io", &self.io)
+            .field("io", &self.end.io)
             .field("attempts", &self.attempts)
-            .field("phase", &self.phase)
-            .field("finished", &self.finished)
+            .field(
+                "phase",
+                &self.phase.as_ref().filter(|_| !self.end.is_finished()),
+            )
+            .field("finished", &self.end.is_finished())
             .finish_non_exhaustive()
     }
 }
@@ -123,21 +124,19 @@ impl Save {
         let usable = usable_as_key(&config, sid);
         let mut save = Save {
             config,
-            io: Io::new(),
+            end: Ending::new(),
             key,
             session: None,
             update,
             attempts: 0,
             phase: None,
-            finished: false,
-            outcome: None,
         };
         if !usable {
-            save.finish(Err(WriteError::InvalidSessionId));
+            save.end.finish(Err(WriteError::InvalidSessionId));
         } else if session.loaded_bytes().is_none() {
-            save.finish(Err(WriteError::NotStored));
+            save.end.finish(Err(WriteError::NotStored));
         } else if !session.is_changed() {
-            save.finish(Ok(session));
+            save.end.finish(Ok(session));
         } else {
             save.attempt(session, now);
         }
@@ -153,7 +152,8 @@ impl Save {
                 let expected = Bytes(Arc::clone(expected));
                 let new = Bytes::from(session.encode());
                 self.attempts += 1;
-                self.io
+                self.end
+                    .io
                     .issue(&self.config, now, |id| Request::CompareAndSet {
                         id,
                         key,
@@ -163,10 +163,11 @@ impl Save {
                     });
                 self.phase = Some(Phase::Swapping(new));
             }
-            (Ok(1..), None) => self.finish(Err(WriteError::NotStored)),
+            (Ok(1..), None) => self.end.finish(Err(WriteError::NotStored)),
             _ => {
                 // connect-redis deletes a record whose TTL is <= 0.
-                self.io
+                self.end
+                    .io
                     .issue(&self.config, now, |id| Request::Destroy { id, key });
                 self.phase = Some(Phase::Destroying);
             }
@@ -177,44 +178,34 @@ impl Save {
     /// The next request, if any.
     #[must_use]
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.io.poll_request()
+        self.end.poll_request()
     }
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
     /// deadline fails with [`WriteError::Timeout`].
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        match self.io.accept(id, now) {
-            None => {}
-            Some(false) => self.finish(Err(WriteError::Timeout)),
-            Some(true) => self.on_reply(reply, now),
-        }
-    }
-
-    fn on_reply(&mut self, reply: Reply, now: SystemTime) {
+        let Some(reply) = self.end.accept(id, reply, now) else {
+            return;
+        };
         let (Some(phase), Some(mut session)) = (self.phase.take(), self.session.take()) else {
             return;
         };
         match (phase, reply) {
-            (Phase::Destroying, Reply::Done | Reply::Gone | Reply::Failed(_)) => {
-                self.finish(Err(WriteError::Expired));
-            }
-            (Phase::Destroying, other) => {
-                self.finish(Err(unexpected("Destroy", &other, "Done or Failed")));
-            }
+            (Phase::Destroying, reply) => self.end.finish(Err(expired(reply))),
             (Phase::Swapping(new), Reply::Swapped) => {
                 session.mark_stored(new.0);
-                self.finish(Ok(session));
+                self.end.finish(Ok(session));
             }
             (Phase::Swapping(_), Reply::Conflict(current)) => {
                 if self.attempts >= self.config.max_save_attempts {
-                    return self.finish(Err(WriteError::Conflict {
+                    return self.end.finish(Err(WriteError::Conflict {
                         attempts: self.attempts,
                     }));
                 }
                 let rec = match record::decode(&current) {
                     Ok(rec) => rec,
-                    Err(e) => return self.finish(Err(WriteError::MalformedRecord(e))),
+                    Err(e) => return self.end.finish(Err(WriteError::MalformedRecord(e))),
                 };
                 if let Some(update) = &mut self.update {
                     let mut fresh = Session::from_record(session.id().clone(), rec, current.0);
@@ -227,12 +218,12 @@ impl Save {
                     self.attempt(session, now);
                 } else {
                     // The current record already holds every change.
-                    self.finish(Ok(session));
+                    self.end.finish(Ok(session));
                 }
             }
-            (Phase::Swapping(_), Reply::Gone) => self.finish(Err(WriteError::Gone)),
-            (Phase::Swapping(_), Reply::Failed(e)) => self.finish(Err(WriteError::Store(e))),
-            (Phase::Swapping(_), other) => self.finish(Err(unexpected(
+            (Phase::Swapping(_), Reply::Gone) => self.end.finish(Err(WriteError::Gone)),
+            (Phase::Swapping(_), Reply::Failed(e)) => self.end.finish(Err(WriteError::Store(e))),
+            (Phase::Swapping(_), other) => self.end.finish(Err(unexpected(
                 "CompareAndSet",
                 &other,
                 "Swapped, Conflict, Gone or Failed",
@@ -243,41 +234,29 @@ impl Save {
     /// When [`Self::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.io.deadline()
+        self.end.poll_timeout()
     }
 
     /// Fails with [`WriteError::Timeout`] once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        if self.io.is_past_deadline(now) {
-            self.finish(Err(WriteError::Timeout));
-        }
+        self.end.handle_timeout(now);
     }
 
     /// The outcome, once.
     #[must_use]
     pub fn poll_outcome(&mut self) -> Option<Result<Session, WriteError>> {
-        self.outcome.take()
+        self.end.poll_outcome()
     }
 
     /// Whether the machine has finished (its outcome may already be taken).
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.end.is_finished()
     }
 
     /// How many compare-and-set requests this save has sent.
     pub fn attempts(&self) -> u32 {
         self.attempts
-    }
-
-    fn finish(&mut self, outcome: Result<Session, WriteError>) {
-        if !self.finished {
-            self.finished = true;
-            self.io.clear();
-            self.session = None;
-            self.phase = None;
-            self.outcome = Some(outcome);
-        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::request::{Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::set_cookie::set_cookie;
 use crate::time::millis;
-use crate::write::{Io, Redacted, WriteError, ttl_secs, unexpected};
+use crate::write::{Ending, Redacted, WriteError, destroyed, expired, ttl_secs, unexpected};
 
 /// `9999-12-31T23:59:59.999Z`, the last instant a record's `expires` can
 /// hold.
@@ -41,21 +41,19 @@ const LAST_ISO_MS: i64 = 253_402_300_799_999;
 /// re-send.
 #[must_use = "a touch does nothing until its request is run"]
 pub struct Touch {
-    io: Io,
+    end: Ending<Session>,
     session: Option<Session>,
     destroying: bool,
     set_cookie: Option<Redacted>,
-    finished: bool,
-    outcome: Option<Result<Session, WriteError>>,
 }
 
 impl std::fmt::Debug for Touch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Touch")
-            .field("io", &self.io)
+            .field("io", &self.end.io)
             .field("destroying", &self.destroying)
-            .field("set_cookie", &self.set_cookie)
-            .field("finished", &self.finished)
+            .field("set_cookie", &self.header())
+            .field("finished", &self.end.is_finished())
             .finish_non_exhaustive()
     }
 }
@@ -64,16 +62,14 @@ impl Touch {
     /// Touches `session` at `now`.
     pub fn new(config: Arc<Config>, mut session: Session, now: SystemTime) -> Self {
         let mut touch = Touch {
-            io: Io::new(),
+            end: Ending::new(),
             session: None,
             destroying: false,
             set_cookie: None,
-            finished: false,
-            outcome: None,
         };
         let sid = session.id().expose().as_bytes();
         if !usable_as_key(&config, sid) {
-            touch.finish(Err(WriteError::InvalidSessionId));
+            touch.end.finish(Err(WriteError::InvalidSessionId));
             return touch;
         }
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
@@ -81,7 +77,7 @@ impl Touch {
             let expires = millis(now).saturating_add(max_age);
             if expires > LAST_ISO_MS {
                 // Past what `Date#toISOString` can write in four digits.
-                touch.finish(Err(WriteError::InvalidCookie {
+                touch.end.finish(Err(WriteError::InvalidCookie {
                     field: "originalMaxAge",
                 }));
                 return touch;
@@ -94,18 +90,20 @@ impl Touch {
                     match set_cookie(&config, session.id(), session.cookie()) {
                         Ok(h) => touch.set_cookie = Some(Redacted(h)),
                         Err(e) => {
-                            touch.finish(Err(e));
+                            touch.end.finish(Err(e));
                             return touch;
                         }
                     }
                 }
                 touch
+                    .end
                     .io
                     .issue(&config, now, |id| Request::Touch { id, key, ttl_secs });
             }
             _ => {
                 touch.destroying = true;
                 touch
+                    .end
                     .io
                     .issue(&config, now, |id| Request::Destroy { id, key });
             }
@@ -117,55 +115,52 @@ impl Touch {
     /// The next request, if any.
     #[must_use]
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.io.poll_request()
+        self.end.poll_request()
     }
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
     /// deadline fails with [`WriteError::Timeout`].
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        match self.io.accept(id, now) {
-            None => {}
-            Some(false) => self.finish(Err(WriteError::Timeout)),
-            Some(true) if self.destroying => match reply {
-                Reply::Done | Reply::Gone | Reply::Failed(_) => {
-                    self.finish(Err(WriteError::Expired))
-                }
-                other => self.finish(Err(unexpected("Destroy", &other, "Done or Failed"))),
-            },
-            Some(true) => match (reply, self.session.take()) {
-                (Reply::Done, Some(session)) => self.finish(Ok(session)),
-                (Reply::Done, None) => {}
-                (Reply::Gone, _) => self.finish(Err(WriteError::Gone)),
-                (Reply::Failed(e), _) => self.finish(Err(WriteError::Store(e))),
-                (other, _) => self.finish(Err(unexpected("Touch", &other, "Done, Gone or Failed"))),
-            },
+        let Some(reply) = self.end.accept(id, reply, now) else {
+            return;
+        };
+        if self.destroying {
+            return self.end.finish(Err(expired(reply)));
+        }
+        match (reply, self.session.take()) {
+            (Reply::Done, Some(session)) => self.end.finish(Ok(session)),
+            (Reply::Done, None) => {}
+            (Reply::Gone, _) => self.end.finish(Err(WriteError::Gone)),
+            (Reply::Failed(e), _) => self.end.finish(Err(WriteError::Store(e))),
+            (other, _) => {
+                self.end
+                    .finish(Err(unexpected("Touch", &other, "Done, Gone or Failed")));
+            }
         }
     }
 
     /// When [`Self::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.io.deadline()
+        self.end.poll_timeout()
     }
 
     /// Fails with [`WriteError::Timeout`] once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        if self.io.is_past_deadline(now) {
-            self.finish(Err(WriteError::Timeout));
-        }
+        self.end.handle_timeout(now);
     }
 
     /// The outcome, once.
     #[must_use]
     pub fn poll_outcome(&mut self) -> Option<Result<Session, WriteError>> {
-        self.outcome.take()
+        self.end.poll_outcome()
     }
 
     /// Whether the machine has finished (its outcome may already be taken).
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.end.is_finished()
     }
 
     /// With `rolling` configured, the `Set-Cookie` header value to re-send
@@ -173,19 +168,12 @@ impl Touch {
     /// response); `None` without `rolling`, or once the touch failed. It holds
     /// the signed id: never log it.
     pub fn set_cookie(&self) -> Option<&str> {
-        self.set_cookie.as_ref().map(|r| r.0.as_str())
+        self.header().map(|r| r.0.as_str())
     }
 
-    fn finish(&mut self, outcome: Result<Session, WriteError>) {
-        if !self.finished {
-            self.finished = true;
-            self.io.clear();
-            self.session = None;
-            if outcome.is_err() {
-                self.set_cookie = None;
-            }
-            self.outcome = Some(outcome);
-        }
+    /// The header to re-send, unless the touch failed.
+    fn header(&self) -> Option<&Redacted> {
+        self.set_cookie.as_ref().filter(|_| !self.end.failed())
     }
 }
 
@@ -197,27 +185,22 @@ impl Touch {
 #[derive(Debug)]
 #[must_use = "a destroy does nothing until its request is run"]
 pub struct Destroy {
-    io: Io,
-    finished: bool,
-    outcome: Option<Result<(), WriteError>>,
+    end: Ending<()>,
 }
 
 impl Destroy {
     /// Destroys the session `sid` at `now`.
     pub fn new(config: Arc<Config>, sid: &SessionId, now: SystemTime) -> Self {
-        let mut destroy = Destroy {
-            io: Io::new(),
-            finished: false,
-            outcome: None,
-        };
+        let mut destroy = Destroy { end: Ending::new() };
         let sid = sid.expose().as_bytes();
         if usable_as_key(&config, sid) {
             let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
             destroy
+                .end
                 .io
                 .issue(&config, now, |id| Request::Destroy { id, key });
         } else {
-            destroy.finish(Err(WriteError::InvalidSessionId));
+            destroy.end.finish(Err(WriteError::InvalidSessionId));
         }
         destroy
     }
@@ -225,54 +208,38 @@ impl Destroy {
     /// The next request, if any.
     #[must_use]
     pub fn poll_request(&mut self) -> Option<Request> {
-        self.io.poll_request()
+        self.end.poll_request()
     }
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
     /// deadline fails with [`WriteError::Timeout`].
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        match self.io.accept(id, now) {
-            None => {}
-            Some(false) => self.finish(Err(WriteError::Timeout)),
-            Some(true) => match reply {
-                Reply::Done | Reply::Gone => self.finish(Ok(())),
-                Reply::Failed(e) => self.finish(Err(WriteError::Store(e))),
-                other => self.finish(Err(unexpected("Destroy", &other, "Done or Failed"))),
-            },
+        if let Some(reply) = self.end.accept(id, reply, now) {
+            self.end.finish(destroyed(reply));
         }
     }
 
     /// When [`Self::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.io.deadline()
+        self.end.poll_timeout()
     }
 
     /// Fails with [`WriteError::Timeout`] once the deadline has passed.
     pub fn handle_timeout(&mut self, now: SystemTime) {
-        if self.io.is_past_deadline(now) {
-            self.finish(Err(WriteError::Timeout));
-        }
+        self.end.handle_timeout(now);
     }
 
     /// The outcome, once.
     #[must_use]
     pub fn poll_outcome(&mut self) -> Option<Result<(), WriteError>> {
-        self.outcome.take()
+        self.end.poll_outcome()
     }
 
     /// Whether the machine has finished (its outcome may already be taken).
     pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-
-    fn finish(&mut self, outcome: Result<(), WriteError>) {
-        if !self.finished {
-            self.finished = true;
-            self.io.clear();
-            self.outcome = Some(outcome);
-        }
+        self.end.is_finished()
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::record::{RecordError, SessionCookie};
-use crate::request::{Request, RequestId};
+use crate::request::{Reply, Request, RequestId};
 use crate::time::millis;
 
 /// Why a write ([`Create`](crate::Create), [`Save`](crate::Save),
@@ -231,6 +231,80 @@ impl Io {
     }
 }
 
+/// What every write machine keeps besides its own decisions: the one
+/// outstanding request, the outcome and whether it finished. A late reply
+/// or a passed deadline finishes it with [`WriteError::Timeout`]; the
+/// first outcome is the one that counts.
+#[derive(Debug)]
+pub(crate) struct Ending<T> {
+    pub(crate) io: Io,
+    finished: bool,
+    failed: bool,
+    outcome: Option<Result<T, WriteError>>,
+}
+
+impl<T> Ending<T> {
+    pub(crate) fn new() -> Self {
+        Ending {
+            io: Io::new(),
+            finished: false,
+            failed: false,
+            outcome: None,
+        }
+    }
+
+    pub(crate) fn poll_request(&mut self) -> Option<Request> {
+        self.io.poll_request()
+    }
+
+    /// The reply to `id`, if it answers the outstanding request in time. A
+    /// late answer finishes with [`WriteError::Timeout`]; answers to
+    /// unknown, already answered or not yet polled ids are ignored.
+    pub(crate) fn accept(&mut self, id: RequestId, reply: Reply, now: SystemTime) -> Option<Reply> {
+        match self.io.accept(id, now)? {
+            true => Some(reply),
+            false => {
+                self.finish(Err(WriteError::Timeout));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<SystemTime> {
+        self.io.deadline()
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: SystemTime) {
+        if self.io.is_past_deadline(now) {
+            self.finish(Err(WriteError::Timeout));
+        }
+    }
+
+    pub(crate) fn poll_outcome(&mut self) -> Option<Result<T, WriteError>> {
+        self.outcome.take()
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether the machine finished with an error.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Finishes with `outcome` and drops the outstanding request, unless
+    /// already finished.
+    pub(crate) fn finish(&mut self, outcome: Result<T, WriteError>) {
+        if !self.finished {
+            self.finished = true;
+            self.failed = outcome.is_err();
+            self.io.clear();
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
 /// A string that holds a session id (a `Set-Cookie` value): `Debug` is
 /// redacted (R16).
 #[derive(Clone, PartialEq, Eq)]
@@ -243,11 +317,29 @@ impl std::fmt::Debug for Redacted {
 }
 
 /// Names a reply in an out-of-protocol error.
-pub(crate) fn unexpected(request: &str, reply: &crate::Reply, expected: &str) -> WriteError {
+pub(crate) fn unexpected(request: &str, reply: &Reply, expected: &str) -> WriteError {
     WriteError::Store(format!(
         "the store answered a {request} with {}; expected {expected}",
         crate::handshake::reply_name(reply)
     ))
+}
+
+/// What a destroy's reply means: `Ok` whether or not there was a record.
+pub(crate) fn destroyed(reply: Reply) -> Result<(), WriteError> {
+    match reply {
+        Reply::Done | Reply::Gone => Ok(()),
+        Reply::Failed(e) => Err(WriteError::Store(e)),
+        other => Err(unexpected("Destroy", &other, "Done or Failed")),
+    }
+}
+
+/// What the destroy of an expired record (connect-redis's rule for a TTL
+/// <= 0) ends in: [`WriteError::Expired`] whatever the store did with it.
+pub(crate) fn expired(reply: Reply) -> WriteError {
+    match reply {
+        Reply::Done | Reply::Gone | Reply::Failed(_) => WriteError::Expired,
+        other => unexpected("Destroy", &other, "Done or Failed"),
+    }
 }
 
 #[cfg(test)]
