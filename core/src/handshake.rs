@@ -221,7 +221,7 @@ enum State {
     Done,
 }
 
-/// The handshake machine. See the [module docs](self).
+/// The handshake machine: headers in, one `Load`, a [`Session`] out.
 ///
 /// ```
 /// use std::sync::Arc;
