@@ -46,7 +46,8 @@ pub use store::{CasOutcome, Store, StoreError, StoreFuture};
     feature = "tokio",
     feature = "smol",
     feature = "async-std",
-    feature = "socketioxide"
+    feature = "socketioxide",
+    feature = "redis"
 ))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

@@ -6,10 +6,13 @@
 //! The upgrade is answered by hand so that the session lookup, which is
 //! async, happens before the `101 Switching Protocols`: tungstenite's own
 //! accept callback is synchronous. The binaries differ only in their
-//! listener, spawner and runtime timer.
+//! listener, spawner and runtime timer: each calls [`main`] with those.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use async_tungstenite::tungstenite::handshake::derive_accept_key;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use futures_lite::future::{Boxed, BoxedLocal};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use session_sockets::core::Fault;
 use session_sockets::runtime::Runtime;
@@ -139,6 +143,103 @@ impl Options {
         }
         Ok(SessionSockets::new(config, Arc::new(store), runtime))
     }
+}
+
+/// A runtime's TCP listener, as the servers use it.
+pub trait Listener: Sized {
+    /// An accepted connection.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Listens on `addr`.
+    fn bind(addr: &str) -> impl Future<Output = std::io::Result<Self>>;
+    /// The address listened on.
+    fn local_addr(&self) -> std::io::Result<SocketAddr>;
+    /// The next connection.
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Stream>>;
+}
+
+impl Listener for smol::net::TcpListener {
+    type Stream = smol::net::TcpStream;
+    async fn bind(addr: &str) -> std::io::Result<Self> {
+        smol::net::TcpListener::bind(addr).await
+    }
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        smol::net::TcpListener::local_addr(self)
+    }
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        smol::net::TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+impl Listener for async_std::net::TcpListener {
+    type Stream = async_std::net::TcpStream;
+    async fn bind(addr: &str) -> std::io::Result<Self> {
+        async_std::net::TcpListener::bind(addr).await
+    }
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        async_std::net::TcpListener::local_addr(self)
+    }
+    async fn accept(&self) -> std::io::Result<Self::Stream> {
+        async_std::net::TcpListener::accept(self)
+            .await
+            .map(|(s, _)| s)
+    }
+}
+
+/// A binary's `main`: parses the command line, then, inside `block_on`,
+/// listens with `L` and runs [`serve`] on `runtime` for every connection,
+/// each a task started by `spawn`. Exits 2 on a usage error, 1 when it
+/// cannot listen.
+pub fn main<L, R>(
+    runtime: R,
+    block_on: impl FnOnce(BoxedLocal<ExitCode>) -> ExitCode,
+    spawn: impl Fn(Boxed<()>) + 'static,
+) -> ExitCode
+where
+    L: Listener + 'static,
+    R: Runtime + Clone,
+{
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    block_on(Box::pin(async move {
+        let sockets = match options.sockets(runtime).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match L::bind(&options.addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cannot listen on {}: {e}", options.addr);
+                return ExitCode::FAILURE;
+            }
+        };
+        match listener.local_addr() {
+            Ok(addr) => println!("listening on ws://{addr}"),
+            Err(e) => eprintln!("listening (address unknown: {e})"),
+        }
+        loop {
+            let stream = match listener.accept().await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    continue;
+                }
+            };
+            let (sockets, head_timeout) = (sockets.clone(), options.head_timeout);
+            spawn(Box::pin(async move {
+                if let Err(e) = serve(stream, sockets, head_timeout).await {
+                    eprintln!("connection ended: {e}");
+                }
+            }));
+        }
+    }))
 }
 
 /// Why a connection ended early.

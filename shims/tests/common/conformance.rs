@@ -1,7 +1,8 @@
 //! The conformance suite every [`Store`] and every runtime must pass.
 //!
 //! One generic async body per check; a test binary instantiates it per
-//! runtime (see `tests/conformance.rs`) and per store:
+//! runtime and per store, usually with [`on_every_runtime!`] (see
+//! `tests/conformance.rs` and `tests/redis_conformance.rs`), or by hand:
 //!
 //! ```ignore
 //! mod common;
@@ -539,3 +540,108 @@ impl<R: Runtime + Clone> Suite<R> {
         assert_eq!(self.store.load(key.as_bytes()).await.unwrap(), None);
     }
 }
+
+/// Instantiates the suite as `#[test]`s on every runtime whose feature is
+/// on: one module per runtime (`tokio`, `smol`, `async_std`), one test per
+/// check, named after it, each on a fresh runtime and store. Every check
+/// every store must pass runs; `also` adds more checks (e.g. `run_all`), and
+/// `checks` instead of `also` names the checks to run explicitly.
+///
+/// `store` is evaluated inside the runtime (it may `.await`) and must give a
+/// [`Store`]; the optional `per_check` binding is made before the runtime
+/// starts and lives until the check ends (e.g. a server the store talks to).
+/// Paths in both are resolved inside the generated modules, so spell them in
+/// full (`session_sockets::MemoryStore`, `crate::...`).
+///
+/// ```ignore
+/// common::conformance::on_every_runtime! {
+///     per_check: let redis = crate::redis_server::RedisServer::start();
+///     store: session_sockets::RedisStore::connect(redis.url()).await.unwrap(),
+/// }
+/// ```
+macro_rules! on_every_runtime {
+    (
+        $(per_check: let $fixture:ident = $start:expr;)?
+        store: $store:expr
+        $(, also: $($extra:ident),+)? $(,)?
+    ) => {
+        $crate::common::conformance::on_every_runtime! {
+            $(per_check: let $fixture = $start;)?
+            store: $store,
+            checks:
+                handshake_found,
+                handshake_not_found,
+                r13_handshake_expired,
+                r01_handshake_bad_signature,
+                r05_handshake_origin_rejected,
+                r23_silent_store_times_out_at_deadline,
+                r09_reload_sees_other_writers,
+                save_visible_to_later_load,
+                r25_concurrent_saves_lose_nothing,
+                r24_destroy_then_save_does_not_resurrect,
+                r10_create_then_handshake_with_its_cookie,
+                r11_regenerate_replaces_the_id,
+                r25_touch_keeps_the_record_bytes,
+                $($($extra),+)?
+        }
+    };
+    (
+        $(per_check: let $fixture:ident = $start:expr;)?
+        store: $store:expr,
+        checks: $($check:ident),+ $(,)?
+    ) => {
+        $crate::common::conformance::on_every_runtime!(
+            @runtime tokio, "tokio", session_sockets::runtime::tokio::Tokio, spawn_tokio(),
+            |f| tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f);
+            [$(let $fixture = $start;)?] $store;
+            $($check),+
+        );
+        $crate::common::conformance::on_every_runtime!(
+            @runtime smol, "smol", session_sockets::runtime::smol::Smol, spawn_smol(),
+            smol::block_on;
+            [$(let $fixture = $start;)?] $store;
+            $($check),+
+        );
+        $crate::common::conformance::on_every_runtime!(
+            @runtime async_std, "async-std", session_sockets::runtime::async_std::AsyncStd,
+            spawn_async_std(), async_std::task::block_on;
+            [$(let $fixture = $start;)?] $store;
+            $($check),+
+        );
+    };
+    (
+        @runtime $m:ident, $feature:literal, $runtime:expr, $spawn:expr, $block_on:expr;
+        $setup:tt $store:expr;
+        $($check:ident),+
+    ) => {
+        #[cfg(feature = $feature)]
+        mod $m {
+            use $crate::common::conformance::*;
+            $(
+                #[test]
+                fn $check() {
+                    $crate::common::conformance::on_every_runtime!(
+                        @check $setup $store, $runtime, $spawn, $block_on, $check
+                    );
+                }
+            )+
+        }
+    };
+    (
+        @check [$($setup:tt)*] $store:expr, $runtime:expr, $spawn:expr, $block_on:expr,
+        $check:ident
+    ) => {
+        $($setup)*
+        let block_on = $block_on;
+        block_on(async {
+            let suite = Suite::new(std::sync::Arc::new($store), $runtime, $spawn);
+            suite.$check().await;
+        });
+    };
+}
+pub(crate) use on_every_runtime;
