@@ -45,8 +45,19 @@ pub struct Session {
     cookie: SessionCookie,
     data: Map<String, Value>,
     loaded: Option<Arc<[u8]>>,
-    /// Keys changed since load, each with its value at load (`None`: absent).
-    changes: Vec<(String, Option<Value>)>,
+    /// Keys this side changed since it first loaded the session.
+    changes: Vec<Change>,
+}
+
+/// A key this side changed, with its value when the session was first
+/// loaded (what the change is measured against, across rebases) and its
+/// value in the record the session now rests on (what a write is measured
+/// against). `None`: absent.
+#[derive(Clone, Debug)]
+struct Change {
+    key: String,
+    original: Option<Value>,
+    base: Option<Value>,
 }
 
 impl std::fmt::Debug for Session {
@@ -144,24 +155,35 @@ impl Session {
     }
 
     fn note_change(&mut self, key: &str) {
-        if !self.changes.iter().any(|(k, _)| k == key) {
-            self.changes
-                .push((key.to_owned(), self.data.get(key).cloned()));
+        if !self.changes.iter().any(|c| c.key == key) {
+            let at_load = self.data.get(key).cloned();
+            self.changes.push(Change {
+                key: key.to_owned(),
+                original: at_load.clone(),
+                base: at_load,
+            });
         }
     }
 
-    /// Whether the data differs from what was loaded (a value set to what it
-    /// already was is no change, as in express-session).
+    /// Whether the data differs from the record it rests on, i.e. whether a
+    /// save has something to write (a value set to what it already was is
+    /// no change, as in express-session).
     pub fn is_changed(&self) -> bool {
-        self.loaded.is_none() || self.changed_keys().next().is_some()
+        self.loaded.is_none()
+            || self
+                .changes
+                .iter()
+                .any(|c| self.data.get(&c.key) != c.base.as_ref())
     }
 
-    /// The keys whose value differs from the loaded one, with the new value
-    /// (`None`: removed).
+    /// The keys this side changed since the session was first loaded, with
+    /// the new value (`None`: removed). A change stays listed after a
+    /// [`rebase`](Self::rebase) onto a record that already holds it, so that
+    /// a later conflict re-applies it too.
     pub fn changed_keys(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
-        self.changes.iter().filter_map(|(k, before)| {
-            let now = self.data.get(k);
-            (now != before.as_ref()).then_some((k.as_str(), now))
+        self.changes.iter().filter_map(|c| {
+            let now = self.data.get(&c.key);
+            (now != c.original.as_ref()).then_some((c.key.as_str(), now))
         })
     }
 
@@ -178,24 +200,32 @@ impl Session {
     /// Re-bases this session on a newer stored record: takes its data and
     /// cookie, then re-applies this side's changed keys on top. Used by the
     /// save machine after a compare-and-set conflict.
+    ///
+    /// Changes are measured against the session as first loaded, not against
+    /// the newest record, so a change that one conflicting record happened to
+    /// hold already is still re-applied onto the next (R25).
     pub fn rebase(&mut self, record: Record, bytes: Arc<[u8]>) {
-        let mine: Vec<(String, Option<Value>)> = self
-            .changed_keys()
-            .map(|(k, v)| (k.to_owned(), v.cloned()))
+        let mine: Vec<(Change, Option<Value>)> = std::mem::take(&mut self.changes)
+            .into_iter()
+            .filter_map(|c| {
+                let now = self.data.get(&c.key).cloned();
+                (now != c.original).then_some((c, now))
+            })
             .collect();
         self.cookie = record.cookie;
         self.data = record.data;
         self.loaded = Some(bytes);
-        self.changes.clear();
-        for (k, v) in mine {
-            match v {
+        for (mut change, value) in mine {
+            change.base = self.data.get(&change.key).cloned();
+            match value {
                 Some(v) => {
-                    self.insert_value(&k, v);
+                    self.data.insert(change.key.clone(), v);
                 }
                 None => {
-                    self.remove(&k);
+                    self.data.shift_remove(&change.key);
                 }
             }
+            self.changes.push(change);
         }
     }
 
@@ -257,6 +287,37 @@ mod tests {
             r#"{"cookie":{"path":"/"},"a":2,"b":7,"d":1}"#
         );
         assert!(s.is_changed());
+    }
+
+    #[test]
+    fn r25_a_change_an_earlier_conflict_already_held_is_reapplied_later() {
+        let mut s = loaded(r#"{"cookie":{"path":"/"},"a":1}"#);
+        s.insert("views", 1).unwrap();
+        s.insert("a", 2).unwrap();
+        // The first conflicting record holds `views: 1` already, not `a: 2`.
+        let first = r#"{"cookie":{"path":"/"},"a":1,"views":1}"#;
+        s.rebase(
+            record::decode(first.as_bytes()).unwrap(),
+            Arc::from(first.as_bytes()),
+        );
+        assert!(s.is_changed(), "a still has to be written");
+        // The next one lost `views` again: this side's value comes back.
+        let second = r#"{"cookie":{"path":"/"},"a":1,"b":3}"#;
+        s.rebase(
+            record::decode(second.as_bytes()).unwrap(),
+            Arc::from(second.as_bytes()),
+        );
+        assert_eq!(
+            String::from_utf8(s.encode()).unwrap(),
+            r#"{"cookie":{"path":"/"},"a":2,"b":3,"views":1}"#
+        );
+        // A record that holds every change needs no write.
+        let third = r#"{"cookie":{"path":"/"},"a":2,"views":1}"#;
+        s.rebase(
+            record::decode(third.as_bytes()).unwrap(),
+            Arc::from(third.as_bytes()),
+        );
+        assert!(!s.is_changed());
     }
 
     #[test]

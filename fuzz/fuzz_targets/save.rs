@@ -23,10 +23,9 @@
 //!   closure, `n` is the expected record's `n` plus one;
 //! - fail closed: `Ok` after a request only follows a `Swapped` reply to
 //!   a compare-and-set, or a `Conflict` whose record already holds every
-//!   change of this save, fed to a machine that had not finished. One known
-//!   gap is allowed and marked `KNOWN_REBASE_GAP` below: a changed key that
-//!   an earlier conflicting record happened to hold with this save's value
-//!   is not re-applied after a later conflict.
+//!   change of this save, fed to a machine that had not finished. A changed
+//!   key that an earlier conflicting record happened to hold with this
+//!   save's value is still re-applied after a later conflict.
 #![no_main]
 
 use std::sync::Arc;
@@ -100,22 +99,6 @@ fuzz_target!(|data: &[u8]| {
             reported.push(b);
         }
     }
-    // KNOWN_REBASE_GAP: a key this save changed that a `Conflict` record
-    // held with this save's value is not re-applied after a later conflict
-    // (`Session::rebase` recomputes the changes against the newest record,
-    // forgetting the ones it already holds). Such keys are exempt from the
-    // no-lost-writes checks; empty this set once rebase keeps every change
-    // made since the original load.
-    let gap: Vec<&String> = mine
-        .iter()
-        .filter(|(k, v)| {
-            report.replies.iter().any(|(_, r, _, _)| {
-                matches!(r, Reply::Conflict(b)
-                    if decode(b).is_ok_and(|r| js_opt_eq(r.data.get(k.as_str()), v.as_ref())))
-            })
-        })
-        .map(|(k, _)| k)
-        .collect();
     let mut cas = 0;
     for req in &report.requests {
         match req {
@@ -144,7 +127,7 @@ fuzz_target!(|data: &[u8]| {
                         "the update was not re-run"
                     );
                 } else {
-                    for (k, v) in mine.iter().filter(|(k, _)| !gap.contains(&k)) {
+                    for (k, v) in &mine {
                         assert!(
                             js_opt_eq(new.data.get(k), v.as_ref()),
                             "this save's change to {k:?} was lost"
@@ -190,7 +173,7 @@ fuzz_target!(|data: &[u8]| {
                     !with_update
                         && decode(b).is_ok_and(|r| {
                             mine.iter().all(|(k, v)| {
-                                js_opt_eq(r.data.get(k), v.as_ref()) || gap.contains(&k)
+                                js_opt_eq(r.data.get(k), v.as_ref())
                             })
                         })
                 };
