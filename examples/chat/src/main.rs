@@ -209,6 +209,14 @@ async fn run() -> Result<(), String> {
             "memory"
         }
     );
+    // socket.io answers the open packet with a ping at once: without
+    // TCP_NODELAY, Nagle's algorithm holds the connect reply behind it for
+    // the client's delayed ACK (about 40 ms per connection).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("chat: cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
