@@ -14,6 +14,8 @@ use crate::signature::Key;
 #[derive(Clone)]
 pub struct Config {
     pub(crate) cookie_name: String,
+    /// A searcher for `cookie_name`, built once.
+    pub(crate) cookie_finder: memchr::memmem::Finder<'static>,
     pub(crate) keys: Vec<Key>,
     pub(crate) accept_unsigned: bool,
     pub(crate) key_prefix: String,
@@ -362,6 +364,7 @@ impl ConfigBuilder {
             return Err(ConfigError::InvalidCookieDomain(domain.clone()));
         }
         Ok(Config {
+            cookie_finder: memchr::memmem::Finder::new(self.cookie_name.as_bytes()).into_owned(),
             cookie_name: self.cookie_name,
             keys: self.secrets.iter().map(|s| Key::new(s)).collect(),
             accept_unsigned: self.accept_unsigned,

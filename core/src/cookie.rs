@@ -26,7 +26,7 @@ use smallvec::SmallVec;
 /// Inline capacity for a decoded cookie value. An express-session value
 /// (`s:` + 32-byte id + `.` + 43-byte signature) is 78 bytes, so the usual
 /// case never touches the heap.
-pub(crate) const INLINE_VALUE: usize = 128;
+pub(crate) const INLINE_VALUE: usize = 80;
 
 /// A decoded cookie value, inline up to [`INLINE_VALUE`] bytes.
 pub(crate) type ValueBuf = SmallVec<[u8; INLINE_VALUE]>;
@@ -127,6 +127,17 @@ fn trim_start(mut s: &[u8]) -> &[u8] {
 }
 
 #[inline]
+fn trim_end(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., last] = s {
+        if !is_ows(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+#[inline]
 fn trim(mut s: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = s {
         if !is_ows(*first) {
@@ -160,7 +171,7 @@ fn unquote(s: &[u8]) -> &[u8] {
 /// matches wins and later lines are only counted against the byte bound.
 #[derive(Debug)]
 pub(crate) struct Scan<'n> {
-    name: &'n [u8],
+    finder: &'n memchr::memmem::Finder<'static>,
     limits: Limits,
     bytes: usize,
     pieces: usize,
@@ -183,9 +194,11 @@ pub(crate) enum Lookup {
 }
 
 impl<'n> Scan<'n> {
-    pub(crate) fn new(name: &'n [u8], limits: Limits) -> Self {
+    /// A search for the cookie `finder` looks for (the config keeps one
+    /// built for its cookie name).
+    pub(crate) fn new(finder: &'n memchr::memmem::Finder<'static>, limits: Limits) -> Self {
         Scan {
-            name,
+            finder,
             limits,
             bytes: 0,
             pieces: 0,
@@ -196,6 +209,12 @@ impl<'n> Scan<'n> {
     }
 
     /// Takes the next `Cookie` header line.
+    ///
+    /// One pass: every occurrence of the name is a candidate, accepted only
+    /// where it starts a pair (nothing but SP/HTAB since the line start or
+    /// the last `;`) and is followed by SP/HTAB and `=`. The name is a token
+    /// (no `;`, `=`, SP or HTAB), so the first accepted occurrence is exactly
+    /// the first pair that `cookie` 0.7.2 would name so.
     pub(crate) fn line(&mut self, line: &[u8]) {
         self.lines += 1;
         self.bytes = self.bytes.saturating_add(line.len());
@@ -207,35 +226,45 @@ impl<'n> Scan<'n> {
         if self.exceeded.is_some() || self.found.is_some() {
             return;
         }
-        let mut rest = line;
-        loop {
-            self.pieces += 1;
-            if self.pieces > self.limits.max_pairs {
-                self.exceeded = Some(LimitExceeded::Pairs {
-                    limit: self.limits.max_pairs,
-                });
-                return;
+        let name_len = self.finder.needle().len();
+        let mut from = 0;
+        while let Some(at) = self.finder.find(&line[from..]).map(|i| from + i) {
+            from = at + 1;
+            let before = trim_end(&line[..at]);
+            if !(before.is_empty() || before.ends_with(b";")) {
+                continue;
             }
-            let (piece, tail) = match memchr::memchr(b';', rest) {
-                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-                None => (rest, None),
+            let Some(rest) = trim_start(&line[at + name_len..]).strip_prefix(b"=") else {
+                continue;
             };
-            // Only a piece that starts (after SP/HTAB) with the name can be
-            // the cookie: skip the others without looking for their `=`.
-            if trim_start(piece).starts_with(self.name)
-                && let Some((name, value)) = split_pair(piece)
-                && name == self.name
-            {
-                let mut buf = ValueBuf::new();
-                decode_into(value, &mut buf);
-                self.found = Some(buf);
+            // The pieces examined: those before this one, and this one.
+            if self.count_pieces(&line[..at]) {
                 return;
             }
-            match tail {
-                Some(t) => rest = t,
-                None => return,
-            }
+            let value = match memchr::memchr(b';', rest) {
+                Some(i) => &rest[..i],
+                None => rest,
+            };
+            let mut buf = ValueBuf::new();
+            decode_into(unquote(trim(value)), &mut buf);
+            self.found = Some(buf);
+            return;
         }
+        self.count_pieces(line);
+    }
+
+    /// Adds the pieces of `s` (its `;` plus one) to the count; `true` if the
+    /// pair bound is now exceeded.
+    fn count_pieces(&mut self, s: &[u8]) -> bool {
+        self.pieces = self
+            .pieces
+            .saturating_add(memchr::memchr_iter(b';', s).count() + 1);
+        if self.pieces > self.limits.max_pairs {
+            self.exceeded = Some(LimitExceeded::Pairs {
+                limit: self.limits.max_pairs,
+            });
+        }
+        self.exceeded.is_some()
     }
 
     pub(crate) fn finish(self) -> Lookup {
@@ -423,7 +452,8 @@ mod tests {
     }
 
     fn scan(lines: &[&[u8]], limits: Limits) -> Lookup {
-        let mut s = Scan::new(b"connect.sid", limits);
+        let finder = memchr::memmem::Finder::new(b"connect.sid").into_owned();
+        let mut s = Scan::new(&finder, limits);
         for l in lines {
             s.line(l);
         }
@@ -449,6 +479,72 @@ mod tests {
             scan(&[b"a=1", b"b=2"], Limits::default()),
             Lookup::Absent
         ));
+    }
+
+    /// The reference the one-pass scan must equal: split every line into
+    /// pieces, count each piece against the bound, take the first pair whose
+    /// trimmed name matches.
+    fn reference(lines: &[Vec<u8>], limits: Limits) -> Option<Result<Vec<u8>, ()>> {
+        let mut pieces = 0;
+        let mut bytes = 0;
+        let mut found = None;
+        for line in lines {
+            bytes += line.len();
+            if bytes > limits.max_header_bytes {
+                return Some(Err(()));
+            }
+            if found.is_some() {
+                continue;
+            }
+            for piece in line.split(|&b| b == b';') {
+                pieces += 1;
+                if pieces > limits.max_pairs {
+                    return Some(Err(()));
+                }
+                if let Some((n, v)) = split_pair(piece)
+                    && n == b"connect.sid"
+                {
+                    found = Some(decode(v).into_owned());
+                    break;
+                }
+            }
+        }
+        found.map(Ok)
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        #[test]
+        fn one_pass_scan_equals_the_piecewise_reference(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec![
+                        &b"connect.sid"[..], b"connect.sid=", b"=", b";", b"; ", b" ", b"\t",
+                        b"\"", b"x", b"s%3A", b"%", b"\xe9", b".sig", b"connect.si", b"dconnect.sid",
+                    ]),
+                    0..12,
+                ).prop_map(|parts: Vec<&[u8]>| parts.concat()),
+                0..4,
+            ),
+            max_pairs in 1usize..6,
+            max_header_bytes in 1usize..200,
+        ) {
+            let limits = Limits { max_header_bytes, max_pairs };
+            let finder = memchr::memmem::Finder::new(b"connect.sid").into_owned();
+            let mut scan = Scan::new(&finder, limits);
+            let lines: Vec<Vec<u8>> = lines;
+            for l in &lines {
+                scan.line(l);
+            }
+            let got = match scan.finish() {
+                Lookup::Found(v) => Some(Ok(v.to_vec())),
+                Lookup::TooLarge(_) => Some(Err(())),
+                Lookup::NoHeader | Lookup::Absent => None,
+            };
+            proptest::prop_assert_eq!(got, reference(&lines, limits));
+        }
     }
 
     #[test]

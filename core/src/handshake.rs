@@ -64,7 +64,7 @@ pub fn resolve_cookie<'a, I>(config: &Config, lines: I) -> Result<ResolvedSid, H
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
-    let mut scan = Scan::new(config.cookie_name.as_bytes(), config.limits);
+    let mut scan = Scan::new(&config.cookie_finder, config.limits);
     for line in lines {
         scan.line(line);
     }
@@ -275,7 +275,7 @@ impl Handshake {
             return;
         }
         let config = Arc::clone(&self.config);
-        let mut scan = Scan::new(config.cookie_name.as_bytes(), config.limits);
+        let mut scan = Scan::new(&config.cookie_finder, config.limits);
         let mut origin: SmallVec<[u8; 64]> = SmallVec::new();
         let mut host: SmallVec<[u8; 64]> = SmallVec::new();
         let (mut origins, mut hosts) = (0usize, 0usize);

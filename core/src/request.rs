@@ -12,10 +12,10 @@ use smallvec::SmallVec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
-/// A store key: prefix + session id, inline up to 128 bytes. `Debug` is
+/// A store key: prefix + session id, inline up to 48 bytes (`sess:` + a 32-byte id fits). `Debug` is
 /// redacted because the key holds the session id (R16).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct StoreKey(SmallVec<[u8; 128]>);
+pub struct StoreKey(SmallVec<[u8; 48]>);
 
 impl StoreKey {
     /// `prefix` + `sid`.
