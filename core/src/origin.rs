@@ -91,10 +91,13 @@ impl std::fmt::Display for OriginRejection {
 /// bracketed IPv6 literal) and an optional port of 1-5 digits; no path,
 /// query, userinfo or trailing slash (R8).
 pub fn is_well_formed(s: &[u8]) -> bool {
-    let Some(sep) = s.windows(3).position(|w| w == b"://") else {
+    // The scheme has no `:`, so its end is the first `:`.
+    let Some(sep) = memchr::memchr(b':', s) else {
         return false;
     };
-    let (scheme, rest) = (&s[..sep], &s[sep + 3..]);
+    let (scheme, Some(rest)) = (&s[..sep], s[sep + 1..].strip_prefix(b"//")) else {
+        return false;
+    };
     let scheme_ok = matches!(scheme.first(), Some(b'a'..=b'z'))
         && scheme
             .iter()
@@ -139,10 +142,9 @@ fn host_port_ok(s: &[u8]) -> bool {
 
 /// The `host[:port]` part of a well-formed origin.
 fn authority(origin: &[u8]) -> &[u8] {
-    match origin.windows(3).position(|w| w == b"://") {
-        Some(i) => &origin[i + 3..],
-        None => origin,
-    }
+    memchr::memchr(b':', origin)
+        .and_then(|i| origin[i + 1..].strip_prefix(b"//"))
+        .unwrap_or(origin)
 }
 
 /// What the handshake saw of `Origin` and `Host`.
