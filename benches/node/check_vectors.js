@@ -5,8 +5,8 @@
 //
 //   node check_vectors.js [path/to/express-session-cookies.json]
 //
-// Default path: $SESSION_VECTORS, else ../../../shared/vectors/express-session-cookies.json
-// (i.e. /work/shared/vectors/... next to the repository checkout).
+// Default path: $SESSION_VECTORS, else the repository's copy,
+// tests/data/express-session-cookies.json.
 // Each vector is checked three ways: in-process, through `node resolve.js`
 // (stdin bytes + flags), and through one `node resolve.js --batch` run.
 // Exits non-zero on any mismatch; prints "N passed, M failed".
@@ -19,7 +19,7 @@ var resolver = require('./resolve.js');
 var RESOLVE = path.join(__dirname, 'resolve.js');
 
 var file = process.argv[2] || process.env.SESSION_VECTORS ||
-  path.resolve(__dirname, '../../../shared/vectors/express-session-cookies.json');
+  path.resolve(__dirname, '../../tests/data/express-session-cookies.json');
 var doc = JSON.parse(fs.readFileSync(file, 'utf8'));
 var vectors = Array.isArray(doc) ? doc : doc.vectors;
 if (!Array.isArray(vectors) || vectors.length === 0) {
