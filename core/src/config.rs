@@ -132,6 +132,9 @@ impl Config {
     }
 }
 
+/// The longest store deadline or default TTL `build` accepts: 100 years.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Builder for [`Config`]. `Debug` never prints the secrets.
 #[derive(Clone)]
 pub struct ConfigBuilder {
@@ -338,6 +341,9 @@ impl ConfigBuilder {
         if self.store_deadline.is_zero() {
             return Err(ConfigError::ZeroDeadline);
         }
+        if self.store_deadline > MAX_DURATION || self.default_ttl > MAX_DURATION {
+            return Err(ConfigError::DurationTooLong);
+        }
         if self.limits.max_header_bytes == 0 || self.limits.max_pairs == 0 || self.max_sid_len == 0
         {
             return Err(ConfigError::ZeroLimit);
@@ -428,6 +434,8 @@ pub enum ConfigError {
     ZeroLimit,
     /// The default time to live is under one second.
     ZeroTtl,
+    /// The store deadline or the default time to live is over 100 years.
+    DurationTooLong,
     /// `max_save_attempts` is zero.
     ZeroSaveAttempts,
     /// The cookie path has a control character, `;` or a non-ASCII byte.
@@ -464,7 +472,12 @@ impl std::fmt::Display for ConfigError {
                 f.write_str("the store deadline is zero: give the store time to answer, e.g. 3 s")
             }
             ConfigError::ZeroLimit => f.write_str(
-                "a header or id bound is zero: every request would be refused; use the defaults",
+                "Limits::max_header_bytes, Limits::max_pairs or max_sid_len is zero: every \
+                 request would be refused; use the defaults (16384, 256, 256)",
+            ),
+            ConfigError::DurationTooLong => f.write_str(
+                "the store deadline or the default TTL is over 100 years: give the store seconds \
+                 to answer (default 3 s) and sessions a TTL like connect-redis's (86400 s)",
             ),
             ConfigError::ZeroTtl => f.write_str(
                 "the default TTL is under one second: stores keep records for whole seconds; \
@@ -545,6 +558,27 @@ mod tests {
                 .build()
                 .unwrap_err(),
             ConfigError::ZeroDeadline
+        );
+    }
+
+    #[test]
+    fn durations_past_a_century_are_refused_not_overflowed() {
+        let far = Duration::from_secs(u64::MAX);
+        assert_eq!(
+            Config::builder()
+                .secret("s")
+                .store_deadline(far)
+                .build()
+                .unwrap_err(),
+            ConfigError::DurationTooLong
+        );
+        assert_eq!(
+            Config::builder()
+                .secret("s")
+                .default_ttl(far)
+                .build()
+                .unwrap_err(),
+            ConfigError::DurationTooLong
         );
     }
 

@@ -169,7 +169,7 @@ fn unquote(s: &[u8]) -> &[u8] {
 ///
 /// Feed the lines in order with [`Scan::line`]; the first pair whose name
 /// matches wins and later lines are only counted against the byte bound.
-#[derive(Debug)]
+/// No `Debug`: it holds the cookie's value.
 pub(crate) struct Scan<'n> {
     finder: &'n memchr::memmem::Finder<'static>,
     limits: Limits,
@@ -180,8 +180,8 @@ pub(crate) struct Scan<'n> {
     exceeded: Option<LimitExceeded>,
 }
 
-/// The result of a finished [`Scan`].
-#[derive(Debug)]
+/// The result of a finished [`Scan`]. No `Debug`: it holds the cookie's
+/// value.
 pub(crate) enum Lookup {
     /// No `Cookie` header line was seen.
     NoHeader,

@@ -142,7 +142,9 @@ impl Loading {
             prefix_len: config.key_prefix.len(),
             sid: session_id,
             unsent: true,
-            deadline: now + config.store_deadline,
+            // `build` caps the deadline; a clock near the end of time fails
+            // closed at once instead of overflowing.
+            deadline: now.checked_add(config.store_deadline).unwrap_or(now),
             // With rolling sessions the stored `cookie.expires` goes stale by
             // design (connect-redis's touch only refreshes the TTL), so the
             // store's TTL is the authority, as it is for express-session.

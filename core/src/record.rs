@@ -147,12 +147,22 @@ impl SessionCookie {
 }
 
 /// A decoded record: the cookie and the session data, each in stored order.
-#[derive(Clone, Debug, PartialEq)]
+/// `Debug` lists the data's keys, not its values.
+#[derive(Clone, PartialEq)]
 pub struct Record {
     /// The `cookie` object.
     pub cookie: SessionCookie,
     /// Every other top-level field: the session's data.
     pub data: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("cookie", &self.cookie)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Why a stored record could not be decoded.
@@ -221,7 +231,13 @@ pub fn encode(cookie: &SessionCookie, data: &Map<String, Value>) -> Vec<u8> {
     // `cookie`; integer-like data keys still sort before it.
     let mut keys: Vec<(&str, Entry<'_>)> = Vec::with_capacity(data.len() + 1);
     keys.push(("cookie", Entry::Cookie));
-    keys.extend(data.iter().map(|(k, v)| (k.as_str(), Entry::Value(v))));
+    // A data key named `cookie` would duplicate the cookie object, and the
+    // record would no longer load: the cookie field is the one written.
+    keys.extend(
+        data.iter()
+            .filter(|(k, _)| k.as_str() != "cookie")
+            .map(|(k, v)| (k.as_str(), Entry::Value(v))),
+    );
     write_object(&mut out, keys, cookie);
     out
 }
@@ -453,6 +469,28 @@ mod tests {
                 .unwrap()
                 .ends_with("\"s\":\"a\\\"\\\\/\\u0001\\n\u{7f}\u{2028}é😀\"}")
         );
+    }
+
+    #[test]
+    fn a_data_key_named_cookie_never_duplicates_the_cookie_object() {
+        let mut data = Map::new();
+        data.insert("cookie".into(), Value::from("user data"));
+        data.insert("user".into(), Value::from("ada"));
+        let cookie = SessionCookie::new(None, 0);
+        let bytes = encode(&cookie, &data);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.cookie, cookie);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"user":"ada"}"#
+        );
+    }
+
+    #[test]
+    fn record_debug_lists_keys_not_values() {
+        let rec = decode(br#"{"cookie":{},"token":"s3cr3t"}"#).unwrap();
+        let d = format!("{rec:?}");
+        assert!(d.contains("token") && !d.contains("s3cr3t"), "{d}");
     }
 
     #[test]

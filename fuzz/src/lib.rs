@@ -294,6 +294,7 @@ pub fn machine_config() -> Arc<Config> {
         Config::builder()
             .secret("keyboard cat")
             .build()
+            // A fixed, non-empty secret and the defaults: build cannot fail.
             .unwrap_or_else(|e| panic!("machine config: {e}")),
     )
 }

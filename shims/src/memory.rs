@@ -154,7 +154,7 @@ impl MemoryStore {
                 break;
             }
         }
-        inner.insert(key.to_vec(), value.to_vec(), now + ttl);
+        inner.insert(key.to_vec(), value.to_vec(), expiry(now, ttl));
         Ok(true)
     }
 
@@ -178,7 +178,7 @@ impl MemoryStore {
             return Ok(CasOutcome::Conflict(entry.value.clone()));
         }
         entry.value = new.to_vec();
-        inner.set_expiry(key, now + ttl);
+        inner.set_expiry(key, expiry(now, ttl));
         Ok(CasOutcome::Swapped)
     }
 
@@ -191,7 +191,7 @@ impl MemoryStore {
         if inner.live(key, now).is_none() {
             return Ok(false);
         }
-        inner.set_expiry(key, now + ttl);
+        inner.set_expiry(key, expiry(now, ttl));
         Ok(true)
     }
 
@@ -301,6 +301,13 @@ impl Store for MemoryStore {
             Ok(())
         })
     }
+}
+
+/// `now + ttl`, or a century from now if that overflows `Instant`.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 /// `Arc<dyn Store>` works and stores can be chosen at run time).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// What a compare-and-set found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a compare-and-set found. `Debug` shows only the length of record
+/// bytes (they hold session data).
+#[derive(Clone, PartialEq, Eq)]
 pub enum CasOutcome {
     /// The record equalled `expected` and now holds `new`.
     Swapped,
@@ -19,6 +20,16 @@ pub enum CasOutcome {
     /// There is no record (destroyed or expired). Nothing was written: a
     /// compare-and-set never creates (R24).
     Gone,
+}
+
+impl std::fmt::Debug for CasOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CasOutcome::Swapped => f.write_str("Swapped"),
+            CasOutcome::Conflict(b) => write!(f, "Conflict(<{} bytes>)", b.len()),
+            CasOutcome::Gone => f.write_str("Gone"),
+        }
+    }
 }
 
 /// A session store holding express-session records by key, each with a time

@@ -73,7 +73,7 @@ impl std::fmt::Debug for Args {
         f.debug_struct("Args")
             .field("port", &self.port)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("redis", &self.redis)
+            .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
             .field("origins", &self.origins)
             .finish()
     }
@@ -159,7 +159,8 @@ async fn run() -> Result<(), String> {
         Some(url) => Arc::new(
             session_sockets::RedisStore::connect(url)
                 .await
-                .map_err(|e| format!("cannot use Redis at {url}: {e}"))?,
+                // The error names host and port; the URL may hold a password.
+                .map_err(|e| format!("cannot use Redis: {e}"))?,
         ),
         None => Arc::new(MemoryStore::new()),
     };
