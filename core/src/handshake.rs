@@ -16,12 +16,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use smallvec::SmallVec;
-
 use crate::config::Config;
 use crate::cookie::{Lookup, Scan, ValueBuf};
 use crate::error::HandshakeError;
-use crate::origin::Seen;
+use crate::origin::OriginHeaders;
 use crate::record;
 use crate::request::{Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
@@ -278,31 +276,16 @@ impl Handshake {
         }
         let config = Arc::clone(&self.config);
         let mut scan = Scan::new(&config.cookie_finder, config.limits);
-        let mut origin: SmallVec<[u8; 64]> = SmallVec::new();
-        let mut host: SmallVec<[u8; 64]> = SmallVec::new();
-        let (mut origins, mut hosts) = (0usize, 0usize);
+        let mut origin = OriginHeaders::default();
         for (name, value) in headers {
             let (name, value) = (name.as_ref(), value.as_ref());
             if name.eq_ignore_ascii_case(b"cookie") {
                 scan.line(value);
-            } else if name.eq_ignore_ascii_case(b"origin") {
-                origins += 1;
-                if origins == 1 {
-                    origin.extend_from_slice(value);
-                }
-            } else if name.eq_ignore_ascii_case(b"host") || name == b":authority" {
-                hosts += 1;
-                if hosts == 1 {
-                    host.extend_from_slice(value);
-                }
+            } else {
+                origin.offer(name, value);
             }
         }
-        let seen = Seen {
-            origin: (origins > 0).then_some(&origin[..]),
-            origins,
-            host: (hosts == 1).then_some(&host[..]),
-        };
-        if let Err(r) = config.origin.check_seen(&seen) {
+        if let Err(r) = config.origin.check_gathered(&origin) {
             return self.finish(Err(HandshakeError::OriginRejected(r)));
         }
         let sid = match verify(&config, scan.finish()) {

@@ -136,6 +136,6 @@ pub use machine::Machine;
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
 pub use save::{Save, Update};
 pub use session::{Session, SessionId};
-pub use set_cookie::{CookieOptions, SameSite, set_cookie};
+pub use set_cookie::{CookieOptions, SameSite, clear_cookie, set_cookie};
 pub use touch::{Destroy, Touch};
 pub use write::{SID_RANDOM_BYTES, WriteError, sid_from_random, ttl_secs};

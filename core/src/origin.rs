@@ -155,7 +155,71 @@ pub(crate) struct Seen<'h> {
     pub(crate) host: Option<&'h [u8]>,
 }
 
+/// A request's `Origin` and `Host` headers, gathered in one pass over its
+/// headers (inline up to 64 bytes each), for [`OriginPolicy::check_gathered`].
+/// The handshake and later-request checks gather them the same way: every
+/// `Origin` counts (two are malformed), and the host is the one `Host` (or
+/// HTTP/2 `:authority`) header, none if there are several.
+#[derive(Debug, Default)]
+pub struct OriginHeaders {
+    origin: smallvec::SmallVec<[u8; 64]>,
+    host: smallvec::SmallVec<[u8; 64]>,
+    origins: usize,
+    hosts: usize,
+}
+
+impl OriginHeaders {
+    /// Looks at one header; `true` if it was `Origin`, `Host` or
+    /// `:authority` (names compared ASCII case-insensitively).
+    #[inline]
+    pub fn offer(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if name.eq_ignore_ascii_case(b"origin") {
+            self.origins += 1;
+            if self.origins == 1 {
+                self.origin.extend_from_slice(value);
+            }
+            true
+        } else if name.eq_ignore_ascii_case(b"host") || name == b":authority" {
+            self.hosts += 1;
+            if self.hosts == 1 {
+                self.host.extend_from_slice(value);
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    fn seen(&self) -> Seen<'_> {
+        Seen {
+            origin: (self.origins > 0).then_some(&self.origin[..]),
+            origins: self.origins,
+            host: (self.hosts == 1).then_some(&self.host[..]),
+        }
+    }
+}
+
 impl OriginPolicy {
+    /// Checks headers gathered with [`OriginHeaders::offer`].
+    pub fn check_gathered(&self, headers: &OriginHeaders) -> Result<(), OriginRejection> {
+        self.check_seen(&headers.seen())
+    }
+
+    /// Checks a request's headers, as `(name, value)` byte pairs, the way the
+    /// handshake does.
+    pub fn check_headers<I, N, V>(&self, headers: I) -> Result<(), OriginRejection>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut gathered = OriginHeaders::default();
+        for (n, v) in headers {
+            gathered.offer(n.as_ref(), v.as_ref());
+        }
+        self.check_gathered(&gathered)
+    }
+
     /// Checks a request's `Origin` header values (all of them, in order) and
     /// its `Host` header against this policy.
     pub fn check(&self, origins: &[&[u8]], host: Option<&[u8]>) -> Result<(), OriginRejection> {

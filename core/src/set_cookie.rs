@@ -118,15 +118,34 @@ pub fn set_cookie(
     sid: &SessionId,
     cookie: &SessionCookie,
 ) -> Result<String, WriteError> {
+    let mut value = String::with_capacity(96);
+    encode_uri_component(&mut value, &config.sign(sid.expose()));
+    serialize(config, &value, cookie)
+}
+
+/// The `Set-Cookie` header value that removes the session cookie from the
+/// browser at logout, with the configured `Domain`, `Path` and flags so that
+/// it matches the cookie it replaces: what Express's
+/// `res.clearCookie(name, options)` writes, e.g.
+/// `connect.sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly`.
+pub fn clear_cookie(config: &Config) -> Result<String, WriteError> {
+    let mut cookie = config.cookie().to_session_cookie(std::time::UNIX_EPOCH);
+    // Express: `expires: new Date(1)`.
+    cookie.set_expires(Some(1));
+    serialize(config, "", &cookie)
+}
+
+/// npm `cookie` 0.7.2's `serialize` of the session cookie with an already
+/// encoded value and the attributes in `cookie`.
+fn serialize(config: &Config, value: &str, cookie: &SessionCookie) -> Result<String, WriteError> {
     let name = config.cookie_name();
     if !is_cookie_name(name.as_bytes()) {
         return Err(WriteError::InvalidCookie { field: "name" });
     }
-    let signed = config.sign(sid.expose());
-    let mut out = String::with_capacity(name.len() + signed.len() + 96);
+    let mut out = String::with_capacity(name.len() + value.len() + 96);
     out.push_str(name);
     out.push('=');
-    encode_uri_component(&mut out, &signed);
+    out.push_str(value);
     let fields = cookie.fields();
     if let Some(domain) = truthy_str(fields.get("domain"), "domain")? {
         if !is_cookie_domain(domain) {
@@ -260,6 +279,34 @@ pub(crate) fn is_cookie_domain(domain: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clear_cookie_matches_the_configured_cookie() {
+        use super::*;
+        let config = Config::builder().secret("s").build().unwrap();
+        assert_eq!(
+            clear_cookie(&config).unwrap(),
+            "connect.sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly"
+        );
+        let config = Config::builder()
+            .secret("s")
+            .cookie_name("sid")
+            .cookie(CookieOptions {
+                secure: true,
+                path: "/app".into(),
+                domain: Some("example.com".into()),
+                same_site: Some(SameSite::Lax),
+                max_age: Some(std::time::Duration::from_secs(60)),
+                ..CookieOptions::default()
+            })
+            .build()
+            .unwrap();
+        assert_eq!(
+            clear_cookie(&config).unwrap(),
+            "sid=; Domain=example.com; Path=/app; Expires=Thu, 01 Jan 1970 00:00:00 GMT; \
+             HttpOnly; Secure; SameSite=Lax"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -108,15 +108,10 @@ pub fn check_later_origin(
     if !later {
         return Ok(());
     }
-    let origins: Vec<&[u8]> = headers
-        .get_all(http::header::ORIGIN)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let host = headers.get(http::header::HOST).map(|v| v.as_bytes());
+    // The same gathering of `Origin` and `Host` as the handshake's.
     config
         .origin_policy()
-        .check(&origins, host)
+        .check_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
         .map_err(|r| ConnectRejection(HandshakeError::OriginRejected(r)))
 }
 

@@ -392,12 +392,16 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
         }
     }
     let mut res = Redirect::to("/").into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "connect.sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax",
-        ),
-    );
+    // The same name, path, domain and flags as the session cookie, expired.
+    match session_sockets::core::clear_cookie(app.sessions.config())
+        .map_err(|e| e.to_string())
+        .and_then(|c| HeaderValue::from_str(&c).map_err(|e| e.to_string()))
+    {
+        Ok(v) => {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        Err(e) => eprintln!("chat: cannot clear the session cookie: {e}"),
+    }
     res
 }
 
