@@ -493,8 +493,9 @@ impl std::fmt::Display for ConfigError {
                 p.escape_default()
             ),
             ConfigError::InvalidMaxAge => f.write_str(
-                "the cookie max_age is over 1000 years: express-session takes it in \
-                 milliseconds; use the HTTP app's cookie.maxAge, e.g. 86400000 for one day",
+                "the cookie max_age is over 1000 years: use the HTTP app's cookie.maxAge \
+                 (milliseconds there) as a Duration, e.g. Some(Duration::from_secs(86_400)) \
+                 for one day",
             ),
             ConfigError::InvalidCookieDomain(d) => write!(
                 f,

@@ -107,6 +107,12 @@ impl std::fmt::Display for WriteError {
                 "the session id is longer than max_sid_len or contains control characters, \
                  so it is not used as a store key",
             ),
+            WriteError::InvalidCookie {
+                field: "originalMaxAge",
+            } => f.write_str(
+                "the stored record's cookie.originalMaxAge puts the expiry past \
+                 9999-12-31, which express-session cannot write: check the record's cookie",
+            ),
             WriteError::InvalidCookie { field } => write!(
                 f,
                 "the session cookie's `{field}` cannot be written into a Set-Cookie header \

@@ -233,7 +233,7 @@ impl RedisStore {
             )
         } else {
             format!(
-                "Redis at {addr} rejected {op}: check the server's logs and the URL's database and password"
+                "Redis at {addr} rejected {op}: check the server's logs (and, if the kind below names authentication, the URL's user and password)"
             )
         };
         StoreError::new(format!("{message} [{}]", e.kind_label()))

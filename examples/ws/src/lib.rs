@@ -409,6 +409,10 @@ async fn read_head<S: AsyncRead + Unpin>(
                 "431 Request Header Fields Too Large",
                 "request head too large",
             ),
+            Err(httparse::Error::TooManyHeaders) => Head::Refuse(
+                "431 Request Header Fields Too Large",
+                "more than 64 request headers",
+            ),
             Err(_) => Head::Refuse("400 Bad Request", "malformed HTTP request"),
         });
     }
