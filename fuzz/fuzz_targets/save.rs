@@ -60,6 +60,11 @@ fuzz_target!(|data: &[u8]| {
     if !edits.is_empty() {
         for line in edits.split(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(line);
+            // With an update closure, `n` is the closure's: the property
+            // below counts its increments from the record it runs on.
+            if with_update && line.split_once('=').map_or(&*line, |(k, _)| k) == "n" {
+                continue;
+            }
             match line.split_once('=') {
                 Some((k, v)) => {
                     let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
@@ -172,9 +177,8 @@ fuzz_target!(|data: &[u8]| {
                 let holds_mine = |b: &[u8]| {
                     !with_update
                         && decode(b).is_ok_and(|r| {
-                            mine.iter().all(|(k, v)| {
-                                js_opt_eq(r.data.get(k), v.as_ref())
-                            })
+                            mine.iter()
+                                .all(|(k, v)| js_opt_eq(r.data.get(k), v.as_ref()))
                         })
                 };
                 !finished
