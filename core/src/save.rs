@@ -217,7 +217,11 @@ impl Save {
                 if session.is_changed() {
                     self.attempt(session, now);
                 } else {
-                    // The current record already holds every change.
+                    // The current record already holds every change: the
+                    // session is stored as it is.
+                    if let Some(bytes) = session.loaded_bytes().cloned() {
+                        session.mark_stored(bytes);
+                    }
                     self.end.finish(Ok(session));
                 }
             }

@@ -229,6 +229,30 @@ impl Session {
         }
     }
 
+    /// After `sent`, a copy of this session, was saved as `stored`: this
+    /// session becomes `stored`, plus whatever changed here since `sent` was
+    /// taken. Changes that were saved are forgotten, so a later conflict
+    /// never re-applies them over another writer's newer values.
+    pub fn adopt_saved(&mut self, sent: &Session, stored: &Session) {
+        let later: Vec<(String, Option<Value>)> = self
+            .changes
+            .iter()
+            .filter(|c| self.data.get(&c.key) != sent.data.get(&c.key))
+            .map(|c| (c.key.clone(), self.data.get(&c.key).cloned()))
+            .collect();
+        *self = stored.clone();
+        for (k, v) in later {
+            match v {
+                Some(v) => {
+                    self.insert_value(&k, v);
+                }
+                None => {
+                    self.remove(&k);
+                }
+            }
+        }
+    }
+
     /// Marks the current state as stored (`bytes`): no pending changes.
     pub fn mark_stored(&mut self, bytes: Arc<[u8]>) {
         self.loaded = Some(bytes);
@@ -318,6 +342,32 @@ mod tests {
             Arc::from(third.as_bytes()),
         );
         assert!(!s.is_changed());
+    }
+
+    #[test]
+    fn r25_saved_changes_are_not_reapplied_by_a_later_save() {
+        let mut s = loaded(r#"{"cookie":{"path":"/"},"color":"green"}"#);
+        s.insert("color", "red").unwrap();
+        let sent = s.clone();
+        let mut stored = sent.clone();
+        stored.mark_stored(Arc::from(stored.encode()));
+        // Changed on this side while the save ran.
+        s.insert("x", 1).unwrap();
+        s.adopt_saved(&sent, &stored);
+        assert_eq!(
+            s.changed_keys().collect::<Vec<_>>(),
+            vec![("x", Some(&Value::from(1)))]
+        );
+        // Another writer then sets color; the next conflict keeps theirs.
+        let theirs = r#"{"cookie":{"path":"/"},"color":"blue"}"#;
+        s.rebase(
+            record::decode(theirs.as_bytes()).unwrap(),
+            Arc::from(theirs.as_bytes()),
+        );
+        assert_eq!(
+            String::from_utf8(s.encode()).unwrap(),
+            r#"{"cookie":{"path":"/"},"color":"blue","x":1}"#
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use socketioxide::handler::{
 };
 use socketioxide::socket::{DisconnectReason, Socket};
 
-use crate::core::{WriteError, record};
+use crate::core::WriteError;
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
@@ -343,8 +343,8 @@ impl<R: Runtime + Clone> SocketSession<R> {
         if !snapshot.is_changed() {
             return Ok(());
         }
-        let saved = self.inner.sessions.save(snapshot).await?;
-        self.stored(&saved);
+        let saved = self.inner.sessions.save(snapshot.clone()).await?;
+        self.stored(&snapshot, &saved);
         Ok(())
     }
 
@@ -367,24 +367,16 @@ impl<R: Runtime + Clone> SocketSession<R> {
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
-        let saved = self
-            .inner
-            .sessions
-            .save_with(self.snapshot(), update)
-            .await?;
-        self.stored(&saved);
+        let sent = self.snapshot();
+        let saved = self.inner.sessions.save_with(sent.clone(), update).await?;
+        self.stored(&sent, &saved);
         Ok(saved)
     }
 
-    /// Takes the stored record, then re-applies whatever this socket
-    /// changed while the save ran (changes already saved re-apply as no
-    /// change).
-    fn stored(&self, saved: &Session) {
-        if let Some(bytes) = saved.loaded_bytes()
-            && let Ok(rec) = record::decode(bytes)
-        {
-            self.lock().rebase(rec, Arc::clone(bytes));
-        }
+    /// Takes the stored session, then re-applies whatever this socket
+    /// changed since `sent` was handed to the save.
+    fn stored(&self, sent: &Session, saved: &Session) {
+        self.lock().adopt_saved(sent, saved);
     }
 
     /// Loads the session again from the store and makes it this socket's
