@@ -16,7 +16,6 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-pub use http;
 pub use serde_json;
 pub use session_sockets_core as core;
 pub use session_sockets_core::{
@@ -24,6 +23,7 @@ pub use session_sockets_core::{
 };
 
 mod driver;
+pub mod http;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;

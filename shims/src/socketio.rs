@@ -39,6 +39,7 @@ use socketioxide::handler::{
 use socketioxide::socket::{DisconnectReason, Socket};
 
 use crate::core::WriteError;
+use crate::core::origin::OriginRejection;
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
@@ -102,17 +103,14 @@ pub fn check_later_origin(
     uri: &http::Uri,
     headers: &http::HeaderMap,
 ) -> Result<(), ConnectRejection> {
-    let later = uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p.starts_with("sid=")));
-    if !later {
-        return Ok(());
-    }
-    // The same gathering of `Origin` and `Host` as the handshake's.
-    config
-        .origin_policy()
-        .check_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
-        .map_err(|r| ConnectRejection(HandshakeError::OriginRejected(r)))
+    // Every path: a caller that routes only socket.io here loses nothing.
+    crate::http::check_request(config, "", false, &http::Method::GET, uri, headers).map_err(|r| {
+        let rejection = r
+            .origin_rejection()
+            .cloned()
+            .unwrap_or(OriginRejection::Malformed);
+        ConnectRejection(HandshakeError::OriginRejected(rejection))
+    })
 }
 
 /// The connect middleware that loads the session of each namespace

@@ -4,8 +4,10 @@
 #![cfg(feature = "socketioxide")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+#[path = "support/sio_client.rs"]
+mod sio_client;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use session_sockets::socketio::{
     SessionMiddleware, SocketSession, TrySession, disconnect_session, session_room,
 };
 use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
+use sio_client::Client;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -131,179 +134,6 @@ async fn login(srv: &Server, data: Value) -> (SessionId, String) {
     let created = srv.sessions.create(data).await.unwrap();
     let pair = created.set_cookie.split(';').next().unwrap().to_owned();
     (created.session.id().clone(), pair)
-}
-
-// ---- a minimal socket.io polling client -------------------------------------
-
-struct Client {
-    addr: SocketAddr,
-    headers: Vec<(String, String)>,
-    sid: String,
-    ack: u64,
-    /// Packets received but not yet consumed.
-    inbox: Vec<String>,
-}
-
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(String, String)],
-    body: &str,
-) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str(&format!(
-        "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    ));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw) {
-        panic!(
-            "{method} {path}: {e}; got {:?}",
-            String::from_utf8_lossy(&raw)
-        );
-    }
-    let raw = String::from_utf8(raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (len, rest) = s.split_once("\r\n").unwrap();
-        let len = usize::from_str_radix(len.trim(), 16).unwrap();
-        if len == 0 {
-            return out;
-        }
-        out.push_str(&rest[..len]);
-        s = &rest[len + 2..];
-    }
-}
-
-impl Client {
-    /// Opens an engine.io session (the handshake request carries `headers`).
-    fn open(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let (status, body) = http(
-            addr,
-            "GET",
-            "/socket.io/?EIO=4&transport=polling",
-            &headers,
-            "",
-        );
-        assert_eq!(status, 200, "{body}");
-        let open: Value = serde_json::from_str(body.strip_prefix('0').unwrap()).unwrap();
-        Client {
-            addr,
-            headers,
-            sid: open["sid"].as_str().unwrap().to_owned(),
-            ack: 0,
-            inbox: Vec::new(),
-        }
-    }
-
-    fn path(&self) -> String {
-        format!("/socket.io/?EIO=4&transport=polling&sid={}", self.sid)
-    }
-
-    fn send(&self, packet: &str) {
-        let (status, body) = http(self.addr, "POST", &self.path(), &self.headers, packet);
-        assert_eq!((status, body.as_str()), (200, "ok"));
-    }
-
-    /// Long-polls once; engine.io pings are answered, socket.io packets
-    /// kept in the inbox.
-    fn poll(&mut self) {
-        let (status, body) = http(self.addr, "GET", &self.path(), &self.headers, "");
-        assert_eq!(status, 200, "{body}");
-        for p in body.split('\u{1e}') {
-            match p.as_bytes().first() {
-                Some(b'2') => self.send("3"),
-                Some(b'4') => self.inbox.push(p[1..].to_owned()),
-                Some(b'1') => self.inbox.push("<engine.io closed>".to_owned()),
-                _ => {}
-            }
-        }
-    }
-
-    /// The first received socket.io packet that satisfies `pred`.
-    fn take(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        loop {
-            if let Some(i) = self.inbox.iter().position(|p| pred(p)) {
-                return self.inbox.remove(i);
-            }
-            self.poll();
-        }
-    }
-
-    /// Connects to namespace `ns`: `Ok(connect payload)` or
-    /// `Err(connect_error message)`.
-    fn connect(&mut self, ns: &str) -> Result<Value, String> {
-        let pre = prefix(ns);
-        self.send(&format!("40{pre}"));
-        let (ok, err) = (format!("0{pre}"), format!("4{pre}"));
-        let p = self.take(|p| p.starts_with(&ok) || p.starts_with(&err));
-        let v: Value = serde_json::from_str(&p[ok.len()..]).unwrap();
-        if p.starts_with(&ok) {
-            Ok(v)
-        } else {
-            Err(v["message"].as_str().unwrap().to_owned())
-        }
-    }
-
-    /// Emits `event` with `args` on `ns` and waits for its ack.
-    fn call(&mut self, ns: &str, event: &str, args: &[Value]) -> Value {
-        self.ack += 1;
-        let mut arr = vec![json!(event)];
-        arr.extend_from_slice(args);
-        let pre = prefix(ns);
-        self.send(&format!("42{pre}{}{}", self.ack, Value::Array(arr)));
-        let want = format!("3{pre}{}[", self.ack);
-        let p = self.take(|p| p.starts_with(&want));
-        let v: Value = serde_json::from_str(&p[want.len() - 1..]).unwrap();
-        v[0].clone()
-    }
-
-    /// Waits for an event `name` on `ns`; returns its first argument.
-    fn event(&mut self, ns: &str, name: &str) -> Value {
-        let want = format!("2{}[{}", prefix(ns), json!(name));
-        let p = self.take(|p| p.starts_with(&want));
-        let v: Value = serde_json::from_str(&p[1 + prefix(ns).len()..]).unwrap();
-        v[1].clone()
-    }
-
-    /// Waits until the server disconnects this client from `ns`.
-    fn disconnected(&mut self, ns: &str) {
-        let want = format!("1{}", prefix(ns));
-        self.take(|p| p == want || p == "<engine.io closed>");
-    }
-}
-
-fn prefix(ns: &str) -> String {
-    if ns == "/" {
-        String::new()
-    } else {
-        format!("{ns},")
-    }
 }
 
 /// Runs blocking client code off the runtime's workers.

@@ -1,0 +1,299 @@
+//! [`SessionLayer`]: the tower layer, and the checks it makes before any
+//! handler (or socket.io) sees a request.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::BoxError;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::response::IntoResponse;
+use tower::layer::util::Identity;
+use tower::{Layer, Service};
+
+use super::session::Slot;
+use super::{Refused, check_request};
+use crate::runtime::Runtime;
+use crate::runtime::tokio::Tokio;
+use crate::{SessionId, SessionSockets};
+
+/// A future the services return.
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What a login or logout calls for the session that ended: disconnects its
+/// sockets (set by [`SessionLayer::with_socketio`]).
+pub(crate) type EndHook = Arc<dyn Fn(SessionId) -> BoxFuture<()> + Send + Sync>;
+
+/// What the layer's services share.
+pub(crate) struct Shared<R> {
+    pub(crate) sessions: SessionSockets<R>,
+    engine_path: Cow<'static, str>,
+    csrf: bool,
+    pub(crate) on_end: Option<EndHook>,
+}
+
+impl<R: Clone> Clone for Shared<R> {
+    fn clone(&self) -> Self {
+        Shared {
+            sessions: self.sessions.clone(),
+            engine_path: self.engine_path.clone(),
+            csrf: self.csrf,
+            on_end: self.on_end.clone(),
+        }
+    }
+}
+
+/// The tower layer that gives HTTP routes the sessions the sockets see.
+///
+/// Put it on the router, last (outermost), built from the same
+/// [`SessionSockets`] handle the socket.io middleware uses:
+///
+/// ```no_run
+/// # #[cfg(feature = "socketioxide")]
+/// # fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>) {
+/// use session_sockets::http::SessionLayer;
+/// let (io_layer, io) = socketioxide::SocketIo::new_layer();
+/// let app: axum::Router = axum::Router::new()
+///     /* .route(..) */
+///     .layer(SessionLayer::new(sessions).with_socketio(io_layer, &io));
+/// # }
+/// ```
+///
+/// For every request, before the handler or socket.io sees it:
+///
+/// - **Later engine.io requests** (those carrying an engine.io `sid`: polling
+///   `GET`/`POST` and the WebSocket upgrade) must pass the config's `Origin`
+///   policy, on every path under the engine.io path (`/socket.io`,
+///   `/socket.io/`, `/socket.iox/...`), whatever the method or other query
+///   parameters (R27). The opening request is left to the session
+///   middleware, whose refusal is the readable `connect_error`.
+/// - **State-changing requests** (every method but `GET`, `HEAD`, `OPTIONS`
+///   and `TRACE`) are refused when their `Origin` fails the policy, or, with
+///   no `Origin`, when `Sec-Fetch-Site` is `cross-site` (R26; login and
+///   logout included). On by default; [`SessionLayer::csrf_check`] turns it
+///   off for APIs that authenticate otherwise.
+///
+/// Refusals are `403 Forbidden` with a `text/plain` body `reason: what to
+/// check` (see [`Refused`](super::Refused)).
+///
+/// After the handler, for requests whose handler extracted
+/// [`HttpSession`](super::HttpSession): a changed session is saved (the same
+/// compare-and-set as [`SessionSockets::save`], R25), a new one is created,
+/// an unchanged one is touched as express-session touches it, and the
+/// matching `Set-Cookie` is written. A save that fails replaces the response
+/// with `503` (or `401` when the session ended meanwhile), so a handler's
+/// success is never reported for a change that was not stored.
+pub struct SessionLayer<R = Tokio, L = Identity> {
+    shared: Shared<R>,
+    inner: L,
+}
+
+impl<R: Clone, L: Clone> Clone for SessionLayer<R, L> {
+    fn clone(&self) -> Self {
+        SessionLayer {
+            shared: self.shared.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R, L> std::fmt::Debug for SessionLayer<R, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("engine_path", &self.shared.engine_path)
+            .field("csrf", &self.shared.csrf)
+            .field("socketio", &self.shared.on_end.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime + Clone> SessionLayer<R> {
+    /// A layer over `sessions`: the same handle (config and store) the
+    /// socket.io middleware uses.
+    pub fn new(sessions: SessionSockets<R>) -> Self {
+        SessionLayer {
+            shared: Shared {
+                sessions,
+                // Checked even when no socket.io layer is attached;
+                // `with_socketio` replaces it with the real one.
+                engine_path: Cow::Borrowed(super::DEFAULT_ENGINE_PATH),
+                csrf: true,
+                on_end: None,
+            },
+            inner: Identity::new(),
+        }
+    }
+
+    /// Wraps the socket.io layer too, so that the checks run in front of it
+    /// whatever order the router's layers are in: the engine.io path comes
+    /// from `io`'s config (not a string prefix), and a login or logout
+    /// disconnects every socket of the session that ended, on every
+    /// namespace ([`disconnect_session`](crate::socketio::disconnect_session)).
+    #[cfg(feature = "socketioxide")]
+    pub fn with_socketio<A: socketioxide::adapter::Adapter>(
+        self,
+        io_layer: socketioxide::layer::SocketIoLayer<A>,
+        io: &socketioxide::SocketIo<A>,
+    ) -> SessionLayer<R, socketioxide::layer::SocketIoLayer<A>> {
+        let engine_path = io.config().engine_config.req_path.clone();
+        let io = io.clone();
+        let on_end: EndHook = Arc::new(move |id: SessionId| {
+            let io = io.clone();
+            Box::pin(async move {
+                // Best effort: a socket that is already gone needs nothing.
+                let _ = crate::socketio::disconnect_session(&io, &id).await;
+            })
+        });
+        SessionLayer {
+            shared: Shared {
+                engine_path,
+                on_end: Some(on_end),
+                ..self.shared
+            },
+            inner: io_layer,
+        }
+    }
+}
+
+impl<R, L> SessionLayer<R, L> {
+    /// Whether state-changing requests from other sites are refused (R26).
+    /// Default `true`. Turn it off only for routes that do not rely on the
+    /// session cookie for authority (e.g. an API authenticated by a bearer
+    /// token on a separate router).
+    pub fn csrf_check(mut self, on: bool) -> Self {
+        self.shared.csrf = on;
+        self
+    }
+}
+
+impl<S, R, L> Layer<S> for SessionLayer<R, L>
+where
+    R: Clone,
+    L: Layer<RouteService<S, R>>,
+{
+    type Service = SessionService<L::Service, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let shared = Arc::new(self.shared.clone());
+        SessionService {
+            inner: self.inner.layer(RouteService {
+                inner,
+                shared: Arc::clone(&shared),
+            }),
+            shared,
+        }
+    }
+}
+
+/// The outer service of [`SessionLayer`]: refuses cross-site requests
+/// before anything else sees them.
+pub struct SessionService<S, R = Tokio> {
+    inner: S,
+    shared: Arc<Shared<R>>,
+}
+
+impl<S: Clone, R> Clone for SessionService<S, R> {
+    fn clone(&self) -> Self {
+        SessionService {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, R, B> Service<Request<Body>> for SessionService<S, R>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    R: Runtime,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let shared = &self.shared;
+        if let Err(refused) = check_request(
+            shared.sessions.config(),
+            &shared.engine_path,
+            shared.csrf,
+            req.method(),
+            req.uri(),
+            req.headers(),
+        ) {
+            return Box::pin(std::future::ready(Ok(refused.into_response())));
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move { Ok(fut.await?.map(Body::new)) })
+    }
+}
+
+/// The inner service of [`SessionLayer`], in front of the routes: gives
+/// the request a session slot for [`HttpSession`](super::HttpSession) and,
+/// after the handler, saves, creates or touches the session and writes the
+/// `Set-Cookie`.
+pub struct RouteService<S, R = Tokio> {
+    inner: S,
+    shared: Arc<Shared<R>>,
+}
+
+impl<S: Clone, R> Clone for RouteService<S, R> {
+    fn clone(&self) -> Self {
+        RouteService {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S, R, B> Service<Request<Body>> for RouteService<S, R>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    R: Runtime + Clone,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let slot = Slot::new(Arc::clone(&self.shared));
+        req.extensions_mut().insert(slot.clone());
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await?.map(Body::new);
+            Ok(slot.finish(res).await)
+        })
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> axum::response::Response {
+        (
+            StatusCode::FORBIDDEN,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            self.to_string(),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,447 @@
+//! The HTTP layer against a real axum server with socket.io attached, a
+//! plain HTTP/1.1 client and the polling socket.io client: HTTP routes and
+//! sockets share one session and one save path; the layer writes the
+//! cookies, refuses cross-site state changes and makes no store call for a
+//! handler that does not ask for the session.
+#![cfg(all(feature = "axum", feature = "socketioxide"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/sio_client.rs"]
+mod sio_client;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use session_sockets::http::{HttpSession, SessionLayer};
+use session_sockets::runtime::tokio::Tokio;
+use session_sockets::socketio::{SessionMiddleware, SocketSession};
+use session_sockets::{
+    CasOutcome, Config, MemoryStore, SessionSockets, Store, StoreError, StoreFuture,
+};
+use sio_client::{Client, Response as HttpResponse, request};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
+
+const SECRET: &str = "http layer test secret";
+
+/// A MemoryStore that counts calls and can be made to fail destroys.
+#[derive(Default)]
+struct Probe {
+    inner: MemoryStore,
+    calls: AtomicUsize,
+    fail_destroy: AtomicBool,
+}
+
+impl Probe {
+    fn count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn hit(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Store for Probe {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.hit();
+        self.inner.load(key)
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.hit();
+        self.inner.create(key, value, ttl)
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        new: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, CasOutcome> {
+        self.hit();
+        self.inner.compare_and_set(key, expected, new, ttl)
+    }
+    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
+        self.hit();
+        self.inner.touch(key, ttl)
+    }
+    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.hit();
+        if self.fail_destroy.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::new("the test store refuses destroys")) });
+        }
+        self.inner.destroy(key)
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    store: Arc<Probe>,
+}
+
+async fn me(session: HttpSession) -> Response {
+    match session.error() {
+        None => Json(Value::Object(session.data())).into_response(),
+        Some(e) => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": e.reason() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn login(session: HttpSession, Path(name): Path<String>) -> Response {
+    match session.login([("user", name)]).await {
+        Ok(()) => StatusCode::SEE_OTHER.into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn logout(session: HttpSession) -> Response {
+    match session.logout().await {
+        Ok(()) => StatusCode::SEE_OTHER.into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn set(session: HttpSession, Path((k, v)): Path<(String, String)>) -> &'static str {
+    session.insert(&k, v).unwrap();
+    "set"
+}
+
+fn add_one(s: &mut session_sockets::Session) {
+    let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
+    s.insert("counter", n + 1).unwrap();
+}
+
+async fn incr(session: HttpSession) -> Response {
+    match session.update(add_one).await {
+        Ok(s) => Json(s.get::<i64>("counter").unwrap()).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
+        ack.send(&session.with(|s| s.data().clone())).ok();
+    });
+    socket.on(
+        "set",
+        async |session: SocketSession, Data::<(String, Value)>((k, v)), ack: AckSender| {
+            session.with_mut(|s| s.insert_value(&k, v));
+            ack.send(&session.save().await.is_ok()).ok();
+        },
+    );
+    socket.on("incr", async |session: SocketSession, ack: AckSender| {
+        let n = session
+            .update(add_one)
+            .await
+            .map(|s| s.get::<i64>("counter").unwrap());
+        ack.send(&n.ok()).ok();
+    });
+    Ok(())
+}
+
+async fn server() -> Server {
+    let config = Config::builder().secret(SECRET).build().unwrap();
+    let store = Arc::new(Probe::default());
+    let sessions = SessionSockets::new(config, store.clone(), Tokio);
+    let (io_layer, io) = SocketIo::new_layer();
+    io.ns(
+        "/",
+        (async |_: SocketRef| {})
+            .with(register)
+            .with(SessionMiddleware::required(sessions.clone())),
+    );
+    let ended_meanwhile = sessions.clone();
+    let app = Router::new()
+        .route("/plain", get(async || "no session here"))
+        .route("/me", get(me))
+        .route("/login/{name}", post(login))
+        .route("/logout", post(logout))
+        .route("/set/{k}/{v}", post(set))
+        .route("/incr", post(incr))
+        .route(
+            "/set-then-logout-elsewhere",
+            post(async move |session: HttpSession| {
+                session.insert("late", 1).unwrap();
+                let id = session.with(|s| s.id().clone()).unwrap();
+                ended_meanwhile.destroy(&id).await.unwrap();
+                "the handler thinks it worked"
+            }),
+        )
+        .layer(SessionLayer::new(sessions.clone()).with_socketio(io_layer, &io));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server { addr, store }
+}
+
+/// Runs blocking client code off the runtime's workers.
+async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
+        .await
+        .expect("the client step took over 20 s")
+        .unwrap()
+}
+
+async fn send(srv: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let (addr, method, path) = (srv.addr, method.to_owned(), path.to_owned());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    client(move || request(addr, &method, &path, &headers, "")).await
+}
+
+/// The `name=value` pair of the response's session cookie.
+fn cookie_of(res: &HttpResponse) -> String {
+    let all = res.all("set-cookie");
+    assert_eq!(all.len(), 1, "one Set-Cookie: {all:?}");
+    all[0].split(';').next().unwrap().to_owned()
+}
+
+async fn signed_in(srv: &Server, name: &str) -> String {
+    let res = send(srv, "POST", &format!("/login/{name}"), &[]).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    cookie_of(&res)
+}
+
+async fn me_of(srv: &Server, cookie: &str) -> (u16, Value) {
+    let res = send(srv, "GET", "/me", &[("cookie", cookie)]).await;
+    (res.status, serde_json::from_str(&res.body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r25_http_and_socket_writes_share_one_session_and_keep_each_others_keys() {
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let (addr, c) = (srv.addr, cookie.clone());
+    let mut sock = client(move || {
+        let mut s = Client::open(addr, &[("cookie", &c)]);
+        s.connect("/").unwrap();
+        s
+    })
+    .await;
+    // An HTTP route writes `a` (saved by the layer at the end of the request) ...
+    let res = send(&srv, "POST", "/set/a/1", &[("cookie", &cookie)]).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.all("set-cookie").is_empty(),
+        "an existing session's cookie is not re-sent"
+    );
+    // ... then the socket, whose copy predates it, writes `b`: both stay.
+    let (saved, sock) = client(move || {
+        let ok = sock.call("/", "set", &[json!("b"), json!("2")]);
+        (ok, sock)
+    })
+    .await;
+    assert_eq!(saved, json!(true));
+    let (_, data) = me_of(&srv, &cookie).await;
+    assert_eq!(data, json!({ "user": "ada", "a": "1", "b": "2" }));
+    // Read-modify-writes from both sides compose.
+    assert_eq!(
+        send(&srv, "POST", "/incr", &[("cookie", &cookie)])
+            .await
+            .body,
+        "1"
+    );
+    let (n, _sock) = client(move || {
+        let mut sock = sock;
+        (sock.call("/", "incr", &[]), sock)
+    })
+    .await;
+    assert_eq!(n, json!(2));
+    assert_eq!(me_of(&srv, &cookie).await.1["counter"], json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_does_not_extract_the_session_makes_no_store_call() {
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let before = srv.store.count();
+    let res = send(&srv, "GET", "/plain", &[("cookie", &cookie)]).await;
+    assert_eq!(res.status, 200);
+    assert!(res.all("set-cookie").is_empty());
+    assert_eq!(srv.store.count(), before, "no store call");
+    // Extracting it loads it, and touches it as express-session does.
+    me_of(&srv, &cookie).await;
+    assert_eq!(srv.store.count(), before + 2, "load + touch");
+    // A cookie-less request needs no store call to know it has no session.
+    let before = srv.store.count();
+    let res = send(&srv, "GET", "/me", &[]).await;
+    assert_eq!(
+        (res.status, res.body.as_str()),
+        (401, r#"{"error":"no_cookie_header"}"#)
+    );
+    assert_eq!(srv.store.count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_inserted_without_a_session_creates_one_and_the_layer_sets_its_cookie() {
+    let srv = server().await;
+    let res = send(&srv, "POST", "/set/theme/dark", &[]).await;
+    assert_eq!(res.status, 200);
+    let cookie = cookie_of(&res);
+    assert!(
+        res.all("set-cookie")[0].contains("; HttpOnly"),
+        "{:?}",
+        res.headers
+    );
+    assert_eq!(
+        me_of(&srv, &cookie).await,
+        (200, json!({ "theme": "dark" }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_login_gives_a_fresh_id_and_disconnects_the_old_sessions_sockets() {
+    let srv = server().await;
+    let first = signed_in(&srv, "ada").await;
+    let (addr, c) = (srv.addr, first.clone());
+    let sock = client(move || {
+        let mut s = Client::open(addr, &[("cookie", &c)]);
+        s.connect("/").unwrap();
+        s
+    })
+    .await;
+    let res = send(&srv, "POST", "/login/ada", &[("cookie", &first)]).await;
+    assert_eq!(res.status, 303);
+    let second = cookie_of(&res);
+    assert_ne!(second, first);
+    client(move || {
+        let mut sock = sock;
+        sock.disconnected("/");
+    })
+    .await;
+    assert_eq!(
+        me_of(&srv, &first).await,
+        (401, json!({ "error": "session_not_found" }))
+    );
+    assert_eq!(me_of(&srv, &second).await, (200, json!({ "user": "ada" })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r31_a_logout_whose_destroy_fails_answers_503_and_the_session_stays_valid() {
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let (addr, c) = (srv.addr, cookie.clone());
+    let sock = client(move || {
+        let mut s = Client::open(addr, &[("cookie", &c)]);
+        s.connect("/").unwrap();
+        s
+    })
+    .await;
+    srv.store.fail_destroy.store(true, Ordering::SeqCst);
+    let res = send(&srv, "POST", "/logout", &[("cookie", &cookie)]).await;
+    assert_eq!(res.status, 503);
+    assert!(
+        res.body.contains("the test store refuses destroys"),
+        "{}",
+        res.body
+    );
+    assert!(
+        res.all("set-cookie").is_empty(),
+        "the cookie is not cleared"
+    );
+    assert_eq!(me_of(&srv, &cookie).await, (200, json!({ "user": "ada" })));
+    let (me, sock) = client(move || {
+        let mut sock = sock;
+        (sock.call("/", "whoami", &[]), sock)
+    })
+    .await;
+    assert_eq!(
+        me,
+        json!({ "user": "ada" }),
+        "the socket is still connected"
+    );
+    // Once the store works, the retry logs out and disconnects.
+    srv.store.fail_destroy.store(false, Ordering::SeqCst);
+    let res = send(&srv, "POST", "/logout", &[("cookie", &cookie)]).await;
+    assert_eq!(res.status, 303);
+    assert!(cookie_of(&res).starts_with("connect.sid="));
+    assert!(
+        res.all("set-cookie")[0].contains("Expires=Thu, 01 Jan 1970"),
+        "{:?}",
+        res.headers
+    );
+    client(move || {
+        let mut sock = sock;
+        sock.disconnected("/");
+    })
+    .await;
+    assert_eq!(me_of(&srv, &cookie).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r24_a_change_whose_session_ended_during_the_request_is_refused_not_reported() {
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let res = send(
+        &srv,
+        "POST",
+        "/set-then-logout-elsewhere",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(res.status, 401, "{}", res.body);
+    assert!(
+        res.body
+            .starts_with("gone: the session ended while this request ran"),
+        "{}",
+        res.body
+    );
+    assert!(res.all("set-cookie")[0].contains("Expires=Thu, 01 Jan 1970"));
+    // Not brought back by the save.
+    assert_eq!(me_of(&srv, &cookie).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r26_a_cross_site_post_reaches_neither_the_handler_nor_the_store() {
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let before = srv.store.count();
+    for path in ["/login/mallory", "/logout", "/incr", "/set/a/b"] {
+        let res = send(
+            &srv,
+            "POST",
+            path,
+            &[("cookie", &cookie), ("origin", "https://evil.example")],
+        )
+        .await;
+        assert_eq!(res.status, 403, "{path}");
+        assert!(
+            res.body
+                .starts_with("origin_rejected: cross-site POST refused"),
+            "{}",
+            res.body
+        );
+        assert!(res.all("set-cookie").is_empty());
+    }
+    assert_eq!(srv.store.count(), before);
+    assert_eq!(me_of(&srv, &cookie).await, (200, json!({ "user": "ada" })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_without_the_layer_gets_a_500_that_says_what_to_add() {
+    let app = Router::new().route("/me", get(me));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let res = client(move || request(addr, "GET", "/me", &[], "")).await;
+    assert_eq!(res.status, 500);
+    assert!(res.body.contains("SessionLayer"), "{}", res.body);
+}
