@@ -6,66 +6,87 @@
 //! ```
 //!
 //! - `GET /`: the login form without a session, the chat page with one.
-//! - `POST /login` (form field `name`): creates the session, sets the cookie.
+//! - `POST /login` (form field `name`): a new session, with its cookie.
 //! - `POST /logout`: destroys the session and disconnects its sockets.
 //! - `GET /api/session`: the session data as JSON, or 401 with a JSON error.
+//! - `POST /api/incr`: increments the session's `counter` (the same one the
+//!   socket `incr` event increments) and answers `{"counter": n}`.
 //! - socket.io namespaces `/` and `/chat`, events `whoami`, `incr`, `message`.
+//!
+//! The session layer owns every `Set-Cookie`, refuses state-changing
+//! requests from other sites (R26) and later socket.io requests from other
+//! origins (R27); socket.io payloads and attachments are bounded (R29), and
+//! request headers have a deadline (R30).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod serve;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Form, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::Form;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
+use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::socketio::{
-    SessionMiddleware, SocketSession, check_later_origin, disconnect_session,
-};
+use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
-use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::{ParserConfig, SocketIo};
 
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
 /// laptop, never in production: anyone who knows it can forge sessions.
 const DEV_SECRET: &str = "session-sockets chat development secret";
-/// Where browsers get the socket.io client when `npm ci` was skipped.
-const CDN_CLIENT: &str = "https://cdn.socket.io/4.8.1/socket.io.min.js";
 /// The room every chat socket of a namespace joins.
 const LOBBY: &str = "lobby";
 const MAX_NAME: usize = 32;
 const MAX_MESSAGE: usize = 500;
+/// The most a client may send in one polling request or one WebSocket
+/// message (fragments included), and in the binary attachments of one
+/// event: socket.io's `maxHttpBufferSize` (R29).
+const MAX_PAYLOAD: usize = 1_000_000;
+/// The most binary attachments one event may announce: socket.io-parser's
+/// limit (R29). The chat uses none; the bound stops a packet announcing
+/// millions of placeholders.
+const MAX_ATTACHMENTS: usize = 10;
+/// How long a client may take to send a request's headers (R30).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 const CHAT_HTML: &str = include_str!("../assets/chat.html");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
+/// The socket.io browser client, vendored from the pinned npm package
+/// `socket.io-client` (see assets/vendor/socket.io-client/LICENSE): served
+/// from the binary, so the page works without internet (R33).
+const CLIENT_JS: &[u8] = include_bytes!("../assets/vendor/socket.io-client/socket.io.min.js");
 
 const USAGE: &str = "\
-usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]...
+usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-timeout SECS]
 
-  --port N        listen on 127.0.0.1:N (default 3000; 0 picks a free port)
-  --secret S      the session secret (default: env SESSION_SECRET, else a
-                  development secret, with a warning)
-  --redis URL     keep sessions in Redis (connect-redis format) instead of
-                  in memory, e.g. redis://127.0.0.1:6379/
-  --origin URL    allow socket.io connections from this page origin
-                  (repeatable; default: same host only)";
+  --port N              listen on 127.0.0.1:N (default 3000; 0 picks a free port)
+  --secret S            the session secret (default: env SESSION_SECRET, else a
+                        development secret, with a warning)
+  --redis URL           keep sessions in Redis (connect-redis format) instead of
+                        in memory, e.g. redis://127.0.0.1:6379/
+  --origin URL          allow pages of this origin (repeatable; default: same
+                        host only)
+  --header-timeout SECS close connections that take longer to send a request's
+                        headers (default 10)";
 
 struct Args {
     port: u16,
     secret: Option<String>,
     redis: Option<String>,
     origins: Vec<String>,
+    header_timeout: Duration,
 }
 
 impl std::fmt::Debug for Args {
@@ -75,6 +96,7 @@ impl std::fmt::Debug for Args {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
             .field("origins", &self.origins)
+            .field("header_timeout", &self.header_timeout)
             .finish()
     }
 }
@@ -85,6 +107,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         secret: None,
         redis: None,
         origins: Vec::new(),
+        header_timeout: HEADER_TIMEOUT,
     };
     while let Some(flag) = args.next() {
         let mut value = |name: &str| {
@@ -101,18 +124,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--secret" => out.secret = Some(value("--secret")?),
             "--redis" => out.redis = Some(value("--redis")?),
             "--origin" => out.origins.push(value("--origin")?),
+            "--header-timeout" => {
+                let v = value("--header-timeout")?;
+                out.header_timeout = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        format!("--header-timeout {v:?} is not a number of seconds (1-3600)")
+                    })?;
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
     Ok(out)
-}
-
-#[derive(Clone)]
-struct App {
-    sessions: SessionSockets<Tokio>,
-    io: SocketIo,
-    client_js: Arc<PathBuf>,
 }
 
 #[tokio::main]
@@ -141,8 +168,8 @@ async fn run() -> Result<(), String> {
             }
         },
     };
-    // SameSite=Lax: other sites' forms cannot post to /login or /logout with
-    // this cookie. One day of life, then the user signs in again.
+    // SameSite=Lax keeps the cookie off other sites' subrequests; one day of
+    // life, then the user signs in again.
     let cookie = CookieOptions {
         same_site: Some(SameSite::Lax),
         max_age: Some(Duration::from_secs(24 * 3600)),
@@ -166,7 +193,16 @@ async fn run() -> Result<(), String> {
     };
     let sessions = SessionSockets::new(config, store, Tokio);
 
-    let (layer, io) = SocketIo::new_layer();
+    let (io_layer, io) = SocketIo::builder()
+        .max_payload(MAX_PAYLOAD as u64)
+        .ws_max_message_size(MAX_PAYLOAD)
+        .ws_max_frame_size(MAX_PAYLOAD)
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(MAX_ATTACHMENTS)
+                .max_incoming_binary_buf_size(MAX_PAYLOAD),
+        )
+        .build_layer();
     let middleware = SessionMiddleware::required(sessions.clone());
     for ns in ["/", "/chat"] {
         // `.with` runs the last-added middleware first: the session, then
@@ -174,26 +210,16 @@ async fn run() -> Result<(), String> {
         io.ns(ns, on_connect.with(register).with(middleware.clone()));
     }
 
-    let app = App {
-        sessions,
-        io,
-        client_js: Arc::new(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("node_modules/socket.io-client/dist/socket.io.min.js"),
-        ),
-    };
-    let router = Router::new()
+    let app = Router::new()
         .route("/", get(index))
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/api/session", get(api_session))
+        .route("/api/incr", post(api_incr))
         .route("/style.css", get(style))
-        // Not under /socket.io: socketioxide answers every path with that prefix.
         .route("/js/socket.io.min.js", get(client_js))
-        .with_state(app.clone())
-        .layer(layer)
-        // Outermost, so it runs before socketioxide sees the request.
-        .layer(axum::middleware::from_fn_with_state(app, socketio_origin));
+        // Outermost: cookies, CSRF and socket.io origin checks, socket.io.
+        .layer(SessionLayer::new(sessions).with_socketio(io_layer, &io));
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -210,20 +236,18 @@ async fn run() -> Result<(), String> {
             "memory"
         }
     );
-    // socket.io answers the open packet with a ping at once: without
-    // TCP_NODELAY, Nagle's algorithm holds the connect reply behind it for
-    // the client's delayed ACK (about 40 ms per connection).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            eprintln!("chat: cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    serve::serve(
+        listener,
+        app,
+        args.header_timeout,
+        Duration::from_secs(5),
+        ctrl_c,
+    )
+    .await;
+    Ok(())
 }
 
 // ---- socket.io -------------------------------------------------------------
@@ -250,17 +274,17 @@ async fn whoami(session: SocketSession, ack: AckSender) {
     let _ = ack.send(&data);
 }
 
-/// Increments `counter` in the session, saves, acks the new value. The
-/// update re-runs on the stored record if an HTTP route (or another socket)
-/// wrote first, so no increment is lost.
+/// Increments `counter` in the session: the update re-runs on the stored
+/// record if an HTTP route (or another socket) wrote first, so no increment
+/// is lost.
+fn add_one(s: &mut session_sockets::Session) {
+    let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
+    let _ = s.insert("counter", n.saturating_add(1));
+}
+
+/// `incr`: saves `counter + 1` in the session and acks the new value.
 async fn incr(socket: SocketRef, session: SocketSession, ack: AckSender) {
-    let saved = session
-        .update(|s| {
-            let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
-            let _ = s.insert("counter", n.saturating_add(1));
-        })
-        .await;
-    match saved {
+    match session.update(add_one).await {
         Ok(s) => {
             let _ = ack.send(&s.get::<i64>("counter").ok().flatten());
         }
@@ -292,27 +316,11 @@ async fn message(socket: SocketRef, session: SocketSession, Data(text): Data<Str
 
 // ---- HTTP ------------------------------------------------------------------
 
-/// R6: socket.io's polling requests and its WebSocket upgrade are separate
-/// HTTP requests, and the session middleware checks `Origin` on the one
-/// that opened the connection only (socketioxide keeps that one's headers;
-/// its refusal is the readable `connect_error`). Every later request of a
-/// connection (it carries the engine.io `sid`) is checked here, so an
-/// upgrade or poll from another site onto a connection a same-site page
-/// opened is refused too.
-async fn socketio_origin(State(app): State<App>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/socket.io/")
-        && let Err(e) = check_later_origin(app.sessions.config(), req.uri(), req.headers())
-    {
-        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
-    }
-    next.run(req).await
-}
-
-async fn index(State(app): State<App>, headers: HeaderMap) -> Html<String> {
-    match app.sessions.session(&headers).await {
-        Ok(_) => Html(CHAT_HTML.to_owned()),
-        Err(_) => Html(login_page(None)),
-    }
+async fn index(session: HttpSession) -> Html<String> {
+    Html(match session.is_stored() {
+        true => CHAT_HTML.to_owned(),
+        false => login_page(None),
+    })
 }
 
 fn login_page(error: Option<&str>) -> String {
@@ -346,73 +354,72 @@ struct LoginForm {
     name: String,
 }
 
-async fn login(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+/// A new session with a fresh id (the old one ends), then the chat page.
+async fn login(session: HttpSession, Form(form): Form<LoginForm>) -> Response {
+    let Some(name) = valid_name(&form.name) else {
         let page = login_page(Some(&format!(
             "Please enter a name of 1 to {MAX_NAME} characters."
         )));
         return (StatusCode::BAD_REQUEST, Html(page)).into_response();
+    };
+    match session.login([("user", name)]).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => unavailable(&e, "Signing in"),
     }
-    // A login starts a new session (R11): the old one, if any, ends.
-    if let Ok(old) = app.sessions.session(&headers).await {
-        let _ = app.sessions.destroy(old.id()).await;
-        let _ = disconnect_session(&app.io, old.id()).await;
+}
+
+/// Ends the session everywhere; a store outage is reported, not hidden.
+async fn logout(session: HttpSession) -> Response {
+    match session.logout().await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => unavailable(&e, "Signing out"),
     }
-    let mut data = Map::new();
-    data.insert("user".into(), Value::String(name.to_owned()));
-    match app.sessions.create(data).await {
-        Ok(created) => {
-            // `Redirect::to` is 303 See Other: the browser GETs `/`.
-            let mut res = Redirect::to("/").into_response();
-            if let Ok(v) = HeaderValue::from_str(&created.set_cookie) {
-                res.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            res
-        }
+}
+
+fn valid_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    let ok =
+        !name.is_empty() && name.chars().count() <= MAX_NAME && !name.chars().any(char::is_control);
+    ok.then_some(name)
+}
+
+/// The 503 page when the session store could not do what the user asked.
+fn unavailable(e: &WriteError, what: &str) -> Response {
+    eprintln!("chat: {what} failed: {e}");
+    let page = login_page(Some(&format!(
+        "{what} failed because the session store is unavailable; nothing changed. Try again shortly."
+    )));
+    (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response()
+}
+
+/// 401 with why the request has no session, as the socket would be told.
+fn no_session(session: &HttpSession) -> Response {
+    let (error, message) = match session.error() {
+        Some(e) => (e.reason(), e.to_string()),
+        None => ("no_session", "sign in first: POST /login".to_owned()),
+    };
+    let body = json!({ "error": error, "message": message });
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+async fn api_session(session: HttpSession) -> Response {
+    match session.is_stored() {
+        true => Json(Value::Object(session.data())).into_response(),
+        false => no_session(&session),
+    }
+}
+
+/// The HTTP twin of the socket `incr`: the same counter, the same update.
+async fn api_incr(session: HttpSession) -> Response {
+    if !session.is_stored() {
+        return no_session(&session);
+    }
+    match session.update(add_one).await {
+        Ok(s) => Json(json!({ "counter": s.get::<i64>("counter").ok().flatten() })).into_response(),
         Err(e) => {
-            eprintln!("chat: creating a session failed: {e}");
-            let page = login_page(Some("The session store is unavailable; try again shortly."));
-            (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response()
+            let body = json!({ "error": e.reason(), "message": e.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }
-    }
-}
-
-async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Ok(session) = app.sessions.session(&headers).await {
-        if let Err(e) = app.sessions.destroy(session.id()).await {
-            eprintln!("chat: destroying a session failed: {e}");
-        }
-        if let Err(e) = disconnect_session(&app.io, session.id()).await {
-            eprintln!("chat: disconnecting a session's sockets failed: {e}");
-        }
-    }
-    let mut res = Redirect::to("/").into_response();
-    // The same name, path, domain and flags as the session cookie, expired.
-    match session_sockets::core::clear_cookie(app.sessions.config())
-        .map_err(|e| e.to_string())
-        .and_then(|c| HeaderValue::from_str(&c).map_err(|e| e.to_string()))
-    {
-        Ok(v) => {
-            res.headers_mut().insert(header::SET_COOKIE, v);
-        }
-        Err(e) => eprintln!("chat: cannot clear the session cookie: {e}"),
-    }
-    res
-}
-
-async fn api_session(State(app): State<App>, headers: HeaderMap) -> Response {
-    match app.sessions.session(&headers).await {
-        Ok(session) => Json(Value::Object(session.data().clone())).into_response(),
-        Err(e) => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": e.reason(), "message": e.to_string() })),
-        )
-            .into_response(),
     }
 }
 
@@ -423,17 +430,16 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-/// The socket.io browser client from the npm package `socket.io-client`
-/// (installed by `npm ci` in this example's folder), else the CDN.
-async fn client_js(State(app): State<App>) -> Response {
-    match tokio::fs::read(app.client_js.as_path()).await {
-        Ok(js) => (
-            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            js,
-        )
-            .into_response(),
-        Err(_) => Redirect::to(CDN_CLIENT).into_response(),
-    }
+/// The vendored socket.io browser client; the page loads it with its
+/// Subresource Integrity hash.
+async fn client_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        CLIENT_JS,
+    )
 }
 
 #[cfg(test)]
@@ -470,6 +476,46 @@ mod tests {
                 .contains("not a port number")
         );
         assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        assert_eq!(args(&[]).unwrap().header_timeout, HEADER_TIMEOUT);
+        assert_eq!(
+            args(&["--header-timeout", "2"]).unwrap().header_timeout,
+            Duration::from_secs(2)
+        );
+        for bad in ["0", "x", "-1", "3601"] {
+            assert!(
+                args(&["--header-timeout", bad])
+                    .unwrap_err()
+                    .contains("is not a number of seconds"),
+                "{bad}"
+            );
+        }
+    }
+
+    /// R33: the page loads the client with the Subresource Integrity hash of
+    /// the exact bytes the binary serves, so a browser refuses any other.
+    #[test]
+    fn r33_the_page_pins_the_served_client_by_its_integrity_hash() {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha384::digest(CLIENT_JS);
+        let sri = format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        let tag = format!(r#"<script src="/js/socket.io.min.js" integrity="{sri}""#);
+        assert!(
+            CHAT_HTML.contains(&tag),
+            "chat.html must load the client with {sri}"
+        );
+        assert!(!CHAT_HTML.contains("cdn."), "no CDN fallback");
+    }
+
+    #[test]
+    fn names_are_trimmed_bounded_and_printable() {
+        assert_eq!(valid_name("  ada "), Some("ada"));
+        assert_eq!(valid_name(""), None);
+        assert_eq!(valid_name(&"x".repeat(MAX_NAME + 1)), None);
+        assert_eq!(valid_name("a\u{7}b"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
+const http = require("node:http");
 const { chromium } = require("playwright-core");
 const { startChat, runner } = require("./harness");
 
@@ -85,11 +86,47 @@ async function main() {
     assert.equal(api.counter, 3);
   });
 
-  t.test("the socket.io client loaded from the local npm package, no page errors", async () => {
+  t.test("r33 the socket.io client comes from the binary, pinned by its integrity hash, no page errors", async () => {
     const res = await ada.request.get(url + "/js/socket.io.min.js", { maxRedirects: 0 });
-    assert.equal(res.status(), 200, "run `npm ci` in examples/chat so the page works offline");
+    assert.equal(res.status(), 200);
+    const tag = await ada.getAttribute('script[src="/js/socket.io.min.js"]', "integrity");
+    assert.match(tag || "", /^sha384-/);
+    const digest = "sha384-" + require("node:crypto").createHash("sha384").update(await res.body()).digest("base64");
+    assert.equal(tag, digest, "the served client matches the page's integrity attribute");
     assert.deepEqual(pageErrors, []);
   });
+
+  // Another site's page that submits a form to the chat as soon as it loads.
+  const evil = http.createServer((req, res) => {
+    const target = new URL(req.url, "http://x").searchParams.get("to") || "/login";
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(`<!doctype html><form method="post" action="${url}${target}">
+      <input name="name" value="Mallory"></form><script>document.forms[0].submit()</script>`);
+  });
+  await new Promise((r) => evil.listen(0, "127.0.0.1", r));
+  const evilPort = evil.address().port;
+  for (const [label, origin] of [
+    ["another site (localhost)", `http://localhost:${evilPort}`],
+    ["another origin of the same site (127.0.0.1, other port)", `http://127.0.0.1:${evilPort}`],
+  ]) {
+    t.test(`r26 a page on ${label} auto-submitting login, logout and incr forms gets 403; Ada stays Ada`, async () => {
+      const before = await ada.evaluate(async () => (await fetch("/api/session")).json());
+      assert.equal(before.user, "Ada");
+      const tab = await context.newPage();
+      for (const to of ["/login", "/logout", "/api/incr"]) {
+        const [res] = await Promise.all([
+          tab.waitForResponse((r) => r.url() === url + to, { timeout: 10000 }),
+          tab.goto(`${origin}/?to=${encodeURIComponent(to)}`),
+        ]);
+        assert.equal(res.status(), 403, `${to} from ${origin}`);
+        assert.match(await res.text(), /^origin_rejected: /, to);
+      }
+      await tab.close();
+      const after = await ada.evaluate(async () => (await fetch("/api/session")).json());
+      assert.deepEqual(after, before, "the session is unchanged");
+      assert.match(await ada.textContent("#status"), /connected as Ada/);
+    });
+  }
 
   t.test("screenshot of the chat page", async () => {
     fs.mkdirSync(path.dirname(shot), { recursive: true });
@@ -108,6 +145,7 @@ async function main() {
   const ok = await t.run(30000);
   await context.close();
   await browser2.close();
+  evil.close();
   chat.child.kill();
   fs.rmSync(profile, { recursive: true, force: true });
   process.exit(ok ? 0 : 1);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Real-client tests of the chat example: socket.io-client (polling and
-# websocket; once on the in-memory store, once with --redis on a private
-# redis-server) and headless Chromium via playwright-core, against the
-# release `chat` binary. Idempotent; installs what is missing on a fresh
+# Real-client tests of the chat example against the release `chat` binary:
+# the vendored socket.io client against the lockfile; socket.io-client
+# (polling and websocket) and the HTTP side (shared sessions, CSRF and origin
+# checks, payload bounds, header timeout), once on the in-memory store and
+# once on a private redis-server; headless Chromium via playwright-core. Idempotent; installs what is missing on a fresh
 # Debian: chromium, redis-server (and node/npm if absent) with apt-get, the
 # pinned npm packages with `npm ci`. The browser test refreshes
 # docs/chat.png (its bytes are the same on every run).
@@ -30,6 +31,9 @@ fi
 bin="${CARGO_TARGET_DIR:-$root/target}/release/chat"
 
 status=0
+echo "== vendored socket.io client (R33)"
+(cd "$chat_dir" && node tests/vendor.test.js) || status=1
+
 echo "== socket.io-client (polling, websocket), memory store"
 (cd "$chat_dir" && node tests/client.test.js "$bin") || status=1
 
@@ -44,6 +48,12 @@ for _ in $(seq 50); do
 done
 (cd "$chat_dir" && node tests/client.test.js "$bin" --redis "redis://127.0.0.1:$port/") || status=1
 kill "$redis_pid" 2>/dev/null || true
+
+echo "== HTTP routes and sockets on one session, memory store"
+(cd "$chat_dir" && node tests/http.test.js "$bin") || status=1
+
+echo "== HTTP routes and sockets on one session, Redis (with a store outage)"
+(cd "$chat_dir" && node tests/http.test.js "$bin" --redis-server) || status=1
 
 echo "== headless Chromium (playwright-core)"
 (cd "$chat_dir" && node tests/browser.test.js "$bin" "$root/docs/chat.png") || status=1

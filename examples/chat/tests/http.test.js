@@ -1,0 +1,417 @@
+// The chat's HTTP side against the real binary: axum routes and a real
+// socket.io-client sharing one session, the layer's CSRF and origin checks,
+// the socket.io payload bounds, the header read timeout, and (with
+// --redis-server) a logout during a store outage.
+// Usage: node tests/http.test.js <chat binary> [--redis-server]
+//   --redis-server: start a private redis-server (with a data directory, so
+//   it can be stopped and restarted with its data) and run the chat on it.
+"use strict";
+
+const assert = require("node:assert/strict");
+const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+const { spawn } = require("node:child_process");
+const { io } = require("socket.io-client");
+const WebSocket = require("ws");
+const { startChat, login, runner } = require("./harness");
+
+const bin = process.argv[2];
+const withRedis = process.argv.includes("--redis-server");
+if (!bin) {
+  console.error("usage: node tests/http.test.js <path to the chat binary> [--redis-server]");
+  process.exit(2);
+}
+
+const sockets = [];
+function connect(url, ns, opts) {
+  const s = io(url + ns, { reconnection: false, forceNew: true, timeout: 5000, ...opts });
+  sockets.push(s);
+  return s;
+}
+const connected = (s) => new Promise((resolve, reject) => {
+  if (s.connected) return resolve();
+  const t = setTimeout(() => reject(new Error("no connect within 8 s")), 8000);
+  s.once("connect", () => { clearTimeout(t); resolve(); });
+  s.once("connect_error", (e) => { clearTimeout(t); reject(new Error(`connect_error: ${e.message}`)); });
+});
+const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
+  const t = setTimeout(() => reject(new Error(`no "${ev}" event within ${ms} ms`)), ms);
+  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
+});
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** fetch with the cookie and extra headers; never follows redirects. */
+function request(url, pathname, { method = "GET", cookie, headers = {}, body } = {}) {
+  const h = { ...headers };
+  if (cookie) h.cookie = cookie;
+  return fetch(url + pathname, { method, headers: h, body, redirect: "manual" });
+}
+const form = (obj) => ({
+  body: new URLSearchParams(obj).toString(),
+  headers: { "content-type": "application/x-www-form-urlencoded" },
+});
+async function session(url, cookie) {
+  const res = await request(url, "/api/session", { cookie });
+  return { status: res.status, body: await res.json() };
+}
+
+/** The chat process's resident memory, in bytes. */
+function rss(pid) {
+  const m = fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return Number(m[1]) * 1024;
+}
+
+// ---- a private redis-server that can be stopped and restarted --------------
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Sends one command in RESP over a fresh connection; resolves to the first reply line. */
+function redisCommand(port, ...args) {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, "127.0.0.1");
+    let out = "";
+    c.on("data", (d) => { out += d; if (out.includes("\r\n")) { c.destroy(); resolve(out.split("\r\n")[0]); } });
+    c.on("error", reject);
+    c.on("close", () => resolve(out.split("\r\n")[0]));
+    c.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(""));
+  });
+}
+
+async function startRedis(port, dir) {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
+    "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    try { if ((await redisCommand(port, "PING")) === "+PONG") return child; } catch { /* not yet */ }
+    await sleep(50);
+  }
+  child.kill();
+  throw new Error("redis-server did not start");
+}
+
+async function main() {
+  let redis = null;
+  let redisPort = 0;
+  const redisDir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-http-redis-"));
+  const extra = [];
+  if (withRedis) {
+    redisPort = await freePort();
+    redis = await startRedis(redisPort, redisDir);
+    extra.push("--redis", `redis://127.0.0.1:${redisPort}/`);
+  }
+  const chat = await startChat(bin, ["--secret", "http test secret", "--header-timeout", "2", ...extra]);
+  const { url } = chat;
+  const pid = chat.child.pid;
+  const host = url.replace("http://", "");
+  const t = runner();
+
+  // ---- one session for HTTP routes and sockets ----------------------------
+
+  t.test("an HTTP write is seen by the socket, a socket write by HTTP (one session)", async () => {
+    const cookie = await login(url, "shared");
+    const s = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie } });
+    await connected(s);
+    const http1 = await request(url, "/api/incr", { method: "POST", cookie });
+    assert.equal(http1.status, 200);
+    assert.deepEqual(await http1.json(), { counter: 1 });
+    // The socket's update runs on the record as HTTP left it.
+    assert.equal(await s.timeout(5000).emitWithAck("incr"), 2);
+    assert.equal((await session(url, cookie)).body.counter, 2);
+    const http2 = await request(url, "/api/incr", { method: "POST", cookie });
+    assert.deepEqual(await http2.json(), { counter: 3 });
+    s.disconnect();
+  });
+
+  t.test("50 concurrent POST /api/incr and 50 socket incr on one session end at exactly 100", async () => {
+    const cookie = await login(url, "counter");
+    const s = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie } });
+    await connected(s);
+    const httpAcks = Array.from({ length: 50 }, () =>
+      request(url, "/api/incr", { method: "POST", cookie }).then(async (r) => ({ status: r.status, body: await r.json() })));
+    const socketAcks = Array.from({ length: 50 }, () => s.timeout(10000).emitWithAck("incr"));
+    const http = await Promise.all(httpAcks);
+    const sock = await Promise.all(socketAcks);
+    const failedHttp = http.filter((r) => r.status !== 200);
+    const failedSock = sock.filter((n) => typeof n !== "number");
+    assert.deepEqual(failedHttp, [], "every HTTP increment acknowledged");
+    assert.deepEqual(failedSock, [], "every socket increment acknowledged");
+    // Every acknowledged value is distinct: no increment was applied twice or lost.
+    const values = [...http.map((r) => r.body.counter), ...sock].sort((a, b) => a - b);
+    assert.deepEqual(values, Array.from({ length: 100 }, (_, i) => i + 1));
+    assert.equal((await session(url, cookie)).body.counter, 100);
+    s.disconnect();
+  });
+
+  t.test("r11 every login gets a fresh id; the old session ends and its sockets are disconnected", async () => {
+    const first = await login(url, "twice");
+    const s = connect(url, "/chat", { transports: ["websocket"], extraHeaders: { cookie: first } });
+    await connected(s);
+    const gone = once(s, "disconnect");
+    const res = await request(url, "/login", { method: "POST", cookie: first, ...form({ name: "twice" }) });
+    assert.equal(res.status, 303);
+    const second = (res.headers.get("set-cookie") || "").split(";")[0];
+    assert.match(second, /^connect\.sid=s%3A/);
+    assert.notEqual(second, first);
+    assert.equal((await gone)[0], "io server disconnect");
+    assert.equal((await session(url, first)).body.error, "session_not_found");
+    assert.equal((await session(url, second)).body.user, "twice");
+  });
+
+  t.test("the layer writes the cookie: a session-less page view sets none, login sets one", async () => {
+    const page = await request(url, "/");
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("set-cookie"), null);
+    const cookie = await login(url, "cookie-check");
+    const view = await request(url, "/", { cookie });
+    assert.equal(view.headers.get("set-cookie"), null, "no rolling: an unchanged session sends no cookie");
+  });
+
+  // ---- R26: state-changing requests from other sites ----------------------
+
+  for (const [label, headers] of [
+    ["a cross-site Origin", { origin: "https://evil.example" }],
+    ["a same-site page on another port", { origin: `http://127.0.0.1:${Number(host.split(":")[1]) + 1}` }],
+    ["Origin: null", { origin: "null" }],
+    ["no Origin but Sec-Fetch-Site: cross-site", { "sec-fetch-site": "cross-site" }],
+  ]) {
+    t.test(`r26 login, logout and incr with ${label} are refused with 403, state unchanged`, async () => {
+      const cookie = await login(url, "victim");
+      await request(url, "/api/incr", { method: "POST", cookie });
+      const li = await request(url, "/login", { method: "POST", cookie, headers: { ...headers, ...form({}).headers }, body: form({ name: "mallory" }).body });
+      const lo = await request(url, "/logout", { method: "POST", cookie, headers });
+      const inc = await request(url, "/api/incr", { method: "POST", cookie, headers });
+      for (const [what, res] of [["login", li], ["logout", lo], ["incr", inc]]) {
+        assert.equal(res.status, 403, what);
+        assert.equal(res.headers.get("set-cookie"), null, `${what}: no cookie set or cleared`);
+        assert.match(await res.text(), /^(origin_rejected|cross_site_request): .*CSRF/, what);
+      }
+      const now = await session(url, cookie);
+      assert.equal(now.status, 200);
+      assert.equal(now.body.user, "victim");
+      assert.equal(now.body.counter, 1);
+    });
+  }
+
+  t.test("r26 the same requests from the page's own origin pass", async () => {
+    const cookie = await login(url, "self");
+    const inc = await request(url, "/api/incr", { method: "POST", cookie, headers: { origin: url } });
+    assert.equal(inc.status, 200);
+    const lo = await request(url, "/logout", { method: "POST", cookie, headers: { origin: url, "sec-fetch-site": "same-origin" } });
+    assert.equal(lo.status, 303);
+    assert.match(lo.headers.get("set-cookie") || "", /^connect\.sid=;/);
+  });
+
+  // ---- R27: later engine.io requests, on every path engine.io serves -------
+
+  async function openPolling(cookie) {
+    const open = await request(url, "/socket.io/?EIO=4&transport=polling", { cookie });
+    assert.equal(open.status, 200);
+    return JSON.parse((await open.text()).slice(1)).sid;
+  }
+  function upgrade(p, cookie, origin) {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(`ws://${host}${p}`, { headers: { cookie }, origin });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (c) => { body += c; });
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      ws.on("open", () => { ws.close(); resolve({ status: 101 }); });
+      ws.on("error", (e) => resolve({ status: 0, body: e.message }));
+    });
+  }
+
+  t.test("r27 a cross-site upgrade onto an accepted connection is refused on every served path", async () => {
+    const cookie = await login(url, "paths");
+    for (const p of ["/socket.io", "/socket.io/", "/socket.iox/"]) {
+      for (const q of ["EIO=4&transport=websocket&sid=SID", "foo=1&EIO=4&sid=SID&transport=websocket&t=xyz"]) {
+        const sid = await openPolling(cookie);
+        const target = `${p}?${q.replace("SID", sid)}`;
+        const evil = await upgrade(target, cookie, "https://evil.example");
+        assert.notEqual(evil.status, 101, `${target}: a foreign page got the connection`);
+        if (p !== "/socket.iox/") {
+          assert.equal(evil.status, 403, target);
+          assert.match(evil.body, /^origin_rejected: /, target);
+          // The page's own origin may upgrade (control).
+          assert.equal((await upgrade(target, cookie, url)).status, 101, target);
+        }
+      }
+    }
+  });
+
+  t.test("r27 cross-site polling GET and POST carrying a sid are refused", async () => {
+    const cookie = await login(url, "polling");
+    const sid = await openPolling(cookie);
+    for (const p of ["/socket.io/", "/socket.io"]) {
+      const q = `${p}?EIO=4&transport=polling&sid=${sid}`;
+      const get = await request(url, q, { cookie, headers: { origin: "https://evil.example" } });
+      assert.equal(get.status, 403, `GET ${q}`);
+      const post = await request(url, q, { method: "POST", cookie, headers: { origin: "https://evil.example", "content-type": "text/plain" }, body: "40" });
+      assert.equal(post.status, 403, `POST ${q}`);
+    }
+  });
+
+  // ---- R29: bounded socket.io payloads -------------------------------------
+
+  /** Opens an engine.io websocket with the cookie and connects to "/"; resolves once connected. */
+  function rawSocket(cookie) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${host}/socket.io/?EIO=4&transport=websocket`, { headers: { cookie }, origin: url });
+      const t = setTimeout(() => reject(new Error("no socket.io connect within 5 s")), 5000);
+      ws.on("message", (m, isBinary) => {
+        const s = isBinary ? "" : m.toString();
+        if (s.startsWith("0{")) ws.send("40");
+        else if (s === "2") ws.send("3");
+        else if (s.startsWith("40{")) { clearTimeout(t); resolve(ws); }
+      });
+      ws.on("error", (e) => { clearTimeout(t); reject(e); });
+    });
+  }
+  const closed = (ws, ms) => new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve(true);
+    const t = setTimeout(() => resolve(false), ms);
+    ws.once("close", () => { clearTimeout(t); resolve(true); });
+  });
+  /** Sends `n` messages produced by `make(i)` as long as the socket is open; resolves to how many went out. */
+  async function flood(ws, n, make, opts = {}) {
+    let sent = 0;
+    for (let i = 0; i < n && ws.readyState === WebSocket.OPEN; i++) {
+      await new Promise((resolve) => ws.send(make(i), opts.fin === undefined ? {} : { fin: opts.fin(i) }, () => resolve()));
+      sent++;
+      if (ws.bufferedAmount > 8e6) await sleep(5);
+    }
+    return sent;
+  }
+
+  t.test("r29 a 15 MB WebSocket frame is refused, not parsed", async () => {
+    const cookie = await login(url, "bigframe");
+    const watcher = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie: await login(url, "watcher") } });
+    await connected(watcher);
+    const seen = [];
+    watcher.on("message", (m) => seen.push(m));
+    const ws = await rawSocket(cookie);
+    const before = rss(pid);
+    // A valid chat message: parsed, it would be broadcast to the lobby.
+    ws.send('42["message","' + "x".repeat(15e6) + '"]');
+    assert.equal(await closed(ws, 5000), true, "the server closed the connection");
+    await sleep(300);
+    assert.deepEqual(seen.filter((m) => m.user === "bigframe"), [], "the message was handled");
+    assert.ok(rss(pid) - before < 40e6, `RSS grew by ${(rss(pid) - before) / 1e6} MB`);
+    const again = await request(url, "/api/session", { cookie });
+    assert.equal(again.status, 200, "the server still serves");
+    watcher.disconnect();
+  });
+
+  t.test("r29 a 60 MB message in 500 kB fragments is refused after the first megabyte", async () => {
+    const cookie = await login(url, "fragments");
+    const ws = await rawSocket(cookie);
+    const before = rss(pid);
+    const chunk = "x".repeat(500_000);
+    const sent = await flood(ws, 120, (i) => (i === 0 ? "4" + chunk : chunk), { fin: (i) => i === 119 });
+    assert.equal(await closed(ws, 5000), true, "the server closed the connection");
+    assert.ok(sent < 120, `all ${sent} fragments were accepted`);
+    assert.ok(rss(pid) - before < 40e6, `RSS grew by ${(rss(pid) - before) / 1e6} MB`);
+  });
+
+  t.test("r29 451000000 announced attachments and 300 x 1 MB binary frames do not grow memory", async () => {
+    const cookie = await login(url, "attachments");
+    const ws = await rawSocket(cookie);
+    const before = rss(pid);
+    ws.send('4451000000-["upload",{"_placeholder":true,"num":0}]');
+    const mb = Buffer.alloc(1_000_000, 7);
+    const sent = await flood(ws, 300, () => mb);
+    assert.equal(await closed(ws, 5000), true, "the server closed the connection");
+    assert.ok(sent < 300, "the server took every frame");
+    assert.ok(rss(pid) - before < 40e6, `RSS grew by ${(rss(pid) - before) / 1e6} MB`);
+  });
+
+  t.test("r29 more than 10 announced attachments are refused at once", async () => {
+    const cookie = await login(url, "eleven");
+    const ws = await rawSocket(cookie);
+    ws.send('4511-["upload",{"_placeholder":true,"num":0}]');
+    assert.equal(await closed(ws, 3000), true, "the server closed the connection");
+  });
+
+  t.test("r29 a polling POST over 1 MB is refused", async () => {
+    const cookie = await login(url, "bigpost");
+    const sid = await openPolling(cookie);
+    // node:http, not fetch: the server may answer before the body is sent.
+    const status = await new Promise((resolve, reject) => {
+      const [h, p] = host.split(":");
+      const req = require("node:http").request({
+        host: h, port: Number(p), method: "POST", path: `/socket.io/?EIO=4&transport=polling&sid=${sid}`,
+        headers: { cookie, origin: url, "content-type": "text/plain" },
+      }, (res) => { res.resume(); resolve(res.statusCode); });
+      req.on("error", (e) => (e.code === "EPIPE" || e.code === "ECONNRESET" ? null : reject(e)));
+      req.end("4" + "x".repeat(2e6));
+    });
+    assert.equal(status, 413);
+  });
+
+  // ---- R30: header read timeout ----------------------------------------------
+
+  t.test("r30 a connection that sends its headers too slowly is closed (--header-timeout 2)", async () => {
+    const [h, p] = host.split(":");
+    const started = Date.now();
+    const ended = await new Promise((resolve) => {
+      const c = net.connect(Number(p), h, () => c.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n`));
+      const tick = setInterval(() => c.write("X-Slow: 1\r\n"), 500);
+      c.on("close", () => { clearInterval(tick); resolve(Date.now() - started); });
+      c.on("error", () => {});
+      setTimeout(() => { clearInterval(tick); c.destroy(); resolve(-1); }, 8000);
+    });
+    assert.ok(ended > 0, "still open after 8 s");
+    assert.ok(ended >= 1500 && ended < 5000, `closed after ${ended} ms`);
+  });
+
+  // ---- R31: logout during a store outage --------------------------------------
+
+  if (withRedis) {
+    t.test("r31 a logout while Redis is down answers 503, and the session is still valid after", async () => {
+      const cookie = await login(url, "outage");
+      // Stop Redis with its data saved, so a restart brings the session back.
+      await redisCommand(redisPort, "SHUTDOWN", "SAVE");
+      await new Promise((r) => redis.once("exit", r));
+      const res = await request(url, "/logout", { method: "POST", cookie });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("set-cookie"), null, "the cookie is not cleared");
+      // The session could not even be loaded (the layer's 503), or its
+      // destroy failed (the chat's page): either way, no success.
+      assert.match(await res.text(), /^(store_error|timeout): |Signing out failed because the session store is unavailable/);
+      redis = await startRedis(redisPort, redisDir);
+      let now;
+      for (let i = 0; i < 50; i++) {
+        now = await session(url, cookie);
+        if (now.status === 200) break;
+        await sleep(100);
+      }
+      assert.equal(now.status, 200, JSON.stringify(now.body));
+      assert.equal(now.body.user, "outage");
+      const again = await request(url, "/logout", { method: "POST", cookie });
+      assert.equal(again.status, 303, "the retry succeeds");
+      assert.equal((await session(url, cookie)).status, 401);
+    });
+  }
+
+  const ok = await t.run(20000);
+  if (!ok) console.log(`chat output:\n${chat.output()}`);
+  for (const s of sockets) s.disconnect();
+  chat.child.kill();
+  if (redis) redis.kill();
+  fs.rmSync(redisDir, { recursive: true, force: true });
+  process.exit(ok ? 0 : 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+});
