@@ -79,7 +79,9 @@ usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-ti
   --origin URL          allow pages of this origin (repeatable; default: same
                         host only)
   --header-timeout SECS close connections that take longer to send a request's
-                        headers (default 10)";
+                        headers (default 10)
+  --no-sessions         benchmark baseline only: socket.io without the session
+                        middleware (every connection is accepted)";
 
 struct Args {
     port: u16,
@@ -87,6 +89,7 @@ struct Args {
     redis: Option<String>,
     origins: Vec<String>,
     header_timeout: Duration,
+    no_sessions: bool,
 }
 
 impl std::fmt::Debug for Args {
@@ -97,6 +100,7 @@ impl std::fmt::Debug for Args {
             .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
             .field("origins", &self.origins)
             .field("header_timeout", &self.header_timeout)
+            .field("no_sessions", &self.no_sessions)
             .finish()
     }
 }
@@ -108,6 +112,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         redis: None,
         origins: Vec::new(),
         header_timeout: HEADER_TIMEOUT,
+        no_sessions: false,
     };
     while let Some(flag) = args.next() {
         let mut value = |name: &str| {
@@ -135,6 +140,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                         format!("--header-timeout {v:?} is not a number of seconds (1-3600)")
                     })?;
             }
+            "--no-sessions" => out.no_sessions = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
@@ -205,6 +211,11 @@ async fn run() -> Result<(), String> {
         .build_layer();
     let middleware = SessionMiddleware::required(sessions.clone());
     for ns in ["/", "/chat"] {
+        if args.no_sessions {
+            // What socketioxide costs alone, for the end-to-end benchmark.
+            io.ns(ns, async |socket: SocketRef| socket.join(LOBBY));
+            continue;
+        }
         // `.with` runs the last-added middleware first: the session, then
         // the handler registration.
         io.ns(ns, on_connect.with(register).with(middleware.clone()));
@@ -229,11 +240,16 @@ async fn run() -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     println!(
-        "chat: listening on http://{local} ({} store)",
+        "chat: listening on http://{local} ({} store{})",
         if args.redis.is_some() {
             "Redis"
         } else {
             "memory"
+        },
+        if args.no_sessions {
+            "; socket.io WITHOUT sessions, a benchmark baseline"
+        } else {
+            ""
         }
     );
     let ctrl_c = async {
@@ -476,6 +492,8 @@ mod tests {
                 .contains("not a port number")
         );
         assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        assert!(!args(&[]).unwrap().no_sessions);
+        assert!(args(&["--no-sessions"]).unwrap().no_sessions);
         assert_eq!(args(&[]).unwrap().header_timeout, HEADER_TIMEOUT);
         assert_eq!(
             args(&["--header-timeout", "2"]).unwrap().header_timeout,

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# End-to-end comparison, one command: what a whole socket.io connection
+# costs with sessions, next to socketioxide alone and to Node.
+#
+#   bash benches/e2e/compare.sh            # COUNT=3000 HOLD=10000 by default
+#   COUNT=1000 HOLD=2000 bash benches/e2e/compare.sh
+#
+# Servers (each alone on the machine while it is measured, pinned to CPU 0;
+# the load generator and redis-server share CPU 1):
+#   bare     the chat with --no-sessions: socketioxide with no session middleware
+#   memory   the chat: session middleware + MemoryStore
+#   redis    the chat --redis: session middleware + RedisStore
+#   node     Node socket.io 4 + express-session 1.19 + connect-redis 9
+#            (benches/node/e2e/node_server.js, io.engine.use(session))
+# Load: benches/src/bin/loadgen.rs (Rust, one thread) logs in once, then opens
+# connections carrying the cookie through the Engine.IO/Socket.IO handshake:
+# COUNT one at a time, at 50 and at 200 concurrent (websocket), and COUNT/3 one
+# at a time polling-first (then upgraded); then holds HOLD idle websockets.
+# Per server: connections/s, p50/p99 connect latency, server CPU per
+# connection (the server's thread run time from /proc over the run, divided
+# by the connections) and RSS per idle connected socket ((RSS with HOLD sockets open
+# - RSS before) / HOLD). Loopback only; every run is bounded in count and
+# time. Needs redis-server, Node 20+ and cargo.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+count="${COUNT:-3000}"
+hold="${HOLD:-10000}"
+case "$count$hold" in *[!0-9]*) echo "COUNT and HOLD must be whole numbers" >&2; exit 2 ;; esac
+command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+command -v node >/dev/null || { echo "node not found: install Node 20 or later" >&2; exit 1; }
+if [ ! -d "$root/benches/node/node_modules/socket.io" ]; then
+  (cd "$root/benches/node" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# Every held socket is a descriptor on each side.
+ulimit -n "$(( hold * 2 + 4096 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$(( hold + 1024 ))" ]; then
+  echo "cannot raise the descriptor limit to hold $hold sockets (ulimit -n is $(ulimit -n)); lower HOLD" >&2
+  exit 1
+fi
+(cd "$root" && cargo build --release -q -p session-sockets-chat --bin chat -p session-sockets-benches --bin loadgen)
+target="$(cd "$root" && cargo metadata --format-version 1 --no-deps | node -e \
+  'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+chat="$target/release/chat"
+loadgen="$target/release/loadgen"
+
+# Runs a command pinned to one CPU, in place of the (sub)shell that calls it,
+# so that `$!` is the command's own pid. Call it in a subshell or with `&`.
+pin() { # cpu command...
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi
+}
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+wait_for() { # file pattern seconds
+  for _ in $(seq 1 $(( $3 * 10 ))); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for '$2'; log:" >&2
+  cat "$1" >&2
+  return 1
+}
+# CPU time a process has used, in ms, at nanosecond resolution: the sum of
+# its threads' run time (/proc/PID/task/*/schedstat), which clock-tick
+# figures (/proc/PID/stat, 10 ms) are too coarse for.
+cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.3f", s / 1e6 }'; }
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+
+rport="$(free_port)"
+pin 1 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+pids+=($!)
+wait_for "$work/redis.log" "Ready to accept connections" 10
+redis="redis://127.0.0.1:$rport/"
+secret="e2e-bench-secret"
+
+start_server() { # name -> sets srv_pid, srv_url
+  local port; port="$(free_port)"
+  case "$1" in
+    bare) pin 0 "$chat" --port "$port" --secret "$secret" --no-sessions >"$work/$1.log" 2>&1 & ;;
+    memory) pin 0 "$chat" --port "$port" --secret "$secret" >"$work/$1.log" 2>&1 & ;;
+    redis) pin 0 "$chat" --port "$port" --secret "$secret" --redis "$redis" >"$work/$1.log" 2>&1 & ;;
+    node) REDIS_URL="$redis" SECRET="$secret" PORT="$port" pin 0 node "$root/benches/node/e2e/node_server.js" >"$work/$1.log" 2>&1 & ;;
+  esac
+  srv_pid=$!
+  pids+=("$srv_pid")
+  srv_url="http://127.0.0.1:$port"
+  wait_for "$work/$1.log" "listening" 20
+}
+
+measure() { # name
+  local out before after line
+  start_server "$1"
+  (pin 1 "$loadgen" --url "$srv_url" connect --count 300 --concurrency 10 >/dev/null) # warm-up
+  for c in 1 50 200; do
+    before="$(cpu_ms "$srv_pid")"
+    out="$(pin 1 "$loadgen" --url "$srv_url" connect --count "$count" --concurrency "$c" --timeout 120)"
+    after="$(cpu_ms "$srv_pid")"
+    echo "$1 ws c$c $out $before $after" >>"$work/results"
+  done
+  before="$(cpu_ms "$srv_pid")"
+  out="$(pin 1 "$loadgen" --url "$srv_url" connect --count "$(( count / 3 ))" --transport polling --timeout 120)"
+  after="$(cpu_ms "$srv_pid")"
+  echo "$1 polling c1 $out $before $after" >>"$work/results"
+  sleep 1
+  local rss0; rss0="$(rss_kb "$srv_pid")"
+  rm -f "$work/ready"
+  pin 1 "$loadgen" --url "$srv_url" hold --count "$hold" --hold-secs 600 --ready-file "$work/ready" --timeout 900 >"$work/hold.out" 2>&1 &
+  local lg=$!
+  for _ in $(seq 1 1200); do [ -s "$work/ready" ] && break; sleep 0.1; done
+  sleep 2 # let the server settle with every socket open
+  local rss1; rss1="$(rss_kb "$srv_pid")"
+  echo "$1 hold $(cat "$work/ready" 2>/dev/null || echo 0) $rss0 $rss1" >>"$work/results"
+  kill "$lg" 2>/dev/null || true
+  wait "$lg" 2>/dev/null || true
+  kill "$srv_pid" 2>/dev/null || true
+  wait "$srv_pid" 2>/dev/null || true
+}
+
+for s in bare memory redis node; do
+  echo "== $s" >&2
+  measure "$s"
+done
+
+node - "$work/results" "$count" "$hold" <<'EOF'
+const [file, count, hold] = process.argv.slice(2);
+const rows = require("fs").readFileSync(file, "utf8").trim().split("\n");
+const r = {};
+for (const line of rows) {
+  const parts = line.split(" ");
+  const [name, kind] = parts;
+  r[name] ??= {};
+  if (kind === "hold") {
+    const [, , open, rss0, rss1] = parts;
+    r[name].hold = { open: Number(open), bytes: (Number(rss1) - Number(rss0)) * 1024 / Math.max(Number(open), 1) };
+  } else {
+    const conc = parts[2];
+    const json = JSON.parse(parts[3]);
+    const cpu = (Number(parts[5]) - Number(parts[4])) * 1000 / Math.max(json.ok, 1);
+    r[name][`${kind}_${conc}`] = { ...json, cpu_us: cpu };
+  }
+}
+const names = ["bare", "memory", "redis", "node"];
+const label = { bare: "bare socketioxide", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis" };
+const runs = [["ws_c1", "websocket, 1 at a time"], ["ws_c50", "websocket, 50 concurrent"], ["ws_c200", "websocket, 200 concurrent"], ["polling_c1", "polling-first, 1 at a time"]];
+const pad = (s, n) => String(s).padStart(n);
+console.log(`\n${count} connections per run (polling: ${Math.floor(count / 3)}), ${hold} idle sockets held\n`);
+console.log("| run | " + names.map((n) => label[n]).join(" | ") + " |");
+console.log("|---|" + names.map(() => "---").join("|") + "|");
+for (const [k, what] of runs) {
+  console.log(`| ${what}: conn/s | ` + names.map((n) => r[n][k] ? r[n][k].per_second.toFixed(0) + (r[n][k].failed ? ` (${r[n][k].failed} failed)` : "") : "-").join(" | ") + " |");
+  console.log(`| ${what}: p50 / p99 ms | ` + names.map((n) => r[n][k] ? `${r[n][k].p50_ms.toFixed(2)} / ${r[n][k].p99_ms.toFixed(2)}` : "-").join(" | ") + " |");
+  console.log(`| ${what}: server CPU us/conn | ` + names.map((n) => r[n][k] ? r[n][k].cpu_us.toFixed(0) : "-").join(" | ") + " |");
+}
+console.log(`| RSS per idle socket (${hold} held) | ` + names.map((n) => r[n].hold ? `${(r[n].hold.bytes / 1024).toFixed(1)} KiB (${r[n].hold.open} open)` : "-").join(" | ") + " |");
+const ratio = (a, b) => (b > 0 ? a / b : NaN);
+console.log("\nratios (same run):");
+for (const [k, what] of runs) {
+  const over = (n) => ((ratio(r[n][k].cpu_us, r.bare[k].cpu_us) - 1) * 100).toFixed(1);
+  console.log(`  ${what}: session overhead over bare, server CPU/conn: memory +${over("memory")}%, redis +${over("redis")}% (goal <= 10%)`);
+  console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio(r.node[k].cpu_us, r.redis[k].cpu_us).toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio(r.redis[k].per_second, r.node[k].per_second).toFixed(2)}x (goal > 1)`);
+}
+const extra = (n) => ((r[n].hold.bytes - r.bare.hold.bytes)).toFixed(0);
+console.log(`  RSS per idle socket over bare: memory ${extra("memory")} B, redis ${extra("redis")} B (goal <= 1024 B)`);
+EOF

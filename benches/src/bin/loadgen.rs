@@ -1,0 +1,565 @@
+//! A socket.io load generator for the end-to-end comparison: logs in once
+//! over HTTP, then opens connections that carry the session cookie through
+//! the whole Engine.IO 4 / Socket.IO 5 handshake, over WebSocket or
+//! polling-first (then upgraded, as browsers do), answering pings.
+//!
+//! ```text
+//! loadgen --url http://127.0.0.1:PORT connect [--count 1000] [--concurrency 1] [--transport websocket|polling]
+//! loadgen --url http://127.0.0.1:PORT hold --count 10000 [--hold-secs 10] [--ready-file PATH]
+//! ```
+//!
+//! `connect` opens `--count` connections, `--concurrency` at a time, each
+//! closed as soon as its namespace connect is acknowledged (`40{"sid":..}`),
+//! and prints one JSON line: counts, connections per second, and connect
+//! latency percentiles (from the TCP connect to the acknowledgement).
+//! `hold` opens `--count` WebSocket connections, keeps them open answering
+//! pings, writes `--ready-file` once all are connected (so a script can read
+//! the server's memory), waits `--hold-secs` and closes them.
+//!
+//! Bounded: loopback URLs only, every connection has a 10 s deadline, and
+//! the whole run `--timeout` seconds (default 120). It runs on one thread
+//! (a current-thread tokio runtime) so it can be pinned to one core, away
+//! from the server under test.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+const USAGE: &str = "\
+usage: loadgen --url http://127.0.0.1:PORT connect [--count N] [--concurrency C] [--transport websocket|polling] [--timeout SECS]
+       loadgen --url http://127.0.0.1:PORT hold --count N [--hold-secs S] [--ready-file PATH] [--timeout SECS]";
+
+/// Deadline for one connection's handshake.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    WebSocket,
+    Polling,
+}
+
+struct Args {
+    addr: SocketAddr,
+    hold: bool,
+    count: usize,
+    concurrency: usize,
+    transport: Transport,
+    hold_secs: u64,
+    ready_file: Option<String>,
+    timeout: Duration,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut url = None;
+    let mut mode = None;
+    let mut args = Args {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        hold: false,
+        count: 1000,
+        concurrency: 1,
+        transport: Transport::WebSocket,
+        hold_secs: 10,
+        ready_file: None,
+        timeout: Duration::from_secs(120),
+    };
+    let number = |flag: &str, v: Option<String>| -> Result<u64, String> {
+        v.as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{flag} needs a positive whole number\n\n{USAGE}"))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--url" => url = it.next(),
+            "--count" => args.count = number("--count", it.next())? as usize,
+            "--concurrency" => args.concurrency = number("--concurrency", it.next())? as usize,
+            "--hold-secs" => args.hold_secs = number("--hold-secs", it.next())?,
+            "--timeout" => args.timeout = Duration::from_secs(number("--timeout", it.next())?),
+            "--ready-file" => args.ready_file = it.next(),
+            "--transport" => {
+                args.transport = match it.next().as_deref() {
+                    Some("websocket") => Transport::WebSocket,
+                    Some("polling") => Transport::Polling,
+                    _ => return Err(format!("--transport is websocket or polling\n\n{USAGE}")),
+                }
+            }
+            "connect" | "hold" => mode = Some(a),
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    let url = url.ok_or_else(|| format!("--url is required\n\n{USAGE}"))?;
+    let host = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "--url must be http://127.0.0.1:PORT (loopback only)".to_owned())?;
+    args.addr = host
+        .parse::<SocketAddr>()
+        .ok()
+        .filter(|a| a.ip().is_loopback())
+        .ok_or_else(|| "--url must be http://127.0.0.1:PORT (loopback only)".to_owned())?;
+    args.hold = match mode.as_deref() {
+        Some("hold") => true,
+        Some(_) => false,
+        None => return Err(format!("say connect or hold\n\n{USAGE}")),
+    };
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timeout = args.timeout;
+    match rt.block_on(async { tokio::time::timeout(timeout, run(args)).await }) {
+        Ok(Ok(line)) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("loadgen: the run took longer than --timeout ({timeout:?})");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<String, String> {
+    let cookie = Arc::new(login(args.addr).await?);
+    if args.hold {
+        hold(&args, cookie).await
+    } else {
+        connect_all(&args, cookie).await
+    }
+}
+
+async fn connect_all(args: &Args, cookie: Arc<String>) -> Result<String, String> {
+    let gate = Arc::new(Semaphore::new(args.concurrency));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.count {
+        let permit = Arc::clone(&gate)
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (addr, cookie, transport) = (args.addr, Arc::clone(&cookie), args.transport);
+        tasks.spawn(async move {
+            let t0 = Instant::now();
+            let ok = tokio::time::timeout(CONNECT_DEADLINE, connect_once(addr, &cookie, transport))
+                .await
+                .map_err(|_| "timed out".to_owned())
+                .and_then(|r| r);
+            drop(permit);
+            ok.map(|()| t0.elapsed())
+        });
+    }
+    let mut latencies = Vec::with_capacity(args.count);
+    let mut failed = 0usize;
+    let mut first_error = None;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(d)) => latencies.push(d),
+            Ok(Err(e)) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[i.min(latencies.len() - 1)].as_secs_f64() * 1000.0
+    };
+    Ok(format!(
+        "{{\"ok\":{},\"failed\":{failed},\"seconds\":{secs:.3},\"per_second\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"first_error\":{}}}",
+        latencies.len(),
+        latencies.len() as f64 / secs.max(1e-9),
+        pct(0.50),
+        pct(0.99),
+        json_string(first_error.as_deref()),
+    ))
+}
+
+async fn hold(args: &Args, cookie: Arc<String>) -> Result<String, String> {
+    let gate = Arc::new(Semaphore::new(args.concurrency.max(50)));
+    let (done_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.count {
+        let permit = Arc::clone(&gate)
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (addr, cookie) = (args.addr, Arc::clone(&cookie));
+        let (ready, mut done) = (ready_tx.clone(), done_tx.subscribe());
+        tasks.spawn(async move {
+            let ws = tokio::time::timeout(CONNECT_DEADLINE, open_websocket(addr, &cookie, None))
+                .await
+                .map_err(|_| "timed out".to_owned())
+                .and_then(|r| r);
+            drop(permit);
+            let outcome = ws.as_ref().map(|_| ()).map_err(Clone::clone);
+            let _ = ready.send(outcome);
+            drop(ready);
+            let Ok(mut ws) = ws else {
+                return;
+            };
+            // Answer pings until told to stop.
+            loop {
+                tokio::select! {
+                    _ = done.recv() => break,
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                            if ws.send(Message::text("3")).await.is_err() { break; }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+            let _ = ws.close(None).await;
+        });
+    }
+    drop(ready_tx);
+    let (mut open, mut failed, mut first_error) = (0usize, 0usize, None);
+    for _ in 0..args.count {
+        let Some(r) = ready_rx.recv().await else {
+            break;
+        };
+        match r {
+            Ok(()) => open += 1,
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, format!("{open}\n"))
+            .map_err(|e| format!("--ready-file {path}: {e}"))?;
+    }
+    tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
+    let _ = done_tx.send(());
+    while tasks.join_next().await.is_some() {}
+    Ok(format!(
+        "{{\"open\":{open},\"failed\":{failed},\"seconds_to_open\":{secs:.3},\"first_error\":{}}}",
+        json_string(first_error.as_deref())
+    ))
+}
+
+fn json_string(s: Option<&str>) -> String {
+    match s {
+        None => "null".to_owned(),
+        Some(s) => {
+            let escaped: String = s
+                .chars()
+                .map(|c| match c {
+                    '"' | '\\' => format!("\\{c}"),
+                    c if c.is_control() => " ".to_owned(),
+                    c => c.to_string(),
+                })
+                .collect();
+            format!("\"{escaped}\"")
+        }
+    }
+}
+
+// ---- the protocol -----------------------------------------------------------
+
+/// Logs in with `POST /login` (form `name=bench`); the session cookie pair.
+async fn login(addr: SocketAddr) -> Result<String, String> {
+    let mut http = Http::connect(addr).await?;
+    let res = http
+        .request(
+            "POST",
+            "/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", &format!("http://{addr}")),
+            ],
+            b"name=bench",
+        )
+        .await?;
+    res.headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .filter_map(|(_, v)| v.split(';').next())
+        .find(|p| p.starts_with("connect.sid="))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            format!(
+                "POST /login answered {} without a connect.sid cookie",
+                res.status
+            )
+        })
+}
+
+async fn connect_once(addr: SocketAddr, cookie: &str, transport: Transport) -> Result<(), String> {
+    match transport {
+        Transport::WebSocket => {
+            let mut ws = open_websocket(addr, cookie, None).await?;
+            let _ = ws.close(None).await;
+        }
+        Transport::Polling => {
+            let (sid, _http) = open_polling(addr, cookie).await?;
+            // Upgrade, as browsers do, then close.
+            let mut ws = open_websocket(addr, cookie, Some(&sid)).await?;
+            let _ = ws.close(None).await;
+        }
+    }
+    Ok(())
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// A WebSocket connection connected to the main namespace. With `sid`, it
+/// upgrades that polling session (probe, then upgrade packet) instead of
+/// opening a new one.
+async fn open_websocket(addr: SocketAddr, cookie: &str, sid: Option<&str>) -> Result<Ws, String> {
+    let url = match sid {
+        Some(sid) => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={sid}"),
+        None => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
+    };
+    let mut req = url.into_client_request().map_err(|e| e.to_string())?;
+    let h = req.headers_mut();
+    h.insert(
+        "cookie",
+        HeaderValue::from_str(cookie).map_err(|e| e.to_string())?,
+    );
+    h.insert(
+        "origin",
+        HeaderValue::from_str(&format!("http://{addr}")).map_err(|e| e.to_string())?,
+    );
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tcp)
+        .await
+        .map_err(|e| format!("websocket handshake: {e}"))?;
+    if sid.is_some() {
+        ws.send(Message::text("2probe"))
+            .await
+            .map_err(|e| e.to_string())?;
+        expect(&mut ws, |t| t == "3probe").await?;
+        ws.send(Message::text("5"))
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(ws);
+    }
+    expect(&mut ws, |t| t.starts_with("0{")).await?;
+    ws.send(Message::text("40"))
+        .await
+        .map_err(|e| e.to_string())?;
+    expect(&mut ws, |t| t.starts_with("40{")).await?;
+    Ok(ws)
+}
+
+/// Reads until a text message satisfying `want`, answering pings; a
+/// connect error (`44{..}`) fails.
+async fn expect(ws: &mut Ws, want: impl Fn(&str) -> bool) -> Result<(), String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let t = t.as_str();
+                if want(t) {
+                    return Ok(());
+                }
+                if t == "2" {
+                    ws.send(Message::text("3"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                } else if t.starts_with("44") {
+                    return Err(format!("connect_error {t}"));
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("closed during the handshake".to_owned()),
+        }
+    }
+}
+
+/// A polling session connected to the main namespace: its sid and the
+/// keep-alive HTTP connection it used.
+async fn open_polling(addr: SocketAddr, cookie: &str) -> Result<(String, Http), String> {
+    let mut http = Http::connect(addr).await?;
+    let origin = format!("http://{addr}");
+    let headers = [("cookie", cookie), ("origin", origin.as_str())];
+    let open = http
+        .request("GET", "/socket.io/?EIO=4&transport=polling", &headers, b"")
+        .await?;
+    let body = String::from_utf8_lossy(&open.body);
+    let sid = body
+        .strip_prefix("0{\"sid\":\"")
+        .and_then(|r| r.split('"').next())
+        .ok_or_else(|| format!("unexpected open packet ({}): {body:.80}", open.status))?
+        .to_owned();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let posted = http.request("POST", &path, &headers, b"40").await?;
+    if posted.status != 200 {
+        return Err(format!("POST 40 answered {}", posted.status));
+    }
+    loop {
+        let polled = http.request("GET", &path, &headers, b"").await?;
+        let body = String::from_utf8_lossy(&polled.body).into_owned();
+        for packet in body.split('\u{1e}') {
+            if packet.starts_with("40{") {
+                return Ok((sid, http));
+            }
+            if packet.starts_with("44") {
+                return Err(format!("connect_error {packet}"));
+            }
+            if packet == "2" {
+                http.request("POST", &path, &headers, b"3").await?;
+            }
+        }
+    }
+}
+
+/// A minimal keep-alive HTTP/1.1 client (Content-Length and chunked
+/// responses).
+struct Http {
+    addr: SocketAddr,
+    io: BufReader<TcpStream>,
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Http {
+    async fn connect(addr: SocketAddr) -> Result<Http, String> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Http {
+            addr,
+            io: BufReader::new(tcp),
+        })
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, String> {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.addr);
+        for (n, v) in headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if method != "GET" {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                req.push_str("content-type: text/plain;charset=UTF-8\r\n");
+            }
+            req.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let w = self.io.get_mut();
+        w.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        w.write_all(body).await.map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        self.io
+            .read_line(&mut line)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {line:?}"))?;
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.io
+                .read_line(&mut line)
+                .await
+                .map_err(|e| e.to_string())?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = l.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                line.clear();
+                self.io
+                    .read_line(&mut line)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let len = usize::from_str_radix(line.trim(), 16).map_err(|e| e.to_string())?;
+                let mut chunk = vec![0; len + 2];
+                self.io
+                    .read_exact(&mut chunk)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if len == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..len]);
+            }
+        } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.resize(len, 0);
+            self.io
+                .read_exact(&mut body)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
