@@ -27,9 +27,14 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 /// expired record is treated as absent (and dropped) when it is next
 /// accessed, and each write also sweeps a few of the soonest-expired ones.
 ///
-/// The store is bounded: when a new record would exceed the capacity, the
-/// record that expires soonest is evicted first (expired ones before live
-/// ones). The capacity is [`DEFAULT_CAPACITY`] unless set with
+/// The store is bounded, and the bound never ends a session that is in use
+/// (R34): when a new record would exceed the capacity, expired records go
+/// first, then records that were never used since they were created (never
+/// loaded, saved or touched: what a flood of anonymous logins leaves
+/// behind), oldest first. When every record is live and in use, `create`
+/// fails with a store error that says the store is full, and the caller
+/// answers that login with a 503; nobody who is signed in is signed out.
+/// The capacity is [`DEFAULT_CAPACITY`] unless set with
 /// [`MemoryStore::with_capacity`].
 ///
 /// It is safe to share between many tasks and threads: every operation takes
@@ -51,8 +56,11 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     records: HashMap<Vec<u8>, Entry>,
-    /// (expiry, insertion sequence) -> key: the eviction order.
+    /// (expiry, insertion sequence) -> key: the order records expire in.
     by_expiry: BTreeMap<(Instant, u64), Vec<u8>>,
+    /// Insertion sequence -> key of the records never used since created:
+    /// the only ones a full store evicts (R34).
+    unused: BTreeMap<u64, Vec<u8>>,
     seq: u64,
 }
 
@@ -60,6 +68,7 @@ struct Entry {
     value: Vec<u8>,
     expires: Instant,
     seq: u64,
+    used: bool,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -136,7 +145,9 @@ impl MemoryStore {
     fn do_load(&self, key: &[u8]) -> Option<Vec<u8>> {
         let now = (self.clock)();
         let mut inner = self.lock();
-        inner.live(key, now).map(|e| e.value.clone())
+        let value = inner.live(key, now).map(|e| e.value.clone());
+        inner.mark_used(key);
+        value
     }
 
     fn do_create(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
@@ -150,8 +161,15 @@ impl MemoryStore {
             return Ok(false);
         }
         while inner.records.len() >= self.capacity {
-            if !inner.evict_soonest() {
-                break;
+            // `sweep` above left no expired record at the front unless more
+            // than its batch expired at once.
+            if !inner.evict_expired(now) && !inner.evict_oldest_unused() {
+                return Err(StoreError::new(format!(
+                    "MemoryStore is full: all {} sessions are live and in use, so no new session \
+                     is stored (none in use is evicted to make room); raise \
+                     MemoryStore::with_capacity, or use a shared store such as Redis",
+                    self.capacity
+                )));
             }
         }
         inner.insert(key.to_vec(), value.to_vec(), expiry(now, ttl));
@@ -175,9 +193,12 @@ impl MemoryStore {
             return Ok(CasOutcome::Gone);
         };
         if entry.value != expected {
-            return Ok(CasOutcome::Conflict(entry.value.clone()));
+            let current = entry.value.clone();
+            inner.mark_used(key);
+            return Ok(CasOutcome::Conflict(current));
         }
         entry.value = new.to_vec();
+        inner.mark_used(key);
         inner.set_expiry(key, expiry(now, ttl));
         Ok(CasOutcome::Swapped)
     }
@@ -191,6 +212,7 @@ impl MemoryStore {
         if inner.live(key, now).is_none() {
             return Ok(false);
         }
+        inner.mark_used(key);
         inner.set_expiry(key, expiry(now, ttl));
         Ok(true)
     }
@@ -216,14 +238,26 @@ impl Inner {
         self.seq += 1;
         let seq = self.seq;
         self.by_expiry.insert((expires, seq), key.clone());
+        self.unused.insert(seq, key.clone());
         self.records.insert(
             key,
             Entry {
                 value,
                 expires,
                 seq,
+                used: false,
             },
         );
+    }
+
+    /// The record at `key` (if any) was loaded, saved or touched: a full
+    /// store no longer evicts it.
+    fn mark_used(&mut self, key: &[u8]) {
+        if let Some(e) = self.records.get_mut(key)
+            && !std::mem::replace(&mut e.used, true)
+        {
+            self.unused.remove(&e.seq);
+        }
     }
 
     fn set_expiry(&mut self, key: &[u8], expires: Instant) {
@@ -240,28 +274,34 @@ impl Inner {
     fn remove(&mut self, key: &[u8]) {
         if let Some(e) = self.records.remove(key) {
             self.by_expiry.remove(&(e.expires, e.seq));
+            self.unused.remove(&e.seq);
         }
     }
 
-    /// Evicts the record that expires soonest; `false` if empty.
-    fn evict_soonest(&mut self) -> bool {
-        match self.by_expiry.pop_first() {
-            Some((_, key)) => {
-                self.records.remove(&key);
-                true
-            }
-            None => false,
-        }
+    /// Drops the record that expires soonest if it has expired.
+    fn evict_expired(&mut self, now: Instant) -> bool {
+        let key = match self.by_expiry.first_key_value() {
+            Some(((expires, _), key)) if *expires <= now => key.clone(),
+            _ => return false,
+        };
+        self.remove(&key);
+        true
+    }
+
+    /// Drops the oldest record never used since it was created.
+    fn evict_oldest_unused(&mut self) -> bool {
+        let Some((_, key)) = self.unused.pop_first() else {
+            return false;
+        };
+        self.remove(&key);
+        true
     }
 
     /// Drops up to `max` records that have expired.
     fn sweep(&mut self, now: Instant, max: usize) {
         for _ in 0..max {
-            match self.by_expiry.first_key_value() {
-                Some(((expires, _), _)) if *expires <= now => {
-                    self.evict_soonest();
-                }
-                _ => break,
+            if !self.evict_expired(now) {
+                break;
             }
         }
     }
@@ -420,30 +460,66 @@ mod tests {
     }
 
     #[test]
-    fn capacity_evicts_the_soonest_expiring_first() {
-        let (s, clock) = stepped(3);
-        assert!(run(s.create(b"long", b"v", 100 * S)));
-        assert!(run(s.create(b"short", b"v", 10 * S)));
-        assert!(run(s.create(b"mid", b"v", 50 * S)));
-        assert!(run(s.create(b"new", b"v", 70 * S)));
-        assert_eq!(s.len(), 3);
-        assert_eq!(
-            run(s.load(b"short")),
-            None,
-            "the soonest-expiring was evicted"
-        );
-        for k in [&b"long"[..], b"mid", b"new"] {
-            assert!(run(s.load(k)).is_some());
+    fn r34_a_full_store_evicts_only_sessions_never_used_oldest_first() {
+        let (s, _) = stepped(3);
+        assert!(run(s.create(b"ada", b"v", 100 * S)));
+        assert!(run(s.load(b"ada")).is_some(), "ada uses her session");
+        assert!(run(s.create(b"anon1", b"v", 100 * S)));
+        assert!(run(s.create(b"anon2", b"v", 100 * S)));
+        // A flood: every new record pushes out the oldest never-used one.
+        for i in 0..50 {
+            let key = format!("flood{i}");
+            assert!(run(s.create(key.as_bytes(), b"v", 100 * S)));
+            assert!(
+                run(s.load(b"ada")).is_some(),
+                "ada's session survives the flood"
+            );
         }
-        // Expired records go before live ones, whatever their order.
-        assert!(run(s.touch(b"mid", S)));
+        assert_eq!(run(s.load(b"anon1")), None);
+        assert_eq!(run(s.load(b"anon2")), None);
+        assert_eq!(s.len(), 3);
+        let inner = s.lock();
+        assert_eq!(inner.by_expiry.len(), 3, "indexes and map agree");
+        assert_eq!(
+            inner.unused.len(),
+            2,
+            "flood48 and flood49 are still unused"
+        );
+    }
+
+    #[test]
+    fn r34_a_store_full_of_sessions_in_use_refuses_creates_with_a_clear_error() {
+        let (s, _) = stepped(2);
+        for k in [&b"a"[..], b"b"] {
+            assert!(run(s.create(k, b"v", 100 * S)));
+        }
+        // Saved and touched count as used, like loaded.
+        assert_eq!(
+            run(s.compare_and_set(b"a", b"v", b"w", 100 * S)),
+            CasOutcome::Swapped
+        );
+        assert!(run(s.touch(b"b", 100 * S)));
+        let e = futures_lite::future::block_on(s.create(b"c", b"v", S)).unwrap_err();
+        assert!(e.to_string().contains("MemoryStore is full"), "{e}");
+        assert!(e.to_string().contains("with_capacity"), "{e}");
+        assert_eq!(run(s.load(b"c")), None, "nothing written");
+        assert!(run(s.load(b"a")).is_some() && run(s.load(b"b")).is_some());
+    }
+
+    #[test]
+    fn a_full_store_drops_expired_records_before_anything_else() {
+        let (s, clock) = stepped(2);
+        assert!(run(s.create(b"old", b"v", S)));
+        assert!(run(s.load(b"old")).is_some());
+        assert!(run(s.create(b"fresh", b"v", 100 * S)));
         clock.store(2_000, Ordering::SeqCst);
-        assert!(run(s.create(b"later", b"v", 5 * S)));
-        assert!(run(s.load(b"long")).is_some());
+        assert!(run(s.create(b"new", b"v", 100 * S)));
+        assert!(
+            run(s.load(b"fresh")).is_some(),
+            "the unused live record stays"
+        );
         assert!(run(s.load(b"new")).is_some());
-        assert!(run(s.load(b"later")).is_some());
-        assert_eq!(s.lock().records.len(), 3);
-        assert_eq!(s.lock().by_expiry.len(), 3, "index and map agree");
+        assert_eq!(s.lock().records.len(), 2);
     }
 
     #[test]

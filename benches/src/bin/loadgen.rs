@@ -6,6 +6,7 @@
 //! ```text
 //! loadgen --url http://127.0.0.1:PORT connect [--count 1000] [--concurrency 1] [--transport websocket|polling]
 //! loadgen --url http://127.0.0.1:PORT hold --count 10000 [--hold-secs 10] [--ready-file PATH]
+//! loadgen --url http://127.0.0.1:PORT logins --count 100000 [--concurrency 32]
 //! ```
 //!
 //! `connect` opens `--count` connections, `--concurrency` at a time, each
@@ -14,7 +15,9 @@
 //! latency percentiles (from the TCP connect to the acknowledgement).
 //! `hold` opens `--count` WebSocket connections, keeps them open answering
 //! pings, writes `--ready-file` once all are connected (so a script can read
-//! the server's memory), waits `--hold-secs` and closes them.
+//! the server's memory), waits `--hold-secs` and closes them. `logins` sends
+//! `--count` anonymous `POST /login` requests (a login flood), each worker on
+//! one keep-alive connection, and prints how many got each status.
 //!
 //! Bounded: loopback URLs only, every connection has a 10 s deadline, and
 //! the whole run `--timeout` seconds (default 120). It runs on one thread
@@ -37,10 +40,18 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 const USAGE: &str = "\
 usage: loadgen --url http://127.0.0.1:PORT connect [--count N] [--concurrency C] [--transport websocket|polling] [--timeout SECS]
-       loadgen --url http://127.0.0.1:PORT hold --count N [--hold-secs S] [--ready-file PATH] [--timeout SECS]";
+       loadgen --url http://127.0.0.1:PORT hold --count N [--hold-secs S] [--ready-file PATH] [--timeout SECS]
+       loadgen --url http://127.0.0.1:PORT logins --count N [--concurrency C] [--timeout SECS]";
 
 /// Deadline for one connection's handshake.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Connect,
+    Hold,
+    Logins,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Transport {
@@ -50,7 +61,7 @@ enum Transport {
 
 struct Args {
     addr: SocketAddr,
-    hold: bool,
+    mode: Mode,
     count: usize,
     concurrency: usize,
     transport: Transport,
@@ -64,7 +75,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut mode = None;
     let mut args = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        hold: false,
+        mode: Mode::Connect,
         count: 1000,
         concurrency: 1,
         transport: Transport::WebSocket,
@@ -93,7 +104,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     _ => return Err(format!("--transport is websocket or polling\n\n{USAGE}")),
                 }
             }
-            "connect" | "hold" => mode = Some(a),
+            "connect" | "hold" | "logins" => mode = Some(a),
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
@@ -106,10 +117,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         .ok()
         .filter(|a| a.ip().is_loopback())
         .ok_or_else(|| "--url must be http://127.0.0.1:PORT (loopback only)".to_owned())?;
-    args.hold = match mode.as_deref() {
-        Some("hold") => true,
-        Some(_) => false,
-        None => return Err(format!("say connect or hold\n\n{USAGE}")),
+    args.mode = match mode.as_deref() {
+        Some("hold") => Mode::Hold,
+        Some("logins") => Mode::Logins,
+        Some(_) => Mode::Connect,
+        None => return Err(format!("say connect, hold or logins\n\n{USAGE}")),
     };
     Ok(args)
 }
@@ -150,11 +162,79 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<String, String> {
+    if args.mode == Mode::Logins {
+        return logins(&args).await;
+    }
     let cookie = Arc::new(login(args.addr).await?);
-    if args.hold {
-        hold(&args, cookie).await
-    } else {
-        connect_all(&args, cookie).await
+    match args.mode {
+        Mode::Hold => hold(&args, cookie).await,
+        _ => connect_all(&args, cookie).await,
+    }
+}
+
+/// `--count` anonymous logins, `--concurrency` workers on one keep-alive
+/// connection each (a new one after an error).
+async fn logins(args: &Args) -> Result<String, String> {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency.min(args.count) {
+        let (addr, next, count) = (args.addr, Arc::clone(&next), args.count);
+        tasks.spawn(async move {
+            let mut statuses: Vec<(u16, usize)> = Vec::new();
+            let mut http = None;
+            let origin = format!("http://{addr}");
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                let conn = match &mut http {
+                    Some(c) => c,
+                    None => match Http::connect(addr).await {
+                        Ok(c) => http.insert(c),
+                        Err(_) => {
+                            bump(&mut statuses, 0);
+                            continue;
+                        }
+                    },
+                };
+                let headers = [
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("origin", origin.as_str()),
+                ];
+                match conn
+                    .request("POST", "/login", &headers, b"name=flood")
+                    .await
+                {
+                    Ok(r) => bump(&mut statuses, r.status),
+                    Err(_) => {
+                        bump(&mut statuses, 0);
+                        http = None;
+                    }
+                }
+            }
+            statuses
+        });
+    }
+    let mut all: Vec<(u16, usize)> = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        for (status, n) in r.map_err(|e| e.to_string())? {
+            for _ in 0..n {
+                bump(&mut all, status);
+            }
+        }
+    }
+    all.sort();
+    let secs = started.elapsed().as_secs_f64();
+    let by_status: Vec<String> = all.iter().map(|(s, n)| format!("\"{s}\":{n}")).collect();
+    Ok(format!(
+        "{{\"seconds\":{secs:.3},\"per_second\":{:.1},\"status\":{{{}}}}}",
+        args.count as f64 / secs.max(1e-9),
+        by_status.join(",")
+    ))
+}
+
+fn bump(counts: &mut Vec<(u16, usize)>, status: u16) {
+    match counts.iter_mut().find(|(s, _)| *s == status) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((status, 1)),
     }
 }
 

@@ -69,7 +69,7 @@ const STYLE_CSS: &str = include_str!("../assets/style.css");
 const CLIENT_JS: &[u8] = include_bytes!("../assets/vendor/socket.io-client/socket.io.min.js");
 
 const USAGE: &str = "\
-usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-timeout SECS]
+usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-timeout SECS] [--capacity N]
 
   --port N              listen on 127.0.0.1:N (default 3000; 0 picks a free port)
   --secret S            the session secret (default: env SESSION_SECRET, else a
@@ -80,6 +80,8 @@ usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-ti
                         host only)
   --header-timeout SECS close connections that take longer to send a request's
                         headers (default 10)
+  --capacity N          the memory store's bound, in sessions (default 100000);
+                        when full of sessions in use, new logins get a 503
   --no-sessions         benchmark baseline only: socket.io without the session
                         middleware (every connection is accepted)";
 
@@ -89,6 +91,7 @@ struct Args {
     redis: Option<String>,
     origins: Vec<String>,
     header_timeout: Duration,
+    capacity: usize,
     no_sessions: bool,
 }
 
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Args {
             .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
             .field("origins", &self.origins)
             .field("header_timeout", &self.header_timeout)
+            .field("capacity", &self.capacity)
             .field("no_sessions", &self.no_sessions)
             .finish()
     }
@@ -112,6 +116,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         redis: None,
         origins: Vec::new(),
         header_timeout: HEADER_TIMEOUT,
+        capacity: session_sockets::DEFAULT_CAPACITY,
         no_sessions: false,
     };
     while let Some(flag) = args.next() {
@@ -139,6 +144,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .ok_or_else(|| {
                         format!("--header-timeout {v:?} is not a number of seconds (1-3600)")
                     })?;
+            }
+            "--capacity" => {
+                let v = value("--capacity")?;
+                out.capacity = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("--capacity {v:?} is not a positive number of sessions")
+                })?;
             }
             "--no-sessions" => out.no_sessions = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
@@ -195,7 +206,7 @@ async fn run() -> Result<(), String> {
                 // The error names host and port; the URL may hold a password.
                 .map_err(|e| format!("cannot use Redis: {e}"))?,
         ),
-        None => Arc::new(MemoryStore::new()),
+        None => Arc::new(MemoryStore::with_capacity(args.capacity)),
     };
     let sessions = SessionSockets::new(config, store, Tokio);
 
@@ -493,6 +504,12 @@ mod tests {
         );
         assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
         assert!(!args(&[]).unwrap().no_sessions);
+        assert_eq!(args(&["--capacity", "5"]).unwrap().capacity, 5);
+        assert!(
+            args(&["--capacity", "0"])
+                .unwrap_err()
+                .contains("positive number")
+        );
         assert!(args(&["--no-sessions"]).unwrap().no_sessions);
         assert_eq!(args(&[]).unwrap().header_timeout, HEADER_TIMEOUT);
         assert_eq!(

@@ -56,16 +56,17 @@ async function login(url, name) {
 function runner() {
   const tests = [];
   return {
-    test(name, fn) { tests.push({ name, fn }); },
+    /** Adds a test; `ms` overrides the run's per-test time limit. */
+    test(name, fn, ms) { tests.push({ name, fn, ms }); },
     async run(perTestMs = 15000) {
       let passed = 0;
       let failed = 0;
-      for (const { name, fn } of tests) {
+      for (const { name, fn, ms } of tests) {
         let timer;
         try {
           await Promise.race([
             fn(),
-            new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${perTestMs} ms`)), perTestMs); }),
+            new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${ms || perTestMs} ms`)), ms || perTestMs); }),
           ]);
           passed++;
           console.log(`ok   ${name}`);

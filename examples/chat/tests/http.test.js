@@ -5,6 +5,7 @@
 // Usage: node tests/http.test.js <chat binary> [--redis-server]
 //   --redis-server: start a private redis-server (with a data directory, so
 //   it can be stopped and restarted with its data) and run the chat on it.
+// Env LOADGEN: the benches' loadgen binary, for the login flood (memory store).
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -371,6 +372,57 @@ async function main() {
     assert.ok(ended > 0, "still open after 8 s");
     assert.ok(ended >= 1500 && ended < 5000, `closed after ${ended} ms`);
   });
+
+  // ---- R34: a login flood against the bounded memory store ------------------
+
+  if (!withRedis && process.env.LOADGEN) {
+    t.test("r34 100,000 anonymous logins leave an earlier user's HTTP session and socket working", async () => {
+      const cookie = await login(url, "early");
+      assert.equal((await session(url, cookie)).body.user, "early");
+      const s = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie } });
+      await connected(s);
+      const out = await new Promise((resolve, reject) => {
+        const p = spawn(process.env.LOADGEN, ["--url", url, "logins", "--count", "100000", "--concurrency", "32", "--timeout", "90"]);
+        let o = "";
+        p.stdout.on("data", (d) => { o += d; });
+        p.stderr.on("data", (d) => { o += d; });
+        p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(o)) : reject(new Error(o))));
+      });
+      console.log(`     flood: ${JSON.stringify(out)}`);
+      assert.deepEqual(out.status, { 303: 100000 }, "every anonymous login got a session");
+      const now = await session(url, cookie);
+      assert.equal(now.status, 200, JSON.stringify(now.body));
+      assert.equal(now.body.user, "early");
+      assert.equal((await s.timeout(5000).emitWithAck("whoami")).user, "early");
+      assert.equal(await s.timeout(5000).emitWithAck("incr"), 1);
+      const again = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie } });
+      await connected(again);
+      s.disconnect();
+      again.disconnect();
+    }, 120000);
+  }
+
+  if (!withRedis) {
+    t.test("r34 a memory store full of sessions in use refuses a new login with a readable 503 page", async () => {
+      const small = await startChat(bin, ["--secret", "small", "--capacity", "3"]);
+      try {
+        const users = [];
+        for (const name of ["a", "b", "c"]) {
+          const c = await login(small.url, name);
+          assert.equal((await session(small.url, c)).body.user, name); // in use
+          users.push(c);
+        }
+        const res = await request(small.url, "/login", { method: "POST", ...form({ name: "d" }) });
+        assert.equal(res.status, 503);
+        assert.equal(res.headers.get("set-cookie"), null);
+        assert.match(res.headers.get("content-type") || "", /text\/html/);
+        assert.match(await res.text(), /Signing in failed because the session store is unavailable; nothing changed/);
+        for (const c of users) assert.equal((await session(small.url, c)).status, 200, "nobody was signed out");
+      } finally {
+        small.child.kill();
+      }
+    });
+  }
 
   // ---- R31: logout during a store outage --------------------------------------
 

@@ -27,8 +27,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 (cd "$chat_dir" && npm ci --no-audit --no-fund --loglevel=error)
-(cd "$root" && cargo build --release --bin chat)
+(cd "$root" && cargo build --release --bin chat --bin loadgen)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/chat"
+export LOADGEN="${CARGO_TARGET_DIR:-$root/target}/release/loadgen"
 
 status=0
 echo "== vendored socket.io client (R33)"
