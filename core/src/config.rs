@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::cookie::Limits;
+use crate::cookie_options::CookieOptions;
+use crate::cookie_syntax::{check_domain, check_max_age, check_name, check_path};
 use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
-use crate::set_cookie::{CookieOptions, is_cookie_domain, is_cookie_path};
 use crate::signature::Key;
 
 /// Settings shared by every session machine. Build with [`Config::builder`].
@@ -116,6 +117,15 @@ impl Config {
     /// `rolling` option).
     pub fn rolling(&self) -> bool {
         self.rolling
+    }
+
+    /// Whether `sid` may be used as a store key ([R15]): at most
+    /// [`Self::max_sid_len`] bytes and no ASCII control character. Every
+    /// machine checks it before it sends a request for the id.
+    ///
+    /// [R15]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r15
+    pub fn usable_sid(&self, sid: &[u8]) -> bool {
+        sid.len() <= self.max_sid_len && !sid.iter().any(|&b| b < 0x20 || b == 0x7f)
     }
 
     /// express-session's cookie value for `sid` (`s:` + sid + `.` +
@@ -330,7 +340,7 @@ impl ConfigBuilder {
         if self.secrets.iter().any(Vec::is_empty) {
             return Err(ConfigError::EmptySecret);
         }
-        if !is_cookie_name(self.cookie_name.as_bytes()) {
+        if check_name(self.cookie_name.as_bytes()).is_err() {
             return Err(ConfigError::InvalidCookieName(self.cookie_name));
         }
         if let AllowedOrigins::List(list) = &self.origin.allowed
@@ -357,15 +367,15 @@ impl ConfigBuilder {
         if self
             .cookie
             .max_age
-            .is_some_and(|d| d > Duration::from_secs(MAX_COOKIE_AGE_SECS))
+            .is_some_and(|d| check_max_age(d).is_err())
         {
             return Err(ConfigError::InvalidMaxAge);
         }
-        if !is_cookie_path(&self.cookie.path) {
+        if check_path(&self.cookie.path).is_err() {
             return Err(ConfigError::InvalidCookiePath(self.cookie.path));
         }
         if let Some(domain) = &self.cookie.domain
-            && !is_cookie_domain(domain)
+            && check_domain(domain).is_err()
         {
             return Err(ConfigError::InvalidCookieDomain(domain.clone()));
         }
@@ -385,35 +395,6 @@ impl ConfigBuilder {
             rolling: self.rolling,
         })
     }
-}
-
-/// The longest cookie `max_age` accepted: 1000 years, so that every expiry
-/// stays a four-digit-year ISO date as `Date#toISOString` writes it.
-const MAX_COOKIE_AGE_SECS: u64 = 1000 * 365 * 86_400;
-
-/// An RFC 6265 cookie name: one or more token characters (R3).
-pub(crate) fn is_cookie_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
 }
 
 /// A setting [`ConfigBuilder::build`] refused. The message says what to fix.

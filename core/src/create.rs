@@ -17,11 +17,10 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::handshake::usable_as_key;
+use crate::header::cookie_header;
 use crate::record::{self, SessionCookie};
 use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
-use crate::set_cookie::set_cookie;
 use crate::write::{
     Ending, Io, Redacted, SID_RANDOM_BYTES, WriteError, destroyed, sid_from_random, ttl_secs,
     unexpected,
@@ -98,9 +97,9 @@ impl Creating {
                         ))));
                     };
                     let sid = SessionId::new(sid);
-                    let header = match set_cookie(config, &sid, &self.cookie) {
+                    let header = match cookie_header(config, &sid, &self.cookie) {
                         Ok(h) => h,
-                        Err(e) => return Some(Err(e)),
+                        Err(e) => return Some(Err(WriteError::InvalidCookie { field: e.field() })),
                     };
                     let ttl = ttl_secs(config, &self.cookie, now);
                     let Ok(ttl_secs @ 1..) = u64::try_from(ttl) else {
@@ -275,8 +274,9 @@ impl Regenerate {
     /// Regenerates `session` at `now`.
     pub fn new(config: Arc<Config>, session: Session, carry_over: bool, now: SystemTime) -> Self {
         let old = session.id().expose().as_bytes();
-        let old_key =
-            usable_as_key(&config, old).then(|| StoreKey::new(config.key_prefix.as_bytes(), old));
+        let old_key = config
+            .usable_sid(old)
+            .then(|| StoreKey::new(config.key_prefix.as_bytes(), old));
         let data = if carry_over {
             session.data().clone()
         } else {

@@ -114,12 +114,6 @@ fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError
     Ok(ResolvedSid { buf, start })
 }
 
-/// R15: an id is used as a store key only if it is short enough and has no
-/// ASCII control characters.
-pub(crate) fn usable_as_key(config: &Config, sid: &[u8]) -> bool {
-    sid.len() <= config.max_sid_len && !sid.iter().any(|&b| b < 0x20 || b == 0x7f)
-}
-
 /// One `Load` of a known id, shared by [`Handshake`] and [`Reload`].
 #[derive(Debug)]
 struct Loading {
@@ -193,24 +187,9 @@ impl Loading {
             Reply::Failed(e) => Err(HandshakeError::Store(e)),
             other => Err(HandshakeError::Store(format!(
                 "the store answered a Load with {}; expected Found, NotFound or Failed",
-                reply_name(&other)
+                other.name()
             ))),
         }
-    }
-}
-
-pub(crate) fn reply_name(r: &Reply) -> &'static str {
-    match r {
-        Reply::Found(_) => "Found",
-        Reply::NotFound => "NotFound",
-        Reply::Created => "Created",
-        Reply::Exists => "Exists",
-        Reply::Swapped => "Swapped",
-        Reply::Conflict(_) => "Conflict",
-        Reply::Gone => "Gone",
-        Reply::Done => "Done",
-        Reply::Random(_) => "Random",
-        Reply::Failed(_) => "Failed",
     }
 }
 
@@ -292,7 +271,7 @@ impl Handshake {
             Ok(sid) => sid,
             Err(e) => return self.finish(Err(e)),
         };
-        if !usable_as_key(&config, sid.expose()) {
+        if !config.usable_sid(sid.expose()) {
             return self.finish(Err(HandshakeError::InvalidSessionId));
         }
         self.state = State::Loading(Loading::new(&config, sid.expose(), None, self.now));
@@ -385,7 +364,7 @@ impl Reload {
     /// Reloads the session `sid`, starting at `now`.
     pub fn new(config: &Config, sid: &SessionId, now: SystemTime) -> Self {
         let bytes = sid.expose().as_bytes();
-        if !usable_as_key(config, bytes) {
+        if !config.usable_sid(bytes) {
             return Reload {
                 loading: None,
                 outcome: Some(Err(HandshakeError::InvalidSessionId)),

@@ -113,29 +113,33 @@
 
 mod config;
 pub mod cookie;
+mod cookie_options;
+mod cookie_syntax;
 mod create;
 mod error;
 mod handshake;
+pub mod header;
 mod machine;
 pub mod origin;
 pub mod record;
 mod request;
 mod save;
 mod session;
-pub mod set_cookie;
 pub mod signature;
 pub mod time;
 mod touch;
 mod write;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use cookie_options::{CookieOptions, SameSite};
+pub use cookie_syntax::CookieSyntaxError;
 pub use create::{Create, Created, Regenerate};
 pub use error::{Fault, HandshakeError};
 pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
+pub use header::{clear_cookie_header, cookie_header};
 pub use machine::Machine;
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
 pub use save::{Save, Update};
 pub use session::{Session, SessionId};
-pub use set_cookie::{CookieOptions, SameSite, clear_cookie, set_cookie};
 pub use touch::{Destroy, Touch};
 pub use write::{SID_RANDOM_BYTES, WriteError, sid_from_random, ttl_secs};

@@ -193,3 +193,22 @@ pub enum Reply {
     /// ids or record contents.
     Failed(String),
 }
+
+impl Reply {
+    /// The variant's name (`"Found"`, `"Conflict"`, ...), for messages about
+    /// an answer a machine did not expect. Never the payload.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reply::Found(_) => "Found",
+            Reply::NotFound => "NotFound",
+            Reply::Created => "Created",
+            Reply::Exists => "Exists",
+            Reply::Swapped => "Swapped",
+            Reply::Conflict(_) => "Conflict",
+            Reply::Gone => "Gone",
+            Reply::Done => "Done",
+            Reply::Random(_) => "Random",
+            Reply::Failed(_) => "Failed",
+        }
+    }
+}

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::handshake::usable_as_key;
 use crate::record;
 use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
 use crate::session::Session;
@@ -121,7 +120,7 @@ impl Save {
     ) -> Self {
         let sid = session.id().expose().as_bytes();
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
-        let usable = usable_as_key(&config, sid);
+        let usable = config.usable_sid(sid);
         let mut save = Save {
             config,
             end: Ending::new(),

@@ -16,16 +16,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::handshake::usable_as_key;
+use crate::cookie_syntax::check_expires;
+use crate::header::cookie_header;
 use crate::request::{Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
-use crate::set_cookie::set_cookie;
 use crate::time::millis;
 use crate::write::{Ending, Redacted, WriteError, destroyed, expired, ttl_secs, unexpected};
-
-/// `9999-12-31T23:59:59.999Z`, the last instant a record's `expires` can
-/// hold.
-const LAST_ISO_MS: i64 = 253_402_300_799_999;
 
 /// Refreshes a session's expiry as express-session's `touch` does: when
 /// `cookie.originalMaxAge` is a number, `cookie.expires = now +
@@ -68,18 +64,18 @@ impl Touch {
             set_cookie: None,
         };
         let sid = session.id().expose().as_bytes();
-        if !usable_as_key(&config, sid) {
+        if !config.usable_sid(sid) {
             touch.end.finish(Err(WriteError::InvalidSessionId));
             return touch;
         }
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
         if let Some(max_age) = session.cookie().original_max_age() {
             let expires = millis(now).saturating_add(max_age);
-            if expires > LAST_ISO_MS {
+            if let Err(e) = check_expires(expires) {
                 // Past what `Date#toISOString` can write in four digits.
-                touch.end.finish(Err(WriteError::InvalidCookie {
-                    field: "originalMaxAge",
-                }));
+                touch
+                    .end
+                    .finish(Err(WriteError::InvalidCookie { field: e.field() }));
                 return touch;
             }
             session.cookie_mut().set_expires(Some(expires));
@@ -87,10 +83,12 @@ impl Touch {
         match u64::try_from(ttl_secs(&config, session.cookie(), now)) {
             Ok(ttl_secs @ 1..) => {
                 if config.rolling {
-                    match set_cookie(&config, session.id(), session.cookie()) {
+                    match cookie_header(&config, session.id(), session.cookie()) {
                         Ok(h) => touch.set_cookie = Some(Redacted(h)),
                         Err(e) => {
-                            touch.end.finish(Err(e));
+                            touch
+                                .end
+                                .finish(Err(WriteError::InvalidCookie { field: e.field() }));
                             return touch;
                         }
                     }
@@ -193,7 +191,7 @@ impl Destroy {
     pub fn new(config: Arc<Config>, sid: &SessionId, now: SystemTime) -> Self {
         let mut destroy = Destroy { end: Ending::new() };
         let sid = sid.expose().as_bytes();
-        if usable_as_key(&config, sid) {
+        if config.usable_sid(sid) {
             let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
             destroy
                 .end

@@ -326,7 +326,7 @@ impl std::fmt::Debug for Redacted {
 pub(crate) fn unexpected(request: &str, reply: &Reply, expected: &str) -> WriteError {
     WriteError::Store(format!(
         "the store answered a {request} with {}; expected {expected}",
-        crate::handshake::reply_name(reply)
+        reply.name()
     ))
 }
 

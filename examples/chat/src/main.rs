@@ -393,7 +393,7 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     let mut res = Redirect::to("/").into_response();
     // The same name, path, domain and flags as the session cookie, expired.
-    match session_sockets::core::clear_cookie(app.sessions.config())
+    match session_sockets::core::clear_cookie_header(app.sessions.config())
         .map_err(|e| e.to_string())
         .and_then(|c| HeaderValue::from_str(&c).map_err(|e| e.to_string()))
     {
