@@ -17,14 +17,13 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
+use crate::error::{Failure, WriteError, unexpected};
 use crate::header::cookie_header;
 use crate::record::{self, SessionCookie};
 use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
-use crate::write::{
-    Ending, Io, Redacted, SID_RANDOM_BYTES, WriteError, destroyed, sid_from_random, ttl_secs,
-    unexpected,
-};
+use crate::store_error::StoreError;
+use crate::write::{Ending, Io, Redacted, SID_RANDOM_BYTES, destroyed, sid_from_random, ttl_secs};
 
 /// How many fresh ids a create tries before giving up. With 192-bit ids a
 /// single collision already means a broken random source.
@@ -91,15 +90,16 @@ impl Creating {
             None => match reply {
                 Reply::Random(bytes) => {
                     let Some(sid) = sid_from_random(&bytes) else {
-                        return Some(Err(WriteError::Store(format!(
+                        let e = StoreError::new(format!(
                             "the random source returned {} bytes; a session id needs {SID_RANDOM_BYTES}",
                             bytes.len()
-                        ))));
+                        ));
+                        return Some(Err(Failure::Store(e).into()));
                     };
                     let sid = SessionId::new(sid);
                     let header = match cookie_header(config, &sid, &self.cookie) {
                         Ok(h) => h,
-                        Err(e) => return Some(Err(WriteError::InvalidCookie { field: e.field() })),
+                        Err(e) => return Some(Err(WriteError::InvalidCookie(e))),
                     };
                     let ttl = ttl_secs(config, &self.cookie, now);
                     let Ok(ttl_secs @ 1..) = u64::try_from(ttl) else {
@@ -118,8 +118,8 @@ impl Creating {
                     self.inserting = Some((sid, Redacted(header), value));
                     None
                 }
-                Reply::Failed(e) => Some(Err(WriteError::Store(e))),
-                other => Some(Err(unexpected("Random", &other, "Random"))),
+                Reply::Failed(e) => Some(Err(Failure::Store(e).into())),
+                other => Some(Err(unexpected("Random", &other, "Random").into())),
             },
             Some((sid, header, value)) => match reply {
                 Reply::Created => {
@@ -138,12 +138,13 @@ impl Creating {
                 Reply::Exists => Some(Err(WriteError::IdCollision {
                     attempts: self.attempts,
                 })),
-                Reply::Failed(e) => Some(Err(WriteError::Store(e))),
+                Reply::Failed(e) => Some(Err(Failure::Store(e).into())),
                 other => Some(Err(unexpected(
                     "Create",
                     &other,
                     "Created, Exists or Failed",
-                ))),
+                )
+                .into())),
             },
         }
     }
@@ -205,7 +206,7 @@ impl Create {
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
-    /// deadline fails with [`WriteError::Timeout`].
+    /// deadline fails with [`Failure::Timeout`](crate::Failure::Timeout).
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
         let Some(reply) = self.end.accept(id, reply, now) else {
             return;
@@ -224,7 +225,7 @@ impl Create {
         self.end.poll_timeout()
     }
 
-    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// Fails with [`Failure::Timeout`](crate::Failure::Timeout) once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         self.end.handle_timeout(now);
@@ -287,7 +288,7 @@ impl Regenerate {
         if old_key.is_some() {
             creating.ask_random(&config, &mut end.io, now);
         } else {
-            end.finish(Err(WriteError::InvalidSessionId));
+            end.finish(Err(WriteError::Failed(Failure::InvalidSessionId)));
         }
         Regenerate {
             config,
@@ -306,7 +307,7 @@ impl Regenerate {
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
-    /// deadline fails with [`WriteError::Timeout`].
+    /// deadline fails with [`Failure::Timeout`](crate::Failure::Timeout).
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
         let Some(reply) = self.end.accept(id, reply, now) else {
             return;
@@ -328,7 +329,8 @@ impl Regenerate {
                     self.created = Some(created);
                 } else {
                     // `new` finishes at once without an old key.
-                    self.end.finish(Err(WriteError::InvalidSessionId));
+                    self.end
+                        .finish(Err(WriteError::Failed(Failure::InvalidSessionId)));
                 }
             }
         }
@@ -340,7 +342,7 @@ impl Regenerate {
         self.end.poll_timeout()
     }
 
-    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// Fails with [`Failure::Timeout`](crate::Failure::Timeout) once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         self.end.handle_timeout(now);

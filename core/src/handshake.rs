@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::cookie::{Lookup, Scan, ValueBuf};
-use crate::error::HandshakeError;
+use crate::error::{Failure, HandshakeError, unexpected};
 use crate::origin::OriginHeaders;
 use crate::record;
 use crate::request::{Reply, Request, RequestId, StoreKey};
@@ -162,11 +162,12 @@ impl Loading {
     /// The outcome for a reply to this load.
     fn finish(&mut self, reply: Reply, now: SystemTime) -> Result<Session, HandshakeError> {
         if now >= self.deadline {
-            return Err(HandshakeError::Timeout);
+            return Err(Failure::Timeout.into());
         }
         match reply {
             Reply::Found(bytes) => {
-                let rec = record::decode(&bytes).map_err(HandshakeError::MalformedRecord)?;
+                let rec = record::decode(&bytes)
+                    .map_err(|e| HandshakeError::from(Failure::MalformedRecord(e)))?;
                 if self.check_expiry && rec.cookie.is_expired(millis(now)) {
                     return Err(HandshakeError::Expired);
                 }
@@ -184,11 +185,8 @@ impl Loading {
                 Ok(Session::from_record(sid, rec, bytes.0))
             }
             Reply::NotFound => Err(HandshakeError::SessionNotFound),
-            Reply::Failed(e) => Err(HandshakeError::Store(e)),
-            other => Err(HandshakeError::Store(format!(
-                "the store answered a Load with {}; expected Found, NotFound or Failed",
-                other.name()
-            ))),
+            Reply::Failed(e) => Err(Failure::Store(e).into()),
+            other => Err(unexpected("Load", &other, "Found, NotFound or Failed").into()),
         }
     }
 }
@@ -272,7 +270,7 @@ impl Handshake {
             Err(e) => return self.finish(Err(e)),
         };
         if !config.usable_sid(sid.expose()) {
-            return self.finish(Err(HandshakeError::InvalidSessionId));
+            return self.finish(Err(HandshakeError::Failed(Failure::InvalidSessionId)));
         }
         self.state = State::Loading(Loading::new(&config, sid.expose(), None, self.now));
     }
@@ -298,7 +296,7 @@ impl Handshake {
 
     /// Feeds the store's answer to request `id`. Answers to unknown ids are
     /// ignored; an answer that arrives at or after the deadline fails the
-    /// handshake with [`HandshakeError::Timeout`].
+    /// handshake with [`Failure::Timeout`](crate::Failure::Timeout).
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
         let State::Loading(l) = &mut self.state else {
             return;
@@ -320,13 +318,13 @@ impl Handshake {
     }
 
     /// Tells the machine the time. Fails the handshake closed with
-    /// [`HandshakeError::Timeout`] once the deadline has passed; safe to call
+    /// [`Failure::Timeout`](crate::Failure::Timeout) once the deadline has passed; safe to call
     /// early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         if let State::Loading(l) = &self.state
             && now >= l.deadline
         {
-            self.finish(Err(HandshakeError::Timeout));
+            self.finish(Err(Failure::Timeout.into()));
         }
     }
 
@@ -367,7 +365,7 @@ impl Reload {
         if !config.usable_sid(bytes) {
             return Reload {
                 loading: None,
-                outcome: Some(Err(HandshakeError::InvalidSessionId)),
+                outcome: Some(Err(HandshakeError::Failed(Failure::InvalidSessionId))),
             };
         }
         Reload {
@@ -398,11 +396,11 @@ impl Reload {
         self.loading.as_ref().map(|l| l.deadline)
     }
 
-    /// Fails closed with [`HandshakeError::Timeout`] once the deadline passed.
+    /// Fails closed with [`Failure::Timeout`](crate::Failure::Timeout) once the deadline passed.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         if self.loading.as_ref().is_some_and(|l| now >= l.deadline) {
             self.loading = None;
-            self.outcome = Some(Err(HandshakeError::Timeout));
+            self.outcome = Some(Err(Failure::Timeout.into()));
         }
     }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::store_error::StoreError;
+
 /// Ties a [`Reply`] to the [`Request`] it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
@@ -189,9 +191,9 @@ pub enum Reply {
     Done,
     /// `Random`: the bytes (redacted in `Debug`: they become the id).
     Random(Bytes),
-    /// Any request: the store failed. The message must not contain session
-    /// ids or record contents.
-    Failed(String),
+    /// Any request: the store failed. Its message must not contain session
+    /// ids or record contents; its cause is kept.
+    Failed(StoreError),
 }
 
 impl Reply {

@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::Config;
+use crate::error::{Failure, WriteError, unexpected};
 use crate::record;
 use crate::request::{Bytes, Reply, Request, RequestId, StoreKey};
 use crate::session::Session;
-use crate::write::{Ending, WriteError, expired, ttl_secs, unexpected};
+use crate::write::{Ending, expired, ttl_secs};
 
 /// A change to apply to a session, re-run on the current record after a
 /// conflict (see [`Save::with_update`]).
@@ -131,7 +132,8 @@ impl Save {
             phase: None,
         };
         if !usable {
-            save.end.finish(Err(WriteError::InvalidSessionId));
+            save.end
+                .finish(Err(WriteError::Failed(Failure::InvalidSessionId)));
         } else if session.loaded_bytes().is_none() {
             save.end.finish(Err(WriteError::NotStored));
         } else if !session.is_changed() {
@@ -182,7 +184,7 @@ impl Save {
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
-    /// deadline fails with [`WriteError::Timeout`].
+    /// deadline fails with [`Failure::Timeout`](crate::Failure::Timeout).
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
         let Some(reply) = self.end.accept(id, reply, now) else {
             return;
@@ -204,7 +206,7 @@ impl Save {
                 }
                 let rec = match record::decode(&current) {
                     Ok(rec) => rec,
-                    Err(e) => return self.end.finish(Err(WriteError::MalformedRecord(e))),
+                    Err(e) => return self.end.finish(Err(Failure::MalformedRecord(e).into())),
                 };
                 if let Some(update) = &mut self.update {
                     let mut fresh = Session::from_record(session.id().clone(), rec, current.0);
@@ -225,12 +227,15 @@ impl Save {
                 }
             }
             (Phase::Swapping(_), Reply::Gone) => self.end.finish(Err(WriteError::Gone)),
-            (Phase::Swapping(_), Reply::Failed(e)) => self.end.finish(Err(WriteError::Store(e))),
+            (Phase::Swapping(_), Reply::Failed(e)) => {
+                self.end.finish(Err(Failure::Store(e).into()))
+            }
             (Phase::Swapping(_), other) => self.end.finish(Err(unexpected(
                 "CompareAndSet",
                 &other,
                 "Swapped, Conflict, Gone or Failed",
-            ))),
+            )
+            .into())),
         }
     }
 
@@ -240,7 +245,7 @@ impl Save {
         self.end.poll_timeout()
     }
 
-    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// Fails with [`Failure::Timeout`](crate::Failure::Timeout) once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         self.end.handle_timeout(now);

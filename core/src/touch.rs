@@ -17,11 +17,12 @@ use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::cookie_syntax::check_expires;
+use crate::error::{Failure, WriteError, unexpected};
 use crate::header::cookie_header;
 use crate::request::{Reply, Request, RequestId, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::time::millis;
-use crate::write::{Ending, Redacted, WriteError, destroyed, expired, ttl_secs, unexpected};
+use crate::write::{Ending, Redacted, destroyed, expired, ttl_secs};
 
 /// Refreshes a session's expiry as express-session's `touch` does: when
 /// `cookie.originalMaxAge` is a number, `cookie.expires = now +
@@ -65,7 +66,9 @@ impl Touch {
         };
         let sid = session.id().expose().as_bytes();
         if !config.usable_sid(sid) {
-            touch.end.finish(Err(WriteError::InvalidSessionId));
+            touch
+                .end
+                .finish(Err(WriteError::Failed(Failure::InvalidSessionId)));
             return touch;
         }
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
@@ -73,9 +76,7 @@ impl Touch {
             let expires = millis(now).saturating_add(max_age);
             if let Err(e) = check_expires(expires) {
                 // Past what `Date#toISOString` can write in four digits.
-                touch
-                    .end
-                    .finish(Err(WriteError::InvalidCookie { field: e.field() }));
+                touch.end.finish(Err(WriteError::InvalidCookie(e)));
                 return touch;
             }
             session.cookie_mut().set_expires(Some(expires));
@@ -86,9 +87,7 @@ impl Touch {
                     match cookie_header(&config, session.id(), session.cookie()) {
                         Ok(h) => touch.set_cookie = Some(Redacted(h)),
                         Err(e) => {
-                            touch
-                                .end
-                                .finish(Err(WriteError::InvalidCookie { field: e.field() }));
+                            touch.end.finish(Err(WriteError::InvalidCookie(e)));
                             return touch;
                         }
                     }
@@ -118,7 +117,7 @@ impl Touch {
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
-    /// deadline fails with [`WriteError::Timeout`].
+    /// deadline fails with [`Failure::Timeout`](crate::Failure::Timeout).
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
         let Some(reply) = self.end.accept(id, reply, now) else {
             return;
@@ -130,10 +129,11 @@ impl Touch {
             (Reply::Done, Some(session)) => self.end.finish(Ok(session)),
             (Reply::Done, None) => {}
             (Reply::Gone, _) => self.end.finish(Err(WriteError::Gone)),
-            (Reply::Failed(e), _) => self.end.finish(Err(WriteError::Store(e))),
+            (Reply::Failed(e), _) => self.end.finish(Err(Failure::Store(e).into())),
             (other, _) => {
-                self.end
-                    .finish(Err(unexpected("Touch", &other, "Done, Gone or Failed")));
+                self.end.finish(Err(
+                    unexpected("Touch", &other, "Done, Gone or Failed").into()
+                ));
             }
         }
     }
@@ -144,7 +144,7 @@ impl Touch {
         self.end.poll_timeout()
     }
 
-    /// Fails with [`WriteError::Timeout`] once the outstanding request's
+    /// Fails with [`Failure::Timeout`](crate::Failure::Timeout) once the outstanding request's
     /// deadline has passed; safe to call early or often.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         self.end.handle_timeout(now);
@@ -198,7 +198,9 @@ impl Destroy {
                 .io
                 .issue(&config, now, |id| Request::Destroy { id, key });
         } else {
-            destroy.end.finish(Err(WriteError::InvalidSessionId));
+            destroy
+                .end
+                .finish(Err(WriteError::Failed(Failure::InvalidSessionId)));
         }
         destroy
     }
@@ -211,7 +213,7 @@ impl Destroy {
 
     /// Feeds the answer to request `id`. Answers to unknown, already
     /// answered or not yet polled ids are ignored; one at or after the
-    /// deadline fails with [`WriteError::Timeout`].
+    /// deadline fails with [`Failure::Timeout`](crate::Failure::Timeout).
     pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
         if let Some(reply) = self.end.accept(id, reply, now) {
             self.end.finish(destroyed(reply));
@@ -224,7 +226,7 @@ impl Destroy {
         self.end.poll_timeout()
     }
 
-    /// Fails with [`WriteError::Timeout`] once the deadline has passed.
+    /// Fails with [`Failure::Timeout`](crate::Failure::Timeout) once the deadline has passed.
     pub fn handle_timeout(&mut self, now: SystemTime) {
         self.end.handle_timeout(now);
     }

@@ -4,141 +4,10 @@
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::record::{RecordError, SessionCookie};
+use crate::error::{Failure, WriteError, unexpected};
+use crate::record::SessionCookie;
 use crate::request::{Reply, Request, RequestId};
 use crate::time::millis;
-
-/// Why a write ([`Create`](crate::Create), [`Save`](crate::Save),
-/// [`Touch`](crate::Touch), [`Destroy`](crate::Destroy),
-/// [`Regenerate`](crate::Regenerate)) did not happen, or may not have.
-///
-/// None of the variants carries a session id, cookie value or secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// Other writers changed the record before every one of this save's
-    /// compare-and-set attempts; nothing of this save was written.
-    Conflict {
-        /// How many compare-and-set requests were sent.
-        attempts: u32,
-    },
-    /// The record no longer exists (destroyed, e.g. by a logout, or
-    /// expired); nothing was written and the session was not re-created
-    /// (R24).
-    Gone,
-    /// The session's `cookie.expires` has passed, so the record was
-    /// destroyed instead of written (connect-redis's rule for a TTL <= 0).
-    Expired,
-    /// The session was never stored (built with `Session::new`), so there
-    /// is nothing to update; a save never creates (R24).
-    NotStored,
-    /// Every fresh id collided with an existing record.
-    IdCollision {
-        /// How many ids were tried.
-        attempts: u32,
-    },
-    /// The session id is too long or holds control characters, so it is
-    /// not used as a store key (R15).
-    InvalidSessionId,
-    /// The session's cookie cannot be written into a `Set-Cookie` header
-    /// (npm `cookie`'s `serialize` would throw on it, R3).
-    InvalidCookie {
-        /// The offending field: `name`, `domain`, `path`, `priority`,
-        /// `sameSite`, or `originalMaxAge` (so large the expiry is past
-        /// the year 9999).
-        field: &'static str,
-    },
-    /// The store returned something that is not an express-session record.
-    MalformedRecord(RecordError),
-    /// The store failed or answered out of protocol; the message is the
-    /// store's or names the unexpected answer.
-    Store(String),
-    /// The store did not answer before the deadline (R23). The write may or
-    /// may not have happened; reload to find out.
-    Timeout,
-}
-
-impl WriteError {
-    /// A stable snake_case code, for logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            WriteError::Conflict { .. } => "conflict",
-            WriteError::Gone => "gone",
-            WriteError::Expired => "expired",
-            WriteError::NotStored => "not_stored",
-            WriteError::IdCollision { .. } => "id_collision",
-            WriteError::InvalidSessionId => "invalid_session_id",
-            WriteError::InvalidCookie { .. } => "invalid_cookie",
-            WriteError::MalformedRecord(_) => "malformed_record",
-            WriteError::Store(_) => "store_error",
-            WriteError::Timeout => "timeout",
-        }
-    }
-}
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteError::Conflict { attempts } => write!(
-                f,
-                "the session changed under this save {attempts} times in a row (other writers \
-                 keep saving it); nothing was written: reload and retry, or raise \
-                 Config::max_save_attempts"
-            ),
-            WriteError::Gone => f.write_str(
-                "the session no longer exists in the store (destroyed, e.g. by a logout, or \
-                 expired); the save was refused so that it is not brought back: the client \
-                 must start a new session",
-            ),
-            WriteError::Expired => f.write_str(
-                "the session's cookie.expires has passed, so it was destroyed instead of saved: \
-                 the client must start a new session",
-            ),
-            WriteError::NotStored => f.write_str(
-                "this session was never stored, so there is nothing to save over: create it with \
-                 Create (a save only updates, it never creates)",
-            ),
-            WriteError::IdCollision { attempts } => write!(
-                f,
-                "{attempts} fresh session ids in a row already existed in the store: is the \
-                 random source a CSPRNG returning fresh bytes each time?"
-            ),
-            WriteError::InvalidSessionId => f.write_str(
-                "the session id is longer than max_sid_len or contains control characters, \
-                 so it is not used as a store key",
-            ),
-            WriteError::InvalidCookie {
-                field: "originalMaxAge",
-            } => f.write_str(
-                "the stored record's cookie.originalMaxAge puts the expiry past \
-                 9999-12-31, which express-session cannot write: check the record's cookie",
-            ),
-            WriteError::InvalidCookie { field } => write!(
-                f,
-                "the session cookie's `{field}` cannot be written into a Set-Cookie header \
-                 (npm cookie's serialize refuses it): check the cookie options and the stored \
-                 record's cookie"
-            ),
-            WriteError::MalformedRecord(e) => write!(
-                f,
-                "the stored session is not an express-session record ({e}): is another \
-                 application writing under the same key prefix?"
-            ),
-            WriteError::Store(e) => write!(
-                f,
-                "the session store failed ({e}): is it up and reachable, and is it the store \
-                 the HTTP app uses?"
-            ),
-            WriteError::Timeout => f.write_str(
-                "the session store did not answer before the deadline, so the write may or may \
-                 not have happened: is the store up and reachable? (Config::store_deadline sets \
-                 the deadline)",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for WriteError {}
 
 /// The store time to live, in seconds, of a record with `cookie` written at
 /// `now`, exactly as connect-redis 9 computes it:
@@ -239,7 +108,7 @@ impl Io {
 
 /// What every write machine keeps besides its own decisions: the one
 /// outstanding request, the outcome and whether it finished. A late reply
-/// or a passed deadline finishes it with [`WriteError::Timeout`]; the
+/// or a passed deadline finishes it with [`Failure::Timeout`](crate::Failure::Timeout); the
 /// first outcome is the one that counts.
 #[derive(Debug)]
 pub(crate) struct Ending<T> {
@@ -264,13 +133,13 @@ impl<T> Ending<T> {
     }
 
     /// The reply to `id`, if it answers the outstanding request in time. A
-    /// late answer finishes with [`WriteError::Timeout`]; answers to
+    /// late answer finishes with [`Failure::Timeout`](crate::Failure::Timeout); answers to
     /// unknown, already answered or not yet polled ids are ignored.
     pub(crate) fn accept(&mut self, id: RequestId, reply: Reply, now: SystemTime) -> Option<Reply> {
         match self.io.accept(id, now)? {
             true => Some(reply),
             false => {
-                self.finish(Err(WriteError::Timeout));
+                self.finish(Err(Failure::Timeout.into()));
                 None
             }
         }
@@ -282,7 +151,7 @@ impl<T> Ending<T> {
 
     pub(crate) fn handle_timeout(&mut self, now: SystemTime) {
         if self.io.is_past_deadline(now) {
-            self.finish(Err(WriteError::Timeout));
+            self.finish(Err(Failure::Timeout.into()));
         }
     }
 
@@ -322,20 +191,12 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
-/// Names a reply in an out-of-protocol error.
-pub(crate) fn unexpected(request: &str, reply: &Reply, expected: &str) -> WriteError {
-    WriteError::Store(format!(
-        "the store answered a {request} with {}; expected {expected}",
-        reply.name()
-    ))
-}
-
 /// What a destroy's reply means: `Ok` whether or not there was a record.
 pub(crate) fn destroyed(reply: Reply) -> Result<(), WriteError> {
     match reply {
         Reply::Done | Reply::Gone => Ok(()),
-        Reply::Failed(e) => Err(WriteError::Store(e)),
-        other => Err(unexpected("Destroy", &other, "Done or Failed")),
+        Reply::Failed(e) => Err(Failure::Store(e).into()),
+        other => Err(unexpected("Destroy", &other, "Done or Failed").into()),
     }
 }
 
@@ -344,7 +205,7 @@ pub(crate) fn destroyed(reply: Reply) -> Result<(), WriteError> {
 pub(crate) fn expired(reply: Reply) -> WriteError {
     match reply {
         Reply::Done | Reply::Gone | Reply::Failed(_) => WriteError::Expired,
-        other => unexpected("Destroy", &other, "Done or Failed"),
+        other => unexpected("Destroy", &other, "Done or Failed").into(),
     }
 }
 

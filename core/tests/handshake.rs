@@ -105,7 +105,7 @@ where
 fn describe(r: &Reply) -> String {
     match r {
         Reply::Found(b) => format!("Found {} bytes", b.len()),
-        Reply::Failed(e) => format!("Failed {e:?}"),
+        Reply::Failed(e) => format!("Failed {:?}", e.message()),
         other => format!("{other:?}"),
     }
 }
@@ -219,7 +219,8 @@ fn r23_store_error_fails_closed() {
         [
             "-> Load #1 sess:apple",
             "<- Failed \"connection refused\"",
-            "= Err store_error: the session store failed: connection refused",
+            "= Err store_error: the session store failed (connection refused): is it up and \
+             reachable, and is it the store the HTTP app uses?",
         ]
     );
 }

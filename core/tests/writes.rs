@@ -11,9 +11,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Bytes, Config, ConfigError, CookieOptions, Create, Created, Destroy, Machine, Regenerate,
-    Reply, Request, RequestId, SameSite, Save, Session, SessionId, Touch, WriteError,
-    cookie_header, record,
+    Bytes, Config, ConfigError, CookieOptions, CookieSyntaxError, Create, Created, Destroy,
+    Failure, Machine, Regenerate, Reply, Request, RequestId, SameSite, Save, Session, SessionId,
+    Touch, WriteError, cookie_header, record,
 };
 
 const T0_MS: i64 = 1_795_954_467_949;
@@ -386,7 +386,7 @@ fn create_every_failing_reply() {
     m.handle_reply(id, Reply::Random(Bytes::from(vec![0; 16])), t(0));
     let e = m.poll_outcome().unwrap().unwrap_err();
     assert!(
-        matches!(&e, WriteError::Store(s) if s.contains("16 bytes")),
+        matches!(&e, WriteError::Failed(Failure::Store(s)) if s.message().contains("16 bytes")),
         "{e}"
     );
     // A store failure at either step, and out-of-protocol answers.
@@ -407,7 +407,7 @@ fn create_every_failing_reply() {
         let e = m.poll_outcome().unwrap().unwrap_err();
         assert_eq!(e.reason(), reason, "{reply:?}");
         if let Reply::Failed(msg) = reply {
-            assert_eq!(e, WriteError::Store(msg));
+            assert_eq!(e, WriteError::Failed(Failure::Store(msg)));
         } else {
             assert!(e.to_string().contains("expected"), "{e}");
         }
@@ -599,7 +599,7 @@ fn save_every_failing_reply() {
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidSessionId
+        WriteError::Failed(Failure::InvalidSessionId)
     );
 }
 
@@ -737,7 +737,10 @@ fn touch_every_reply_and_rolling() {
 
     for (reply, want) in [
         (Reply::Gone, WriteError::Gone),
-        (Reply::Failed("x".into()), WriteError::Store("x".into())),
+        (
+            Reply::Failed("x".into()),
+            WriteError::Failed(Failure::Store("x".into())),
+        ),
     ] {
         let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
         let id = req(&mut m).id();
@@ -759,9 +762,7 @@ fn touch_every_reply_and_rolling() {
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidCookie {
-            field: "originalMaxAge"
-        }
+        WriteError::InvalidCookie(CookieSyntaxError::MaxAge)
     );
 
     // A stored cookie npm cookie cannot serialize: refused before any IO.
@@ -770,7 +771,7 @@ fn touch_every_reply_and_rolling() {
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidCookie { field: "domain" }
+        WriteError::InvalidCookie(CookieSyntaxError::Domain)
     );
 }
 
@@ -807,7 +808,7 @@ fn destroy_golden_transcript() {
         (Reply::Gone, Ok(())),
         (
             Reply::Failed("x".into()),
-            Err(WriteError::Store("x".into())),
+            Err(WriteError::Failed(Failure::Store("x".into()))),
         ),
     ] {
         let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
@@ -824,7 +825,10 @@ fn destroy_golden_transcript() {
     );
     let mut m = Destroy::new(config(), &SessionId::new("x".repeat(300)), t(0));
     assert_eq!(m.poll_request(), None);
-    assert_eq!(m.poll_outcome(), Some(Err(WriteError::InvalidSessionId)));
+    assert_eq!(
+        m.poll_outcome(),
+        Some(Err(WriteError::Failed(Failure::InvalidSessionId)))
+    );
 }
 
 // ------------------------------------------------------------- regenerate
@@ -868,7 +872,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     m.handle_reply(id, Reply::Failed("down".into()), t(0));
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::Store("down".into())
+        WriteError::Failed(Failure::Store("down".into()))
     );
     // Creating failed: the old session is left alone.
     let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
@@ -883,7 +887,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidSessionId
+        WriteError::Failed(Failure::InvalidSessionId)
     );
 }
 
@@ -972,7 +976,11 @@ fn r23_every_machine_fails_closed_at_its_deadline() {
         let r = m.poll_request().unwrap();
         assert_eq!(m.poll_timeout(), Some(t(0) + DEADLINE), "{name}");
         m.handle_reply(r.id(), good_reply(&r), t(0) + DEADLINE);
-        assert_eq!(m.poll_error(), Some(Some(WriteError::Timeout)), "{name}");
+        assert_eq!(
+            m.poll_error(),
+            Some(Some(WriteError::Failed(Failure::Timeout))),
+            "{name}"
+        );
         assert_eq!(m.poll_request(), None, "{name}");
         assert_eq!(m.poll_timeout(), None, "{name}");
 
@@ -984,7 +992,7 @@ fn r23_every_machine_fails_closed_at_its_deadline() {
         assert_eq!(m.poll_error(), None, "{name}");
         m.handle_timeout(t(0) + DEADLINE);
         let e = m.poll_error().unwrap().unwrap();
-        assert_eq!(e, WriteError::Timeout, "{name}");
+        assert_eq!(e, WriteError::Failed(Failure::Timeout), "{name}");
         assert!(e.to_string().contains("store_deadline"));
         // Sticky: a later reply changes nothing.
         m.handle_reply(r.id(), good_reply(&r), t(0));
@@ -1047,11 +1055,11 @@ fn r16_debug_and_errors_never_show_ids_or_cookies() {
         WriteError::Expired,
         WriteError::NotStored,
         WriteError::IdCollision { attempts: 3 },
-        WriteError::InvalidSessionId,
-        WriteError::InvalidCookie { field: "path" },
-        WriteError::MalformedRecord(record::RecordError::NoCookie),
-        WriteError::Store("x".into()),
-        WriteError::Timeout,
+        WriteError::Failed(Failure::InvalidSessionId),
+        WriteError::InvalidCookie(CookieSyntaxError::Path),
+        WriteError::Failed(Failure::MalformedRecord(record::RecordError::NoCookie)),
+        WriteError::Failed(Failure::Store("x".into())),
+        WriteError::Failed(Failure::Timeout),
     ];
     let mut reasons: Vec<&str> = errors.iter().map(WriteError::reason).collect();
     for e in &errors {

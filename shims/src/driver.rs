@@ -16,10 +16,10 @@
 use std::time::{Duration, SystemTime};
 
 use futures_lite::future;
-use session_sockets_core::{Machine, Reply, Request};
+use session_sockets_core::{Machine, Reply, Request, StoreError};
 
 use crate::runtime::{Runtime, sleep_until};
-use crate::store::{CasOutcome, Store, StoreError};
+use crate::store::{CasOutcome, Store};
 
 /// A machine stopped without an outcome, a pending request or a deadline.
 /// Core machines never do; this reports a bug instead of waiting forever.
@@ -43,7 +43,7 @@ impl std::error::Error for Stalled {}
 ///
 /// Every store call is raced against the machine's deadline, so a store
 /// that never answers fails the machine at the deadline (for the handshake:
-/// [`HandshakeError::Timeout`](crate::HandshakeError::Timeout)) instead of
+/// [`HandshakeError::Timeout`](crate::HandshakeError::Failed(crate::Failure::Timeout))) instead of
 /// hanging. Random bytes come from the operating system's CSPRNG (R10).
 ///
 /// ```
@@ -155,11 +155,10 @@ async fn execute(store: &dyn Store, request: &Request) -> Reply {
             Err(e) => failed(e),
         },
         Request::Random { len, .. } => random(*len),
-        _ => Reply::Failed(
+        _ => Reply::Failed(StoreError::new(
             "this version of session-sockets cannot run a store request that \
-             session-sockets-core emitted: use matching versions of the two crates"
-                .into(),
-        ),
+             session-sockets-core emitted: use matching versions of the two crates",
+        )),
     }
 }
 
@@ -167,8 +166,9 @@ fn secs(ttl_secs: u64) -> Duration {
     Duration::from_secs(ttl_secs)
 }
 
+/// The store's error as it is, cause and all.
 fn failed(e: StoreError) -> Reply {
-    Reply::Failed(e.to_string())
+    Reply::Failed(e)
 }
 
 /// `len` bytes from the OS CSPRNG (R10).
@@ -176,9 +176,12 @@ fn random(len: usize) -> Reply {
     let mut buf = vec![0u8; len];
     match getrandom::fill(&mut buf) {
         Ok(()) => Reply::Random(buf.into()),
-        Err(e) => Reply::Failed(format!(
-            "the operating system's random number generator failed ({e}); \
-             no session id can be made safely"
+        Err(e) => Reply::Failed(StoreError::with_source(
+            format!(
+                "the operating system's random number generator failed ({e}); \
+                 no session id can be made safely"
+            ),
+            e,
         )),
     }
 }
@@ -316,7 +319,10 @@ mod tests {
         let silent = Silent;
         let rt = ClockSetBack::default();
         let out = future::block_on(drive(&mut reload, &silent, &rt)).unwrap();
-        assert_eq!(out.unwrap_err(), crate::HandshakeError::Timeout);
+        assert_eq!(
+            out.unwrap_err(),
+            crate::HandshakeError::Failed(crate::Failure::Timeout)
+        );
     }
 
     #[test]
@@ -365,9 +371,9 @@ mod tests {
         assert_eq!(run(cas(b"two", b"three")), Reply::Gone);
         assert_eq!(run(load()), Reply::NotFound);
         // A store error becomes Failed with the store's message.
-        let Reply::Failed(msg) = run(create(b"v", 0)) else {
+        let Reply::Failed(e) = run(create(b"v", 0)) else {
             panic!("expected Failed");
         };
-        assert!(msg.contains("time to live of 0 s"), "{msg}");
+        assert!(e.to_string().contains("time to live of 0 s"), "{e}");
     }
 }

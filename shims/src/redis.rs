@@ -216,7 +216,8 @@ impl RedisStore {
 
     /// A store error for `op` that says what to check. Never includes keys,
     /// values or the URL's password.
-    fn error(&self, op: &str, e: &RedisError) -> StoreError {
+    /// The Redis error is kept as the cause ([`std::error::Error::source`]).
+    fn error(&self, op: &str, e: RedisError) -> StoreError {
         let addr = &self.addr;
         let message = if e.is_timeout() {
             format!(
@@ -236,7 +237,8 @@ impl RedisStore {
                 "Redis at {addr} rejected {op}: check the server's logs (and, if the kind below names authentication, the URL's user and password)"
             )
         };
-        StoreError::new(format!("{message} [{}]", e.kind_label()))
+        let message = format!("{message} [{}]", e.kind_label());
+        StoreError::with_source(message, e)
     }
 
     /// Runs `cmd`. When the connection attempt was refused (the command was
@@ -249,7 +251,7 @@ impl RedisStore {
             Err(e) if e.is_connection_refusal() => cmd.query_async(&mut conn).await,
             r => r,
         }
-        .map_err(|e| self.error(op, &e))
+        .map_err(|e| self.error(op, e))
     }
 
     /// [`query`](Self::query) for the compare-and-set script.
@@ -260,7 +262,7 @@ impl RedisStore {
             Err(e) if e.is_connection_refusal() => inv.invoke_async(&mut conn).await,
             r => r,
         }
-        .map_err(|e| self.error(op, &e))
+        .map_err(|e| self.error(op, e))
     }
 
     fn unexpected(&self, op: &str) -> StoreError {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use session_sockets_core::{
-    Config, Create, Created, Destroy, Handshake, HandshakeError, Machine, Regenerate, Reload, Save,
-    Session, SessionId, Touch, WriteError,
+    Config, Create, Created, Destroy, Failure, Handshake, HandshakeError, Machine, Regenerate,
+    Reload, Save, Session, SessionId, StoreError, Touch, WriteError,
 };
 
 use crate::driver::{Stalled, drive};
@@ -224,7 +224,7 @@ impl<R: Runtime> SessionSockets<R> {
     {
         match self.run(&mut machine).await {
             Ok(outcome) => outcome,
-            Err(stalled) => Err(HandshakeError::Store(stalled.to_string())),
+            Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
         }
     }
 
@@ -241,9 +241,16 @@ impl<R: Runtime> SessionSockets<R> {
     {
         match self.run(machine).await {
             Ok(outcome) => outcome,
-            Err(stalled) => Err(WriteError::Store(stalled.to_string())),
+            Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
         }
     }
+}
+
+/// A stalled machine as a store failure whose cause is the [`Stalled`]
+/// itself, so that callers can tell it from a failing store
+/// (`error.source()` downcasts to it).
+fn stalled_failure(stalled: Stalled) -> Failure {
+    Failure::Store(StoreError::with_source(stalled.to_string(), stalled))
 }
 
 #[cfg(test)]
@@ -283,6 +290,101 @@ mod tests {
         assert_send(&sockets.destroy(&id));
         assert_send(&sockets.regenerate(session(), true));
         assert_send(&sockets.create(Map::new()));
+    }
+
+    /// A store whose every call fails with a cause attached.
+    struct Down;
+
+    impl Store for Down {
+        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn create<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: &'a [u8],
+            _: std::time::Duration,
+        ) -> crate::StoreFuture<'a, bool> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn compare_and_set<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: &'a [u8],
+            _: &'a [u8],
+            _: std::time::Duration,
+        ) -> crate::StoreFuture<'a, crate::CasOutcome> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn touch<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: std::time::Duration,
+        ) -> crate::StoreFuture<'a, bool> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, ()> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+    }
+
+    fn down() -> StoreError {
+        StoreError::with_source(
+            "the test store is down",
+            std::io::Error::other("disk on fire"),
+        )
+    }
+
+    #[test]
+    fn a_store_errors_cause_reaches_the_callers_error() {
+        use std::error::Error as _;
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(Down), NoTimer);
+        let e = futures_lite::future::block_on(sockets.reload(&SessionId::new("abc"))).unwrap_err();
+        assert_eq!(e.reason(), "store_error");
+        assert!(e.to_string().contains("the test store is down"), "{e}");
+        let cause = e.source().expect("the store's cause is kept");
+        assert_eq!(cause.to_string(), "disk on fire");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+        let e =
+            futures_lite::future::block_on(sockets.destroy(&SessionId::new("abc"))).unwrap_err();
+        let cause = e.source().expect("the store's cause is kept");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    /// A machine that never asks, never finishes and has no deadline.
+    struct Stuck;
+
+    impl Machine for Stuck {
+        type Outcome = Result<Session, HandshakeError>;
+        fn poll_request(&mut self) -> Option<session_sockets_core::Request> {
+            None
+        }
+        fn handle_reply(
+            &mut self,
+            _: session_sockets_core::RequestId,
+            _: session_sockets_core::Reply,
+            _: std::time::SystemTime,
+        ) {
+        }
+        fn poll_timeout(&self) -> Option<std::time::SystemTime> {
+            None
+        }
+        fn handle_timeout(&mut self, _: std::time::SystemTime) {}
+        fn poll_outcome(&mut self) -> Option<Self::Outcome> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_stalled_machine_is_its_own_cause_not_a_store_message() {
+        use std::error::Error as _;
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let e = futures_lite::future::block_on(sockets.load(Stuck)).unwrap_err();
+        assert_eq!(e.reason(), "store_error");
+        let cause = e.source().expect("the stall is the cause");
+        assert!(cause.downcast_ref::<Stalled>().is_some(), "{cause:?}");
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use session_sockets_core::StoreError;
+
 /// A boxed, `Send` future, as every [`Store`] method returns (so that
 /// `Arc<dyn Store>` works and stores can be chosen at run time).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -62,51 +64,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the record at `key`; no error if there is none.
     fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()>;
-}
-
-/// A store failure. Keeps its cause; the message never holds keys or values.
-#[derive(Debug)]
-pub struct StoreError {
-    message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-impl StoreError {
-    /// A failure described by `message` (no keys or values in it).
-    pub fn new(message: impl Into<String>) -> Self {
-        StoreError {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// A failure with an underlying cause.
-    pub fn with_source(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.source {
-            Some(s) => write!(f, "{}: {s}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {

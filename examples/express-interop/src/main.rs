@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session_sockets::core::{Fault, WriteError};
+use session_sockets::core::{Failure, Fault, WriteError};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::{Config, HandshakeError, RedisStore, Session, SessionSockets, Store};
 
@@ -125,7 +125,7 @@ fn not_saved(e: &WriteError) -> Response {
     let status = match e {
         WriteError::Gone | WriteError::Expired => StatusCode::GONE,
         WriteError::Conflict { .. } => StatusCode::CONFLICT,
-        WriteError::Store(_) | WriteError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        WriteError::Failed(Failure::Store(_) | Failure::Timeout) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     reply(

@@ -24,8 +24,8 @@ use session_sockets::core::time::{millis, to_iso};
 use session_sockets::http::{HeaderMap, HeaderValue, header};
 use session_sockets::serde_json::{Map, Value, json};
 use session_sockets::{
-    CasOutcome, Config, ConfigBuilder, HandshakeError, Runtime, SessionId, SessionSockets, Store,
-    StoreFuture, WriteError,
+    CasOutcome, Config, ConfigBuilder, Failure, HandshakeError, Runtime, SessionId, SessionSockets,
+    Store, StoreFuture, WriteError,
 };
 
 /// The secret the suite's HTTP app would use.
@@ -339,7 +339,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .await
             .unwrap_err();
         let took = start.elapsed();
-        assert_eq!(e, HandshakeError::Timeout);
+        assert_eq!(e, HandshakeError::Failed(Failure::Timeout));
         assert!(took >= deadline, "failed before the deadline: {took:?}");
         assert!(took < deadline + Duration::from_secs(1), "hung: {took:?}");
         let start = Instant::now();
@@ -347,7 +347,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .reload(&SessionId::new(fresh_sid()))
             .await
             .unwrap_err();
-        assert_eq!(e, HandshakeError::Timeout);
+        assert_eq!(e, HandshakeError::Failed(Failure::Timeout));
         assert!(start.elapsed() >= deadline);
         // Writes fail closed the same way.
         let start = Instant::now();
@@ -355,7 +355,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .destroy(&SessionId::new(fresh_sid()))
             .await
             .unwrap_err();
-        assert_eq!(e, WriteError::Timeout);
+        assert_eq!(e, WriteError::Failed(Failure::Timeout));
         assert!(start.elapsed() >= deadline);
     }
 
