@@ -122,7 +122,7 @@ impl Default for BareVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_sockets_core::{Handshake, Request, resolve_cookie};
+    use session_sockets_core::{Handshake, Machine, Request, resolve_cookie};
 
     #[test]
     fn inputs_agree_with_each_other() {

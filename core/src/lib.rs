@@ -21,7 +21,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::SystemTime;
-//! use session_sockets_core::{Config, Handshake, Reply, Request};
+//! use session_sockets_core::{Config, Handshake, Machine, Reply, Request};
 //!
 //! # fn load(_key: &[u8]) -> Reply { Reply::NotFound }
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -70,7 +70,7 @@
 //!   **Conflict rule:** when another writer got there first, this save's own
 //!   changed keys (set or removed since load) win and every other key keeps
 //!   the other writer's value; it retries up to
-//!   [`Config::max_save_attempts`] times. [`Save::with_update`] re-runs an
+//!   [`Config::max_save_attempts`] times. [`Save::update`] re-runs an
 //!   update closure on the current record instead, so read-modify-write
 //!   changes such as counters compose. A save never re-creates a destroyed
 //!   or expired session ([`WriteError::Gone`], R24).
@@ -86,7 +86,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::SystemTime;
-//! use session_sockets_core::{record, Config, Reply, Request, Save, Session, SessionId};
+//! use session_sockets_core::{record, Config, Machine, Reply, Request, Save, Session, SessionId};
 //!
 //! let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
 //! let loaded = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
@@ -138,9 +138,9 @@ pub use create::{Create, Created, Regenerate};
 pub use error::{Failure, Fault, HandshakeError, WriteError};
 pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
 pub use header::{clear_cookie_header, cookie_header};
-pub use machine::Machine;
+pub use machine::{Machine, Op};
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
-pub use save::{Save, Update};
+pub use save::Save;
 pub use session::{Session, SessionId};
 pub use store_error::StoreError;
 pub use touch::{Destroy, Touch};

@@ -341,7 +341,7 @@ fn http_header_map_and_multiple_cookie_lines() {
 
 #[test]
 fn r09_reload_loads_a_known_session_again() {
-    let reload = Reload::new(&config(), &SessionId::new("apple"), t0());
+    let reload = Reload::new(config(), &SessionId::new("apple"), t0());
     assert_eq!(
         transcript(reload, found(RECORD)),
         [
@@ -350,7 +350,7 @@ fn r09_reload_loads_a_known_session_again() {
             "= Ok id=apple user=Some(\"ada\")"
         ]
     );
-    let reload = Reload::new(&config(), &SessionId::new("apple"), t0());
+    let reload = Reload::new(config(), &SessionId::new("apple"), t0());
     let log = transcript(reload, Script::Answer(Reply::NotFound, Duration::ZERO));
     assert!(log[2].starts_with("= Err session_not_found"), "{log:?}");
 }

@@ -15,7 +15,8 @@ use std::time::SystemTime;
 
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Config, Destroy, Regenerate, Reload, Reply, Request, Save, Session, SessionId, Touch, record,
+    Config, Destroy, Machine, Regenerate, Reload, Reply, Request, Save, Session, SessionId, Touch,
+    record,
 };
 
 const SID: &str = "sid-1";
@@ -153,7 +154,7 @@ impl Writer {
                 let c = config();
                 self.running = Some(match op {
                     Op::Destroy => Running::Destroy(Destroy::new(c, &SessionId::new(SID), now())),
-                    _ => Running::Reload(Reload::new(&c, &SessionId::new(SID), now()), op),
+                    _ => Running::Reload(Reload::new(c, &SessionId::new(SID), now()), op),
                 });
             }
             let running = self.running.take().unwrap();
@@ -203,10 +204,7 @@ impl Writer {
                             let n = s.get::<i64>("n").unwrap().unwrap_or(0);
                             s.insert("n", n + 1).unwrap();
                         });
-                        (
-                            Some(Running::Save(Save::with_update(c, s, update, now()))),
-                            None,
-                        )
+                        (Some(Running::Save(Save::update(c, s, update, now()))), None)
                     }
                     Op::ReloadTouch => (Some(Running::Touch(Touch::new(c, s, now()))), None),
                     Op::ReloadRegenerate => (

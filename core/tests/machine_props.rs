@@ -140,7 +140,7 @@ proptest! {
             let n = s.get::<i64>("n").ok().flatten().unwrap_or(0);
             s.insert("n", n + 1).unwrap();
         });
-        run(Save::with_update(config(), loaded(), update, t(0)), &ev)?;
+        run(Save::update(config(), loaded(), update, t(0)), &ev)?;
     }
 
     #[test]

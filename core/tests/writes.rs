@@ -637,7 +637,7 @@ fn save_with_update_reruns_the_update_on_the_current_record() {
         let n = s.get::<i64>("n").unwrap().unwrap_or(0);
         s.insert("n", n + 1).unwrap();
     });
-    let mut m = Save::with_update(config(), s, bump, t(0));
+    let mut m = Save::update(config(), s, bump, t(0));
     let Request::CompareAndSet { id, new, .. } = req(&mut m) else {
         panic!()
     };
@@ -894,7 +894,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
 // ---------------------------------------------- ids, duplicates, deadlines
 
 /// Every machine, started and with its first request polled.
-type Factory = Box<dyn FnMut() -> Box<dyn Probe>>;
+type Factory = Box<dyn FnMut() -> Box<dyn probe::Probe>>;
 
 fn every_machine() -> Vec<(&'static str, Factory)> {
     fn changed() -> Session {
@@ -905,56 +905,64 @@ fn every_machine() -> Vec<(&'static str, Factory)> {
     vec![
         (
             "create",
-            Box::new(|| Box::new(Create::new(config(), Map::new(), t(0))) as Box<dyn Probe>),
+            Box::new(|| Box::new(Create::new(config(), Map::new(), t(0))) as Box<dyn probe::Probe>),
         ),
         (
             "save",
-            Box::new(|| Box::new(Save::new(config(), changed(), t(0))) as Box<dyn Probe>),
+            Box::new(|| Box::new(Save::new(config(), changed(), t(0))) as Box<dyn probe::Probe>),
         ),
         (
             "touch",
-            Box::new(|| Box::new(Touch::new(config(), loaded(REC), t(0))) as Box<dyn Probe>),
+            Box::new(|| Box::new(Touch::new(config(), loaded(REC), t(0))) as Box<dyn probe::Probe>),
         ),
         (
             "destroy",
             Box::new(|| {
-                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), t(0))) as Box<dyn Probe>
+                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), t(0)))
+                    as Box<dyn probe::Probe>
             }),
         ),
         (
             "regenerate",
             Box::new(|| {
-                Box::new(Regenerate::new(config(), loaded(REC), true, t(0))) as Box<dyn Probe>
+                Box::new(Regenerate::new(config(), loaded(REC), true, t(0)))
+                    as Box<dyn probe::Probe>
             }),
         ),
     ]
 }
 
-/// A machine seen through an object-safe lens.
-trait Probe {
-    fn poll_request(&mut self) -> Option<Request>;
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
-    fn poll_timeout(&self) -> Option<SystemTime>;
-    fn handle_timeout(&mut self, now: SystemTime);
-    /// The outcome's error, `Some(None)` for success.
-    fn poll_error(&mut self) -> Option<Option<WriteError>>;
-}
+/// A machine seen through an object-safe lens. In a module of its own, so
+/// that its methods do not clash with [`Machine`]'s where both are in scope.
+mod probe {
+    use super::*;
 
-impl<M: Machine<Outcome = Result<T, WriteError>>, T> Probe for M {
-    fn poll_request(&mut self) -> Option<Request> {
-        Machine::poll_request(self)
+    /// A machine seen through an object-safe lens.
+    pub trait Probe {
+        fn poll_request(&mut self) -> Option<Request>;
+        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
+        fn poll_timeout(&self) -> Option<SystemTime>;
+        fn handle_timeout(&mut self, now: SystemTime);
+        /// The outcome's error, `Some(None)` for success.
+        fn poll_error(&mut self) -> Option<Option<WriteError>>;
     }
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        Machine::handle_reply(self, id, reply, now)
-    }
-    fn poll_timeout(&self) -> Option<SystemTime> {
-        Machine::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: SystemTime) {
-        Machine::handle_timeout(self, now)
-    }
-    fn poll_error(&mut self) -> Option<Option<WriteError>> {
-        Machine::poll_outcome(self).map(Result::err)
+
+    impl<M: Machine<Outcome = Result<T, WriteError>>, T> Probe for M {
+        fn poll_request(&mut self) -> Option<Request> {
+            Machine::poll_request(self)
+        }
+        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+            Machine::handle_reply(self, id, reply, now)
+        }
+        fn poll_timeout(&self) -> Option<SystemTime> {
+            Machine::poll_timeout(self)
+        }
+        fn handle_timeout(&mut self, now: SystemTime) {
+            Machine::handle_timeout(self, now)
+        }
+        fn poll_error(&mut self) -> Option<Option<WriteError>> {
+            Machine::poll_outcome(self).map(Result::err)
+        }
     }
 }
 

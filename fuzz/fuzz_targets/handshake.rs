@@ -26,7 +26,7 @@ use libfuzzer_sys::fuzz_target;
 use session_sockets_core::record::decode;
 use session_sockets_core::time::millis;
 use session_sockets_core::{
-    Handshake, HandshakeError, Reload, Reply, Request, SessionId, resolve_cookie,
+    Handshake, HandshakeError, Machine, Reload, Reply, Request, SessionId, resolve_cookie,
 };
 use session_sockets_fuzz::{Script, drive, machine_config, start_time};
 
@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     // The same script against a reload of the resolved id.
     if let Ok(sid) = &resolved {
         let id = SessionId::new(String::from_utf8_lossy(sid.expose()).into_owned());
-        let mut reload = Reload::new(&config, &id, start);
+        let mut reload = Reload::new(config.clone(), &id, start);
         let mut script = Script::new(ops);
         let report = drive(&mut reload, &mut script, |_| {});
         assert!(

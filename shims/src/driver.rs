@@ -57,9 +57,9 @@ impl std::error::Error for Stalled {}
 /// #     fn sleep(&self, _: std::time::Duration) -> Self::Sleep { std::future::pending() }
 /// # }
 ///
-/// let config = Config::builder().secret("keyboard cat").build().unwrap();
+/// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
 /// let store = MemoryStore::new();
-/// let mut reload = Reload::new(&config, &SessionId::new("no-such-id"), SystemTime::now());
+/// let mut reload = Reload::new(config, &SessionId::new("no-such-id"), SystemTime::now());
 /// let outcome = futures_lite::future::block_on(drive(&mut reload, &store, &Rt)).unwrap();
 /// assert_eq!(outcome.unwrap_err(), HandshakeError::SessionNotFound);
 /// ```
@@ -217,6 +217,9 @@ mod tests {
         fn poll_outcome(&mut self) -> Option<()> {
             None
         }
+        fn is_finished(&self) -> bool {
+            false
+        }
     }
 
     /// A runtime whose timer never fires: the driver must not need it.
@@ -241,13 +244,15 @@ mod tests {
     fn a_store_that_answers_needs_no_timer_to_fire() {
         // The outcome comes from the store answer alone, not from a timer.
         let store = MemoryStore::new();
-        let config = session_sockets_core::Config::builder()
-            .secret("s")
-            .build()
-            .unwrap();
+        let config = std::sync::Arc::new(
+            session_sockets_core::Config::builder()
+                .secret("s")
+                .build()
+                .unwrap(),
+        );
         let id = session_sockets_core::SessionId::new("abc");
         let mut reload =
-            session_sockets_core::Reload::new(&config, &id, std::time::SystemTime::now());
+            session_sockets_core::Reload::new(config, &id, std::time::SystemTime::now());
         let out = future::block_on(drive(&mut reload, &store, &NoTimer)).unwrap();
         assert_eq!(out.unwrap_err(), crate::HandshakeError::SessionNotFound);
     }
@@ -310,12 +315,14 @@ mod tests {
 
     #[test]
     fn r23_a_wall_clock_set_back_does_not_keep_a_machine_waiting() {
-        let config = session_sockets_core::Config::builder()
-            .secret("s")
-            .build()
-            .unwrap();
+        let config = std::sync::Arc::new(
+            session_sockets_core::Config::builder()
+                .secret("s")
+                .build()
+                .unwrap(),
+        );
         let id = session_sockets_core::SessionId::new("abc");
-        let mut reload = session_sockets_core::Reload::new(&config, &id, SystemTime::now());
+        let mut reload = session_sockets_core::Reload::new(config, &id, SystemTime::now());
         let silent = Silent;
         let rt = ClockSetBack::default();
         let out = future::block_on(drive(&mut reload, &silent, &rt)).unwrap();

@@ -368,7 +368,7 @@ impl<R: Runtime + Clone> SocketSession<R> {
         F: FnMut(&mut Session) + Send + 'static,
     {
         let sent = self.snapshot();
-        let saved = self.inner.sessions.save_with(sent.clone(), update).await?;
+        let saved = self.inner.sessions.update(sent.clone(), update).await?;
         self.stored(&sent, &saved);
         Ok(saved)
     }

@@ -21,7 +21,7 @@ use crate::store::Store;
 ///   (`Origin` check, cookie, signature, load).
 /// - [`reload`](Self::reload): the session again by id, to pick up what an
 ///   HTTP route changed (session.socket.io's `getSession`, R9).
-/// - [`save`](Self::save) / [`save_with`](Self::save_with): write changes
+/// - [`save`](Self::save) / [`update`](Self::update): write changes
 ///   back without losing another writer's keys and without resurrecting a
 ///   destroyed session (R24, R25).
 /// - [`touch`](Self::touch), [`destroy`](Self::destroy),
@@ -139,8 +139,12 @@ impl<R: Runtime> SessionSockets<R> {
     /// `getSession`): how a long-lived socket re-validates its session and
     /// sees what an HTTP route changed (R9).
     pub async fn reload(&self, id: &SessionId) -> Result<Session, HandshakeError> {
-        self.load(Reload::new(&self.config, id, self.runtime.now()))
-            .await
+        self.load(Reload::new(
+            Arc::clone(&self.config),
+            id,
+            self.runtime.now(),
+        ))
+        .await
     }
 
     /// Saves `session` if it changed since it was loaded (no store call
@@ -159,14 +163,13 @@ impl<R: Runtime> SessionSockets<R> {
     /// another writer, `update` runs again on the current record. Use it
     /// for read-modify-write changes (counters, appends) so that concurrent
     /// writers lose nothing.
-    pub async fn save_with<F>(&self, session: Session, update: F) -> Result<Session, WriteError>
+    pub async fn update<F>(&self, session: Session, update: F) -> Result<Session, WriteError>
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
         let now = self.runtime.now();
         let config = Arc::clone(&self.config);
-        self.write(Save::with_update(config, session, Box::new(update), now))
-            .await
+        self.write(Save::update(config, session, update, now)).await
     }
 
     /// Refreshes the session's expiry and the store's time to live without
@@ -285,7 +288,7 @@ mod tests {
         assert_send(&sockets.session_from_pairs([("cookie", "a=b")]));
         assert_send(&sockets.reload(&id));
         assert_send(&sockets.save(session()));
-        assert_send(&sockets.save_with(session(), |_| {}));
+        assert_send(&sockets.update(session(), |_| {}));
         assert_send(&sockets.touch(session()));
         assert_send(&sockets.destroy(&id));
         assert_send(&sockets.regenerate(session(), true));
@@ -373,6 +376,9 @@ mod tests {
         fn handle_timeout(&mut self, _: std::time::SystemTime) {}
         fn poll_outcome(&mut self) -> Option<Self::Outcome> {
             None
+        }
+        fn is_finished(&self) -> bool {
+            false
         }
     }
 

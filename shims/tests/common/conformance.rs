@@ -428,7 +428,7 @@ impl<R: Runtime + Clone> Suite<R> {
                 let (sockets, session) = (sockets.clone(), stale.clone());
                 (self.spawn)(Box::pin(async move {
                     let saved = sockets
-                        .save_with(session, move |s| {
+                        .update(session, move |s| {
                             let n = s.get::<u32>("n").unwrap().unwrap_or(0);
                             s.insert("n", n + 1).unwrap();
                             s.insert(&format!("t{i}"), true).unwrap();
@@ -464,7 +464,7 @@ impl<R: Runtime + Clone> Suite<R> {
         sockets.destroy(s.id()).await.unwrap();
         s.insert("late", "write of a long request").unwrap();
         assert_eq!(sockets.save(s.clone()).await.unwrap_err(), WriteError::Gone);
-        let e = sockets.save_with(s, |s| {
+        let e = sockets.update(s, |s| {
             s.insert("again", 1).unwrap();
         });
         assert_eq!(e.await.unwrap_err(), WriteError::Gone);
