@@ -5,7 +5,6 @@
 //! transcript.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
@@ -17,6 +16,7 @@ use crate::record::{self, SessionCookie};
 use crate::request::{Bytes, Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::store_error::StoreError;
+use crate::time::Now;
 use crate::write::{Redacted, SID_RANDOM_BYTES, destroyed, sid_from_random, ttl_secs};
 
 /// How many fresh ids a create tries before giving up. With 192-bit ids a
@@ -54,10 +54,10 @@ struct Creating {
 }
 
 impl Creating {
-    fn new(config: &Config, data: Map<String, Value>, now: SystemTime) -> Self {
+    fn new(config: &Config, data: Map<String, Value>, now: Now) -> Self {
         Creating {
             data,
-            cookie: config.cookie.to_session_cookie(now),
+            cookie: config.cookie.to_session_cookie(now.wall),
             attempts: 0,
             inserting: None,
         }
@@ -89,7 +89,7 @@ impl Creating {
                         Ok(h) => h,
                         Err(e) => return Some(Err(WriteError::InvalidCookie(e))),
                     };
-                    let ttl = ttl_secs(config, &self.cookie, cx.now);
+                    let ttl = ttl_secs(config, &self.cookie, cx.now.wall);
                     let Ok(ttl_secs @ 1..) = u64::try_from(ttl) else {
                         // maxAge 0: connect-redis would delete, not store.
                         return Some(Err(WriteError::Expired));
@@ -178,7 +178,7 @@ pub type Create = Op<CreateStep>;
 impl Op<CreateStep> {
     /// A session holding `data`, with the configured cookie settings and
     /// its expiry counted from `now`.
-    pub fn new(config: Arc<Config>, data: Map<String, Value>, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, data: Map<String, Value>, now: Now) -> Self {
         let creating = Creating::new(&config, data, now);
         let mut op = Op::with_step(config, now, CreateStep { creating });
         op.begin(|step, cx| {
@@ -244,7 +244,7 @@ pub type Regenerate = Op<RegenerateStep>;
 
 impl Op<RegenerateStep> {
     /// Regenerates `session` at `now`.
-    pub fn new(config: Arc<Config>, session: Session, carry_over: bool, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, session: Session, carry_over: bool, now: Now) -> Self {
         let old = session.id().expose().as_bytes();
         let old_key = config
             .usable_sid(old)

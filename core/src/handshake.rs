@@ -3,7 +3,6 @@
 //! are one `Load`; the order of calls is [`Machine`](crate::Machine)'s.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::cookie::{Lookup, Scan, ValueBuf};
@@ -14,7 +13,7 @@ use crate::record;
 use crate::request::{Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::signature::{SIGNED_PREFIX, unsign};
-use crate::time::millis;
+use crate::time::{Now, millis};
 
 /// The session id a request's cookie names, after verification. `Debug` is
 /// redacted.
@@ -116,7 +115,7 @@ fn loaded(
             // With rolling sessions the stored `cookie.expires` goes stale by
             // design (connect-redis's touch only refreshes the TTL), so the
             // store's TTL is the authority, as it is for express-session.
-            if !cx.config.rolling && rec.cookie.is_expired(millis(cx.now)) {
+            if !cx.config.rolling && rec.cookie.is_expired(millis(cx.now.wall)) {
                 return Err(HandshakeError::Expired);
             }
             Ok(Session::from_record(sid(), rec, bytes.0))
@@ -170,11 +169,11 @@ impl Step for HandshakeStep {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::SystemTime;
-/// use session_sockets_core::{Config, Handshake, Machine, Reply, Request};
+/// use std::time::{Instant, SystemTime};
+/// use session_sockets_core::{Config, Handshake, Machine, Now, Reply, Request};
 ///
 /// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
-/// let now = SystemTime::now();
+/// let now = Now::new(Instant::now(), SystemTime::now());
 /// let mut hs = Handshake::new(config, now);
 /// hs.handle_headers([(
 ///     "cookie",
@@ -182,7 +181,7 @@ impl Step for HandshakeStep {
 /// )]);
 /// let Some(Request::Load { id, key }) = hs.poll_request() else { panic!() };
 /// assert_eq!(key.as_bytes(), b"sess:apple");
-/// hs.handle_reply(id, Reply::Found(br#"{"cookie":{"expires":null},"user":"ada"}"#[..].into()), now);
+/// hs.handle_reply(id, Reply::Found(br#"{"cookie":{"expires":null},"user":"ada"}"#[..].into()), now.instant);
 /// let session = hs.poll_outcome().unwrap().unwrap();
 /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ada"));
 /// ```
@@ -190,7 +189,7 @@ pub type Handshake = Op<HandshakeStep>;
 
 impl Op<HandshakeStep> {
     /// A handshake started at `now`; the store deadline counts from here.
-    pub fn new(config: Arc<Config>, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, now: Now) -> Self {
         Op::with_step(
             config,
             now,
@@ -284,7 +283,7 @@ pub type Reload = Op<ReloadStep>;
 
 impl Op<ReloadStep> {
     /// Reloads the session `sid`, starting at `now`.
-    pub fn new(config: Arc<Config>, sid: &SessionId, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, sid: &SessionId, now: Now) -> Self {
         let mut op = Op::with_step(config, now, ReloadStep { sid: sid.clone() });
         op.begin(|step, cx| {
             let bytes = step.sid.expose().as_bytes();

@@ -5,11 +5,12 @@
 //! [`Step`]: what to do with a reply.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::Failure;
 use crate::request::{Reply, Request, RequestId};
+use crate::time::Now;
 
 /// A sans-IO session machine: store requests out, replies and time in, one
 /// outcome at the end. Every machine of this crate ([`Handshake`],
@@ -42,13 +43,17 @@ use crate::request::{Reply, Request, RequestId};
 ///
 /// # Time
 ///
-/// The machine never reads a clock: the caller passes the time to every
-/// call that needs it. Each request's deadline is the store deadline
-/// ([`Config::store_deadline`]) counted from when it was issued. A reply
-/// that arrives at or after its deadline finishes the machine with
-/// [`Failure::Timeout`] instead of being used, and so does
-/// [`handle_timeout`](Machine::handle_timeout) once the deadline has
-/// passed; calling it early or often is harmless.
+/// The machine never reads a clock: the caller passes the time. Its
+/// constructor takes a [`Now`], both clocks read once; every later call
+/// takes a monotonic [`Instant`] only. Deadlines are instants: each
+/// request's is the store deadline ([`Config::store_deadline`]) counted
+/// from when it was issued. A reply that arrives at or after its deadline
+/// finishes the machine with [`Failure::Timeout`] instead of being used,
+/// and so does [`handle_timeout`](Machine::handle_timeout) once the
+/// deadline has passed; calling it early or often is harmless. The wall
+/// time of a step (for expiry dates and TTLs) is derived from its instant
+/// ([`Now::wall_at`]), so stepping the wall clock forward or back while a
+/// machine runs changes nothing about it.
 ///
 /// # The outcome
 ///
@@ -72,15 +77,15 @@ pub trait Machine {
     fn poll_request(&mut self) -> Option<Request>;
 
     /// Feeds the store's answer to request `id`, at `now`.
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant);
 
     /// When [`Machine::handle_timeout`] should be called at the latest, if
     /// ever (`None`: nothing is outstanding).
-    fn poll_timeout(&self) -> Option<SystemTime>;
+    fn poll_timeout(&self) -> Option<Instant>;
 
     /// Tells the machine the time; it fails closed once its deadline has
     /// passed.
-    fn handle_timeout(&mut self, now: SystemTime);
+    fn handle_timeout(&mut self, now: Instant);
 
     /// The outcome, once: `Some` the first time it is polled after the
     /// machine finished, `None` before and after.
@@ -115,7 +120,8 @@ pub trait Step {
 /// way to issue the next request.
 pub struct Cx<'a> {
     pub(crate) config: &'a Config,
-    pub(crate) now: SystemTime,
+    /// The step's time: its instant and the wall time derived for it.
+    pub(crate) now: Now,
     io: &'a mut Io,
 }
 
@@ -123,7 +129,7 @@ impl Cx<'_> {
     /// Queues the request `build` makes with a fresh id; its deadline is the
     /// store deadline from now.
     pub(crate) fn issue(&mut self, build: impl FnOnce(RequestId) -> Request) {
-        self.io.issue(self.config, self.now, build);
+        self.io.issue(self.config, self.now.instant, build);
     }
 }
 
@@ -132,16 +138,11 @@ impl Cx<'_> {
 struct Io {
     next: u64,
     unsent: Option<Request>,
-    waiting: Option<(RequestId, SystemTime)>,
+    waiting: Option<(RequestId, Instant)>,
 }
 
 impl Io {
-    fn issue(
-        &mut self,
-        config: &Config,
-        now: SystemTime,
-        build: impl FnOnce(RequestId) -> Request,
-    ) {
+    fn issue(&mut self, config: &Config, now: Instant, build: impl FnOnce(RequestId) -> Request) {
         let id = RequestId(self.next);
         self.next += 1;
         // `build` caps the deadline; an unrepresentable one fails closed at
@@ -165,7 +166,7 @@ impl Io {
 #[must_use = "a session machine does nothing until its requests are run"]
 pub struct Op<S: Step> {
     config: Arc<Config>,
-    start: SystemTime,
+    start: Now,
     io: Io,
     pub(crate) step: S,
     finished: bool,
@@ -185,7 +186,7 @@ impl<S: Step> std::fmt::Debug for Op<S> {
 impl<S: Step> Op<S> {
     /// A machine around `step`, started at `now`, with nothing outstanding
     /// yet.
-    pub(crate) fn with_step(config: Arc<Config>, now: SystemTime, step: S) -> Self {
+    pub(crate) fn with_step(config: Arc<Config>, now: Now, step: S) -> Self {
         Op {
             config,
             start: now,
@@ -245,7 +246,7 @@ impl<S: Step> Machine for Op<S> {
         self.io.unsent.take()
     }
 
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant) {
         let Some((waiting, deadline)) = self.io.waiting else {
             return;
         };
@@ -258,7 +259,7 @@ impl<S: Step> Machine for Op<S> {
         }
         let mut cx = Cx {
             config: &self.config,
-            now,
+            now: self.start.at(now),
             io: &mut self.io,
         };
         if let Some(outcome) = self.step.on_reply(&mut cx, reply) {
@@ -266,11 +267,11 @@ impl<S: Step> Machine for Op<S> {
         }
     }
 
-    fn poll_timeout(&self) -> Option<SystemTime> {
+    fn poll_timeout(&self) -> Option<Instant> {
         self.io.waiting.map(|(_, deadline)| deadline)
     }
 
-    fn handle_timeout(&mut self, now: SystemTime) {
+    fn handle_timeout(&mut self, now: Instant) {
         if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
             self.finish(Err(Failure::Timeout.into()));
         }

@@ -11,7 +11,6 @@
 //! counter increment composes with other writers.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
@@ -19,6 +18,7 @@ use crate::machine::{Cx, Op, Step};
 use crate::record;
 use crate::request::{Bytes, Reply, Request, StoreKey};
 use crate::session::Session;
+use crate::time::Now;
 use crate::write::{expired, ttl_secs};
 
 /// A change to apply to a session, re-run on the current record after a
@@ -48,7 +48,7 @@ impl SaveStep {
         cx: &mut Cx<'_>,
         session: Session,
     ) -> Option<Result<Session, WriteError>> {
-        let ttl = ttl_secs(cx.config, session.cookie(), cx.now);
+        let ttl = ttl_secs(cx.config, session.cookie(), cx.now.wall);
         let key = self.key.clone();
         let phase = match (u64::try_from(ttl), session.loaded_bytes()) {
             (Ok(ttl_secs @ 1..), Some(expected)) => {
@@ -161,7 +161,7 @@ impl Op<SaveStep> {
     /// created); finishes at once with `Ok` and no request if not, as
     /// express-session does. On a conflict, this session's changed keys are
     /// re-applied onto the current record.
-    pub fn new(config: Arc<Config>, session: Session, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, session: Session, now: Now) -> Self {
         Self::start(config, session, None, now)
     }
 
@@ -169,12 +169,7 @@ impl Op<SaveStep> {
     /// conflict, runs `update` again on the current record instead of
     /// re-applying keys. Use it for read-modify-write changes (a counter,
     /// appending to a list) so that concurrent writers lose nothing.
-    pub fn update<F>(
-        config: Arc<Config>,
-        mut session: Session,
-        mut update: F,
-        now: SystemTime,
-    ) -> Self
+    pub fn update<F>(config: Arc<Config>, mut session: Session, mut update: F, now: Now) -> Self
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
@@ -182,12 +177,7 @@ impl Op<SaveStep> {
         Self::start(config, session, Some(Box::new(update)), now)
     }
 
-    fn start(
-        config: Arc<Config>,
-        session: Session,
-        update: Option<Update>,
-        now: SystemTime,
-    ) -> Self {
+    fn start(config: Arc<Config>, session: Session, update: Option<Update>, now: Now) -> Self {
         let sid = session.id().expose().as_bytes();
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
         let usable = config.usable_sid(sid);

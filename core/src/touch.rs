@@ -3,7 +3,6 @@
 //! transcript.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::cookie_syntax::check_expires;
@@ -12,7 +11,7 @@ use crate::header::cookie_header;
 use crate::machine::{Cx, Op, Step};
 use crate::request::{Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
-use crate::time::millis;
+use crate::time::{Now, millis};
 use crate::write::{Redacted, destroyed, expired, ttl_secs};
 
 /// The touch's step.
@@ -71,7 +70,7 @@ pub type Touch = Op<TouchStep>;
 
 impl Op<TouchStep> {
     /// Touches `session` at `now`.
-    pub fn new(config: Arc<Config>, session: Session, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, session: Session, now: Now) -> Self {
         let step = TouchStep {
             session: None,
             destroying: false,
@@ -108,14 +107,14 @@ impl TouchStep {
         }
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
         if let Some(max_age) = session.cookie().original_max_age() {
-            let expires = millis(cx.now).saturating_add(max_age);
+            let expires = millis(cx.now.wall).saturating_add(max_age);
             // Past what `Date#toISOString` can write in four digits.
             if let Err(e) = check_expires(expires) {
                 return Some(Err(WriteError::InvalidCookie(e)));
             }
             session.cookie_mut().set_expires(Some(expires));
         }
-        match u64::try_from(ttl_secs(config, session.cookie(), cx.now)) {
+        match u64::try_from(ttl_secs(config, session.cookie(), cx.now.wall)) {
             Ok(ttl_secs @ 1..) => {
                 if config.rolling {
                     match cookie_header(config, session.id(), session.cookie()) {
@@ -167,7 +166,7 @@ pub type Destroy = Op<DestroyStep>;
 
 impl Op<DestroyStep> {
     /// Destroys the session `sid` at `now`.
-    pub fn new(config: Arc<Config>, sid: &SessionId, now: SystemTime) -> Self {
+    pub fn new(config: Arc<Config>, sid: &SessionId, now: Now) -> Self {
         let mut op = Op::with_step(config, now, DestroyStep);
         op.begin(|_, cx| {
             let sid = sid.expose().as_bytes();

@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Instant;
 
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Config, Destroy, Machine, Regenerate, Reload, Reply, Request, Save, Session, SessionId, Touch,
-    record,
+    Config, Destroy, Machine, Now, Regenerate, Reload, Reply, Request, Save, Session, SessionId,
+    Touch, record,
 };
 
 const SID: &str = "sid-1";
@@ -24,8 +24,11 @@ const KEY: &[u8] = b"sess:sid-1";
 const INITIAL: &str =
     r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":0}"#;
 
-fn now() -> SystemTime {
-    from_millis(1_795_954_467_949)
+/// Every operation starts at the same moment: one instant, read once, and
+/// a fixed wall time.
+fn now() -> Now {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    Now::new(*START, from_millis(1_795_954_467_949))
 }
 
 fn config() -> Arc<Config> {
@@ -237,7 +240,7 @@ impl Writer {
     fn step(&mut self, store: &mut Store) {
         let req = self.pending.take().expect("a pending request");
         let reply = store.run(&req);
-        let (id, t) = (req.id(), now());
+        let (id, t) = (req.id(), now().instant);
         match self.running.as_mut().expect("a running machine") {
             Running::Reload(m, _) => m.handle_reply(id, reply, t),
             Running::Save(m) => m.handle_reply(id, reply, t),

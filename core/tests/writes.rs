@@ -5,22 +5,36 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
     Bytes, Config, ConfigError, CookieOptions, CookieSyntaxError, Create, Created, Destroy,
-    Failure, Machine, Regenerate, Reply, Request, RequestId, SameSite, Save, Session, SessionId,
-    Touch, WriteError, cookie_header, record,
+    Failure, Machine, Now, Regenerate, Reply, Request, RequestId, SameSite, Save, Session,
+    SessionId, Touch, WriteError, cookie_header, record,
 };
 
 const T0_MS: i64 = 1_795_954_467_949;
 const DEADLINE: Duration = Duration::from_secs(2);
 
-fn t(ms: i64) -> SystemTime {
-    from_millis(T0_MS + ms)
+/// The monotonic time `ms` after the start of every scripted machine.
+fn t(ms: i64) -> Instant {
+    static BASE: std::sync::LazyLock<Instant> =
+        std::sync::LazyLock::new(|| Instant::now() + Duration::from_secs(3600));
+    let offset = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        *BASE + offset
+    } else {
+        *BASE - offset
+    }
+}
+
+/// Both clocks `ms` after the start: the wall clock then reads
+/// `T0_MS + ms`.
+fn at(ms: i64) -> Now {
+    Now::new(t(ms), from_millis(T0_MS + ms))
 }
 
 fn config() -> Arc<Config> {
@@ -132,7 +146,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
             (Some(e), Some(m)) => e - m,
             _ => rec["request_time_ms"].as_i64().unwrap(),
         };
-        let now = from_millis(created_ms);
+        let now = Now::new(t(0), from_millis(created_ms));
         // The 24 random bytes behind the recorded id.
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sid)
@@ -143,7 +157,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
         let Request::Random { id, len: 24 } = req(&mut m) else {
             panic!("{name}: asks for 24 random bytes first")
         };
-        m.handle_reply(id, Reply::Random(Bytes::from(bytes)), now);
+        m.handle_reply(id, Reply::Random(Bytes::from(bytes)), now.instant);
         let Request::Create {
             id,
             key: k,
@@ -156,7 +170,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
         assert_eq!(k.as_bytes(), key.as_bytes(), "{name}");
         assert_eq!(text(&bytes), value, "{name}");
         assert_eq!(ttl_secs, rec["ttl_seconds"].as_u64().unwrap(), "{name}");
-        m.handle_reply(id, Reply::Created, now);
+        m.handle_reply(id, Reply::Created, now.instant);
         let Created {
             session,
             set_cookie,
@@ -174,7 +188,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
         // The follow-up request with the same cookie, unmodified: only an
         // EXPIRE with the recorded TTL, and a Set-Cookie only when rolling.
         let follow = rec["follow_up_request_same_cookie_unmodified"].clone();
-        let later = from_millis(created_ms + 100);
+        let later = Now::new(t(100), from_millis(created_ms + 100));
         let mut touch = Touch::new(Arc::clone(&config), session, later);
         let Request::Touch {
             id,
@@ -193,7 +207,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
             follow["set_cookie_header"][0].as_str(),
             "{name}"
         );
-        touch.handle_reply(id, Reply::Done, later);
+        touch.handle_reply(id, Reply::Done, later.instant);
         let s = touch.poll_outcome().unwrap().unwrap();
         assert_eq!(
             s.loaded_bytes().map(|b| &b[..]),
@@ -201,7 +215,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
             "{name}: a touch does not rewrite the record"
         );
         assert_eq!(
-            session_sockets_core::ttl_secs(&config, s.cookie(), later),
+            session_sockets_core::ttl_secs(&config, s.cookie(), later.wall),
             cmds[1]["ttl"].as_i64().unwrap()
         );
     }
@@ -302,7 +316,7 @@ fn r3_r14_config_validates_cookie_options() {
 #[test]
 fn create_golden_transcript() {
     let config = config();
-    let mut m = Create::new(Arc::clone(&config), data(json!({"user": "ada"})), t(0));
+    let mut m = Create::new(Arc::clone(&config), data(json!({"user": "ada"})), at(0));
     assert_eq!(m.poll_timeout(), Some(t(0) + DEADLINE));
     assert_eq!(
         req(&mut m),
@@ -348,7 +362,7 @@ fn create_golden_transcript() {
 
 #[test]
 fn create_retries_a_colliding_id_with_fresh_bytes_then_gives_up() {
-    let mut m = Create::new(config(), Map::new(), t(0));
+    let mut m = Create::new(config(), Map::new(), at(0));
     let mut sids = Vec::new();
     for (i, byte) in [1u8, 2, 3].into_iter().enumerate() {
         let Request::Random { id, .. } = req(&mut m) else {
@@ -381,7 +395,7 @@ fn create_every_failing_reply() {
         id
     };
     // Too few random bytes.
-    let mut m = Create::new(config(), Map::new(), t(0));
+    let mut m = Create::new(config(), Map::new(), at(0));
     let id = start(&mut m);
     m.handle_reply(id, Reply::Random(Bytes::from(vec![0; 16])), t(0));
     let e = m.poll_outcome().unwrap().unwrap_err();
@@ -397,7 +411,7 @@ fn create_every_failing_reply() {
         (true, Reply::Swapped, "store_error"),
         (true, Reply::Gone, "store_error"),
     ] {
-        let mut m = Create::new(config(), Map::new(), t(0));
+        let mut m = Create::new(config(), Map::new(), at(0));
         let mut id = start(&mut m);
         if at_create {
             m.handle_reply(id, random(1), t(0));
@@ -424,7 +438,7 @@ fn create_every_failing_reply() {
             .build()
             .unwrap(),
     );
-    let mut m = Create::new(zero, Map::new(), t(0));
+    let mut m = Create::new(zero, Map::new(), at(0));
     let id = start(&mut m);
     m.handle_reply(id, random(1), t(0));
     assert_eq!(m.poll_request(), None);
@@ -436,7 +450,7 @@ fn create_every_failing_reply() {
 #[test]
 fn r25_save_only_when_changed() {
     let s = loaded(REC);
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None, "no write for an unchanged session");
     assert_eq!(m.poll_timeout(), None);
     let s = m.poll_outcome().unwrap().unwrap();
@@ -444,7 +458,7 @@ fn r25_save_only_when_changed() {
     // Setting a key to the value it has is no change either.
     let mut s = s;
     s.insert("n", 1).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
     assert!(m.poll_outcome().unwrap().is_ok());
 }
@@ -453,7 +467,7 @@ fn r25_save_only_when_changed() {
 fn save_golden_transcript() {
     let mut s = loaded(REC);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let expected_new = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":2,"a":"x"}"#;
     assert_eq!(
         req(&mut m),
@@ -480,7 +494,7 @@ fn save_golden_transcript() {
 fn r24_save_never_resurrects() {
     let mut s = loaded(REC);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Gone, t(0));
     let e = m.poll_outcome().unwrap().unwrap_err();
@@ -494,7 +508,7 @@ fn r25_save_conflict_reapplies_only_this_sides_keys() {
     let mut s = loaded(REC);
     s.insert("n", 10).unwrap(); // this side's change
     s.remove("a"); // and a removal
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     // Meanwhile another writer changed `n`, `a` and added `b`.
     let theirs = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":5,"a":"y","b":true}"#;
@@ -525,7 +539,7 @@ fn r25_save_conflict_reapplies_only_this_sides_keys() {
 fn save_conflict_already_holding_the_change_writes_nothing_more() {
     let mut s = loaded(REC);
     s.insert("n", 5).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     let theirs = r#"{"cookie":{"expires":null},"n":5,"z":0}"#;
     m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.as_bytes())), t(0));
@@ -545,7 +559,7 @@ fn save_conflicts_are_bounded() {
     );
     let mut s = loaded(REC);
     s.insert("mine", 1).unwrap();
-    let mut m = Save::new(config, s, t(0));
+    let mut m = Save::new(config, s, at(0));
     for i in 0..3 {
         let id = req(&mut m).id();
         let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
@@ -571,7 +585,7 @@ fn save_every_failing_reply() {
     ] {
         let mut s = loaded(REC);
         s.insert("n", 3).unwrap();
-        let mut m = Save::new(config(), s, t(0));
+        let mut m = Save::new(config(), s, at(0));
         let id = req(&mut m).id();
         m.handle_reply(id, reply.clone(), t(0));
         let e = m.poll_outcome().unwrap().unwrap_err();
@@ -585,7 +599,7 @@ fn save_every_failing_reply() {
         Map::new(),
     );
     s.insert("a", 1).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
@@ -595,7 +609,7 @@ fn save_every_failing_reply() {
     let rec = record::decode(REC.as_bytes()).unwrap();
     let mut s = Session::from_record(SessionId::new("a\nb"), rec, Arc::from(REC.as_bytes()));
     s.insert("a", 1).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
@@ -612,7 +626,7 @@ fn r13_save_of_an_expired_session_destroys_instead() {
     );
     let mut s = loaded(&json);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let Request::Destroy { id, key } = req(&mut m) else {
         panic!("destroys")
     };
@@ -623,7 +637,7 @@ fn r13_save_of_an_expired_session_destroys_instead() {
     // A conflict whose current record has expired destroys too.
     let mut s = loaded(REC);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Conflict(Bytes::from(json.into_bytes())), t(0));
     assert!(matches!(req(&mut m), Request::Destroy { .. }));
@@ -637,7 +651,7 @@ fn save_with_update_reruns_the_update_on_the_current_record() {
         let n = s.get::<i64>("n").unwrap().unwrap_or(0);
         s.insert("n", n + 1).unwrap();
     });
-    let mut m = Save::update(config(), s, bump, t(0));
+    let mut m = Save::update(config(), s, bump, at(0));
     let Request::CompareAndSet { id, new, .. } = req(&mut m) else {
         panic!()
     };
@@ -665,7 +679,7 @@ fn save_with_update_reruns_the_update_on_the_current_record() {
 
 #[test]
 fn r24_a_created_session_is_saveable_against_its_stored_bytes() {
-    let mut c = Create::new(config(), data(json!({"k": 1})), t(0));
+    let mut c = Create::new(config(), data(json!({"k": 1})), at(0));
     let id = req(&mut c).id();
     c.handle_reply(id, random(9), t(0));
     let Request::Create { id, value, .. } = req(&mut c) else {
@@ -674,7 +688,7 @@ fn r24_a_created_session_is_saveable_against_its_stored_bytes() {
     c.handle_reply(id, Reply::Created, t(0));
     let mut s = c.poll_outcome().unwrap().unwrap().session;
     s.insert("k", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let Request::CompareAndSet { expected, .. } = req(&mut m) else {
         panic!()
     };
@@ -690,7 +704,7 @@ fn r25_touch_refreshes_expiry_without_rewriting() {
         session_sockets_core::time::to_iso(T0_MS + 1000)
     );
     let s = loaded(&json);
-    let mut m = Touch::new(config(), s, t(500));
+    let mut m = Touch::new(config(), s, at(500));
     assert_eq!(
         req(&mut m),
         Request::Touch {
@@ -706,7 +720,7 @@ fn r25_touch_refreshes_expiry_without_rewriting() {
     assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(json.as_bytes()));
     assert!(!s.is_changed());
     // A browser-session cookie gets the default TTL.
-    let mut m = Touch::new(config(), loaded(REC), t(0));
+    let mut m = Touch::new(config(), loaded(REC), at(0));
     let Request::Touch { ttl_secs, .. } = req(&mut m) else {
         panic!()
     };
@@ -723,7 +737,7 @@ fn touch_every_reply_and_rolling() {
             .unwrap(),
     );
     let json = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:14:27.949Z","httpOnly":true,"path":"/"}}"#;
-    let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
+    let mut m = Touch::new(Arc::clone(&rolling), loaded(json), at(0));
     let id = req(&mut m).id();
     let header = m.set_cookie().unwrap().to_owned();
     assert!(
@@ -742,13 +756,13 @@ fn touch_every_reply_and_rolling() {
             WriteError::Failed(Failure::Store("x".into())),
         ),
     ] {
-        let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
+        let mut m = Touch::new(Arc::clone(&rolling), loaded(json), at(0));
         let id = req(&mut m).id();
         m.handle_reply(id, reply, t(0));
         assert_eq!(m.poll_outcome().unwrap().unwrap_err(), want);
         assert_eq!(m.set_cookie(), None, "nothing to re-send after a failure");
     }
-    let mut m = Touch::new(config(), loaded(json), t(0));
+    let mut m = Touch::new(config(), loaded(json), at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Swapped, t(0));
     assert_eq!(
@@ -758,7 +772,7 @@ fn touch_every_reply_and_rolling() {
 
     // An originalMaxAge past what a record can hold: refused before any IO.
     let huge = r#"{"cookie":{"originalMaxAge":1e300,"expires":null}}"#;
-    let mut m = Touch::new(config(), loaded(huge), t(0));
+    let mut m = Touch::new(config(), loaded(huge), at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
@@ -767,7 +781,7 @@ fn touch_every_reply_and_rolling() {
 
     // A stored cookie npm cookie cannot serialize: refused before any IO.
     let bad = r#"{"cookie":{"originalMaxAge":null,"expires":null,"domain":"a;b"}}"#;
-    let mut m = Touch::new(Arc::clone(&rolling), loaded(bad), t(0));
+    let mut m = Touch::new(Arc::clone(&rolling), loaded(bad), at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
@@ -782,7 +796,7 @@ fn r13_touch_of_an_expired_browser_session_destroys_it() {
         r#"{{"cookie":{{"originalMaxAge":null,"expires":"{}"}}}}"#,
         session_sockets_core::time::to_iso(T0_MS - 5000)
     );
-    let mut m = Touch::new(config(), loaded(&json), t(0));
+    let mut m = Touch::new(config(), loaded(&json), at(0));
     let Request::Destroy { id, .. } = req(&mut m) else {
         panic!()
     };
@@ -794,7 +808,7 @@ fn r13_touch_of_an_expired_browser_session_destroys_it() {
 
 #[test]
 fn destroy_golden_transcript() {
-    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), at(0));
     assert_eq!(
         req(&mut m),
         Request::Destroy {
@@ -811,19 +825,19 @@ fn destroy_golden_transcript() {
             Err(WriteError::Failed(Failure::Store("x".into()))),
         ),
     ] {
-        let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+        let mut m = Destroy::new(config(), &SessionId::new("sid-1"), at(0));
         let id = req(&mut m).id();
         m.handle_reply(id, reply, t(0));
         assert_eq!(m.poll_outcome(), Some(want));
     }
-    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Exists, t(0));
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err().reason(),
         "store_error"
     );
-    let mut m = Destroy::new(config(), &SessionId::new("x".repeat(300)), t(0));
+    let mut m = Destroy::new(config(), &SessionId::new("x".repeat(300)), at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome(),
@@ -837,7 +851,7 @@ fn destroy_golden_transcript() {
 fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     for carry_over in [true, false] {
         let s = loaded(REC);
-        let mut m = Regenerate::new(config(), s, carry_over, t(0));
+        let mut m = Regenerate::new(config(), s, carry_over, at(0));
         let Request::Random { id, .. } = req(&mut m) else {
             panic!()
         };
@@ -863,7 +877,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
         assert!(created.set_cookie.contains(&sid_of(4)));
     }
     // Destroying the old one failed: fail closed.
-    let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
+    let mut m = Regenerate::new(config(), loaded(REC), true, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, random(4), t(0));
     let id = req(&mut m).id();
@@ -875,7 +889,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
         WriteError::Failed(Failure::Store("down".into()))
     );
     // Creating failed: the old session is left alone.
-    let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
+    let mut m = Regenerate::new(config(), loaded(REC), true, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Failed("rng".into()), t(0));
     assert_eq!(m.poll_request(), None);
@@ -883,7 +897,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     // R15.
     let rec = record::decode(REC.as_bytes()).unwrap();
     let s = Session::from_record(SessionId::new("\u{7f}"), rec, Arc::from(REC.as_bytes()));
-    let mut m = Regenerate::new(config(), s, true, t(0));
+    let mut m = Regenerate::new(config(), s, true, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
@@ -905,27 +919,31 @@ fn every_machine() -> Vec<(&'static str, Factory)> {
     vec![
         (
             "create",
-            Box::new(|| Box::new(Create::new(config(), Map::new(), t(0))) as Box<dyn probe::Probe>),
+            Box::new(|| {
+                Box::new(Create::new(config(), Map::new(), at(0))) as Box<dyn probe::Probe>
+            }),
         ),
         (
             "save",
-            Box::new(|| Box::new(Save::new(config(), changed(), t(0))) as Box<dyn probe::Probe>),
+            Box::new(|| Box::new(Save::new(config(), changed(), at(0))) as Box<dyn probe::Probe>),
         ),
         (
             "touch",
-            Box::new(|| Box::new(Touch::new(config(), loaded(REC), t(0))) as Box<dyn probe::Probe>),
+            Box::new(|| {
+                Box::new(Touch::new(config(), loaded(REC), at(0))) as Box<dyn probe::Probe>
+            }),
         ),
         (
             "destroy",
             Box::new(|| {
-                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), t(0)))
+                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), at(0)))
                     as Box<dyn probe::Probe>
             }),
         ),
         (
             "regenerate",
             Box::new(|| {
-                Box::new(Regenerate::new(config(), loaded(REC), true, t(0)))
+                Box::new(Regenerate::new(config(), loaded(REC), true, at(0)))
                     as Box<dyn probe::Probe>
             }),
         ),
@@ -940,9 +958,9 @@ mod probe {
     /// A machine seen through an object-safe lens.
     pub trait Probe {
         fn poll_request(&mut self) -> Option<Request>;
-        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
-        fn poll_timeout(&self) -> Option<SystemTime>;
-        fn handle_timeout(&mut self, now: SystemTime);
+        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant);
+        fn poll_timeout(&self) -> Option<Instant>;
+        fn handle_timeout(&mut self, now: Instant);
         /// The outcome's error, `Some(None)` for success.
         fn poll_error(&mut self) -> Option<Option<WriteError>>;
     }
@@ -951,13 +969,13 @@ mod probe {
         fn poll_request(&mut self) -> Option<Request> {
             Machine::poll_request(self)
         }
-        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
+        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant) {
             Machine::handle_reply(self, id, reply, now)
         }
-        fn poll_timeout(&self) -> Option<SystemTime> {
+        fn poll_timeout(&self) -> Option<Instant> {
             Machine::poll_timeout(self)
         }
-        fn handle_timeout(&mut self, now: SystemTime) {
+        fn handle_timeout(&mut self, now: Instant) {
             Machine::handle_timeout(self, now)
         }
         fn poll_error(&mut self) -> Option<Option<WriteError>> {
@@ -1047,7 +1065,7 @@ fn every_machine_ignores_wrong_early_and_duplicate_replies() {
 
 #[test]
 fn r16_debug_and_errors_never_show_ids_or_cookies() {
-    let mut m = Create::new(config(), data(json!({"token": "s3cret"})), t(0));
+    let mut m = Create::new(config(), data(json!({"token": "s3cret"})), at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, random(5), t(0));
     let id = req(&mut m).id();

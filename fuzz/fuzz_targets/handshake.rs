@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = machine_config();
     let start = start_time();
-    let deadline = start + config.store_deadline();
+    let deadline = start.instant + config.store_deadline();
     let cookie_lines: Vec<&[u8]> = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
                     && !finished
                     && *at < deadline
                     && matches!(reply, Reply::Found(b)
-                        if decode(b).is_ok_and(|r| !r.cookie.is_expired(millis(*at))))
+                        if decode(b).is_ok_and(|r| !r.cookie.is_expired(millis(start.wall_at(*at)))))
             });
             assert!(granted, "a session without a timely Found reply");
             let Ok(sid) = &resolved else {

@@ -9,7 +9,7 @@ use session_sockets_core::{
 };
 
 use crate::driver::{Stalled, drive};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, start};
 use crate::store::Store;
 
 /// Sessions for socket connections: a [`Config`], a [`Store`] and a
@@ -116,7 +116,7 @@ impl<R: Runtime> SessionSockets<R> {
     /// verifies the session cookie exactly as express-session does, and
     /// loads the session. The error says what to check.
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
-        let mut hs = Handshake::new(Arc::clone(&self.config), self.runtime.now());
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
         hs.handle_header_map(headers);
         self.load(hs).await
     }
@@ -130,7 +130,7 @@ impl<R: Runtime> SessionSockets<R> {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut hs = Handshake::new(Arc::clone(&self.config), self.runtime.now());
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
         hs.handle_headers(headers);
         self.load(hs).await
     }
@@ -142,7 +142,7 @@ impl<R: Runtime> SessionSockets<R> {
         self.load(Reload::new(
             Arc::clone(&self.config),
             id,
-            self.runtime.now(),
+            start(&self.runtime),
         ))
         .await
     }
@@ -154,7 +154,7 @@ impl<R: Runtime> SessionSockets<R> {
     /// re-applied onto the current record (R25). Returns the session as
     /// stored.
     pub async fn save(&self, session: Session) -> Result<Session, WriteError> {
-        let now = self.runtime.now();
+        let now = start(&self.runtime);
         self.write(Save::new(Arc::clone(&self.config), session, now))
             .await
     }
@@ -167,7 +167,7 @@ impl<R: Runtime> SessionSockets<R> {
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
-        let now = self.runtime.now();
+        let now = start(&self.runtime);
         let config = Arc::clone(&self.config);
         self.write(Save::update(config, session, update, now)).await
     }
@@ -176,7 +176,7 @@ impl<R: Runtime> SessionSockets<R> {
     /// rewriting its data (R25). [`WriteError::Gone`] if it no longer
     /// exists.
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
-        let mut touch = Touch::new(Arc::clone(&self.config), session, self.runtime.now());
+        let mut touch = Touch::new(Arc::clone(&self.config), session, start(&self.runtime));
         let session = self.write_mut(&mut touch).await?;
         Ok(Touched {
             session,
@@ -190,7 +190,7 @@ impl<R: Runtime> SessionSockets<R> {
         self.write(Destroy::new(
             Arc::clone(&self.config),
             id,
-            self.runtime.now(),
+            start(&self.runtime),
         ))
         .await
     }
@@ -204,7 +204,7 @@ impl<R: Runtime> SessionSockets<R> {
         carry_over: bool,
     ) -> Result<Created, WriteError> {
         let config = Arc::clone(&self.config);
-        let now = self.runtime.now();
+        let now = start(&self.runtime);
         self.write(Regenerate::new(config, session, carry_over, now))
             .await
     }
@@ -216,7 +216,7 @@ impl<R: Runtime> SessionSockets<R> {
         self.write(Create::new(
             Arc::clone(&self.config),
             data,
-            self.runtime.now(),
+            start(&self.runtime),
         ))
         .await
     }
@@ -367,13 +367,13 @@ mod tests {
             &mut self,
             _: session_sockets_core::RequestId,
             _: session_sockets_core::Reply,
-            _: std::time::SystemTime,
+            _: std::time::Instant,
         ) {
         }
-        fn poll_timeout(&self) -> Option<std::time::SystemTime> {
+        fn poll_timeout(&self) -> Option<std::time::Instant> {
             None
         }
-        fn handle_timeout(&mut self, _: std::time::SystemTime) {}
+        fn handle_timeout(&mut self, _: std::time::Instant) {}
         fn poll_outcome(&mut self) -> Option<Self::Outcome> {
             None
         }
@@ -391,6 +391,104 @@ mod tests {
         assert_eq!(e.reason(), "store_error");
         let cause = e.source().expect("the stall is the cause");
         assert!(cause.downcast_ref::<Stalled>().is_some(), "{cause:?}");
+    }
+
+    /// A runtime whose wall clock is stepped by `jump` right after it is
+    /// first read, as an NTP correction or an operator might do while an
+    /// operation is in flight; it counts the reads.
+    #[derive(Clone, Debug)]
+    struct SteppedWall {
+        base: std::time::SystemTime,
+        jump: std::time::Duration,
+        forward: bool,
+        reads: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl Runtime for SteppedWall {
+        type Sleep = std::future::Pending<()>;
+        fn sleep(&self, _: std::time::Duration) -> Self::Sleep {
+            std::future::pending()
+        }
+        fn wall(&self) -> std::time::SystemTime {
+            let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match (n, self.forward) {
+                (0, _) => self.base,
+                (_, true) => self.base + self.jump,
+                (_, false) => self.base - self.jump,
+            }
+        }
+    }
+
+    #[test]
+    fn r23_a_wall_clock_stepped_an_hour_either_way_mid_operation_fails_nothing() {
+        use futures_lite::future::block_on;
+        let config = Arc::new(
+            Config::builder()
+                .secret("s")
+                .store_deadline(std::time::Duration::from_secs(3))
+                .cookie(session_sockets_core::CookieOptions {
+                    max_age: Some(std::time::Duration::from_secs(7200)),
+                    ..Default::default()
+                })
+                .build()
+                .unwrap(),
+        );
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for forward in [true, false] {
+            // Each operation gets a clock that is stepped after its first
+            // read: an operation reads it once, as it starts, and never
+            // again.
+            let fresh = || {
+                let rt = SteppedWall {
+                    base: std::time::SystemTime::now(),
+                    jump: std::time::Duration::from_secs(3600),
+                    forward,
+                    reads: Arc::default(),
+                };
+                let sockets = SessionSockets::new(Arc::clone(&config), Arc::clone(&store), rt);
+                let reads = Arc::clone(&sockets.runtime().reads);
+                let once = move || {
+                    assert_eq!(
+                        reads.load(std::sync::atomic::Ordering::SeqCst),
+                        1,
+                        "{forward}"
+                    );
+                };
+                (sockets, once)
+            };
+            let (sockets, once) = fresh();
+            let created = block_on(sockets.create(Map::new())).unwrap();
+            once();
+            let cookie = created.set_cookie.split(';').next().unwrap().to_owned();
+
+            let (sockets, once) = fresh();
+            let mut session = block_on(sockets.session_from_pairs([("cookie", cookie.as_str())]))
+                .unwrap_or_else(|e| panic!("handshake ({forward}): {e}"));
+            once();
+            let (sockets, once) = fresh();
+            session = block_on(sockets.reload(session.id())).unwrap();
+            once();
+            session.insert("n", 1).unwrap();
+            let (sockets, once) = fresh();
+            session = block_on(sockets.save(session)).unwrap();
+            once();
+            let (sockets, once) = fresh();
+            session = block_on(sockets.update(session, |s| {
+                let _ = s.insert("m", 2);
+            }))
+            .unwrap();
+            once();
+            let (sockets, once) = fresh();
+            let touched = block_on(sockets.touch(session)).unwrap();
+            once();
+            let (sockets, once) = fresh();
+            let regenerated = block_on(sockets.regenerate(touched.session, true)).unwrap();
+            once();
+            assert_eq!(regenerated.session.get::<i64>("m").unwrap(), Some(2));
+            let (sockets, once) = fresh();
+            block_on(sockets.destroy(regenerated.session.id())).unwrap();
+            once();
+        }
     }
 
     #[test]
