@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
 use crate::machine::{Cx, Op, Step};
@@ -39,6 +41,9 @@ pub struct SaveStep {
     attempts: u32,
     /// The outstanding request and the session it would store.
     pending: Option<(Phase, Session)>,
+    /// What the session handed to the save held for its changed keys; the
+    /// saved session remembers it (see `Session::adopt_saved`).
+    sent: Vec<(String, Option<Value>)>,
 }
 
 impl SaveStep {
@@ -82,6 +87,19 @@ impl Step for SaveStep {
     const NAME: &'static str = "Save";
 
     fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
+        let outcome = self.decide(cx, reply)?;
+        Some(outcome.map(|s| self.stored(s)))
+    }
+}
+
+impl SaveStep {
+    /// The saved session, remembering what it was handed.
+    fn stored(&mut self, mut session: Session) -> Session {
+        session.set_sent(std::mem::take(&mut self.sent));
+        session
+    }
+
+    fn decide(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
         // Every request is issued with its pending state: the machine only
         // passes on replies to an outstanding request.
         let (phase, mut session) = self.pending.take()?;
@@ -162,7 +180,8 @@ impl Op<SaveStep> {
     /// express-session does. On a conflict, this session's changed keys are
     /// re-applied onto the current record.
     pub fn new(config: Arc<Config>, session: Session, now: Now) -> Self {
-        Self::start(config, session, None, now)
+        let sent = session.handed();
+        Self::start(config, session, None, sent, now)
     }
 
     /// Applies `update` to `session`, then saves as [`Save::new`]; on a
@@ -173,11 +192,19 @@ impl Op<SaveStep> {
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
+        // The session as handed in, before the update changes it.
+        let sent = session.handed();
         update(&mut session);
-        Self::start(config, session, Some(Box::new(update)), now)
+        Self::start(config, session, Some(Box::new(update)), sent, now)
     }
 
-    fn start(config: Arc<Config>, session: Session, update: Option<Update>, now: Now) -> Self {
+    fn start(
+        config: Arc<Config>,
+        session: Session,
+        update: Option<Update>,
+        sent: Vec<(String, Option<Value>)>,
+        now: Now,
+    ) -> Self {
         let sid = session.id().expose().as_bytes();
         let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
         let usable = config.usable_sid(sid);
@@ -186,6 +213,7 @@ impl Op<SaveStep> {
             update,
             attempts: 0,
             pending: None,
+            sent,
         };
         let mut op = Op::with_step(config, now, step);
         op.begin(|step, cx| {
@@ -194,7 +222,7 @@ impl Op<SaveStep> {
             } else if session.loaded_bytes().is_none() {
                 Some(Err(WriteError::NotStored))
             } else if !session.is_changed() {
-                Some(Ok(session))
+                Some(Ok(step.stored(session)))
             } else {
                 step.attempt(cx, session)
             }

@@ -344,7 +344,7 @@ impl<R: Runtime + Clone> SocketSession<R> {
             return Ok(());
         }
         let saved = self.inner.sessions.save(snapshot.clone()).await?;
-        self.stored(&snapshot, &saved);
+        self.stored(&saved);
         Ok(())
     }
 
@@ -369,14 +369,14 @@ impl<R: Runtime + Clone> SocketSession<R> {
     {
         let sent = self.snapshot();
         let saved = self.inner.sessions.update(sent.clone(), update).await?;
-        self.stored(&sent, &saved);
+        self.stored(&saved);
         Ok(saved)
     }
 
     /// Takes the stored session, then re-applies whatever this socket
-    /// changed since `sent` was handed to the save.
-    fn stored(&self, sent: &Session, saved: &Session) {
-        self.lock().adopt_saved(sent, saved);
+    /// changed since its copy was handed to the save.
+    fn stored(&self, saved: &Session) {
+        self.lock().adopt_saved(saved);
     }
 
     /// Loads the session again from the store and makes it this socket's
