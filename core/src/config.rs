@@ -206,7 +206,9 @@ impl ConfigBuilder {
     }
 
     /// The secrets, as in express-session's `secret` option: the first signs
-    /// new cookies, every one verifies (rotation, R21). Required.
+    /// new cookies, every one verifies (rotation, [R21]). Required.
+    ///
+    /// [R21]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r21
     pub fn secrets<I, S>(mut self, secrets: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -224,8 +226,10 @@ impl ConfigBuilder {
     /// Accept cookie values without the `s:` signature prefix as raw session
     /// ids. Off by default, which is express-session's behaviour; on
     /// reproduces session.socket.io's looser lookup. Anyone who can set a
-    /// cookie can then pick a session id (R12): use only with a store whose
+    /// cookie can then pick a session id ([R12]): use only with a store whose
     /// ids are unguessable and never issued unsigned.
+    ///
+    /// [R12]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r12
     pub fn accept_unsigned(mut self, yes: bool) -> Self {
         self.accept_unsigned = yes;
         self
@@ -249,7 +253,9 @@ impl ConfigBuilder {
     }
 
     /// Allow any well-formed origin. This turns off the defence against
-    /// cross-site WebSocket hijacking (R5); prefer [`Self::allowed_origins`].
+    /// cross-site WebSocket hijacking ([R5]); prefer [`Self::allowed_origins`].
+    ///
+    /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub fn allow_any_origin(mut self) -> Self {
         self.origin.allowed = AllowedOrigins::Any;
         self
@@ -262,7 +268,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// Whether `Origin: null` passes (default `false`, R7).
+    /// Whether `Origin: null` passes (default `false`, [R7]).
+    ///
+    /// [R7]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r7
     pub fn allow_null_origin(mut self, yes: bool) -> Self {
         self.origin.allow_null = yes;
         self
@@ -275,20 +283,26 @@ impl ConfigBuilder {
     }
 
     /// How long to wait for the store on each operation before failing
-    /// closed with a timeout (R23). Default 3 s.
+    /// closed with a timeout ([R23]). Default 3 s.
+    ///
+    /// [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
     pub fn store_deadline(mut self, deadline: Duration) -> Self {
         self.store_deadline = deadline;
         self
     }
 
-    /// Bounds on `Cookie` header parsing (R4).
+    /// Bounds on `Cookie` header parsing ([R4]).
+    ///
+    /// [R4]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r4
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// The longest session id, in bytes, that is used as a store key (R15).
+    /// The longest session id, in bytes, that is used as a store key ([R15]).
     /// Default 256; express-session's ids are 32.
+    ///
+    /// [R15]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r15
     pub fn max_sid_len(mut self, len: usize) -> Self {
         self.max_sid_len = len;
         self
@@ -312,7 +326,9 @@ impl ConfigBuilder {
 
     /// The cookie settings of new sessions, as express-session's `cookie`
     /// option (default: `Path=/; HttpOnly`, no `Max-Age`, so a
-    /// browser-session cookie). Path and domain are checked at build (R3).
+    /// browser-session cookie). Path and domain are checked at build ([R3]).
+    ///
+    /// [R3]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r3
     pub fn cookie(mut self, cookie: CookieOptions) -> Self {
         self.cookie = cookie;
         self
@@ -326,7 +342,9 @@ impl ConfigBuilder {
     /// while the browser's cookie keeps being renewed, so with `rolling` the
     /// store's TTL is the authority on expiry (as it is for express-session)
     /// and loads do not refuse a record whose stored `expires` has passed.
-    /// Without it, such a record is no session (R13).
+    /// Without it, such a record is no session ([R13]).
+    ///
+    /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     pub fn rolling(mut self, yes: bool) -> Self {
         self.rolling = yes;
         self

@@ -41,7 +41,9 @@ pub struct CookieOptions {
     /// `cookie.maxAge`: the cookie and the record expire this long after
     /// creation (or after each touch). `None`: a browser-session cookie.
     pub max_age: Option<Duration>,
-    /// `cookie.secure`: send the cookie over HTTPS only (R14).
+    /// `cookie.secure`: send the cookie over HTTPS only ([R14]).
+    ///
+    /// [R14]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r14
     pub secure: bool,
     /// `cookie.httpOnly`: hide the cookie from page scripts (default `true`).
     pub http_only: bool,

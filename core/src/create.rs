@@ -1,8 +1,11 @@
-//! Creating sessions: [`Create`] (insert-only, R24) and [`Regenerate`]
-//! (a new id for the same user, the old one destroyed, R11).
+//! Creating sessions: [`Create`] (insert-only, [R24]) and [`Regenerate`]
+//! (a new id for the same user, the old one destroyed, [R11]).
 //!
 //! The order of calls is [`Machine`](crate::Machine)'s; each type shows its
 //! transcript.
+//!
+//! [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
+//! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 
 use std::sync::Arc;
 

@@ -81,11 +81,11 @@
 //!   [`Config::max_save_attempts`] times. [`Save::update`] re-runs an
 //!   update closure on the current record instead, so read-modify-write
 //!   changes such as counters compose. A save never re-creates a destroyed
-//!   or expired session ([`WriteError::Gone`], R24).
+//!   or expired session ([`WriteError::Gone`], [R24]).
 //! - [`Touch`]: refreshes the expiry (`expires = now + originalMaxAge`) and
 //!   the store TTL only; with `rolling`, the header to re-send.
 //! - [`Destroy`] (logout) and [`Regenerate`] (a new id on login, the old
-//!   one destroyed, R11).
+//!   one destroyed, [R11]).
 //!
 //! TTLs are connect-redis's: `ceil((expires - now) / 1 s)`, or
 //! [`Config::default_ttl`] for a browser-session cookie; a TTL <= 0 destroys
@@ -115,6 +115,9 @@
 //! let saved = save.poll_outcome().unwrap().unwrap();
 //! assert!(!saved.is_changed());
 //! ```
+//!
+//! [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
+//! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -1,6 +1,6 @@
 //! Saving a session: compare-and-set against the exact bytes it was loaded
 //! from, so that concurrent writers lose nothing and nothing destroyed comes
-//! back (R24, R25).
+//! back ([R24], [R25]).
 //!
 //! The transcript is on [`Save`].
 //!
@@ -9,6 +9,9 @@
 //! stored record has now. With [`Save::update`] the update closure is
 //! re-run on the current record instead, so a read-modify-write such as a
 //! counter increment composes with other writers.
+//!
+//! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+//! [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
 
 use std::sync::Arc;
 

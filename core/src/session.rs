@@ -8,8 +8,10 @@ use serde_json::{Map, Value};
 
 use crate::record::{self, Record, SessionCookie};
 
-/// A session id. `Debug` is redacted (R16); read it with [`SessionId::expose`]
+/// A session id. `Debug` is redacted ([R16]); read it with [`SessionId::expose`]
 /// only where it must leave the process (a store key, a signed cookie).
+///
+/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(Arc<str>);
 

@@ -27,7 +27,9 @@ pub fn ttl_secs(config: &Config, cookie: &SessionCookie, now: SystemTime) -> i64
 }
 
 /// How many random bytes a new session id takes: express-session's
-/// `uid(24)`, 192 bits (R10).
+/// `uid(24)`, 192 bits ([R10]).
+///
+/// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
 pub const SID_RANDOM_BYTES: usize = 24;
 
 /// The session id express-session's `uid-safe` makes from random bytes:
@@ -40,7 +42,9 @@ pub fn sid_from_random(bytes: &[u8]) -> Option<String> {
 }
 
 /// A string that holds a session id (a `Set-Cookie` value): `Debug` is
-/// redacted (R16).
+/// redacted ([R16]).
+///
+/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Redacted(pub(crate) String);
 

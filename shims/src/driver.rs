@@ -1,5 +1,5 @@
 //! The driver: one async loop that runs any core [`Machine`] against a
-//! [`Store`], with the machine's deadline on every store call (R23).
+//! [`Store`], with the machine's deadline on every store call ([R23]).
 //!
 //! The loop only moves bytes and waits; every decision (what to load, what
 //! to write, when a reply is too late) is the machine's:
@@ -12,6 +12,8 @@
 //!    call is then dropped, which cancels it);
 //! 3. return [`Machine::poll_outcome`] once there is one; otherwise sleep
 //!    until the deadline and call [`Machine::handle_timeout`].
+//!
+//! [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
 
 use std::time::Duration;
 
@@ -45,7 +47,8 @@ impl std::error::Error for Stalled {}
 /// that never answers fails the machine at the deadline
 /// ([`Failure::Timeout`](crate::Failure::Timeout)) instead of hanging.
 /// Deadlines are [`Runtime::now`] instants and the timer is
-/// [`Runtime::sleep_until`], so the wall clock plays no part in them. Random bytes come from the operating system's CSPRNG (R10).
+/// [`Runtime::sleep_until`], so the wall clock plays no part in them.
+/// Random bytes come from the operating system's CSPRNG ([R10]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -65,6 +68,8 @@ impl std::error::Error for Stalled {}
 /// let outcome = futures_lite::future::block_on(drive(&mut reload, &store, &Rt)).unwrap();
 /// assert_eq!(outcome.unwrap_err(), HandshakeError::SessionNotFound);
 /// ```
+///
+/// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
 pub async fn drive<M, R>(
     machine: &mut M,
     store: &dyn Store,
@@ -165,7 +170,9 @@ fn failed(e: StoreError) -> Reply {
     Reply::Failed(e)
 }
 
-/// `len` bytes from the OS CSPRNG (R10).
+/// `len` bytes from the OS CSPRNG ([R10]).
+///
+/// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
 fn random(len: usize) -> Reply {
     let mut buf = vec![0u8; len];
     match getrandom::fill(&mut buf) {

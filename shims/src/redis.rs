@@ -5,8 +5,8 @@
 //! | operation | Redis command |
 //! |---|---|
 //! | load | `GET key` |
-//! | create | `SET key value NX EX ttl` (insert-only, R24) |
-//! | save | one Lua script: `GET`, compare with the loaded bytes, then `SET key value EX ttl` or report the conflict (never creates, R24) |
+//! | create | `SET key value NX EX ttl` (insert-only, [R24]) |
+//! | save | one Lua script: `GET`, compare with the loaded bytes, then `SET key value EX ttl` or report the conflict (never creates, [R24]) |
 //! | touch | `EXPIRE key ttl` |
 //! | destroy | `DEL key` |
 //!
@@ -19,11 +19,14 @@
 //! background after Redis restarts. Every command is bounded by a response
 //! timeout, and every connection attempt by a connection timeout, so a
 //! Redis that is down or paused yields a [`StoreError`] quickly instead of a
-//! hang (R23); the driver's per-call deadline bounds it again on top.
+//! hang ([R23]); the driver's per-call deadline bounds it again on top.
 //!
 //! Runtimes: under tokio the client uses tokio; anywhere else (smol,
 //! async-std, a plain `block_on`) it uses smol's reactor and executor, which
 //! run independently of the caller's executor.
+//!
+//! [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
+//! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 
 use std::time::Duration;
 

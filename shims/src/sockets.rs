@@ -20,18 +20,24 @@ use crate::store::Store;
 ///   the session of a connection, from its handshake request's headers
 ///   (`Origin` check, cookie, signature, load).
 /// - [`reload`](Self::reload): the session again by id, to pick up what an
-///   HTTP route changed (session.socket.io's `getSession`, R9).
+///   HTTP route changed (session.socket.io's `getSession`, [R9]).
 /// - [`save`](Self::save) / [`update`](Self::update): write changes
 ///   back without losing another writer's keys and without resurrecting a
-///   destroyed session (R24, R25).
+///   destroyed session ([R24], [R25]).
 /// - [`touch`](Self::touch), [`destroy`](Self::destroy),
-///   [`regenerate`](Self::regenerate) (new id on login, R11),
+///   [`regenerate`](Self::regenerate) (new id on login, [R11]),
 ///   [`create`](Self::create).
 ///
 /// Every store call has the config's store deadline
 /// ([`ConfigBuilder::store_deadline`](crate::ConfigBuilder::store_deadline)):
 /// a store that does not answer in time fails closed with a `Timeout`
-/// error (R23).
+/// error ([R23]).
+///
+/// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
+/// [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
+/// [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
+/// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+/// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
 pub struct SessionSockets<R> {
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -112,9 +118,11 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// The session of a connection whose handshake request carried
-    /// `headers`: checks `Origin` (before any store lookup, R5), finds and
+    /// `headers`: checks `Origin` (before any store lookup, [R5]), finds and
     /// verifies the session cookie exactly as express-session does, and
     /// loads the session. The error says what to check.
+    ///
+    /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
         let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
         hs.handle_header_map(headers);
@@ -123,7 +131,9 @@ impl<R: Runtime> SessionSockets<R> {
 
     /// [`Self::session`] for headers as `(name, value)` byte pairs in wire
     /// order (names matched case-insensitively; several `Cookie` lines are
-    /// one list, R17).
+    /// one list, [R17]).
+    ///
+    /// [R17]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r17
     pub async fn session_from_pairs<I, N, V>(&self, headers: I) -> Result<Session, HandshakeError>
     where
         I: IntoIterator<Item = (N, V)>,
@@ -137,7 +147,9 @@ impl<R: Runtime> SessionSockets<R> {
 
     /// The session `id` as the store holds it now (session.socket.io's
     /// `getSession`): how a long-lived socket re-validates its session and
-    /// sees what an HTTP route changed (R9).
+    /// sees what an HTTP route changed ([R9]).
+    ///
+    /// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
     pub async fn reload(&self, id: &SessionId) -> Result<Session, HandshakeError> {
         self.load(Reload::new(
             Arc::clone(&self.config),
@@ -149,10 +161,13 @@ impl<R: Runtime> SessionSockets<R> {
 
     /// Saves `session` if it changed since it was loaded (no store call
     /// otherwise). Only update: a session destroyed or expired meanwhile
-    /// fails with [`WriteError::Gone`] and is not brought back (R24). If
+    /// fails with [`WriteError::Gone`] and is not brought back ([R24]). If
     /// another writer saved first, this session's changed keys are
-    /// re-applied onto the current record (R25). Returns the session as
+    /// re-applied onto the current record ([R25]). Returns the session as
     /// stored.
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn save(&self, session: Session) -> Result<Session, WriteError> {
         let now = start(&self.runtime);
         self.write(Save::new(Arc::clone(&self.config), session, now))
@@ -173,8 +188,10 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// Refreshes the session's expiry and the store's time to live without
-    /// rewriting its data (R25). [`WriteError::Gone`] if it no longer
+    /// rewriting its data ([R25]). [`WriteError::Gone`] if it no longer
     /// exists.
+    ///
+    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
         let mut touch = Touch::new(Arc::clone(&self.config), session, start(&self.runtime));
         let session = self.write_mut(&mut touch).await?;
@@ -185,7 +202,9 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// Destroys the session `id` (logout): every later save of it fails
-    /// with [`WriteError::Gone`] (R24). No error if it did not exist.
+    /// with [`WriteError::Gone`] ([R24]). No error if it did not exist.
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn destroy(&self, id: &SessionId) -> Result<(), WriteError> {
         self.write(Destroy::new(
             Arc::clone(&self.config),
@@ -195,9 +214,11 @@ impl<R: Runtime> SessionSockets<R> {
         .await
     }
 
-    /// Gives `session` a new id (on login or any privilege change, R11):
+    /// Gives `session` a new id (on login or any privilege change, [R11]):
     /// stores a new record (with the old data if `carry_over`) and destroys
     /// the old one. Send the returned `set_cookie` to the client.
+    ///
+    /// [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
     pub async fn regenerate(
         &self,
         session: Session,
@@ -210,8 +231,11 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// Creates and stores a new session holding `data`, with a fresh id
-    /// from the OS CSPRNG (R10) inserted only if free (R24). Send the
+    /// from the OS CSPRNG ([R10]) inserted only if free ([R24]). Send the
     /// returned `set_cookie` to the client.
+    ///
+    /// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn create(&self, data: Map<String, Value>) -> Result<Created, WriteError> {
         self.write(Create::new(
             Arc::clone(&self.config),

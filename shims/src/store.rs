@@ -20,7 +20,9 @@ pub enum CasOutcome {
     /// Nothing was written.
     Conflict(Vec<u8>),
     /// There is no record (destroyed or expired). Nothing was written: a
-    /// compare-and-set never creates (R24).
+    /// compare-and-set never creates ([R24]).
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     Gone,
 }
 
@@ -37,7 +39,9 @@ impl std::fmt::Debug for CasOutcome {
 /// A session store holding express-session records by key, each with a time
 /// to live. Keys and values are opaque bytes; the core decides what they
 /// hold. Implementations must never log keys or values (they hold session
-/// ids and session data, R16).
+/// ids and session data, [R16]).
+///
+/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 pub trait Store: Send + Sync + 'static {
     /// The record at `key`, or `None`.
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>>;
