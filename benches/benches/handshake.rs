@@ -17,7 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use session_sockets_benches::{BareVerify, HEADER, SID, SIGNED, config, now, request_headers};
 use session_sockets_core::cookie::{decode, pairs};
 use session_sockets_core::signature::unsign;
-use session_sockets_core::{Handshake, resolve_cookie};
+use session_sockets_core::{Handshake, Machine, resolve_cookie};
 
 fn handshake(c: &mut Criterion) {
     let config = config();

@@ -7,13 +7,13 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hmac::{Hmac, Mac};
-use session_sockets_core::Config;
+use session_sockets_core::{Config, Now};
 use sha2::Sha256;
 
 /// The benchmark Cookie header, byte for byte the one the Node reference
@@ -71,9 +71,14 @@ pub fn config() -> Arc<Config> {
     )
 }
 
-/// A fixed "now" for the machines.
-pub fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_958_067)
+/// A fixed "now" for the machines: one monotonic instant, read the first
+/// time, and a fixed wall time (no clock is read in the timed loops).
+pub fn now() -> Now {
+    static START: OnceLock<Instant> = OnceLock::new();
+    Now::new(
+        *START.get_or_init(Instant::now),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_958_067),
+    )
 }
 
 /// HMAC-SHA256 keyed once with [`SECRET`].
@@ -122,7 +127,7 @@ impl Default for BareVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_sockets_core::{Handshake, Request, resolve_cookie};
+    use session_sockets_core::{Handshake, Machine, Request, resolve_cookie};
 
     #[test]
     fn inputs_agree_with_each_other() {

@@ -4,7 +4,7 @@
 //! allocator, so the test harness's own threads do not interfere.
 
 use session_sockets_benches::{HEADER, SID, config, now, request_headers};
-use session_sockets_core::{Handshake, Request, resolve_cookie};
+use session_sockets_core::{Handshake, Machine, Request, resolve_cookie};
 
 #[test]
 fn the_counter_sees_allocations() {

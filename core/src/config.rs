@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::cookie::Limits;
+use crate::cookie_options::CookieOptions;
+use crate::cookie_syntax::{check_domain, check_max_age, check_name, check_path};
 use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
-use crate::set_cookie::{CookieOptions, is_cookie_domain, is_cookie_path};
 use crate::signature::Key;
 
 /// Settings shared by every session machine. Build with [`Config::builder`].
@@ -118,6 +119,15 @@ impl Config {
         self.rolling
     }
 
+    /// Whether `sid` may be used as a store key ([R15]): at most
+    /// [`Self::max_sid_len`] bytes and no ASCII control character. Every
+    /// machine checks it before it sends a request for the id.
+    ///
+    /// [R15]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r15
+    pub fn usable_sid(&self, sid: &[u8]) -> bool {
+        sid.len() <= self.max_sid_len && !sid.iter().any(|&b| b < 0x20 || b == 0x7f)
+    }
+
     /// express-session's cookie value for `sid` (`s:` + sid + `.` +
     /// signature), signed with the first secret. Not yet percent-encoded.
     pub fn sign(&self, sid: &str) -> String {
@@ -196,7 +206,9 @@ impl ConfigBuilder {
     }
 
     /// The secrets, as in express-session's `secret` option: the first signs
-    /// new cookies, every one verifies (rotation, R21). Required.
+    /// new cookies, every one verifies (rotation, [R21]). Required.
+    ///
+    /// [R21]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r21
     pub fn secrets<I, S>(mut self, secrets: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -214,8 +226,10 @@ impl ConfigBuilder {
     /// Accept cookie values without the `s:` signature prefix as raw session
     /// ids. Off by default, which is express-session's behaviour; on
     /// reproduces session.socket.io's looser lookup. Anyone who can set a
-    /// cookie can then pick a session id (R12): use only with a store whose
+    /// cookie can then pick a session id ([R12]): use only with a store whose
     /// ids are unguessable and never issued unsigned.
+    ///
+    /// [R12]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r12
     pub fn accept_unsigned(mut self, yes: bool) -> Self {
         self.accept_unsigned = yes;
         self
@@ -239,7 +253,9 @@ impl ConfigBuilder {
     }
 
     /// Allow any well-formed origin. This turns off the defence against
-    /// cross-site WebSocket hijacking (R5); prefer [`Self::allowed_origins`].
+    /// cross-site WebSocket hijacking ([R5]); prefer [`Self::allowed_origins`].
+    ///
+    /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub fn allow_any_origin(mut self) -> Self {
         self.origin.allowed = AllowedOrigins::Any;
         self
@@ -252,7 +268,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// Whether `Origin: null` passes (default `false`, R7).
+    /// Whether `Origin: null` passes (default `false`, [R7]).
+    ///
+    /// [R7]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r7
     pub fn allow_null_origin(mut self, yes: bool) -> Self {
         self.origin.allow_null = yes;
         self
@@ -265,20 +283,26 @@ impl ConfigBuilder {
     }
 
     /// How long to wait for the store on each operation before failing
-    /// closed with a timeout (R23). Default 3 s.
+    /// closed with a timeout ([R23]). Default 3 s.
+    ///
+    /// [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
     pub fn store_deadline(mut self, deadline: Duration) -> Self {
         self.store_deadline = deadline;
         self
     }
 
-    /// Bounds on `Cookie` header parsing (R4).
+    /// Bounds on `Cookie` header parsing ([R4]).
+    ///
+    /// [R4]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r4
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// The longest session id, in bytes, that is used as a store key (R15).
+    /// The longest session id, in bytes, that is used as a store key ([R15]).
     /// Default 256; express-session's ids are 32.
+    ///
+    /// [R15]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r15
     pub fn max_sid_len(mut self, len: usize) -> Self {
         self.max_sid_len = len;
         self
@@ -302,7 +326,9 @@ impl ConfigBuilder {
 
     /// The cookie settings of new sessions, as express-session's `cookie`
     /// option (default: `Path=/; HttpOnly`, no `Max-Age`, so a
-    /// browser-session cookie). Path and domain are checked at build (R3).
+    /// browser-session cookie). Path and domain are checked at build ([R3]).
+    ///
+    /// [R3]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r3
     pub fn cookie(mut self, cookie: CookieOptions) -> Self {
         self.cookie = cookie;
         self
@@ -316,7 +342,9 @@ impl ConfigBuilder {
     /// while the browser's cookie keeps being renewed, so with `rolling` the
     /// store's TTL is the authority on expiry (as it is for express-session)
     /// and loads do not refuse a record whose stored `expires` has passed.
-    /// Without it, such a record is no session (R13).
+    /// Without it, such a record is no session ([R13]).
+    ///
+    /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     pub fn rolling(mut self, yes: bool) -> Self {
         self.rolling = yes;
         self
@@ -330,7 +358,7 @@ impl ConfigBuilder {
         if self.secrets.iter().any(Vec::is_empty) {
             return Err(ConfigError::EmptySecret);
         }
-        if !is_cookie_name(self.cookie_name.as_bytes()) {
+        if check_name(self.cookie_name.as_bytes()).is_err() {
             return Err(ConfigError::InvalidCookieName(self.cookie_name));
         }
         if let AllowedOrigins::List(list) = &self.origin.allowed
@@ -357,15 +385,15 @@ impl ConfigBuilder {
         if self
             .cookie
             .max_age
-            .is_some_and(|d| d > Duration::from_secs(MAX_COOKIE_AGE_SECS))
+            .is_some_and(|d| check_max_age(d).is_err())
         {
             return Err(ConfigError::InvalidMaxAge);
         }
-        if !is_cookie_path(&self.cookie.path) {
+        if check_path(&self.cookie.path).is_err() {
             return Err(ConfigError::InvalidCookiePath(self.cookie.path));
         }
         if let Some(domain) = &self.cookie.domain
-            && !is_cookie_domain(domain)
+            && check_domain(domain).is_err()
         {
             return Err(ConfigError::InvalidCookieDomain(domain.clone()));
         }
@@ -385,35 +413,6 @@ impl ConfigBuilder {
             rolling: self.rolling,
         })
     }
-}
-
-/// The longest cookie `max_age` accepted: 1000 years, so that every expiry
-/// stays a four-digit-year ISO date as `Date#toISOString` writes it.
-const MAX_COOKIE_AGE_SECS: u64 = 1000 * 365 * 86_400;
-
-/// An RFC 6265 cookie name: one or more token characters (R3).
-pub(crate) fn is_cookie_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
 }
 
 /// A setting [`ConfigBuilder::build`] refused. The message says what to fix.

@@ -31,7 +31,9 @@ pub(crate) const INLINE_VALUE: usize = 80;
 /// A decoded cookie value, inline up to [`INLINE_VALUE`] bytes.
 pub(crate) type ValueBuf = SmallVec<[u8; INLINE_VALUE]>;
 
-/// Bounds on the work done for one request's `Cookie` header lines (R4).
+/// Bounds on the work done for one request's `Cookie` header lines ([R4]).
+///
+/// [R4]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r4
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum total bytes over all `Cookie` header lines.

@@ -1,15 +1,125 @@
-//! Why a handshake found no session. Every message says what to check.
+//! The error vocabulary of every machine: why a handshake or a reload found
+//! no session ([`HandshakeError`]), why a write did not happen
+//! ([`WriteError`]), and the failures both share, defined once
+//! ([`Failure`]). Every message says what to check; none holds a session
+//! id, cookie value or secret ([R16]).
+//!
+//! [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
+
+use std::error::Error;
 
 use crate::cookie::LimitExceeded;
+use crate::cookie_syntax::CookieSyntaxError;
 use crate::origin::OriginRejection;
 use crate::record::RecordError;
+use crate::request::Reply;
+use crate::store_error::StoreError;
 
-/// Why a handshake ended without a session.
+/// What can go wrong between any machine and its store, for loads and
+/// writes alike. [`HandshakeError::Failed`] and [`WriteError::Failed`]
+/// carry it, so each kind, its [`reason`](Self::reason) code and its message
+/// exist once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The session id is too long or holds control characters, so it is not
+    /// used as a store key ([R15]).
+    ///
+    /// [R15]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r15
+    InvalidSessionId,
+    /// The store returned something that is not an express-session record.
+    MalformedRecord(RecordError),
+    /// The store failed, or answered out of protocol; the error keeps the
+    /// store's cause ([`Error::source`]).
+    Store(StoreError),
+    /// The store did not answer before the deadline ([R23]).
+    ///
+    /// [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
+    Timeout,
+}
+
+impl Failure {
+    /// A stable snake_case code: `invalid_session_id`, `malformed_record`,
+    /// `store_error` or `timeout`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::InvalidSessionId => "invalid_session_id",
+            Failure::MalformedRecord(_) => "malformed_record",
+            Failure::Store(_) => "store_error",
+            Failure::Timeout => "timeout",
+        }
+    }
+
+    /// Whose fault it is: the request's for an unusable id, the store's
+    /// otherwise.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Failure::InvalidSessionId => Fault::Request,
+            Failure::MalformedRecord(_) | Failure::Store(_) | Failure::Timeout => Fault::Store,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::InvalidSessionId => f.write_str(
+                "the session id is longer than max_sid_len or contains control characters, \
+                 so it is not used as a store key",
+            ),
+            Failure::MalformedRecord(e) => write!(
+                f,
+                "the stored session is not an express-session record ({e}): is another \
+                 application writing under the same key prefix?"
+            ),
+            Failure::Store(e) => write!(
+                f,
+                "the session store failed ({e}): is it up and reachable, and is it the store \
+                 the HTTP app uses?"
+            ),
+            Failure::Timeout => f.write_str(
+                "the session store did not answer before the deadline: is it up and reachable? \
+                 (Config::store_deadline sets the deadline)",
+            ),
+        }
+    }
+}
+
+/// The chain goes on past the store error: its message is already part of
+/// this one's, so `source` is the store's own cause (the driver's `Stalled`,
+/// a Redis error, ...).
+impl Error for Failure {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Failure::Store(e) => e.source(),
+            Failure::MalformedRecord(e) => e.source(),
+            Failure::InvalidSessionId | Failure::Timeout => None,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+/// The failure for an answer of the wrong kind: it names the reply, never
+/// its payload.
+pub(crate) fn unexpected(request: &str, reply: &Reply, expected: &str) -> Failure {
+    Failure::Store(StoreError::new(format!(
+        "the store answered a {request} with {}; expected {expected}",
+        reply.name()
+    )))
+}
+
+/// Why a handshake (or a reload) ended without a session.
 ///
 /// The variants say whose fault it is (see [`HandshakeError::fault`]):
 /// the request's (no cookie, bad signature, bad origin, ...), the session's
 /// state (not found, expired), or the store's (error, malformed record,
-/// timeout). None of them carries a session id, cookie value or secret.
+/// timeout: a [`Failure`]). None of them carries a session id, cookie value
+/// or secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HandshakeError {
@@ -41,26 +151,149 @@ pub enum HandshakeError {
         /// The configured cookie name.
         cookie_name: String,
     },
-    /// The id is too long or holds control characters, so it is not used as
-    /// a store key (R15).
-    InvalidSessionId,
-    /// The `Cookie` header lines exceed a configured bound (R4).
+    /// The `Cookie` header lines exceed a configured bound ([R4]).
+    ///
+    /// [R4]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r4
     HeaderTooLarge(LimitExceeded),
-    /// The `Origin` check refused the request (R5-R8).
+    /// The `Origin` check refused the request ([R5]-[R8]).
+    ///
+    /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
+    /// [R8]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r8
     OriginRejected(OriginRejection),
     /// The store has no record for the id.
     SessionNotFound,
-    /// The record's `cookie.expires` has passed (R13).
+    /// The record's `cookie.expires` has passed ([R13]).
+    ///
+    /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     Expired,
-    /// The store returned something that is not an express-session record.
-    MalformedRecord(RecordError),
-    /// The store failed; the message is the store's.
-    Store(String),
-    /// The store did not answer before the deadline (R23).
-    Timeout,
+    /// An unusable id, a malformed record, a store error or a timeout.
+    Failed(Failure),
 }
 
-/// Whose fault a [`HandshakeError`] is.
+/// Why a write ([`Create`](crate::Create), [`Save`](crate::Save),
+/// [`Touch`](crate::Touch), [`Destroy`](crate::Destroy),
+/// [`Regenerate`](crate::Regenerate)) did not happen, or may not have.
+///
+/// None of the variants carries a session id, cookie value or secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// Other writers changed the record before every one of this save's
+    /// compare-and-set attempts; nothing of this save was written.
+    Conflict {
+        /// How many compare-and-set requests were sent.
+        attempts: u32,
+    },
+    /// The record no longer exists (destroyed, e.g. by a logout, or
+    /// expired); nothing was written and the session was not re-created
+    /// ([R24]).
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+    Gone,
+    /// The session's `cookie.expires` has passed, so the record was
+    /// destroyed instead of written (connect-redis's rule for a TTL <= 0).
+    Expired,
+    /// The session was never stored (built with `Session::new`), so there
+    /// is nothing to update; a save never creates ([R24]).
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+    NotStored,
+    /// Every fresh id collided with an existing record.
+    IdCollision {
+        /// How many ids were tried.
+        attempts: u32,
+    },
+    /// The session's cookie cannot be written into a `Set-Cookie` header
+    /// (npm `cookie`'s `serialize` would throw on it, [R3]): the error names
+    /// the field.
+    ///
+    /// [R3]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r3
+    InvalidCookie(CookieSyntaxError),
+    /// An unusable id, a malformed record, a store error or a timeout. After
+    /// a [`Failure::Timeout`] the write may or may not have happened: reload
+    /// to find out.
+    Failed(Failure),
+}
+
+impl WriteError {
+    /// A stable snake_case code, for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WriteError::Conflict { .. } => "conflict",
+            WriteError::Gone => "gone",
+            WriteError::Expired => "expired",
+            WriteError::NotStored => "not_stored",
+            WriteError::IdCollision { .. } => "id_collision",
+            WriteError::InvalidCookie(_) => "invalid_cookie",
+            WriteError::Failed(f) => f.reason(),
+        }
+    }
+
+    /// The shared failure, if it is one.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            WriteError::Failed(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Conflict { attempts } => write!(
+                f,
+                "the session changed under this save {attempts} times in a row (other writers \
+                 keep saving it); nothing was written: reload and retry, or raise \
+                 Config::max_save_attempts"
+            ),
+            WriteError::Gone => f.write_str(
+                "the session no longer exists in the store (destroyed, e.g. by a logout, or \
+                 expired); the save was refused so that it is not brought back: the client \
+                 must start a new session",
+            ),
+            WriteError::Expired => f.write_str(
+                "the session's cookie.expires has passed, so it was destroyed instead of saved: \
+                 the client must start a new session",
+            ),
+            WriteError::NotStored => f.write_str(
+                "this session was never stored, so there is nothing to save over: create it with \
+                 Create (a save only updates, it never creates)",
+            ),
+            WriteError::IdCollision { attempts } => write!(
+                f,
+                "{attempts} fresh session ids in a row already existed in the store: is the \
+                 random source a CSPRNG returning fresh bytes each time?"
+            ),
+            WriteError::InvalidCookie(e) => write!(
+                f,
+                "{e}: check the cookie options and the stored record's cookie"
+            ),
+            WriteError::Failed(e @ Failure::Timeout) => write!(
+                f,
+                "{e}; the write may or may not have happened: reload to find out"
+            ),
+            WriteError::Failed(e) => std::fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl Error for WriteError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            WriteError::Failed(f) => f.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<Failure> for WriteError {
+    fn from(f: Failure) -> Self {
+        WriteError::Failed(f)
+    }
+}
+
+/// Whose fault a [`HandshakeError`] or a [`Failure`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// The request: no, bad or refused credentials. Expected traffic.
@@ -82,14 +315,19 @@ impl HandshakeError {
             HandshakeError::Unsigned { .. } => "unsigned",
             HandshakeError::SignatureInvalid { .. } => "signature_invalid",
             HandshakeError::SignedEmptySid { .. } => "signed_empty_sid",
-            HandshakeError::InvalidSessionId => "invalid_session_id",
             HandshakeError::HeaderTooLarge(_) => "header_too_large",
             HandshakeError::OriginRejected(_) => "origin_rejected",
             HandshakeError::SessionNotFound => "session_not_found",
             HandshakeError::Expired => "expired",
-            HandshakeError::MalformedRecord(_) => "malformed_record",
-            HandshakeError::Store(_) => "store_error",
-            HandshakeError::Timeout => "timeout",
+            HandshakeError::Failed(f) => f.reason(),
+        }
+    }
+
+    /// The shared failure, if it is one.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            HandshakeError::Failed(f) => Some(f),
+            _ => None,
         }
     }
 
@@ -97,9 +335,7 @@ impl HandshakeError {
     pub fn fault(&self) -> Fault {
         match self {
             HandshakeError::SessionNotFound | HandshakeError::Expired => Fault::Session,
-            HandshakeError::MalformedRecord(_)
-            | HandshakeError::Store(_)
-            | HandshakeError::Timeout => Fault::Store,
+            HandshakeError::Failed(f) => f.fault(),
             _ => Fault::Request,
         }
     }
@@ -139,10 +375,6 @@ impl std::fmt::Display for HandshakeError {
                 "cookie `{cookie_name}` is validly signed but names an empty session id: \
                  express-session treats it as no session"
             ),
-            HandshakeError::InvalidSessionId => f.write_str(
-                "the session id is longer than max_sid_len or contains control characters, \
-                 so it is not used as a store key",
-            ),
             HandshakeError::HeaderTooLarge(LimitExceeded::Bytes { limit }) => write!(
                 f,
                 "the Cookie header lines exceed {limit} bytes; raise Limits::max_header_bytes \
@@ -161,18 +393,22 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::Expired => {
                 f.write_str("the session's cookie.expires has passed: the client must log in again")
             }
-            HandshakeError::MalformedRecord(e) => write!(
-                f,
-                "the stored session is not an express-session record ({e}): is another \
-                 application writing under the same key prefix?"
-            ),
-            HandshakeError::Store(e) => write!(f, "the session store failed: {e}"),
-            HandshakeError::Timeout => f.write_str(
-                "the session store did not answer before the deadline: is it up and reachable? \
-                 (Config::store_deadline sets the deadline)",
-            ),
+            HandshakeError::Failed(e) => std::fmt::Display::fmt(e, f),
         }
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            HandshakeError::Failed(f) => f.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<Failure> for HandshakeError {
+    fn from(f: Failure) -> Self {
+        HandshakeError::Failed(f)
+    }
+}

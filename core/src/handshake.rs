@@ -1,30 +1,19 @@
-//! The handshake machine: request headers in, a [`Session`] out.
-//!
-//! ```text
-//! new(config, now)
-//!   handle_headers(..)   Origin check, cookie lookup, signature: no IO
-//!   poll_request()    -> Request::Load { id, key }
-//!   handle_reply(id, Found | NotFound | Failed, now)
-//!   handle_timeout(now)  fails closed once the store deadline passes
-//!   poll_outcome()    -> Ok(Session) | Err(HandshakeError)
-//! ```
-//!
-//! Mutate, then drain outputs: after every `handle_*` call, drain
-//! `poll_request` and check `poll_outcome`. A finished machine stays
-//! finished: later inputs are ignored.
+//! Loading a session: [`Handshake`] (request headers in, a [`Session`]
+//! out) and [`Reload`] (a known id in, the session as stored now out). Both
+//! are one `Load`; the order of calls is [`Machine`](crate::Machine)'s.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::cookie::{Lookup, Scan, ValueBuf};
-use crate::error::HandshakeError;
+use crate::error::{Failure, HandshakeError, unexpected};
+use crate::machine::{Cx, Op, Step};
 use crate::origin::OriginHeaders;
 use crate::record;
-use crate::request::{Reply, Request, RequestId, StoreKey};
+use crate::request::{Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::signature::{SIGNED_PREFIX, unsign};
-use crate::time::millis;
+use crate::time::{Now, millis};
 
 /// The session id a request's cookie names, after verification. `Debug` is
 /// redacted.
@@ -114,122 +103,77 @@ fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError
     Ok(ResolvedSid { buf, start })
 }
 
-/// R15: an id is used as a store key only if it is short enough and has no
-/// ASCII control characters.
-pub(crate) fn usable_as_key(config: &Config, sid: &[u8]) -> bool {
-    sid.len() <= config.max_sid_len && !sid.iter().any(|&b| b < 0x20 || b == 0x7f)
-}
-
-/// One `Load` of a known id, shared by [`Handshake`] and [`Reload`].
-#[derive(Debug)]
-struct Loading {
-    id: RequestId,
-    key: StoreKey,
-    prefix_len: usize,
-    sid: Option<SessionId>,
-    unsent: bool,
-    deadline: SystemTime,
-    check_expiry: bool,
-}
-
-impl Loading {
-    fn new(config: &Config, sid: &[u8], session_id: Option<SessionId>, now: SystemTime) -> Self {
-        Loading {
-            id: RequestId(1),
-            key: StoreKey::new(config.key_prefix.as_bytes(), sid),
-            prefix_len: config.key_prefix.len(),
-            sid: session_id,
-            unsent: true,
-            // `build` caps the deadline; a clock near the end of time fails
-            // closed at once instead of overflowing.
-            deadline: now.checked_add(config.store_deadline).unwrap_or(now),
+/// The outcome of a `Load` of `sid` answered with `reply` at `now`.
+fn loaded(
+    cx: &Cx<'_>,
+    reply: Reply,
+    sid: impl FnOnce() -> SessionId,
+) -> Result<Session, HandshakeError> {
+    match reply {
+        Reply::Found(bytes) => {
+            let rec = record::decode(&bytes).map_err(Failure::MalformedRecord)?;
             // With rolling sessions the stored `cookie.expires` goes stale by
             // design (connect-redis's touch only refreshes the TTL), so the
             // store's TTL is the authority, as it is for express-session.
-            check_expiry: !config.rolling,
-        }
-    }
-
-    fn poll_request(&mut self) -> Option<Request> {
-        if !std::mem::take(&mut self.unsent) {
-            return None;
-        }
-        Some(Request::Load {
-            id: self.id,
-            key: self.key.clone(),
-        })
-    }
-
-    /// Whether `id` is the answer this load waits for.
-    fn awaits(&self, id: RequestId) -> bool {
-        self.id == id && !self.unsent
-    }
-
-    /// The outcome for a reply to this load.
-    fn finish(&mut self, reply: Reply, now: SystemTime) -> Result<Session, HandshakeError> {
-        if now >= self.deadline {
-            return Err(HandshakeError::Timeout);
-        }
-        match reply {
-            Reply::Found(bytes) => {
-                let rec = record::decode(&bytes).map_err(HandshakeError::MalformedRecord)?;
-                if self.check_expiry && rec.cookie.is_expired(millis(now)) {
-                    return Err(HandshakeError::Expired);
-                }
-                // The id is materialized only now; until the record arrives
-                // the inline store key is all that exists (no allocation on
-                // the way to the `Load` request).
-                let sid = self.sid.take().unwrap_or_else(|| {
-                    let raw = self
-                        .key
-                        .as_bytes()
-                        .get(self.prefix_len..)
-                        .unwrap_or_default();
-                    SessionId::new(String::from_utf8_lossy(raw).into_owned())
-                });
-                Ok(Session::from_record(sid, rec, bytes.0))
+            if !cx.config.rolling && rec.cookie.is_expired(millis(cx.now.wall)) {
+                return Err(HandshakeError::Expired);
             }
-            Reply::NotFound => Err(HandshakeError::SessionNotFound),
-            Reply::Failed(e) => Err(HandshakeError::Store(e)),
-            other => Err(HandshakeError::Store(format!(
-                "the store answered a Load with {}; expected Found, NotFound or Failed",
-                reply_name(&other)
-            ))),
+            Ok(Session::from_record(sid(), rec, bytes.0))
         }
+        Reply::NotFound => Err(HandshakeError::SessionNotFound),
+        Reply::Failed(e) => Err(Failure::Store(e).into()),
+        other => Err(unexpected("Load", &other, "Found, NotFound or Failed").into()),
     }
 }
 
-pub(crate) fn reply_name(r: &Reply) -> &'static str {
-    match r {
-        Reply::Found(_) => "Found",
-        Reply::NotFound => "NotFound",
-        Reply::Created => "Created",
-        Reply::Exists => "Exists",
-        Reply::Swapped => "Swapped",
-        Reply::Conflict(_) => "Conflict",
-        Reply::Gone => "Gone",
-        Reply::Done => "Done",
-        Reply::Random(_) => "Random",
-        Reply::Failed(_) => "Failed",
+/// The handshake's step: the verified id, once the headers named one.
+pub struct HandshakeStep {
+    headers_seen: bool,
+    sid: Option<ResolvedSid>,
+}
+
+impl Step for HandshakeStep {
+    type Output = Session;
+    type Error = HandshakeError;
+    const NAME: &'static str = "Handshake";
+
+    fn on_reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        reply: Reply,
+    ) -> Option<Result<Session, HandshakeError>> {
+        let sid = self.sid.take();
+        // The id is materialized only now; until the record arrives the
+        // inline buffers are all that exist (no allocation on the way to
+        // the `Load` request).
+        Some(loaded(cx, reply, || {
+            sid.map_or_else(|| SessionId::new(""), |s| s.to_session_id())
+        }))
     }
 }
 
-#[derive(Debug)]
-enum State {
-    AwaitHeaders,
-    Loading(Loading),
-    Done,
-}
-
-/// The handshake machine: headers in, one `Load`, a [`Session`] out.
+/// The handshake machine: headers in, one `Load`, a [`Session`] out. Drive
+/// it through [`Machine`](crate::Machine).
+///
+/// ```text
+/// Handshake::new(config, now)
+///   handle_headers(..)   Origin check, cookie lookup, signature: no IO
+///   poll_request()    -> Request::Load { id, key }
+///   handle_reply(id, Found | NotFound | Failed, now)
+///   handle_timeout(now)  fails closed once the store deadline passes
+///   poll_outcome()    -> Ok(Session) | Err(HandshakeError)
+/// ```
+///
+/// The store deadline counts from `new`. A finished machine stays finished:
+/// later inputs are ignored.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::SystemTime;
-/// use session_sockets_core::{Config, Handshake, Reply, Request};
+/// use std::time::{Instant, SystemTime};
+/// use session_sockets_core::{Config, Handshake, Machine, Now, Reply, Request};
 ///
 /// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
-/// let now = SystemTime::now();
+/// let now = Now::new(Instant::now(), SystemTime::now());
 /// let mut hs = Handshake::new(config, now);
 /// hs.handle_headers([(
 ///     "cookie",
@@ -237,28 +181,23 @@ enum State {
 /// )]);
 /// let Some(Request::Load { id, key }) = hs.poll_request() else { panic!() };
 /// assert_eq!(key.as_bytes(), b"sess:apple");
-/// hs.handle_reply(id, Reply::Found(br#"{"cookie":{"expires":null},"user":"ada"}"#[..].into()), now);
+/// hs.handle_reply(id, Reply::Found(br#"{"cookie":{"expires":null},"user":"ada"}"#[..].into()), now.instant);
 /// let session = hs.poll_outcome().unwrap().unwrap();
 /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ada"));
 /// ```
-#[derive(Debug)]
-#[must_use = "a handshake does nothing until its requests are run"]
-pub struct Handshake {
-    config: Arc<Config>,
-    now: SystemTime,
-    state: State,
-    outcome: Option<Result<Session, HandshakeError>>,
-}
+pub type Handshake = Op<HandshakeStep>;
 
-impl Handshake {
+impl Op<HandshakeStep> {
     /// A handshake started at `now`; the store deadline counts from here.
-    pub fn new(config: Arc<Config>, now: SystemTime) -> Self {
-        Handshake {
+    pub fn new(config: Arc<Config>, now: Now) -> Self {
+        Op::with_step(
             config,
             now,
-            state: State::AwaitHeaders,
-            outcome: None,
-        }
+            HandshakeStep {
+                headers_seen: false,
+                sid: None,
+            },
+        )
     }
 
     /// Takes the request's headers, all at once, as `(name, value)` byte
@@ -271,31 +210,36 @@ impl Handshake {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        if !matches!(self.state, State::AwaitHeaders) {
+        if std::mem::replace(&mut self.step.headers_seen, true) {
             return;
         }
-        let config = Arc::clone(&self.config);
-        let mut scan = Scan::new(&config.cookie_finder, config.limits);
-        let mut origin = OriginHeaders::default();
-        for (name, value) in headers {
-            let (name, value) = (name.as_ref(), value.as_ref());
-            if name.eq_ignore_ascii_case(b"cookie") {
-                scan.line(value);
-            } else {
-                origin.offer(name, value);
+        self.begin(|step, cx| {
+            let config = cx.config;
+            let mut scan = Scan::new(&config.cookie_finder, config.limits);
+            let mut origin = OriginHeaders::default();
+            for (name, value) in headers {
+                let (name, value) = (name.as_ref(), value.as_ref());
+                if name.eq_ignore_ascii_case(b"cookie") {
+                    scan.line(value);
+                } else {
+                    origin.offer(name, value);
+                }
             }
-        }
-        if let Err(r) = config.origin.check_gathered(&origin) {
-            return self.finish(Err(HandshakeError::OriginRejected(r)));
-        }
-        let sid = match verify(&config, scan.finish()) {
-            Ok(sid) => sid,
-            Err(e) => return self.finish(Err(e)),
-        };
-        if !usable_as_key(&config, sid.expose()) {
-            return self.finish(Err(HandshakeError::InvalidSessionId));
-        }
-        self.state = State::Loading(Loading::new(&config, sid.expose(), None, self.now));
+            if let Err(r) = config.origin.check_gathered(&origin) {
+                return Some(Err(HandshakeError::OriginRejected(r)));
+            }
+            let sid = match verify(config, scan.finish()) {
+                Ok(sid) => sid,
+                Err(e) => return Some(Err(e)),
+            };
+            if !config.usable_sid(sid.expose()) {
+                return Some(Err(Failure::InvalidSessionId.into()));
+            }
+            let key = StoreKey::new(config.key_prefix.as_bytes(), sid.expose());
+            cx.issue(|id| Request::Load { id, key });
+            step.sid = Some(sid);
+            None
+        });
     }
 
     /// [`Self::handle_headers`] for an `http::HeaderMap`.
@@ -307,137 +251,49 @@ impl Handshake {
                 .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
         );
     }
+}
 
-    /// The next store request, if any.
-    #[must_use]
-    pub fn poll_request(&mut self) -> Option<Request> {
-        match &mut self.state {
-            State::Loading(l) => l.poll_request(),
-            _ => None,
-        }
-    }
+/// The reload's step: the id being loaded.
+pub struct ReloadStep {
+    sid: SessionId,
+}
 
-    /// Feeds the store's answer to request `id`. Answers to unknown ids are
-    /// ignored; an answer that arrives at or after the deadline fails the
-    /// handshake with [`HandshakeError::Timeout`].
-    pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        let State::Loading(l) = &mut self.state else {
-            return;
-        };
-        if !l.awaits(id) {
-            return;
-        }
-        let result = l.finish(reply, now);
-        self.finish(result);
-    }
+impl Step for ReloadStep {
+    type Output = Session;
+    type Error = HandshakeError;
+    const NAME: &'static str = "Reload";
 
-    /// When [`Self::handle_timeout`] should next be called, if ever.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<SystemTime> {
-        match &self.state {
-            State::Loading(l) => Some(l.deadline),
-            _ => None,
-        }
-    }
-
-    /// Tells the machine the time. Fails the handshake closed with
-    /// [`HandshakeError::Timeout`] once the deadline has passed; safe to call
-    /// early or often.
-    pub fn handle_timeout(&mut self, now: SystemTime) {
-        if let State::Loading(l) = &self.state
-            && now >= l.deadline
-        {
-            self.finish(Err(HandshakeError::Timeout));
-        }
-    }
-
-    /// The outcome, once: `Some` the first time it is polled after the
-    /// machine finished, `None` before and after.
-    #[must_use]
-    pub fn poll_outcome(&mut self) -> Option<Result<Session, HandshakeError>> {
-        self.outcome.take()
-    }
-
-    /// Whether the machine has finished (its outcome may already be taken).
-    pub fn is_finished(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
-    fn finish(&mut self, outcome: Result<Session, HandshakeError>) {
-        self.state = State::Done;
-        self.outcome = Some(outcome);
+    fn on_reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        reply: Reply,
+    ) -> Option<Result<Session, HandshakeError>> {
+        Some(loaded(cx, reply, || self.sid.clone()))
     }
 }
 
 /// Loads a known session again: session.socket.io's `getSession`, and how a
-/// long-lived socket picks up what an HTTP route changed (R9). Same shape
+/// long-lived socket picks up what an HTTP route changed ([R9]). Same shape
 /// and outcomes as [`Handshake`] after its headers: one `Load`, then
-/// `Ok(Session)`, `SessionNotFound`, `Expired`, `MalformedRecord`, `Store`
-/// or `Timeout`.
-#[derive(Debug)]
-#[must_use = "a reload does nothing until its request is run"]
-pub struct Reload {
-    loading: Option<Loading>,
-    outcome: Option<Result<Session, HandshakeError>>,
-}
+/// `Ok(Session)`, `SessionNotFound`, `Expired`, or a [`Failure`]
+/// (`InvalidSessionId`, `MalformedRecord`, `Store`, `Timeout`).
+///
+/// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
+pub type Reload = Op<ReloadStep>;
 
-impl Reload {
+impl Op<ReloadStep> {
     /// Reloads the session `sid`, starting at `now`.
-    pub fn new(config: &Config, sid: &SessionId, now: SystemTime) -> Self {
-        let bytes = sid.expose().as_bytes();
-        if !usable_as_key(config, bytes) {
-            return Reload {
-                loading: None,
-                outcome: Some(Err(HandshakeError::InvalidSessionId)),
-            };
-        }
-        Reload {
-            loading: Some(Loading::new(config, bytes, Some(sid.clone()), now)),
-            outcome: None,
-        }
-    }
-
-    /// The next store request, if any.
-    #[must_use]
-    pub fn poll_request(&mut self) -> Option<Request> {
-        self.loading.as_mut()?.poll_request()
-    }
-
-    /// Feeds the store's answer to request `id`.
-    pub fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        if let Some(l) = &mut self.loading
-            && l.awaits(id)
-        {
-            self.outcome = Some(l.finish(reply, now));
-            self.loading = None;
-        }
-    }
-
-    /// When [`Self::handle_timeout`] should next be called, if ever.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<SystemTime> {
-        self.loading.as_ref().map(|l| l.deadline)
-    }
-
-    /// Fails closed with [`HandshakeError::Timeout`] once the deadline passed.
-    pub fn handle_timeout(&mut self, now: SystemTime) {
-        if self.loading.as_ref().is_some_and(|l| now >= l.deadline) {
-            self.loading = None;
-            self.outcome = Some(Err(HandshakeError::Timeout));
-        }
-    }
-
-    /// The outcome, once.
-    #[must_use]
-    pub fn poll_outcome(&mut self) -> Option<Result<Session, HandshakeError>> {
-        self.outcome.take()
-    }
-
-    /// Whether the machine has finished.
-    pub fn is_finished(&self) -> bool {
-        self.loading.is_none()
+    pub fn new(config: Arc<Config>, sid: &SessionId, now: Now) -> Self {
+        let mut op = Op::with_step(config, now, ReloadStep { sid: sid.clone() });
+        op.begin(|step, cx| {
+            let bytes = step.sid.expose().as_bytes();
+            if !cx.config.usable_sid(bytes) {
+                return Some(Err(Failure::InvalidSessionId.into()));
+            }
+            let key = StoreKey::new(cx.config.key_prefix.as_bytes(), bytes);
+            cx.issue(|id| Request::Load { id, key });
+            None
+        });
+        op
     }
 }
-
-crate::machine::forward_machine!(Handshake, Result<Session, HandshakeError>);
-crate::machine::forward_machine!(Reload, Result<Session, HandshakeError>);

@@ -16,12 +16,18 @@
 //!
 //! ## The run loop
 //!
-//! Mutate, then drain outputs:
+//! Every machine is driven through the [`Machine`] trait, which documents
+//! the order once: mutate, then drain [`poll_request`](Machine::poll_request),
+//! then check [`poll_outcome`](Machine::poll_outcome), and wait no longer
+//! than [`poll_timeout`](Machine::poll_timeout). Time is an argument: a
+//! [`Now`] (both clocks, read once) to start, monotonic [`Instant`]s after.
+//!
+//! [`Instant`]: std::time::Instant
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use std::time::SystemTime;
-//! use session_sockets_core::{Config, Handshake, Reply, Request};
+//! use std::time::{Instant, SystemTime};
+//! use session_sockets_core::{Config, Handshake, Machine, Now, Reply, Request};
 //!
 //! # fn load(_key: &[u8]) -> Reply { Reply::NotFound }
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,13 +40,14 @@
 //! );
 //! let headers: Vec<(&str, &str)> = vec![("cookie", "connect.sid=s%3A...")];
 //!
-//! let mut hs = Handshake::new(config.clone(), SystemTime::now());
+//! let now = Now::new(Instant::now(), SystemTime::now());
+//! let mut hs = Handshake::new(config.clone(), now);
 //! hs.handle_headers(headers);
 //! loop {
 //!     while let Some(req) = hs.poll_request() {
 //!         if let Request::Load { id, key } = req {
 //!             let reply = load(key.as_bytes()); // run it against the store
-//!             hs.handle_reply(id, reply, SystemTime::now());
+//!             hs.handle_reply(id, reply, Instant::now());
 //!         }
 //!     }
 //!     if let Some(outcome) = hs.poll_outcome() {
@@ -50,7 +57,8 @@
 //!         }
 //!         break;
 //!     }
-//!     hs.handle_timeout(SystemTime::now()); // fails closed past the deadline
+//!     // A real driver waits for the store until `hs.poll_timeout()`.
+//!     hs.handle_timeout(Instant::now()); // fails closed past the deadline
 //! }
 //! # Ok(())
 //! # }
@@ -70,14 +78,14 @@
 //!   **Conflict rule:** when another writer got there first, this save's own
 //!   changed keys (set or removed since load) win and every other key keeps
 //!   the other writer's value; it retries up to
-//!   [`Config::max_save_attempts`] times. [`Save::with_update`] re-runs an
+//!   [`Config::max_save_attempts`] times. [`Save::update`] re-runs an
 //!   update closure on the current record instead, so read-modify-write
 //!   changes such as counters compose. A save never re-creates a destroyed
-//!   or expired session ([`WriteError::Gone`], R24).
+//!   or expired session ([`WriteError::Gone`], [R24]).
 //! - [`Touch`]: refreshes the expiry (`expires = now + originalMaxAge`) and
 //!   the store TTL only; with `rolling`, the header to re-send.
 //! - [`Destroy`] (logout) and [`Regenerate`] (a new id on login, the old
-//!   one destroyed, R11).
+//!   one destroyed, [R11]).
 //!
 //! TTLs are connect-redis's: `ceil((expires - now) / 1 s)`, or
 //! [`Config::default_ttl`] for a browser-session cookie; a TTL <= 0 destroys
@@ -85,8 +93,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use std::time::SystemTime;
-//! use session_sockets_core::{record, Config, Reply, Request, Save, Session, SessionId};
+//! use std::time::{Instant, SystemTime};
+//! use session_sockets_core::{record, Config, Machine, Now, Reply, Request, Save, Session, SessionId};
 //!
 //! let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
 //! let loaded = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
@@ -94,48 +102,58 @@
 //! let mut session = Session::from_record(SessionId::new("abc"), rec, Arc::from(&loaded[..]));
 //! session.insert("user", "ada").unwrap();
 //!
-//! let now = SystemTime::now();
+//! let now = Now::new(Instant::now(), SystemTime::now());
 //! let mut save = Save::new(config, session, now);
 //! let Some(Request::CompareAndSet { id, expected, .. }) = save.poll_request() else { panic!() };
 //! assert_eq!(&expected[..], &loaded[..]);
 //! // Another writer changed `n` meanwhile: the store answers with its bytes.
 //! let theirs = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":2}"#;
-//! save.handle_reply(id, Reply::Conflict(theirs[..].into()), now);
+//! save.handle_reply(id, Reply::Conflict(theirs[..].into()), now.instant);
 //! let Some(Request::CompareAndSet { id, new, .. }) = save.poll_request() else { panic!() };
 //! assert!(std::str::from_utf8(&new).unwrap().ends_with(r#""n":2,"user":"ada"}"#));
-//! save.handle_reply(id, Reply::Swapped, now);
+//! save.handle_reply(id, Reply::Swapped, now.instant);
 //! let saved = save.poll_outcome().unwrap().unwrap();
 //! assert!(!saved.is_changed());
 //! ```
+//!
+//! [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
+//! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 pub mod cookie;
+mod cookie_options;
+mod cookie_syntax;
 mod create;
 mod error;
 mod handshake;
+pub mod header;
 mod machine;
 pub mod origin;
 pub mod record;
 mod request;
 mod save;
 mod session;
-pub mod set_cookie;
 pub mod signature;
+mod store_error;
 pub mod time;
 mod touch;
 mod write;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use cookie_options::{CookieOptions, SameSite};
+pub use cookie_syntax::CookieSyntaxError;
 pub use create::{Create, Created, Regenerate};
-pub use error::{Fault, HandshakeError};
+pub use error::{Failure, Fault, HandshakeError, WriteError};
 pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
-pub use machine::Machine;
+pub use header::{clear_cookie_header, cookie_header};
+pub use machine::{Machine, Op};
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
-pub use save::{Save, Update};
+pub use save::Save;
 pub use session::{Session, SessionId};
-pub use set_cookie::{CookieOptions, SameSite, clear_cookie, set_cookie};
+pub use store_error::StoreError;
+pub use time::Now;
 pub use touch::{Destroy, Touch};
-pub use write::{SID_RANDOM_BYTES, WriteError, sid_from_random, ttl_secs};
+pub use write::{SID_RANDOM_BYTES, sid_from_random, ttl_secs};

@@ -1,17 +1,74 @@
-//! The shape every session machine shares, so that one driver loop can run
-//! any of them against a store.
+//! The one shape of every session machine: the public [`Machine`] trait,
+//! and [`Op`], its single implementation, which owns the I/O plumbing every
+//! machine shares (request ids, the one outstanding request, its deadline,
+//! the sticky outcome). What differs between machines is a crate-private
+//! [`Step`]: what to do with a reply.
 
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::Instant;
 
+use crate::config::Config;
+use crate::error::Failure;
 use crate::request::{Reply, Request, RequestId};
+use crate::time::Now;
 
 /// A sans-IO session machine: store requests out, replies and time in, one
-/// outcome at the end.
+/// outcome at the end. Every machine of this crate ([`Handshake`],
+/// [`Reload`], [`Create`], [`Save`], [`Touch`], [`Destroy`],
+/// [`Regenerate`]) is driven through this trait, so one loop runs them all.
 ///
-/// Drive it by mutating, then draining outputs: after each `handle_*` call,
-/// run every [`poll_request`](Machine::poll_request) against the store and
-/// feed the answers back, then check [`poll_outcome`](Machine::poll_outcome);
-/// sleep until [`poll_timeout`](Machine::poll_timeout) at the latest.
+/// # The polling order
+///
+/// After creating a machine and after every `handle_*` call (mutate), drain
+/// its outputs, in this order:
+///
+/// 1. [`poll_request`](Machine::poll_request) until it returns `None`; run
+///    each request against the store and feed the answer back with
+///    [`handle_reply`](Machine::handle_reply), with the id the request
+///    carries;
+/// 2. [`poll_outcome`](Machine::poll_outcome): `Some` once, when the
+///    machine has finished;
+/// 3. otherwise wait for the store's answer, but not past
+///    [`poll_timeout`](Machine::poll_timeout): when that time comes, call
+///    [`handle_timeout`](Machine::handle_timeout) and drain again.
+///
+/// Machine-specific inputs (such as [`Handshake::handle_headers`]) are
+/// mutations too: drain after them.
+///
+/// # Requests and replies
+///
+/// A machine has at most one request outstanding. Ids count up from 1
+/// within a machine, so a reply to an earlier request, a duplicate reply, a
+/// reply to an id never issued or to a request not yet polled is ignored.
+///
+/// # Time
+///
+/// The machine never reads a clock: the caller passes the time. Its
+/// constructor takes a [`Now`], both clocks read once; every later call
+/// takes a monotonic [`Instant`] only. Deadlines are instants: each
+/// request's is the store deadline ([`Config::store_deadline`]) counted
+/// from when it was issued. A reply that arrives at or after its deadline
+/// finishes the machine with [`Failure::Timeout`] instead of being used,
+/// and so does [`handle_timeout`](Machine::handle_timeout) once the
+/// deadline has passed; calling it early or often is harmless. The wall
+/// time of a step (for expiry dates and TTLs) is derived from its instant
+/// ([`Now::wall_at`]), so stepping the wall clock forward or back while a
+/// machine runs changes nothing about it.
+///
+/// # The outcome
+///
+/// A machine finishes exactly once. Its outcome is handed out by the first
+/// [`poll_outcome`](Machine::poll_outcome) after it finished; from then on
+/// it asks nothing, has no deadline and ignores every input.
+///
+/// [`Handshake`]: crate::Handshake
+/// [`Handshake::handle_headers`]: crate::Handshake::handle_headers
+/// [`Reload`]: crate::Reload
+/// [`Create`]: crate::Create
+/// [`Save`]: crate::Save
+/// [`Touch`]: crate::Touch
+/// [`Destroy`]: crate::Destroy
+/// [`Regenerate`]: crate::Regenerate
 pub trait Machine {
     /// What the machine produces when it finishes.
     type Outcome;
@@ -19,48 +76,212 @@ pub trait Machine {
     /// The next store request, if any.
     fn poll_request(&mut self) -> Option<Request>;
 
-    /// Feeds the store's answer to request `id`. Answers to unknown or
-    /// already answered ids are ignored.
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
+    /// Feeds the store's answer to request `id`, at `now`.
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant);
 
-    /// When [`Machine::handle_timeout`] should next be called, if ever.
-    fn poll_timeout(&self) -> Option<SystemTime>;
+    /// When [`Machine::handle_timeout`] should be called at the latest, if
+    /// ever (`None`: nothing is outstanding).
+    fn poll_timeout(&self) -> Option<Instant>;
 
-    /// Tells the machine the time; it fails closed once its deadline passed.
-    /// Safe to call early or often.
-    fn handle_timeout(&mut self, now: SystemTime);
+    /// Tells the machine the time; it fails closed once its deadline has
+    /// passed.
+    fn handle_timeout(&mut self, now: Instant);
 
     /// The outcome, once: `Some` the first time it is polled after the
-    /// machine finished.
+    /// machine finished, `None` before and after.
     fn poll_outcome(&mut self) -> Option<Self::Outcome>;
+
+    /// Whether the machine has finished (its outcome may already be taken).
+    fn is_finished(&self) -> bool;
 }
 
-/// Implements [`Machine`] by forwarding to inherent methods of the same names.
-macro_rules! forward_machine {
-    ($ty:ty, $outcome:ty) => {
-        impl $crate::machine::Machine for $ty {
-            type Outcome = $outcome;
-            fn poll_request(&mut self) -> Option<$crate::Request> {
-                <$ty>::poll_request(self)
-            }
-            fn handle_reply(
-                &mut self,
-                id: $crate::RequestId,
-                reply: $crate::Reply,
-                now: std::time::SystemTime,
-            ) {
-                <$ty>::handle_reply(self, id, reply, now)
-            }
-            fn poll_timeout(&self) -> Option<std::time::SystemTime> {
-                <$ty>::poll_timeout(self)
-            }
-            fn handle_timeout(&mut self, now: std::time::SystemTime) {
-                <$ty>::handle_timeout(self, now)
-            }
-            fn poll_outcome(&mut self) -> Option<Self::Outcome> {
-                <$ty>::poll_outcome(self)
-            }
-        }
-    };
+/// What a machine decides on each reply: the part that differs between
+/// machines. The plumbing around it (ids, deadlines, late replies, the
+/// sticky outcome) is [`Op`]'s.
+pub trait Step {
+    /// The success value.
+    type Output;
+    /// The error, which every shared [`Failure`] converts into.
+    type Error: From<Failure>;
+    /// The machine's name, for `Debug`.
+    const NAME: &'static str;
+
+    /// Takes the answer to the outstanding request, which arrived in time.
+    /// Either issues the next request through `cx` and returns `None`, or
+    /// returns the outcome.
+    fn on_reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        reply: Reply,
+    ) -> Option<Result<Self::Output, Self::Error>>;
 }
-pub(crate) use forward_machine;
+
+/// What a [`Step`] sees while it decides: the config, the time, and the
+/// way to issue the next request.
+pub struct Cx<'a> {
+    pub(crate) config: &'a Config,
+    /// The step's time: its instant and the wall time derived for it.
+    pub(crate) now: Now,
+    io: &'a mut Io,
+}
+
+impl Cx<'_> {
+    /// Queues the request `build` makes with a fresh id; its deadline is the
+    /// store deadline from now.
+    pub(crate) fn issue(&mut self, build: impl FnOnce(RequestId) -> Request) {
+        self.io.issue(self.config, self.now.instant, build);
+    }
+}
+
+/// The one outstanding request: its id, whether it was handed out, and its
+/// deadline.
+struct Io {
+    next: u64,
+    unsent: Option<Request>,
+    waiting: Option<(RequestId, Instant)>,
+}
+
+impl Io {
+    fn issue(&mut self, config: &Config, now: Instant, build: impl FnOnce(RequestId) -> Request) {
+        let id = RequestId(self.next);
+        self.next += 1;
+        // `build` caps the deadline; an unrepresentable one fails closed at
+        // once instead of overflowing.
+        let deadline = now.checked_add(config.store_deadline).unwrap_or(now);
+        self.unsent = Some(build(id));
+        self.waiting = Some((id, deadline));
+    }
+}
+
+/// A session operation: the single implementation of [`Machine`], holding
+/// the I/O plumbing every machine shares around the decisions of one
+/// machine-specific step (the type parameter, which only this crate
+/// defines). Use it through its aliases: [`Handshake`](crate::Handshake),
+/// [`Reload`](crate::Reload), [`Create`](crate::Create),
+/// [`Save`](crate::Save), [`Touch`](crate::Touch),
+/// [`Destroy`](crate::Destroy), [`Regenerate`](crate::Regenerate).
+///
+/// `Debug` shows the machine's name, its outstanding request id and whether
+/// it finished; never ids, keys or session data.
+#[must_use = "a session machine does nothing until its requests are run"]
+pub struct Op<S: Step> {
+    config: Arc<Config>,
+    start: Now,
+    io: Io,
+    pub(crate) step: S,
+    finished: bool,
+    failed: bool,
+    outcome: Option<Result<S::Output, S::Error>>,
+}
+
+impl<S: Step> std::fmt::Debug for Op<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(S::NAME)
+            .field("waiting", &self.io.waiting.map(|(id, _)| id))
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Step> Op<S> {
+    /// A machine around `step`, started at `now`, with nothing outstanding
+    /// yet.
+    pub(crate) fn with_step(config: Arc<Config>, now: Now, step: S) -> Self {
+        Op {
+            config,
+            start: now,
+            io: Io {
+                next: 1,
+                unsent: None,
+                waiting: None,
+            },
+            step,
+            finished: false,
+            failed: false,
+            outcome: None,
+        }
+    }
+
+    /// Runs `f` on the step as of the machine's start (constructors and
+    /// inputs without a time of their own), then finishes if it decided.
+    pub(crate) fn begin(
+        &mut self,
+        f: impl FnOnce(&mut S, &mut Cx<'_>) -> Option<Result<S::Output, S::Error>>,
+    ) {
+        if self.finished {
+            return;
+        }
+        let mut cx = Cx {
+            config: &self.config,
+            now: self.start,
+            io: &mut self.io,
+        };
+        if let Some(outcome) = f(&mut self.step, &mut cx) {
+            self.finish(outcome);
+        }
+    }
+
+    /// Whether the machine finished with an error.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Finishes with `outcome` and drops the outstanding request, unless
+    /// already finished: the first outcome is the one that counts.
+    fn finish(&mut self, outcome: Result<S::Output, S::Error>) {
+        if !self.finished {
+            self.finished = true;
+            self.failed = outcome.is_err();
+            self.io.unsent = None;
+            self.io.waiting = None;
+            self.outcome = Some(outcome);
+        }
+    }
+}
+
+impl<S: Step> Machine for Op<S> {
+    type Outcome = Result<S::Output, S::Error>;
+
+    fn poll_request(&mut self) -> Option<Request> {
+        self.io.unsent.take()
+    }
+
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant) {
+        let Some((waiting, deadline)) = self.io.waiting else {
+            return;
+        };
+        if waiting != id || self.io.unsent.is_some() {
+            return;
+        }
+        self.io.waiting = None;
+        if now >= deadline {
+            return self.finish(Err(Failure::Timeout.into()));
+        }
+        let mut cx = Cx {
+            config: &self.config,
+            now: self.start.at(now),
+            io: &mut self.io,
+        };
+        if let Some(outcome) = self.step.on_reply(&mut cx, reply) {
+            self.finish(outcome);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.io.waiting.map(|(_, deadline)| deadline)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
+            self.finish(Err(Failure::Timeout.into()));
+        }
+    }
+
+    fn poll_outcome(&mut self) -> Option<Self::Outcome> {
+        self.outcome.take()
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished
+    }
+}

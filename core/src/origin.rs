@@ -1,9 +1,12 @@
-//! The `Origin` check against cross-site WebSocket hijacking (R5-R8).
+//! The `Origin` check against cross-site WebSocket hijacking ([R5]-[R8]).
 //!
 //! Browsers send cookies on WebSocket handshakes whatever page opened them,
 //! and CORS does not apply to WebSockets; only a check of `Origin` in the
 //! handshake itself stops a hostile page from opening an authenticated
 //! socket. The check runs before any store lookup.
+//!
+//! [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
+//! [R8]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r8
 
 /// Which origins may open a socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +32,9 @@ pub struct OriginPolicy {
     /// polling transport), so the default is `true`.
     pub allow_missing: bool,
     /// Whether `Origin: null` (an opaque origin: sandboxed iframes, `file:`
-    /// pages, some redirects) passes. Default `false` (R7).
+    /// pages, some redirects) passes. Default `false` ([R7]).
+    ///
+    /// [R7]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r7
     pub allow_null: bool,
 }
 
@@ -89,7 +94,9 @@ impl std::fmt::Display for OriginRejection {
 /// Whether `s` is a serialized origin: `scheme "://" host [":" port]`, with
 /// a lowercase scheme, a non-empty host of letters, digits, `-`, `.` (or a
 /// bracketed IPv6 literal) and an optional port of 1-5 digits; no path,
-/// query, userinfo or trailing slash (R8).
+/// query, userinfo or trailing slash ([R8]).
+///
+/// [R8]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r8
 pub fn is_well_formed(s: &[u8]) -> bool {
     // The scheme has no `:`, so its end is the first `:`.
     let Some(sep) = memchr::memchr(b':', s) else {

@@ -76,6 +76,11 @@ impl SessionCookie {
         &self.fields
     }
 
+    /// The stored field `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
+    }
+
     /// Sets a field (`secure`, `domain`, `sameSite`, ...). `expires` is
     /// managed by [`Self::set_expires`]; setting it here is ignored.
     pub fn set_field(&mut self, name: &str, value: Value) {

@@ -8,12 +8,16 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::store_error::StoreError;
+
 /// Ties a [`Reply`] to the [`Request`] it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
 /// A store key: prefix + session id, inline up to 48 bytes (`sess:` + a 32-byte id fits). `Debug` is
-/// redacted because the key holds the session id (R16).
+/// redacted because the key holds the session id ([R16]).
+///
+/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct StoreKey(SmallVec<[u8; 48]>);
 
@@ -81,8 +85,10 @@ pub enum Request {
         key: StoreKey,
     },
     /// Insert `value` at `key` with a time to live of `ttl_secs`, only if the
-    /// key does not exist (`SET NX EX`, R24). Answer [`Reply::Created`],
+    /// key does not exist (`SET NX EX`, [R24]). Answer [`Reply::Created`],
     /// [`Reply::Exists`] or [`Reply::Failed`].
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     Create {
         /// Ties the reply to this request.
         id: RequestId,
@@ -94,9 +100,11 @@ pub enum Request {
         ttl_secs: u64,
     },
     /// Replace the record at `key` with `new` (TTL `ttl_secs`) only if it
-    /// currently equals `expected` byte for byte; never create it (R24).
+    /// currently equals `expected` byte for byte; never create it ([R24]).
     /// Answer [`Reply::Swapped`], [`Reply::Conflict`] with the current bytes,
     /// [`Reply::Gone`] if there is no record, or [`Reply::Failed`].
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     CompareAndSet {
         /// Ties the reply to this request.
         id: RequestId,
@@ -130,7 +138,9 @@ pub enum Request {
     },
     /// The machine needs fresh random bytes (at least `len`) for a new
     /// session id. Answer [`Reply::Random`]. The core never draws randomness
-    /// itself; use a CSPRNG (R10).
+    /// itself; use a CSPRNG ([R10]).
+    ///
+    /// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
     Random {
         /// Ties the reply to this request.
         id: RequestId,
@@ -189,7 +199,26 @@ pub enum Reply {
     Done,
     /// `Random`: the bytes (redacted in `Debug`: they become the id).
     Random(Bytes),
-    /// Any request: the store failed. The message must not contain session
-    /// ids or record contents.
-    Failed(String),
+    /// Any request: the store failed. Its message must not contain session
+    /// ids or record contents; its cause is kept.
+    Failed(StoreError),
+}
+
+impl Reply {
+    /// The variant's name (`"Found"`, `"Conflict"`, ...), for messages about
+    /// an answer a machine did not expect. Never the payload.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reply::Found(_) => "Found",
+            Reply::NotFound => "NotFound",
+            Reply::Created => "Created",
+            Reply::Exists => "Exists",
+            Reply::Swapped => "Swapped",
+            Reply::Conflict(_) => "Conflict",
+            Reply::Gone => "Gone",
+            Reply::Done => "Done",
+            Reply::Random(_) => "Random",
+            Reply::Failed(_) => "Failed",
+        }
+    }
 }

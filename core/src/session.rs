@@ -8,8 +8,10 @@ use serde_json::{Map, Value};
 
 use crate::record::{self, Record, SessionCookie};
 
-/// A session id. `Debug` is redacted (R16); read it with [`SessionId::expose`]
+/// A session id. `Debug` is redacted ([R16]); read it with [`SessionId::expose`]
 /// only where it must leave the process (a store key, a signed cookie).
+///
+/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(Arc<str>);
 
@@ -47,6 +49,10 @@ pub struct Session {
     loaded: Option<Arc<[u8]>>,
     /// Keys this side changed since it first loaded the session.
     changes: Vec<Change>,
+    /// On a session a save returned: each key the session handed to the
+    /// save had changed, with the value it had then. What a copy changed
+    /// since is what differs from it ([`Session::adopt_saved`]).
+    sent: Option<Vec<(String, Option<Value>)>>,
 }
 
 /// A key this side changed, with its value when the session was first
@@ -80,6 +86,7 @@ impl Session {
             data: record.data,
             loaded: Some(bytes),
             changes: Vec::new(),
+            sent: None,
         }
     }
 
@@ -91,6 +98,7 @@ impl Session {
             data,
             loaded: None,
             changes: Vec::new(),
+            sent: None,
         }
     }
 
@@ -177,9 +185,10 @@ impl Session {
     }
 
     /// The keys this side changed since the session was first loaded, with
-    /// the new value (`None`: removed). A change stays listed after a
-    /// [`rebase`](Self::rebase) onto a record that already holds it, so that
-    /// a later conflict re-applies it too.
+    /// the new value (`None`: removed). A change stays listed after a save's
+    /// conflict (or a [`refresh`](Self::refresh)) rebased the session onto a
+    /// record that already holds it, so that a later conflict re-applies it
+    /// too.
     pub fn changed_keys(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
         self.changes.iter().filter_map(|c| {
             let now = self.data.get(&c.key);
@@ -188,7 +197,7 @@ impl Session {
     }
 
     /// The exact bytes this session was loaded from, if it was.
-    pub fn loaded_bytes(&self) -> Option<&Arc<[u8]>> {
+    pub(crate) fn loaded_bytes(&self) -> Option<&Arc<[u8]>> {
         self.loaded.as_ref()
     }
 
@@ -203,8 +212,21 @@ impl Session {
     ///
     /// Changes are measured against the session as first loaded, not against
     /// the newest record, so a change that one conflicting record happened to
-    /// hold already is still re-applied onto the next (R25).
-    pub fn rebase(&mut self, record: Record, bytes: Arc<[u8]>) {
+    /// hold already is still re-applied onto the next ([R25]).
+    ///
+    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
+    pub(crate) fn rebase(&mut self, record: Record, bytes: Arc<[u8]>) {
+        self.rest_on(record.cookie, record.data, Some(bytes));
+    }
+
+    /// Takes `cookie`, `data` and `loaded` as the record this session rests
+    /// on, then re-applies this side's changed keys on top.
+    fn rest_on(
+        &mut self,
+        cookie: SessionCookie,
+        data: Map<String, Value>,
+        loaded: Option<Arc<[u8]>>,
+    ) {
         let mine: Vec<(Change, Option<Value>)> = std::mem::take(&mut self.changes)
             .into_iter()
             .filter_map(|c| {
@@ -212,9 +234,9 @@ impl Session {
                 (now != c.original).then_some((c, now))
             })
             .collect();
-        self.cookie = record.cookie;
-        self.data = record.data;
-        self.loaded = Some(bytes);
+        self.cookie = cookie;
+        self.data = data;
+        self.loaded = loaded;
         for (mut change, value) in mine {
             change.base = self.data.get(&change.key).cloned();
             match value {
@@ -229,18 +251,43 @@ impl Session {
         }
     }
 
-    /// After `sent`, a copy of this session, was saved as `stored`: this
-    /// session becomes `stored`, plus whatever changed here since `sent` was
-    /// taken. Changes that were saved are forgotten, so a later conflict
+    /// Re-bases this copy onto `fresh`, the session as just loaded again
+    /// (e.g. by a [`Reload`](crate::Reload)): takes its cookie, data and
+    /// stored bytes, then re-applies the changes this copy has not saved,
+    /// exactly as a save re-applies them after a conflict. A later save
+    /// compares against `fresh`'s bytes. The id stays this session's.
+    pub fn refresh(&mut self, fresh: Session) {
+        self.rest_on(fresh.cookie, fresh.data, fresh.loaded);
+        self.sent = None;
+    }
+
+    /// Makes this copy the session a save stored (`saved`, the outcome of a
+    /// [`Save`](crate::Save) of an earlier copy of this session), plus
+    /// whatever changed on this copy since that earlier copy was handed to
+    /// the save. Changes that were saved are forgotten, so a later conflict
     /// never re-applies them over another writer's newer values.
-    pub fn adopt_saved(&mut self, sent: &Session, stored: &Session) {
+    ///
+    /// `saved` remembers what the save was handed; a session that did not
+    /// come from a save counts as handed nothing, so every unsaved change of
+    /// this copy is kept.
+    pub fn adopt_saved(&mut self, saved: &Session) {
+        let sent = saved.sent.as_deref().unwrap_or_default();
         let later: Vec<(String, Option<Value>)> = self
             .changes
             .iter()
-            .filter(|c| self.data.get(&c.key) != sent.data.get(&c.key))
+            .filter(|c| {
+                // What the save was handed for this key: the value sent, or,
+                // for a key the copy changed only afterwards, its value then.
+                let handed = sent
+                    .iter()
+                    .find(|(k, _)| *k == c.key)
+                    .map_or(c.original.as_ref(), |(_, v)| v.as_ref());
+                self.data.get(&c.key) != handed
+            })
             .map(|c| (c.key.clone(), self.data.get(&c.key).cloned()))
             .collect();
-        *self = stored.clone();
+        *self = saved.clone();
+        self.sent = None;
         for (k, v) in later {
             match v {
                 Some(v) => {
@@ -253,15 +300,24 @@ impl Session {
         }
     }
 
-    /// Marks the current state as stored (`bytes`): no pending changes.
-    pub fn mark_stored(&mut self, bytes: Arc<[u8]>) {
-        self.loaded = Some(bytes);
-        self.changes.clear();
+    /// What a save hands on: each key this session changed, with its value
+    /// now (see [`Session::adopt_saved`]).
+    pub(crate) fn handed(&self) -> Vec<(String, Option<Value>)> {
+        self.changes
+            .iter()
+            .map(|c| (c.key.clone(), self.data.get(&c.key).cloned()))
+            .collect()
     }
 
-    /// Replaces the id (regenerate).
-    pub fn set_id(&mut self, id: SessionId) {
-        self.id = id;
+    /// Records what the save that stored this session was handed.
+    pub(crate) fn set_sent(&mut self, sent: Vec<(String, Option<Value>)>) {
+        self.sent = Some(sent);
+    }
+
+    /// Marks the current state as stored (`bytes`): no pending changes.
+    pub(crate) fn mark_stored(&mut self, bytes: Arc<[u8]>) {
+        self.loaded = Some(bytes);
+        self.changes.clear();
     }
 }
 
@@ -344,16 +400,26 @@ mod tests {
         assert!(!s.is_changed());
     }
 
+    /// Runs `sent` through a save the store accepts, as a socket's copy
+    /// would be saved.
+    fn saved(sent: Session) -> Session {
+        use crate::{Config, Machine, Now, Reply, Save};
+        let config = Arc::new(Config::builder().secret("s").build().unwrap());
+        let now = Now::new(std::time::Instant::now(), std::time::SystemTime::now());
+        let mut save = Save::new(config, sent, now);
+        let request = save.poll_request().expect("a compare-and-set");
+        save.handle_reply(request.id(), Reply::Swapped, now.instant);
+        save.poll_outcome().unwrap().unwrap()
+    }
+
     #[test]
     fn r25_saved_changes_are_not_reapplied_by_a_later_save() {
         let mut s = loaded(r#"{"cookie":{"path":"/"},"color":"green"}"#);
         s.insert("color", "red").unwrap();
-        let sent = s.clone();
-        let mut stored = sent.clone();
-        stored.mark_stored(Arc::from(stored.encode()));
+        let stored = saved(s.clone());
         // Changed on this side while the save ran.
         s.insert("x", 1).unwrap();
-        s.adopt_saved(&sent, &stored);
+        s.adopt_saved(&stored);
         assert_eq!(
             s.changed_keys().collect::<Vec<_>>(),
             vec![("x", Some(&Value::from(1)))]
@@ -368,6 +434,52 @@ mod tests {
             String::from_utf8(s.encode()).unwrap(),
             r#"{"cookie":{"path":"/"},"color":"blue","x":1}"#
         );
+    }
+
+    #[test]
+    fn r25_a_key_changed_again_after_the_save_was_handed_the_copy_stays_changed() {
+        let mut s = loaded(r#"{"cookie":{"path":"/"},"color":"green","n":1}"#);
+        s.insert("color", "red").unwrap();
+        let stored = saved(s.clone());
+        // Changed again, and one change undone, while the save ran.
+        s.insert("color", "blue").unwrap();
+        s.insert("n", 2).unwrap();
+        s.insert("n", 1).unwrap();
+        s.adopt_saved(&stored);
+        assert_eq!(
+            s.changed_keys().collect::<Vec<_>>(),
+            vec![("color", Some(&Value::from("blue")))]
+        );
+        assert_eq!(s.get::<i64>("n").unwrap(), Some(1));
+        // A session that did not come from a save was handed nothing: every
+        // unsaved change of the copy is kept.
+        let mut copy = loaded(r#"{"cookie":{"path":"/"},"a":1}"#);
+        copy.insert("a", 2).unwrap();
+        let fresh = loaded(r#"{"cookie":{"path":"/"},"a":1,"b":1}"#);
+        copy.adopt_saved(&fresh);
+        assert_eq!(copy.get::<i64>("a").unwrap(), Some(2));
+        assert_eq!(copy.get::<i64>("b").unwrap(), Some(1));
+        assert!(copy.is_changed());
+    }
+
+    #[test]
+    fn r09_refresh_takes_the_fresh_record_and_keeps_unsaved_changes() {
+        let mut s = loaded(r#"{"cookie":{"path":"/"},"a":1,"b":1}"#);
+        s.insert("a", 2).unwrap();
+        s.remove("b");
+        let fresh = r#"{"cookie":{"path":"/x"},"a":5,"b":7,"c":1}"#;
+        s.refresh(loaded(fresh));
+        assert_eq!(
+            String::from_utf8(s.encode()).unwrap(),
+            r#"{"cookie":{"path":"/x"},"a":2,"c":1}"#
+        );
+        assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(fresh.as_bytes()));
+        assert!(s.is_changed());
+        // Nothing unsaved: the copy becomes the fresh session.
+        let mut s = loaded(r#"{"cookie":{"path":"/"},"a":1}"#);
+        s.refresh(loaded(fresh));
+        assert!(!s.is_changed());
+        assert_eq!(s.data(), loaded(fresh).data());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! `sign(value)` is `value + "." + base64(HMAC-SHA256(secret, value))` with
 //! the standard alphabet and the `=` padding removed. Verification splits at
 //! the last `.`, recomputes the canonical string and compares it whole, in
-//! constant time, length included (R1), so base64url, padded or extended
+//! constant time, length included ([R1]), so base64url, padded or extended
 //! signatures never verify.
+//!
+//! [R1]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r1
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -120,7 +122,7 @@ pub fn sign_cookie(sid: &str, secret: &str) -> String {
 }
 
 /// cookie-signature's `unsign` over several keys, the first match winning
-/// (express-session's secret rotation, R21). `input` is the value after the
+/// (express-session's secret rotation, [R21]). `input` is the value after the
 /// `s:` prefix. Returns the signed value, or `None` if no key verifies.
 ///
 /// ```
@@ -130,6 +132,8 @@ pub fn sign_cookie(sid: &str, secret: &str) -> String {
 /// assert_eq!(unsign(input, &keys), Some(&b"hello"[..]));
 /// assert_eq!(unsign(b"hello.DGDU", &keys), None);
 /// ```
+///
+/// [R21]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r21
 pub fn unsign<'a>(input: &'a [u8], keys: &[Key]) -> Option<&'a [u8]> {
     // Split at the last `.`; without one, cookie-signature's recomputed
     // string can never equal the input.

@@ -1,8 +1,69 @@
-//! The two date formats express-session uses: ISO-8601 (`Date#toISOString`,
-//! in stored records) and IMF-fixdate (`Date#toUTCString`, in `Set-Cookie`
-//! `Expires`). Times are milliseconds since the Unix epoch, as in JavaScript.
+//! Time as the machines take it, and the two date formats express-session
+//! uses.
+//!
+//! Machines measure deadlines on a monotonic clock ([`Instant`]) and use
+//! the wall clock ([`SystemTime`]) only for what is stored: expiry dates
+//! and TTLs. The caller reads both clocks once, when it starts a machine
+//! ([`Now`]); the wall time of any later step is derived from the monotonic
+//! one, so a wall clock that is stepped forward or back while a machine
+//! runs changes nothing about it.
+//!
+//! Dates are ISO-8601 (`Date#toISOString`, in stored records) and
+//! IMF-fixdate (`Date#toUTCString`, in `Set-Cookie` `Expires`), from
+//! milliseconds since the Unix epoch, as in JavaScript.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The time a machine starts at: both clocks, read once by the caller (the
+/// core reads no clock).
+///
+/// ```
+/// use std::time::{Instant, SystemTime};
+/// use session_sockets_core::time::Now;
+///
+/// let now = Now { instant: Instant::now(), wall: SystemTime::now() };
+/// # let _ = now;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// The monotonic time: deadlines count from it.
+    pub instant: Instant,
+    /// The wall-clock time at `instant`: expiry dates and TTLs count from
+    /// it.
+    pub wall: SystemTime,
+}
+
+impl Now {
+    /// Both clocks as read at the same moment.
+    pub fn new(instant: Instant, wall: SystemTime) -> Self {
+        Now { instant, wall }
+    }
+
+    /// The wall time at `instant`, counted from this one:
+    /// `wall + (instant - self.instant)` (or minus, for an earlier
+    /// instant). The wall clock is not read again, so stepping it changes
+    /// nothing.
+    pub fn wall_at(&self, instant: Instant) -> SystemTime {
+        // `SystemTime` spans hundreds of years either way on every platform,
+        // far more than any machine runs; at its ends it stays put.
+        match instant.checked_duration_since(self.instant) {
+            Some(later) => self.wall.checked_add(later).unwrap_or(self.wall),
+            None => self
+                .wall
+                .checked_sub(self.instant.duration_since(instant))
+                .unwrap_or(self.wall),
+        }
+    }
+
+    /// This time as of `instant`: that instant and the wall time derived
+    /// for it ([`Self::wall_at`]).
+    pub fn at(&self, instant: Instant) -> Now {
+        Now {
+            instant,
+            wall: self.wall_at(instant),
+        }
+    }
+}
 
 /// Milliseconds since the Unix epoch (negative before it), like a
 /// JavaScript `Date`'s value.
@@ -213,6 +274,20 @@ mod tests {
         ] {
             assert_eq!(parse_iso(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_wall_time_of_a_later_step_follows_the_monotonic_clock() {
+        let start = Now::new(
+            Instant::now() + Duration::from_secs(1),
+            from_millis(1_000_000),
+        );
+        let later = start.instant + Duration::from_millis(2500);
+        assert_eq!(millis(start.wall_at(later)), 1_002_500);
+        assert_eq!(start.at(later).instant, later);
+        assert_eq!(millis(start.wall_at(start.instant)), 1_000_000);
+        let earlier = start.instant - Duration::from_millis(500);
+        assert_eq!(millis(start.wall_at(earlier)), 999_500);
     }
 
     #[test]

@@ -3,19 +3,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use session_sockets_core::cookie::Limits;
 use session_sockets_core::{
-    Config, Handshake, Machine, Reload, Reply, Request, RequestId, SessionId,
+    Config, Handshake, Machine, Now, Reload, Reply, Request, RequestId, SessionId,
 };
 
 const COOKIE: &str = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
 const RECORD: &str = r#"{"cookie":{"originalMaxAge":3600000,"expires":"2026-11-29T13:14:27.949Z","httpOnly":true,"path":"/"},"user":"ada"}"#;
 
 /// 2026-11-29T12:00:00Z, well before the record's expiry.
-fn t0() -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(1_795_953_600_000)
+fn t0() -> Now {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    Now::new(
+        *START,
+        UNIX_EPOCH + Duration::from_millis(1_795_953_600_000),
+    )
 }
 
 fn config() -> Arc<Config> {
@@ -63,10 +67,14 @@ where
                 Some(Script::Answer(reply, after)) => {
                     log.push(format!("<- {}", describe(&reply)));
                     // A reply to an unknown id first: must be ignored.
-                    m.handle_reply(RequestId(req.id().0 + 100), Reply::NotFound, t0() + after);
-                    m.handle_reply(req.id(), reply.clone(), t0() + after);
+                    m.handle_reply(
+                        RequestId(req.id().0 + 100),
+                        Reply::NotFound,
+                        t0().instant + after,
+                    );
+                    m.handle_reply(req.id(), reply.clone(), t0().instant + after);
                     // And a duplicate: the machine stays finished.
-                    m.handle_reply(req.id(), reply, t0() + after);
+                    m.handle_reply(req.id(), reply, t0().instant + after);
                 }
                 Some(Script::Silent) | None => {}
             }
@@ -93,7 +101,7 @@ where
             .expect("an unfinished machine has a deadline");
         log.push(format!(
             "~ timeout at +{}ms",
-            deadline.duration_since(t0()).unwrap().as_millis()
+            deadline.duration_since(t0().instant).as_millis()
         ));
         m.handle_timeout(deadline - Duration::from_millis(1));
         assert!(m.poll_outcome().is_none(), "not before the deadline");
@@ -105,7 +113,7 @@ where
 fn describe(r: &Reply) -> String {
     match r {
         Reply::Found(b) => format!("Found {} bytes", b.len()),
-        Reply::Failed(e) => format!("Failed {e:?}"),
+        Reply::Failed(e) => format!("Failed {:?}", e.message()),
         other => format!("{other:?}"),
     }
 }
@@ -219,7 +227,8 @@ fn r23_store_error_fails_closed() {
         [
             "-> Load #1 sess:apple",
             "<- Failed \"connection refused\"",
-            "= Err store_error: the session store failed: connection refused",
+            "= Err store_error: the session store failed (connection refused): is it up and \
+             reachable, and is it the store the HTTP app uses?",
         ]
     );
 }
@@ -340,7 +349,7 @@ fn http_header_map_and_multiple_cookie_lines() {
 
 #[test]
 fn r09_reload_loads_a_known_session_again() {
-    let reload = Reload::new(&config(), &SessionId::new("apple"), t0());
+    let reload = Reload::new(config(), &SessionId::new("apple"), t0());
     assert_eq!(
         transcript(reload, found(RECORD)),
         [
@@ -349,7 +358,7 @@ fn r09_reload_loads_a_known_session_again() {
             "= Ok id=apple user=Some(\"ada\")"
         ]
     );
-    let reload = Reload::new(&config(), &SessionId::new("apple"), t0());
+    let reload = Reload::new(config(), &SessionId::new("apple"), t0());
     let log = transcript(reload, Script::Answer(Reply::NotFound, Duration::ZERO));
     assert!(log[2].starts_with("= Err session_not_found"), "{log:?}");
 }

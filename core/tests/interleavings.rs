@@ -11,11 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Instant;
 
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Config, Destroy, Regenerate, Reload, Reply, Request, Save, Session, SessionId, Touch, record,
+    Config, Destroy, Machine, Now, Regenerate, Reload, Reply, Request, Save, Session, SessionId,
+    Touch, record,
 };
 
 const SID: &str = "sid-1";
@@ -23,8 +24,11 @@ const KEY: &[u8] = b"sess:sid-1";
 const INITIAL: &str =
     r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":0}"#;
 
-fn now() -> SystemTime {
-    from_millis(1_795_954_467_949)
+/// Every operation starts at the same moment: one instant, read once, and
+/// a fixed wall time.
+fn now() -> Now {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    Now::new(*START, from_millis(1_795_954_467_949))
 }
 
 fn config() -> Arc<Config> {
@@ -153,7 +157,7 @@ impl Writer {
                 let c = config();
                 self.running = Some(match op {
                     Op::Destroy => Running::Destroy(Destroy::new(c, &SessionId::new(SID), now())),
-                    _ => Running::Reload(Reload::new(&c, &SessionId::new(SID), now()), op),
+                    _ => Running::Reload(Reload::new(c, &SessionId::new(SID), now()), op),
                 });
             }
             let running = self.running.take().unwrap();
@@ -203,10 +207,7 @@ impl Writer {
                             let n = s.get::<i64>("n").unwrap().unwrap_or(0);
                             s.insert("n", n + 1).unwrap();
                         });
-                        (
-                            Some(Running::Save(Save::with_update(c, s, update, now()))),
-                            None,
-                        )
+                        (Some(Running::Save(Save::update(c, s, update, now()))), None)
                     }
                     Op::ReloadTouch => (Some(Running::Touch(Touch::new(c, s, now()))), None),
                     Op::ReloadRegenerate => (
@@ -239,7 +240,7 @@ impl Writer {
     fn step(&mut self, store: &mut Store) {
         let req = self.pending.take().expect("a pending request");
         let reply = store.run(&req);
-        let (id, t) = (req.id(), now());
+        let (id, t) = (req.id(), now().instant);
         match self.running.as_mut().expect("a running machine") {
             Running::Reload(m, _) => m.handle_reply(id, reply, t),
             Running::Save(m) => m.handle_reply(id, reply, t),

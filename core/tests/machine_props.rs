@@ -5,20 +5,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use serde_json::Map;
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Bytes, Config, Create, Destroy, Machine, Regenerate, Reply, Request, RequestId, Save, Session,
-    SessionId, Touch, WriteError, record,
+    Bytes, Config, Create, Destroy, Machine, Now, Regenerate, Reply, Request, RequestId, Save,
+    Session, SessionId, Touch, WriteError, record,
 };
 
 const REC: &str = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:15:27.949Z","httpOnly":true,"path":"/"},"n":1}"#;
 
-fn t(ms: u64) -> SystemTime {
-    from_millis(1_795_954_467_949) + Duration::from_millis(ms)
+/// The monotonic time `ms` after every machine's start.
+fn t(ms: u64) -> Instant {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    *START + Duration::from_millis(ms)
+}
+
+/// Both clocks `ms` after the start.
+fn at(ms: u64) -> Now {
+    Now::new(
+        t(ms),
+        from_millis(1_795_954_467_949) + Duration::from_millis(ms),
+    )
 }
 
 fn config() -> Arc<Config> {
@@ -126,12 +136,12 @@ proptest! {
 
     #[test]
     fn create_survives_anything(ev in events()) {
-        run(Create::new(config(), Map::new(), t(0)), &ev)?;
+        run(Create::new(config(), Map::new(), at(0)), &ev)?;
     }
 
     #[test]
     fn save_survives_anything(ev in events()) {
-        run(Save::new(config(), loaded(), t(0)), &ev)?;
+        run(Save::new(config(), loaded(), at(0)), &ev)?;
     }
 
     #[test]
@@ -140,21 +150,21 @@ proptest! {
             let n = s.get::<i64>("n").ok().flatten().unwrap_or(0);
             s.insert("n", n + 1).unwrap();
         });
-        run(Save::with_update(config(), loaded(), update, t(0)), &ev)?;
+        run(Save::update(config(), loaded(), update, at(0)), &ev)?;
     }
 
     #[test]
     fn touch_survives_anything(ev in events()) {
-        run(Touch::new(config(), loaded(), t(0)), &ev)?;
+        run(Touch::new(config(), loaded(), at(0)), &ev)?;
     }
 
     #[test]
     fn destroy_survives_anything(ev in events()) {
-        run(Destroy::new(config(), &SessionId::new("sid-1"), t(0)), &ev)?;
+        run(Destroy::new(config(), &SessionId::new("sid-1"), at(0)), &ev)?;
     }
 
     #[test]
     fn regenerate_survives_anything(ev in events()) {
-        run(Regenerate::new(config(), loaded(), true, t(0)), &ev)?;
+        run(Regenerate::new(config(), loaded(), true, at(0)), &ev)?;
     }
 }

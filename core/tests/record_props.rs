@@ -111,7 +111,11 @@ proptest! {
         let mine: Vec<(String, Option<Value>)> =
             s.changed_keys().map(|(k, v)| (k.to_owned(), v.cloned())).collect();
         let current = record::encode(&cookie, &theirs);
-        s.rebase(record::decode(&current).unwrap(), Arc::from(current));
+        s.refresh(Session::from_record(
+            SessionId::new("sid"),
+            record::decode(&current).unwrap(),
+            Arc::from(current),
+        ));
         // Expected: theirs, with each of my changed keys set or removed.
         let mut want = theirs.clone();
         for (k, v) in &mine {

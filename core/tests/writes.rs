@@ -5,22 +5,36 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Bytes, Config, ConfigError, CookieOptions, Create, Created, Destroy, Machine, Regenerate,
-    Reply, Request, RequestId, SameSite, Save, Session, SessionId, Touch, WriteError, record,
-    set_cookie,
+    Bytes, Config, ConfigError, CookieOptions, CookieSyntaxError, Create, Created, Destroy,
+    Failure, Machine, Now, Regenerate, Reply, Request, RequestId, SameSite, Save, Session,
+    SessionId, Touch, WriteError, cookie_header, record,
 };
 
 const T0_MS: i64 = 1_795_954_467_949;
 const DEADLINE: Duration = Duration::from_secs(2);
 
-fn t(ms: i64) -> SystemTime {
-    from_millis(T0_MS + ms)
+/// The monotonic time `ms` after the start of every scripted machine.
+fn t(ms: i64) -> Instant {
+    static BASE: std::sync::LazyLock<Instant> =
+        std::sync::LazyLock::new(|| Instant::now() + Duration::from_secs(3600));
+    let offset = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        *BASE + offset
+    } else {
+        *BASE - offset
+    }
+}
+
+/// Both clocks `ms` after the start: the wall clock then reads
+/// `T0_MS + ms`.
+fn at(ms: i64) -> Now {
+    Now::new(t(ms), from_millis(T0_MS + ms))
 }
 
 fn config() -> Arc<Config> {
@@ -31,6 +45,20 @@ fn config() -> Arc<Config> {
             .build()
             .unwrap(),
     )
+}
+
+/// The bytes a save of `s` compares against (the record it rests on), as
+/// the save itself shows them; `None` if it was never stored.
+fn stored_bytes(s: &Session) -> Option<Vec<u8>> {
+    let mut probe = s.clone();
+    // A change, and a TTL the save can write, whatever the cookie says.
+    probe.insert("stored-bytes-probe", 1).unwrap();
+    probe.cookie_mut().set_expires(None);
+    let mut m = Save::new(config(), probe, at(0));
+    match m.poll_request() {
+        Some(Request::CompareAndSet { expected, .. }) => Some(expected.to_vec()),
+        _ => None,
+    }
 }
 
 fn data(v: Value) -> Map<String, Value> {
@@ -132,7 +160,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
             (Some(e), Some(m)) => e - m,
             _ => rec["request_time_ms"].as_i64().unwrap(),
         };
-        let now = from_millis(created_ms);
+        let now = Now::new(t(0), from_millis(created_ms));
         // The 24 random bytes behind the recorded id.
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sid)
@@ -143,7 +171,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
         let Request::Random { id, len: 24 } = req(&mut m) else {
             panic!("{name}: asks for 24 random bytes first")
         };
-        m.handle_reply(id, Reply::Random(Bytes::from(bytes)), now);
+        m.handle_reply(id, Reply::Random(Bytes::from(bytes)), now.instant);
         let Request::Create {
             id,
             key: k,
@@ -156,7 +184,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
         assert_eq!(k.as_bytes(), key.as_bytes(), "{name}");
         assert_eq!(text(&bytes), value, "{name}");
         assert_eq!(ttl_secs, rec["ttl_seconds"].as_u64().unwrap(), "{name}");
-        m.handle_reply(id, Reply::Created, now);
+        m.handle_reply(id, Reply::Created, now.instant);
         let Created {
             session,
             set_cookie,
@@ -174,7 +202,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
         // The follow-up request with the same cookie, unmodified: only an
         // EXPIRE with the recorded TTL, and a Set-Cookie only when rolling.
         let follow = rec["follow_up_request_same_cookie_unmodified"].clone();
-        let later = from_millis(created_ms + 100);
+        let later = Now::new(t(100), from_millis(created_ms + 100));
         let mut touch = Touch::new(Arc::clone(&config), session, later);
         let Request::Touch {
             id,
@@ -193,15 +221,15 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
             follow["set_cookie_header"][0].as_str(),
             "{name}"
         );
-        touch.handle_reply(id, Reply::Done, later);
+        touch.handle_reply(id, Reply::Done, later.instant);
         let s = touch.poll_outcome().unwrap().unwrap();
         assert_eq!(
-            s.loaded_bytes().map(|b| &b[..]),
+            stored_bytes(&s).as_deref(),
             Some(value.as_bytes()),
             "{name}: a touch does not rewrite the record"
         );
         assert_eq!(
-            session_sockets_core::ttl_secs(&config, s.cookie(), later),
+            session_sockets_core::ttl_secs(&config, s.cookie(), later.wall),
             cmds[1]["ttl"].as_i64().unwrap()
         );
     }
@@ -211,7 +239,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
 fn r3_set_cookie_writes_every_attribute_in_npm_cookie_order() {
     // Expected bytes from express-session 1.19.0's Cookie#serialize.
     let rec = record::decode(br#"{"cookie":{"originalMaxAge":1000,"partitioned":true,"priority":"HIGH","expires":"2026-11-29T12:14:27.949Z","secure":true,"httpOnly":true,"domain":".Example.com","path":"/a b","sameSite":true}}"#).unwrap();
-    let header = set_cookie(&config(), &SessionId::new("sid é+/"), &rec.cookie).unwrap();
+    let header = cookie_header(&config(), &SessionId::new("sid é+/"), &rec.cookie).unwrap();
     assert_eq!(
         header,
         "connect.sid=s%3Asid%20%C3%A9%2B%2F.c7dMtNqZK7VN8kzV6ysD9HYIimCyHVT3rMY%2BZFP7BRc; \
@@ -234,8 +262,8 @@ fn r3_set_cookie_refuses_what_npm_cookie_refuses() {
     ] {
         let rec = record::decode(format!(r#"{{"cookie":{cookie}}}"#).as_bytes()).unwrap();
         assert_eq!(
-            set_cookie(&config(), &sid, &rec.cookie),
-            Err(WriteError::InvalidCookie { field }),
+            cookie_header(&config(), &sid, &rec.cookie).map_err(|e| e.field()),
+            Err(field),
             "{cookie}"
         );
     }
@@ -244,7 +272,7 @@ fn r3_set_cookie_refuses_what_npm_cookie_refuses() {
         br#"{"cookie":{"domain":"","path":"","httpOnly":0,"secure":null,"sameSite":false,"priority":""}}"#,
     )
     .unwrap();
-    let h = set_cookie(&config(), &sid, &rec.cookie).unwrap();
+    let h = cookie_header(&config(), &sid, &rec.cookie).unwrap();
     assert!(!h.contains(';'), "{h}");
 }
 
@@ -302,7 +330,7 @@ fn r3_r14_config_validates_cookie_options() {
 #[test]
 fn create_golden_transcript() {
     let config = config();
-    let mut m = Create::new(Arc::clone(&config), data(json!({"user": "ada"})), t(0));
+    let mut m = Create::new(Arc::clone(&config), data(json!({"user": "ada"})), at(0));
     assert_eq!(m.poll_timeout(), Some(t(0) + DEADLINE));
     assert_eq!(
         req(&mut m),
@@ -348,7 +376,7 @@ fn create_golden_transcript() {
 
 #[test]
 fn create_retries_a_colliding_id_with_fresh_bytes_then_gives_up() {
-    let mut m = Create::new(config(), Map::new(), t(0));
+    let mut m = Create::new(config(), Map::new(), at(0));
     let mut sids = Vec::new();
     for (i, byte) in [1u8, 2, 3].into_iter().enumerate() {
         let Request::Random { id, .. } = req(&mut m) else {
@@ -381,12 +409,12 @@ fn create_every_failing_reply() {
         id
     };
     // Too few random bytes.
-    let mut m = Create::new(config(), Map::new(), t(0));
+    let mut m = Create::new(config(), Map::new(), at(0));
     let id = start(&mut m);
     m.handle_reply(id, Reply::Random(Bytes::from(vec![0; 16])), t(0));
     let e = m.poll_outcome().unwrap().unwrap_err();
     assert!(
-        matches!(&e, WriteError::Store(s) if s.contains("16 bytes")),
+        matches!(&e, WriteError::Failed(Failure::Store(s)) if s.message().contains("16 bytes")),
         "{e}"
     );
     // A store failure at either step, and out-of-protocol answers.
@@ -397,7 +425,7 @@ fn create_every_failing_reply() {
         (true, Reply::Swapped, "store_error"),
         (true, Reply::Gone, "store_error"),
     ] {
-        let mut m = Create::new(config(), Map::new(), t(0));
+        let mut m = Create::new(config(), Map::new(), at(0));
         let mut id = start(&mut m);
         if at_create {
             m.handle_reply(id, random(1), t(0));
@@ -407,7 +435,7 @@ fn create_every_failing_reply() {
         let e = m.poll_outcome().unwrap().unwrap_err();
         assert_eq!(e.reason(), reason, "{reply:?}");
         if let Reply::Failed(msg) = reply {
-            assert_eq!(e, WriteError::Store(msg));
+            assert_eq!(e, WriteError::Failed(Failure::Store(msg)));
         } else {
             assert!(e.to_string().contains("expected"), "{e}");
         }
@@ -424,7 +452,7 @@ fn create_every_failing_reply() {
             .build()
             .unwrap(),
     );
-    let mut m = Create::new(zero, Map::new(), t(0));
+    let mut m = Create::new(zero, Map::new(), at(0));
     let id = start(&mut m);
     m.handle_reply(id, random(1), t(0));
     assert_eq!(m.poll_request(), None);
@@ -436,15 +464,15 @@ fn create_every_failing_reply() {
 #[test]
 fn r25_save_only_when_changed() {
     let s = loaded(REC);
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None, "no write for an unchanged session");
     assert_eq!(m.poll_timeout(), None);
     let s = m.poll_outcome().unwrap().unwrap();
-    assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(REC.as_bytes()));
+    assert_eq!(stored_bytes(&s).as_deref(), Some(REC.as_bytes()));
     // Setting a key to the value it has is no change either.
     let mut s = s;
     s.insert("n", 1).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
     assert!(m.poll_outcome().unwrap().is_ok());
 }
@@ -453,7 +481,7 @@ fn r25_save_only_when_changed() {
 fn save_golden_transcript() {
     let mut s = loaded(REC);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let expected_new = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":2,"a":"x"}"#;
     assert_eq!(
         req(&mut m),
@@ -469,7 +497,7 @@ fn save_golden_transcript() {
     let s = m.poll_outcome().unwrap().unwrap();
     assert!(!s.is_changed());
     assert_eq!(
-        s.loaded_bytes().map(|b| &b[..]),
+        stored_bytes(&s).as_deref(),
         Some(expected_new.as_bytes()),
         "the next save compares against what this one wrote"
     );
@@ -480,7 +508,7 @@ fn save_golden_transcript() {
 fn r24_save_never_resurrects() {
     let mut s = loaded(REC);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Gone, t(0));
     let e = m.poll_outcome().unwrap().unwrap_err();
@@ -494,7 +522,7 @@ fn r25_save_conflict_reapplies_only_this_sides_keys() {
     let mut s = loaded(REC);
     s.insert("n", 10).unwrap(); // this side's change
     s.remove("a"); // and a removal
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     // Meanwhile another writer changed `n`, `a` and added `b`.
     let theirs = r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":5,"a":"y","b":true}"#;
@@ -525,13 +553,13 @@ fn r25_save_conflict_reapplies_only_this_sides_keys() {
 fn save_conflict_already_holding_the_change_writes_nothing_more() {
     let mut s = loaded(REC);
     s.insert("n", 5).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     let theirs = r#"{"cookie":{"expires":null},"n":5,"z":0}"#;
     m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.as_bytes())), t(0));
     assert_eq!(m.poll_request(), None);
     let s = m.poll_outcome().unwrap().unwrap();
-    assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(theirs.as_bytes()));
+    assert_eq!(stored_bytes(&s).as_deref(), Some(theirs.as_bytes()));
 }
 
 #[test]
@@ -545,7 +573,7 @@ fn save_conflicts_are_bounded() {
     );
     let mut s = loaded(REC);
     s.insert("mine", 1).unwrap();
-    let mut m = Save::new(config, s, t(0));
+    let mut m = Save::new(config, s, at(0));
     for i in 0..3 {
         let id = req(&mut m).id();
         let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
@@ -571,7 +599,7 @@ fn save_every_failing_reply() {
     ] {
         let mut s = loaded(REC);
         s.insert("n", 3).unwrap();
-        let mut m = Save::new(config(), s, t(0));
+        let mut m = Save::new(config(), s, at(0));
         let id = req(&mut m).id();
         m.handle_reply(id, reply.clone(), t(0));
         let e = m.poll_outcome().unwrap().unwrap_err();
@@ -585,7 +613,7 @@ fn save_every_failing_reply() {
         Map::new(),
     );
     s.insert("a", 1).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
@@ -595,11 +623,11 @@ fn save_every_failing_reply() {
     let rec = record::decode(REC.as_bytes()).unwrap();
     let mut s = Session::from_record(SessionId::new("a\nb"), rec, Arc::from(REC.as_bytes()));
     s.insert("a", 1).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidSessionId
+        WriteError::Failed(Failure::InvalidSessionId)
     );
 }
 
@@ -612,7 +640,7 @@ fn r13_save_of_an_expired_session_destroys_instead() {
     );
     let mut s = loaded(&json);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let Request::Destroy { id, key } = req(&mut m) else {
         panic!("destroys")
     };
@@ -623,7 +651,7 @@ fn r13_save_of_an_expired_session_destroys_instead() {
     // A conflict whose current record has expired destroys too.
     let mut s = loaded(REC);
     s.insert("n", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Conflict(Bytes::from(json.into_bytes())), t(0));
     assert!(matches!(req(&mut m), Request::Destroy { .. }));
@@ -637,7 +665,7 @@ fn save_with_update_reruns_the_update_on_the_current_record() {
         let n = s.get::<i64>("n").unwrap().unwrap_or(0);
         s.insert("n", n + 1).unwrap();
     });
-    let mut m = Save::with_update(config(), s, bump, t(0));
+    let mut m = Save::update(config(), s, bump, at(0));
     let Request::CompareAndSet { id, new, .. } = req(&mut m) else {
         panic!()
     };
@@ -665,7 +693,7 @@ fn save_with_update_reruns_the_update_on_the_current_record() {
 
 #[test]
 fn r24_a_created_session_is_saveable_against_its_stored_bytes() {
-    let mut c = Create::new(config(), data(json!({"k": 1})), t(0));
+    let mut c = Create::new(config(), data(json!({"k": 1})), at(0));
     let id = req(&mut c).id();
     c.handle_reply(id, random(9), t(0));
     let Request::Create { id, value, .. } = req(&mut c) else {
@@ -674,7 +702,7 @@ fn r24_a_created_session_is_saveable_against_its_stored_bytes() {
     c.handle_reply(id, Reply::Created, t(0));
     let mut s = c.poll_outcome().unwrap().unwrap().session;
     s.insert("k", 2).unwrap();
-    let mut m = Save::new(config(), s, t(0));
+    let mut m = Save::new(config(), s, at(0));
     let Request::CompareAndSet { expected, .. } = req(&mut m) else {
         panic!()
     };
@@ -690,7 +718,7 @@ fn r25_touch_refreshes_expiry_without_rewriting() {
         session_sockets_core::time::to_iso(T0_MS + 1000)
     );
     let s = loaded(&json);
-    let mut m = Touch::new(config(), s, t(500));
+    let mut m = Touch::new(config(), s, at(500));
     assert_eq!(
         req(&mut m),
         Request::Touch {
@@ -703,10 +731,10 @@ fn r25_touch_refreshes_expiry_without_rewriting() {
     m.handle_reply(RequestId(1), Reply::Done, t(600));
     let s = m.poll_outcome().unwrap().unwrap();
     assert_eq!(s.cookie().expires_ms(), Some(T0_MS + 500 + 60_000));
-    assert_eq!(s.loaded_bytes().map(|b| &b[..]), Some(json.as_bytes()));
+    assert_eq!(stored_bytes(&s).as_deref(), Some(json.as_bytes()));
     assert!(!s.is_changed());
     // A browser-session cookie gets the default TTL.
-    let mut m = Touch::new(config(), loaded(REC), t(0));
+    let mut m = Touch::new(config(), loaded(REC), at(0));
     let Request::Touch { ttl_secs, .. } = req(&mut m) else {
         panic!()
     };
@@ -723,7 +751,7 @@ fn touch_every_reply_and_rolling() {
             .unwrap(),
     );
     let json = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:14:27.949Z","httpOnly":true,"path":"/"}}"#;
-    let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
+    let mut m = Touch::new(Arc::clone(&rolling), loaded(json), at(0));
     let id = req(&mut m).id();
     let header = m.set_cookie().unwrap().to_owned();
     assert!(
@@ -737,15 +765,18 @@ fn touch_every_reply_and_rolling() {
 
     for (reply, want) in [
         (Reply::Gone, WriteError::Gone),
-        (Reply::Failed("x".into()), WriteError::Store("x".into())),
+        (
+            Reply::Failed("x".into()),
+            WriteError::Failed(Failure::Store("x".into())),
+        ),
     ] {
-        let mut m = Touch::new(Arc::clone(&rolling), loaded(json), t(0));
+        let mut m = Touch::new(Arc::clone(&rolling), loaded(json), at(0));
         let id = req(&mut m).id();
         m.handle_reply(id, reply, t(0));
         assert_eq!(m.poll_outcome().unwrap().unwrap_err(), want);
         assert_eq!(m.set_cookie(), None, "nothing to re-send after a failure");
     }
-    let mut m = Touch::new(config(), loaded(json), t(0));
+    let mut m = Touch::new(config(), loaded(json), at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Swapped, t(0));
     assert_eq!(
@@ -755,22 +786,20 @@ fn touch_every_reply_and_rolling() {
 
     // An originalMaxAge past what a record can hold: refused before any IO.
     let huge = r#"{"cookie":{"originalMaxAge":1e300,"expires":null}}"#;
-    let mut m = Touch::new(config(), loaded(huge), t(0));
+    let mut m = Touch::new(config(), loaded(huge), at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidCookie {
-            field: "originalMaxAge"
-        }
+        WriteError::InvalidCookie(CookieSyntaxError::MaxAge)
     );
 
     // A stored cookie npm cookie cannot serialize: refused before any IO.
     let bad = r#"{"cookie":{"originalMaxAge":null,"expires":null,"domain":"a;b"}}"#;
-    let mut m = Touch::new(Arc::clone(&rolling), loaded(bad), t(0));
+    let mut m = Touch::new(Arc::clone(&rolling), loaded(bad), at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidCookie { field: "domain" }
+        WriteError::InvalidCookie(CookieSyntaxError::Domain)
     );
 }
 
@@ -781,7 +810,7 @@ fn r13_touch_of_an_expired_browser_session_destroys_it() {
         r#"{{"cookie":{{"originalMaxAge":null,"expires":"{}"}}}}"#,
         session_sockets_core::time::to_iso(T0_MS - 5000)
     );
-    let mut m = Touch::new(config(), loaded(&json), t(0));
+    let mut m = Touch::new(config(), loaded(&json), at(0));
     let Request::Destroy { id, .. } = req(&mut m) else {
         panic!()
     };
@@ -793,7 +822,7 @@ fn r13_touch_of_an_expired_browser_session_destroys_it() {
 
 #[test]
 fn destroy_golden_transcript() {
-    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), at(0));
     assert_eq!(
         req(&mut m),
         Request::Destroy {
@@ -807,24 +836,27 @@ fn destroy_golden_transcript() {
         (Reply::Gone, Ok(())),
         (
             Reply::Failed("x".into()),
-            Err(WriteError::Store("x".into())),
+            Err(WriteError::Failed(Failure::Store("x".into()))),
         ),
     ] {
-        let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+        let mut m = Destroy::new(config(), &SessionId::new("sid-1"), at(0));
         let id = req(&mut m).id();
         m.handle_reply(id, reply, t(0));
         assert_eq!(m.poll_outcome(), Some(want));
     }
-    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), t(0));
+    let mut m = Destroy::new(config(), &SessionId::new("sid-1"), at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Exists, t(0));
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err().reason(),
         "store_error"
     );
-    let mut m = Destroy::new(config(), &SessionId::new("x".repeat(300)), t(0));
+    let mut m = Destroy::new(config(), &SessionId::new("x".repeat(300)), at(0));
     assert_eq!(m.poll_request(), None);
-    assert_eq!(m.poll_outcome(), Some(Err(WriteError::InvalidSessionId)));
+    assert_eq!(
+        m.poll_outcome(),
+        Some(Err(WriteError::Failed(Failure::InvalidSessionId)))
+    );
 }
 
 // ------------------------------------------------------------- regenerate
@@ -833,7 +865,7 @@ fn destroy_golden_transcript() {
 fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     for carry_over in [true, false] {
         let s = loaded(REC);
-        let mut m = Regenerate::new(config(), s, carry_over, t(0));
+        let mut m = Regenerate::new(config(), s, carry_over, at(0));
         let Request::Random { id, .. } = req(&mut m) else {
             panic!()
         };
@@ -859,7 +891,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
         assert!(created.set_cookie.contains(&sid_of(4)));
     }
     // Destroying the old one failed: fail closed.
-    let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
+    let mut m = Regenerate::new(config(), loaded(REC), true, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, random(4), t(0));
     let id = req(&mut m).id();
@@ -868,10 +900,10 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     m.handle_reply(id, Reply::Failed("down".into()), t(0));
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::Store("down".into())
+        WriteError::Failed(Failure::Store("down".into()))
     );
     // Creating failed: the old session is left alone.
-    let mut m = Regenerate::new(config(), loaded(REC), true, t(0));
+    let mut m = Regenerate::new(config(), loaded(REC), true, at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, Reply::Failed("rng".into()), t(0));
     assert_eq!(m.poll_request(), None);
@@ -879,18 +911,18 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     // R15.
     let rec = record::decode(REC.as_bytes()).unwrap();
     let s = Session::from_record(SessionId::new("\u{7f}"), rec, Arc::from(REC.as_bytes()));
-    let mut m = Regenerate::new(config(), s, true, t(0));
+    let mut m = Regenerate::new(config(), s, true, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
         m.poll_outcome().unwrap().unwrap_err(),
-        WriteError::InvalidSessionId
+        WriteError::Failed(Failure::InvalidSessionId)
     );
 }
 
 // ---------------------------------------------- ids, duplicates, deadlines
 
 /// Every machine, started and with its first request polled.
-type Factory = Box<dyn FnMut() -> Box<dyn Probe>>;
+type Factory = Box<dyn FnMut() -> Box<dyn probe::Probe>>;
 
 fn every_machine() -> Vec<(&'static str, Factory)> {
     fn changed() -> Session {
@@ -901,56 +933,68 @@ fn every_machine() -> Vec<(&'static str, Factory)> {
     vec![
         (
             "create",
-            Box::new(|| Box::new(Create::new(config(), Map::new(), t(0))) as Box<dyn Probe>),
+            Box::new(|| {
+                Box::new(Create::new(config(), Map::new(), at(0))) as Box<dyn probe::Probe>
+            }),
         ),
         (
             "save",
-            Box::new(|| Box::new(Save::new(config(), changed(), t(0))) as Box<dyn Probe>),
+            Box::new(|| Box::new(Save::new(config(), changed(), at(0))) as Box<dyn probe::Probe>),
         ),
         (
             "touch",
-            Box::new(|| Box::new(Touch::new(config(), loaded(REC), t(0))) as Box<dyn Probe>),
+            Box::new(|| {
+                Box::new(Touch::new(config(), loaded(REC), at(0))) as Box<dyn probe::Probe>
+            }),
         ),
         (
             "destroy",
             Box::new(|| {
-                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), t(0))) as Box<dyn Probe>
+                Box::new(Destroy::new(config(), &SessionId::new("sid-1"), at(0)))
+                    as Box<dyn probe::Probe>
             }),
         ),
         (
             "regenerate",
             Box::new(|| {
-                Box::new(Regenerate::new(config(), loaded(REC), true, t(0))) as Box<dyn Probe>
+                Box::new(Regenerate::new(config(), loaded(REC), true, at(0)))
+                    as Box<dyn probe::Probe>
             }),
         ),
     ]
 }
 
-/// A machine seen through an object-safe lens.
-trait Probe {
-    fn poll_request(&mut self) -> Option<Request>;
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime);
-    fn poll_timeout(&self) -> Option<SystemTime>;
-    fn handle_timeout(&mut self, now: SystemTime);
-    /// The outcome's error, `Some(None)` for success.
-    fn poll_error(&mut self) -> Option<Option<WriteError>>;
-}
+/// A machine seen through an object-safe lens. In a module of its own, so
+/// that its methods do not clash with [`Machine`]'s where both are in scope.
+mod probe {
+    use super::*;
 
-impl<M: Machine<Outcome = Result<T, WriteError>>, T> Probe for M {
-    fn poll_request(&mut self) -> Option<Request> {
-        Machine::poll_request(self)
+    /// A machine seen through an object-safe lens.
+    pub trait Probe {
+        fn poll_request(&mut self) -> Option<Request>;
+        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant);
+        fn poll_timeout(&self) -> Option<Instant>;
+        fn handle_timeout(&mut self, now: Instant);
+        /// The outcome's error, `Some(None)` for success.
+        fn poll_error(&mut self) -> Option<Option<WriteError>>;
     }
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: SystemTime) {
-        Machine::handle_reply(self, id, reply, now)
-    }
-    fn poll_timeout(&self) -> Option<SystemTime> {
-        Machine::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: SystemTime) {
-        Machine::handle_timeout(self, now)
-    }
-    fn poll_error(&mut self) -> Option<Option<WriteError>> {
-        Machine::poll_outcome(self).map(Result::err)
+
+    impl<M: Machine<Outcome = Result<T, WriteError>>, T> Probe for M {
+        fn poll_request(&mut self) -> Option<Request> {
+            Machine::poll_request(self)
+        }
+        fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant) {
+            Machine::handle_reply(self, id, reply, now)
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            Machine::poll_timeout(self)
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            Machine::handle_timeout(self, now)
+        }
+        fn poll_error(&mut self) -> Option<Option<WriteError>> {
+            Machine::poll_outcome(self).map(Result::err)
+        }
     }
 }
 
@@ -972,7 +1016,11 @@ fn r23_every_machine_fails_closed_at_its_deadline() {
         let r = m.poll_request().unwrap();
         assert_eq!(m.poll_timeout(), Some(t(0) + DEADLINE), "{name}");
         m.handle_reply(r.id(), good_reply(&r), t(0) + DEADLINE);
-        assert_eq!(m.poll_error(), Some(Some(WriteError::Timeout)), "{name}");
+        assert_eq!(
+            m.poll_error(),
+            Some(Some(WriteError::Failed(Failure::Timeout))),
+            "{name}"
+        );
         assert_eq!(m.poll_request(), None, "{name}");
         assert_eq!(m.poll_timeout(), None, "{name}");
 
@@ -984,7 +1032,7 @@ fn r23_every_machine_fails_closed_at_its_deadline() {
         assert_eq!(m.poll_error(), None, "{name}");
         m.handle_timeout(t(0) + DEADLINE);
         let e = m.poll_error().unwrap().unwrap();
-        assert_eq!(e, WriteError::Timeout, "{name}");
+        assert_eq!(e, WriteError::Failed(Failure::Timeout), "{name}");
         assert!(e.to_string().contains("store_deadline"));
         // Sticky: a later reply changes nothing.
         m.handle_reply(r.id(), good_reply(&r), t(0));
@@ -1031,7 +1079,7 @@ fn every_machine_ignores_wrong_early_and_duplicate_replies() {
 
 #[test]
 fn r16_debug_and_errors_never_show_ids_or_cookies() {
-    let mut m = Create::new(config(), data(json!({"token": "s3cret"})), t(0));
+    let mut m = Create::new(config(), data(json!({"token": "s3cret"})), at(0));
     let id = req(&mut m).id();
     m.handle_reply(id, random(5), t(0));
     let id = req(&mut m).id();
@@ -1047,11 +1095,11 @@ fn r16_debug_and_errors_never_show_ids_or_cookies() {
         WriteError::Expired,
         WriteError::NotStored,
         WriteError::IdCollision { attempts: 3 },
-        WriteError::InvalidSessionId,
-        WriteError::InvalidCookie { field: "path" },
-        WriteError::MalformedRecord(record::RecordError::NoCookie),
-        WriteError::Store("x".into()),
-        WriteError::Timeout,
+        WriteError::Failed(Failure::InvalidSessionId),
+        WriteError::InvalidCookie(CookieSyntaxError::Path),
+        WriteError::Failed(Failure::MalformedRecord(record::RecordError::NoCookie)),
+        WriteError::Failed(Failure::Store("x".into())),
+        WriteError::Failed(Failure::Timeout),
     ];
     let mut reasons: Vec<&str> = errors.iter().map(WriteError::reason).collect();
     for e in &errors {

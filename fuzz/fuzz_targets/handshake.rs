@@ -26,7 +26,7 @@ use libfuzzer_sys::fuzz_target;
 use session_sockets_core::record::decode;
 use session_sockets_core::time::millis;
 use session_sockets_core::{
-    Handshake, HandshakeError, Reload, Reply, Request, SessionId, resolve_cookie,
+    Handshake, HandshakeError, Machine, Reload, Reply, Request, SessionId, resolve_cookie,
 };
 use session_sockets_fuzz::{Script, drive, machine_config, start_time};
 
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let config = machine_config();
     let start = start_time();
-    let deadline = start + config.store_deadline();
+    let deadline = start.instant + config.store_deadline();
     let cookie_lines: Vec<&[u8]> = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
                     && !finished
                     && *at < deadline
                     && matches!(reply, Reply::Found(b)
-                        if decode(b).is_ok_and(|r| !r.cookie.is_expired(millis(*at))))
+                        if decode(b).is_ok_and(|r| !r.cookie.is_expired(millis(start.wall_at(*at)))))
             });
             assert!(granted, "a session without a timely Found reply");
             let Ok(sid) = &resolved else {
@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
     // The same script against a reload of the resolved id.
     if let Ok(sid) = &resolved {
         let id = SessionId::new(String::from_utf8_lossy(sid.expose()).into_owned());
-        let mut reload = Reload::new(&config, &id, start);
+        let mut reload = Reload::new(config.clone(), &id, start);
         let mut script = Script::new(ops);
         let report = drive(&mut reload, &mut script, |_| {});
         assert!(

@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
             let n = n_of(s.data()) + 1;
             s.insert_value("n", Value::from(n));
         });
-        Save::with_update(config.clone(), session, update, start)
+        Save::update(config.clone(), session, update, start)
     } else {
         Save::new(config.clone(), session, start)
     };

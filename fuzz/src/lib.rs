@@ -6,10 +6,11 @@
 //! express-session vectors (`make_seeds.py` writes them).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use session_sockets_core::cookie::Limits;
-use session_sockets_core::{Bytes, Config, Machine, Reply, Request, RequestId};
+use session_sockets_core::{Bytes, Config, Machine, Now, Reply, Request, RequestId};
 
 /// Splits fuzz bytes into `Cookie` header lines the way the Node reference
 /// (`benches/node/resolve.js`) does: on `\n`, keeping `\r` as data; no bytes
@@ -89,9 +90,14 @@ pub const RECORDS: [&[u8]; 7] = [
     br#"{"cookie":{"expires":"tomorrow"}}"#,
 ];
 
-/// The fixed start time of every scripted run: 2026-11-29T13:14:27Z.
-pub fn start_time() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_958_067)
+/// The start of every scripted run: one monotonic instant (read once per
+/// process) and the fixed wall time 2026-11-29T13:14:27Z.
+pub fn start_time() -> Now {
+    static START: OnceLock<Instant> = OnceLock::new();
+    Now::new(
+        *START.get_or_init(Instant::now),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_958_067),
+    )
 }
 
 /// A cursor over the script bytes; reads past the end are zero.
@@ -120,7 +126,7 @@ impl<'a> Script<'a> {
 
     /// A time from one byte: `start + b * 50 ms` (0 to 12.75 s, across the
     /// default 3 s store deadline).
-    pub fn time(&mut self, start: SystemTime) -> SystemTime {
+    pub fn time(&mut self, start: Instant) -> Instant {
         start + Duration::from_millis(u64::from(self.byte()) * 50)
     }
 
@@ -165,7 +171,7 @@ pub struct Report<O> {
     pub requests: Vec<Request>,
     /// Every reply fed, with the time it was fed and whether the machine
     /// had already finished.
-    pub replies: Vec<(RequestId, Reply, SystemTime, bool)>,
+    pub replies: Vec<(RequestId, Reply, Instant, bool)>,
     /// The outcome (taken exactly once; [`drive`] asserts that).
     pub outcome: Option<O>,
 }
@@ -194,7 +200,7 @@ pub fn drive<M: Machine>(
     script: &mut Script<'_>,
     mut input: impl FnMut(&mut M),
 ) -> Report<M::Outcome> {
-    let start = start_time();
+    let start = start_time().instant;
     let mut report = Report {
         requests: Vec::new(),
         replies: Vec::new(),

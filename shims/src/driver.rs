@@ -1,5 +1,5 @@
 //! The driver: one async loop that runs any core [`Machine`] against a
-//! [`Store`], with the machine's deadline on every store call (R23).
+//! [`Store`], with the machine's deadline on every store call ([R23]).
 //!
 //! The loop only moves bytes and waits; every decision (what to load, what
 //! to write, when a reply is too late) is the machine's:
@@ -12,14 +12,16 @@
 //!    call is then dropped, which cancels it);
 //! 3. return [`Machine::poll_outcome`] once there is one; otherwise sleep
 //!    until the deadline and call [`Machine::handle_timeout`].
+//!
+//! [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_lite::future;
-use session_sockets_core::{Machine, Reply, Request};
+use session_sockets_core::{Machine, Reply, Request, StoreError};
 
-use crate::runtime::{Runtime, sleep_until};
-use crate::store::{CasOutcome, Store, StoreError};
+use crate::runtime::Runtime;
+use crate::store::{CasOutcome, Store};
 
 /// A machine stopped without an outcome, a pending request or a deadline.
 /// Core machines never do; this reports a bug instead of waiting forever.
@@ -42,14 +44,16 @@ impl std::error::Error for Stalled {}
 /// `Touch::set_cookie`) can still be read.
 ///
 /// Every store call is raced against the machine's deadline, so a store
-/// that never answers fails the machine at the deadline (for the handshake:
-/// [`HandshakeError::Timeout`](crate::HandshakeError::Timeout)) instead of
-/// hanging. Random bytes come from the operating system's CSPRNG (R10).
+/// that never answers fails the machine at the deadline
+/// ([`Failure::Timeout`](crate::Failure::Timeout)) instead of hanging.
+/// Deadlines are [`Runtime::now`] instants and the timer is
+/// [`Runtime::sleep_until`], so the wall clock plays no part in them.
+/// Random bytes come from the operating system's CSPRNG ([R10]).
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::SystemTime;
-/// use session_sockets::core::Reload;
+/// use std::time::{Instant, SystemTime};
+/// use session_sockets::core::{Now, Reload};
 /// use session_sockets::{Config, HandshakeError, MemoryStore, SessionId, drive};
 /// # #[derive(Clone, Copy)] struct Rt;
 /// # impl session_sockets::runtime::Runtime for Rt {
@@ -57,12 +61,15 @@ impl std::error::Error for Stalled {}
 /// #     fn sleep(&self, _: std::time::Duration) -> Self::Sleep { std::future::pending() }
 /// # }
 ///
-/// let config = Config::builder().secret("keyboard cat").build().unwrap();
+/// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
 /// let store = MemoryStore::new();
-/// let mut reload = Reload::new(&config, &SessionId::new("no-such-id"), SystemTime::now());
+/// let now = Now::new(Instant::now(), SystemTime::now());
+/// let mut reload = Reload::new(config, &SessionId::new("no-such-id"), now);
 /// let outcome = futures_lite::future::block_on(drive(&mut reload, &store, &Rt)).unwrap();
 /// assert_eq!(outcome.unwrap_err(), HandshakeError::SessionNotFound);
 /// ```
+///
+/// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
 pub async fn drive<M, R>(
     machine: &mut M,
     store: &dyn Store,
@@ -79,8 +86,8 @@ where
             let reply = match machine.poll_timeout() {
                 Some(deadline) => {
                     let expiry = async {
-                        sleep_until(runtime, deadline).await;
-                        Err(deadline)
+                        runtime.sleep_until(deadline).await;
+                        Err(())
                     };
                     future::or(call, expiry).await
                 }
@@ -88,7 +95,7 @@ where
             };
             match reply {
                 Ok(reply) => machine.handle_reply(id, reply, runtime.now()),
-                Err(deadline) => machine.handle_timeout(expired_at(runtime, deadline)),
+                Err(()) => machine.handle_timeout(runtime.now()),
             }
         }
         if let Some(outcome) = machine.poll_outcome() {
@@ -97,17 +104,9 @@ where
         let Some(deadline) = machine.poll_timeout() else {
             return Err(Stalled);
         };
-        sleep_until(runtime, deadline).await;
-        machine.handle_timeout(expired_at(runtime, deadline));
+        runtime.sleep_until(deadline).await;
+        machine.handle_timeout(runtime.now());
     }
-}
-
-/// The time to report once the timer for `deadline` fired: the runtime's
-/// timer is monotonic, so the deadline has passed even if the wall clock
-/// says otherwise (it was set back, or runs behind the timer). Without
-/// this, a wall clock set back would keep a machine waiting.
-fn expired_at<R: Runtime + ?Sized>(runtime: &R, deadline: SystemTime) -> SystemTime {
-    runtime.now().max(deadline)
 }
 
 /// Runs one request and translates the answer into the core's [`Reply`].
@@ -155,11 +154,10 @@ async fn execute(store: &dyn Store, request: &Request) -> Reply {
             Err(e) => failed(e),
         },
         Request::Random { len, .. } => random(*len),
-        _ => Reply::Failed(
+        _ => Reply::Failed(StoreError::new(
             "this version of session-sockets cannot run a store request that \
-             session-sockets-core emitted: use matching versions of the two crates"
-                .into(),
-        ),
+             session-sockets-core emitted: use matching versions of the two crates",
+        )),
     }
 }
 
@@ -167,18 +165,24 @@ fn secs(ttl_secs: u64) -> Duration {
     Duration::from_secs(ttl_secs)
 }
 
+/// The store's error as it is, cause and all.
 fn failed(e: StoreError) -> Reply {
-    Reply::Failed(e.to_string())
+    Reply::Failed(e)
 }
 
-/// `len` bytes from the OS CSPRNG (R10).
+/// `len` bytes from the OS CSPRNG ([R10]).
+///
+/// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
 fn random(len: usize) -> Reply {
     let mut buf = vec![0u8; len];
     match getrandom::fill(&mut buf) {
         Ok(()) => Reply::Random(buf.into()),
-        Err(e) => Reply::Failed(format!(
-            "the operating system's random number generator failed ({e}); \
-             no session id can be made safely"
+        Err(e) => Reply::Failed(StoreError::with_source(
+            format!(
+                "the operating system's random number generator failed ({e}); \
+                 no session id can be made safely"
+            ),
+            e,
         )),
     }
 }
@@ -206,13 +210,16 @@ mod tests {
         fn poll_request(&mut self) -> Option<Request> {
             None
         }
-        fn handle_reply(&mut self, _: RequestId, _: Reply, _: std::time::SystemTime) {}
-        fn poll_timeout(&self) -> Option<std::time::SystemTime> {
+        fn handle_reply(&mut self, _: RequestId, _: Reply, _: std::time::Instant) {}
+        fn poll_timeout(&self) -> Option<std::time::Instant> {
             None
         }
-        fn handle_timeout(&mut self, _: std::time::SystemTime) {}
+        fn handle_timeout(&mut self, _: std::time::Instant) {}
         fn poll_outcome(&mut self) -> Option<()> {
             None
+        }
+        fn is_finished(&self) -> bool {
+            false
         }
     }
 
@@ -238,13 +245,15 @@ mod tests {
     fn a_store_that_answers_needs_no_timer_to_fire() {
         // The outcome comes from the store answer alone, not from a timer.
         let store = MemoryStore::new();
-        let config = session_sockets_core::Config::builder()
-            .secret("s")
-            .build()
-            .unwrap();
+        let config = std::sync::Arc::new(
+            session_sockets_core::Config::builder()
+                .secret("s")
+                .build()
+                .unwrap(),
+        );
         let id = session_sockets_core::SessionId::new("abc");
         let mut reload =
-            session_sockets_core::Reload::new(&config, &id, std::time::SystemTime::now());
+            session_sockets_core::Reload::new(config, &id, crate::runtime::start(&NoTimer));
         let out = future::block_on(drive(&mut reload, &store, &NoTimer)).unwrap();
         assert_eq!(out.unwrap_err(), crate::HandshakeError::SessionNotFound);
     }
@@ -281,42 +290,71 @@ mod tests {
         }
     }
 
-    /// A runtime whose wall clock is stuck an hour in the past but whose
-    /// timer fires at once; it counts how often the driver waits.
-    #[derive(Default)]
-    struct ClockSetBack {
+    /// A runtime on a virtual monotonic clock that its timer advances at
+    /// once, with a wall clock an hour off; it counts how often the driver
+    /// waits.
+    struct VirtualClock {
+        base: std::time::Instant,
+        elapsed: std::sync::Mutex<Duration>,
+        wall_ahead: bool,
         sleeps: std::sync::atomic::AtomicU32,
     }
 
-    impl Runtime for ClockSetBack {
+    impl VirtualClock {
+        fn new(wall_ahead: bool) -> Self {
+            VirtualClock {
+                base: std::time::Instant::now(),
+                elapsed: std::sync::Mutex::new(Duration::ZERO),
+                wall_ahead,
+                sleeps: std::sync::atomic::AtomicU32::new(0),
+            }
+        }
+    }
+
+    impl Runtime for VirtualClock {
         type Sleep = std::future::Ready<()>;
-        fn sleep(&self, _: Duration) -> Self::Sleep {
-            let n = self
-                .sleeps
+        fn sleep(&self, duration: Duration) -> Self::Sleep {
+            self.sleeps
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            assert!(
-                n < 10,
-                "the driver keeps waiting for a deadline that has passed"
-            );
+            *self.elapsed.lock().unwrap() += duration;
             std::future::ready(())
         }
-        fn now(&self) -> SystemTime {
-            SystemTime::now() - Duration::from_secs(3600)
+        fn now(&self) -> std::time::Instant {
+            self.base + *self.elapsed.lock().unwrap()
+        }
+        fn wall(&self) -> std::time::SystemTime {
+            let hour = Duration::from_secs(3600);
+            if self.wall_ahead {
+                std::time::SystemTime::now() + hour
+            } else {
+                std::time::SystemTime::now() - hour
+            }
         }
     }
 
     #[test]
-    fn r23_a_wall_clock_set_back_does_not_keep_a_machine_waiting() {
-        let config = session_sockets_core::Config::builder()
-            .secret("s")
-            .build()
-            .unwrap();
-        let id = session_sockets_core::SessionId::new("abc");
-        let mut reload = session_sockets_core::Reload::new(&config, &id, SystemTime::now());
-        let silent = Silent;
-        let rt = ClockSetBack::default();
-        let out = future::block_on(drive(&mut reload, &silent, &rt)).unwrap();
-        assert_eq!(out.unwrap_err(), crate::HandshakeError::Timeout);
+    fn r23_the_deadline_is_monotonic_whatever_the_wall_clock_says() {
+        let config = std::sync::Arc::new(
+            session_sockets_core::Config::builder()
+                .secret("s")
+                .build()
+                .unwrap(),
+        );
+        for wall_ahead in [false, true] {
+            let rt = VirtualClock::new(wall_ahead);
+            let id = session_sockets_core::SessionId::new("abc");
+            let started = rt.now();
+            let mut reload =
+                session_sockets_core::Reload::new(config.clone(), &id, crate::runtime::start(&rt));
+            let out = future::block_on(drive(&mut reload, &Silent, &rt)).unwrap();
+            assert_eq!(
+                out.unwrap_err(),
+                crate::HandshakeError::Failed(crate::Failure::Timeout)
+            );
+            // One wait, to exactly the store deadline on the monotonic clock.
+            assert_eq!(rt.sleeps.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert_eq!(rt.now() - started, config.store_deadline());
+        }
     }
 
     #[test]
@@ -365,9 +403,9 @@ mod tests {
         assert_eq!(run(cas(b"two", b"three")), Reply::Gone);
         assert_eq!(run(load()), Reply::NotFound);
         // A store error becomes Failed with the store's message.
-        let Reply::Failed(msg) = run(create(b"v", 0)) else {
+        let Reply::Failed(e) = run(create(b"v", 0)) else {
             panic!("expected Failed");
         };
-        assert!(msg.contains("time to live of 0 s"), "{msg}");
+        assert!(e.to_string().contains("time to live of 0 s"), "{e}");
     }
 }

@@ -19,7 +19,8 @@
 pub use serde_json;
 pub use session_sockets_core as core;
 pub use session_sockets_core::{
-    Config, ConfigBuilder, ConfigError, Created, HandshakeError, Session, SessionId, WriteError,
+    Config, ConfigBuilder, ConfigError, Created, Failure, HandshakeError, Session, SessionId,
+    WriteError,
 };
 
 mod driver;

@@ -21,7 +21,7 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 /// processes (use a shared store such as Redis for that) and are lost on
 /// restart.
 ///
-/// It keeps the exact semantics of [`Store`]: `create` inserts only (R24),
+/// It keeps the exact semantics of [`Store`]: `create` inserts only ([R24]),
 /// `compare_and_set` replaces only an existing, byte-equal record and never
 /// creates one, `touch` reports a missing record. Records expire lazily: an
 /// expired record is treated as absent (and dropped) when it is next
@@ -47,6 +47,8 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::with_capacity(10_000));
 /// # let _ = store;
 /// ```
+///
+/// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     capacity: usize,

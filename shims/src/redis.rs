@@ -5,8 +5,8 @@
 //! | operation | Redis command |
 //! |---|---|
 //! | load | `GET key` |
-//! | create | `SET key value NX EX ttl` (insert-only, R24) |
-//! | save | one Lua script: `GET`, compare with the loaded bytes, then `SET key value EX ttl` or report the conflict (never creates, R24) |
+//! | create | `SET key value NX EX ttl` (insert-only, [R24]) |
+//! | save | one Lua script: `GET`, compare with the loaded bytes, then `SET key value EX ttl` or report the conflict (never creates, [R24]) |
 //! | touch | `EXPIRE key ttl` |
 //! | destroy | `DEL key` |
 //!
@@ -19,11 +19,14 @@
 //! background after Redis restarts. Every command is bounded by a response
 //! timeout, and every connection attempt by a connection timeout, so a
 //! Redis that is down or paused yields a [`StoreError`] quickly instead of a
-//! hang (R23); the driver's per-call deadline bounds it again on top.
+//! hang ([R23]); the driver's per-call deadline bounds it again on top.
 //!
 //! Runtimes: under tokio the client uses tokio; anywhere else (smol,
 //! async-std, a plain `block_on`) it uses smol's reactor and executor, which
 //! run independently of the caller's executor.
+//!
+//! [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
+//! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 
 use std::time::Duration;
 
@@ -216,7 +219,8 @@ impl RedisStore {
 
     /// A store error for `op` that says what to check. Never includes keys,
     /// values or the URL's password.
-    fn error(&self, op: &str, e: &RedisError) -> StoreError {
+    /// The Redis error is kept as the cause ([`std::error::Error::source`]).
+    fn error(&self, op: &str, e: RedisError) -> StoreError {
         let addr = &self.addr;
         let message = if e.is_timeout() {
             format!(
@@ -236,7 +240,8 @@ impl RedisStore {
                 "Redis at {addr} rejected {op}: check the server's logs (and, if the kind below names authentication, the URL's user and password)"
             )
         };
-        StoreError::new(format!("{message} [{}]", e.kind_label()))
+        let message = format!("{message} [{}]", e.kind_label());
+        StoreError::with_source(message, e)
     }
 
     /// Runs `cmd`. When the connection attempt was refused (the command was
@@ -249,7 +254,7 @@ impl RedisStore {
             Err(e) if e.is_connection_refusal() => cmd.query_async(&mut conn).await,
             r => r,
         }
-        .map_err(|e| self.error(op, &e))
+        .map_err(|e| self.error(op, e))
     }
 
     /// [`query`](Self::query) for the compare-and-set script.
@@ -260,7 +265,7 @@ impl RedisStore {
             Err(e) if e.is_connection_refusal() => inv.invoke_async(&mut conn).await,
             r => r,
         }
-        .map_err(|e| self.error(op, &e))
+        .map_err(|e| self.error(op, e))
     }
 
     fn unexpected(&self, op: &str) -> StoreError {

@@ -2,8 +2,9 @@
 //!
 //! The driver waits for the store, and gives up at the machine's deadline.
 //! Waiting needs no runtime (store futures wake themselves); giving up needs
-//! a timer, and a timer is the only thing a runtime module supplies. Each
-//! module is a few lines behind a feature of the runtime's name:
+//! a timer, and a timer (plus, where the runtime has its own, its clock) is
+//! the only thing a runtime module supplies. Each module is a few lines
+//! behind a feature of the runtime's name:
 //!
 //! | feature     | type                          | timer                          |
 //! |-------------|-------------------------------|--------------------------------|
@@ -17,7 +18,9 @@
 //! Any other runtime plugs in by implementing [`Runtime`].
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use session_sockets_core::Now;
 
 #[cfg(feature = "async-std")]
 pub mod async_std;
@@ -26,7 +29,14 @@ pub mod smol;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-/// What the driver needs from an async runtime: a timer.
+/// What the driver needs from an async runtime: a timer, and the two
+/// clocks.
+///
+/// Deadlines are monotonic: the driver sleeps until an [`Instant`] and
+/// hands the machines [`Runtime::now`]. The wall clock ([`Runtime::wall`])
+/// is read once when an operation starts, for expiry dates and TTLs; a wall
+/// clock stepped forward or back while an operation runs does not affect
+/// it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,15 +60,28 @@ pub trait Runtime: Send + Sync + 'static {
     /// A future that completes once `duration` has passed.
     fn sleep(&self, duration: Duration) -> Self::Sleep;
 
-    /// The current time, given to the machines. Override only to test with
-    /// a controlled clock.
-    fn now(&self) -> SystemTime {
+    /// A future that completes at `deadline` (at once if it has passed), on
+    /// the clock of [`Runtime::now`]. The default sleeps for the time left;
+    /// runtimes with a timer for instants use it.
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        self.sleep(deadline.saturating_duration_since(self.now()))
+    }
+
+    /// The monotonic time, for deadlines. Override it together with
+    /// [`Runtime::sleep_until`] to run on another clock (a test clock, a
+    /// runtime's paused time).
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// The wall-clock time, for expiry dates and TTLs. Override only to test
+    /// with a controlled clock.
+    fn wall(&self) -> SystemTime {
         SystemTime::now()
     }
 }
 
-/// A future that completes at `deadline` (at once if it has passed).
-pub(crate) fn sleep_until<R: Runtime + ?Sized>(rt: &R, deadline: SystemTime) -> R::Sleep {
-    let left = deadline.duration_since(rt.now()).unwrap_or(Duration::ZERO);
-    rt.sleep(left)
+/// Both clocks, read once as an operation starts.
+pub(crate) fn start<R: Runtime + ?Sized>(rt: &R) -> Now {
+    Now::new(rt.now(), rt.wall())
 }

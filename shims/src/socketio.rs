@@ -342,7 +342,7 @@ impl<R: Runtime + Clone> SocketSession<R> {
             return Ok(());
         }
         let saved = self.inner.sessions.save(snapshot.clone()).await?;
-        self.stored(&snapshot, &saved);
+        self.stored(&saved);
         Ok(())
     }
 
@@ -366,15 +366,15 @@ impl<R: Runtime + Clone> SocketSession<R> {
         F: FnMut(&mut Session) + Send + 'static,
     {
         let sent = self.snapshot();
-        let saved = self.inner.sessions.save_with(sent.clone(), update).await?;
-        self.stored(&sent, &saved);
+        let saved = self.inner.sessions.update(sent.clone(), update).await?;
+        self.stored(&saved);
         Ok(saved)
     }
 
     /// Takes the stored session, then re-applies whatever this socket
-    /// changed since `sent` was handed to the save.
-    fn stored(&self, sent: &Session, saved: &Session) {
-        self.lock().adopt_saved(sent, saved);
+    /// changed since its copy was handed to the save.
+    fn stored(&self, saved: &Session) {
+        self.lock().adopt_saved(saved);
     }
 
     /// Loads the session again from the store and makes it this socket's

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use session_sockets_core::{
-    Config, Create, Created, Destroy, Handshake, HandshakeError, Machine, Regenerate, Reload, Save,
-    Session, SessionId, Touch, WriteError,
+    Config, Create, Created, Destroy, Failure, Handshake, HandshakeError, Machine, Regenerate,
+    Reload, Save, Session, SessionId, StoreError, Touch, WriteError,
 };
 
 use crate::driver::{Stalled, drive};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, start};
 use crate::store::Store;
 
 /// Sessions for socket connections: a [`Config`], a [`Store`] and a
@@ -20,18 +20,24 @@ use crate::store::Store;
 ///   the session of a connection, from its handshake request's headers
 ///   (`Origin` check, cookie, signature, load).
 /// - [`reload`](Self::reload): the session again by id, to pick up what an
-///   HTTP route changed (session.socket.io's `getSession`, R9).
-/// - [`save`](Self::save) / [`save_with`](Self::save_with): write changes
+///   HTTP route changed (session.socket.io's `getSession`, [R9]).
+/// - [`save`](Self::save) / [`update`](Self::update): write changes
 ///   back without losing another writer's keys and without resurrecting a
-///   destroyed session (R24, R25).
+///   destroyed session ([R24], [R25]).
 /// - [`touch`](Self::touch), [`destroy`](Self::destroy),
-///   [`regenerate`](Self::regenerate) (new id on login, R11),
+///   [`regenerate`](Self::regenerate) (new id on login, [R11]),
 ///   [`create`](Self::create).
 ///
 /// Every store call has the config's store deadline
 /// ([`ConfigBuilder::store_deadline`](crate::ConfigBuilder::store_deadline)):
 /// a store that does not answer in time fails closed with a `Timeout`
-/// error (R23).
+/// error ([R23]).
+///
+/// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
+/// [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
+/// [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
+/// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+/// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
 pub struct SessionSockets<R> {
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -112,45 +118,58 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// The session of a connection whose handshake request carried
-    /// `headers`: checks `Origin` (before any store lookup, R5), finds and
+    /// `headers`: checks `Origin` (before any store lookup, [R5]), finds and
     /// verifies the session cookie exactly as express-session does, and
     /// loads the session. The error says what to check.
+    ///
+    /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
-        let mut hs = Handshake::new(Arc::clone(&self.config), self.runtime.now());
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
         hs.handle_header_map(headers);
         self.load(hs).await
     }
 
     /// [`Self::session`] for headers as `(name, value)` byte pairs in wire
     /// order (names matched case-insensitively; several `Cookie` lines are
-    /// one list, R17).
+    /// one list, [R17]).
+    ///
+    /// [R17]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r17
     pub async fn session_from_pairs<I, N, V>(&self, headers: I) -> Result<Session, HandshakeError>
     where
         I: IntoIterator<Item = (N, V)>,
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut hs = Handshake::new(Arc::clone(&self.config), self.runtime.now());
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
         hs.handle_headers(headers);
         self.load(hs).await
     }
 
     /// The session `id` as the store holds it now (session.socket.io's
     /// `getSession`): how a long-lived socket re-validates its session and
-    /// sees what an HTTP route changed (R9).
+    /// sees what an HTTP route changed ([R9]).
+    ///
+    /// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
     pub async fn reload(&self, id: &SessionId) -> Result<Session, HandshakeError> {
-        self.load(Reload::new(&self.config, id, self.runtime.now()))
-            .await
+        self.load(Reload::new(
+            Arc::clone(&self.config),
+            id,
+            start(&self.runtime),
+        ))
+        .await
     }
 
     /// Saves `session` if it changed since it was loaded (no store call
     /// otherwise). Only update: a session destroyed or expired meanwhile
-    /// fails with [`WriteError::Gone`] and is not brought back (R24). If
+    /// fails with [`WriteError::Gone`] and is not brought back ([R24]). If
     /// another writer saved first, this session's changed keys are
-    /// re-applied onto the current record (R25). Returns the session as
+    /// re-applied onto the current record ([R25]). Returns the session as
     /// stored.
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn save(&self, session: Session) -> Result<Session, WriteError> {
-        let now = self.runtime.now();
+        let now = start(&self.runtime);
         self.write(Save::new(Arc::clone(&self.config), session, now))
             .await
     }
@@ -159,21 +178,22 @@ impl<R: Runtime> SessionSockets<R> {
     /// another writer, `update` runs again on the current record. Use it
     /// for read-modify-write changes (counters, appends) so that concurrent
     /// writers lose nothing.
-    pub async fn save_with<F>(&self, session: Session, update: F) -> Result<Session, WriteError>
+    pub async fn update<F>(&self, session: Session, update: F) -> Result<Session, WriteError>
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
-        let now = self.runtime.now();
+        let now = start(&self.runtime);
         let config = Arc::clone(&self.config);
-        self.write(Save::with_update(config, session, Box::new(update), now))
-            .await
+        self.write(Save::update(config, session, update, now)).await
     }
 
     /// Refreshes the session's expiry and the store's time to live without
-    /// rewriting its data (R25). [`WriteError::Gone`] if it no longer
+    /// rewriting its data ([R25]). [`WriteError::Gone`] if it no longer
     /// exists.
+    ///
+    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
-        let mut touch = Touch::new(Arc::clone(&self.config), session, self.runtime.now());
+        let mut touch = Touch::new(Arc::clone(&self.config), session, start(&self.runtime));
         let session = self.write_mut(&mut touch).await?;
         Ok(Touched {
             session,
@@ -182,38 +202,45 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// Destroys the session `id` (logout): every later save of it fails
-    /// with [`WriteError::Gone`] (R24). No error if it did not exist.
+    /// with [`WriteError::Gone`] ([R24]). No error if it did not exist.
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn destroy(&self, id: &SessionId) -> Result<(), WriteError> {
         self.write(Destroy::new(
             Arc::clone(&self.config),
             id,
-            self.runtime.now(),
+            start(&self.runtime),
         ))
         .await
     }
 
-    /// Gives `session` a new id (on login or any privilege change, R11):
+    /// Gives `session` a new id (on login or any privilege change, [R11]):
     /// stores a new record (with the old data if `carry_over`) and destroys
     /// the old one. Send the returned `set_cookie` to the client.
+    ///
+    /// [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
     pub async fn regenerate(
         &self,
         session: Session,
         carry_over: bool,
     ) -> Result<Created, WriteError> {
         let config = Arc::clone(&self.config);
-        let now = self.runtime.now();
+        let now = start(&self.runtime);
         self.write(Regenerate::new(config, session, carry_over, now))
             .await
     }
 
     /// Creates and stores a new session holding `data`, with a fresh id
-    /// from the OS CSPRNG (R10) inserted only if free (R24). Send the
+    /// from the OS CSPRNG ([R10]) inserted only if free ([R24]). Send the
     /// returned `set_cookie` to the client.
+    ///
+    /// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn create(&self, data: Map<String, Value>) -> Result<Created, WriteError> {
         self.write(Create::new(
             Arc::clone(&self.config),
             data,
-            self.runtime.now(),
+            start(&self.runtime),
         ))
         .await
     }
@@ -224,7 +251,7 @@ impl<R: Runtime> SessionSockets<R> {
     {
         match self.run(&mut machine).await {
             Ok(outcome) => outcome,
-            Err(stalled) => Err(HandshakeError::Store(stalled.to_string())),
+            Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
         }
     }
 
@@ -241,9 +268,16 @@ impl<R: Runtime> SessionSockets<R> {
     {
         match self.run(machine).await {
             Ok(outcome) => outcome,
-            Err(stalled) => Err(WriteError::Store(stalled.to_string())),
+            Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
         }
     }
+}
+
+/// A stalled machine as a store failure whose cause is the [`Stalled`]
+/// itself, so that callers can tell it from a failing store
+/// (`error.source()` downcasts to it).
+fn stalled_failure(stalled: Stalled) -> Failure {
+    Failure::Store(StoreError::with_source(stalled.to_string(), stalled))
 }
 
 #[cfg(test)]
@@ -278,11 +312,207 @@ mod tests {
         assert_send(&sockets.session_from_pairs([("cookie", "a=b")]));
         assert_send(&sockets.reload(&id));
         assert_send(&sockets.save(session()));
-        assert_send(&sockets.save_with(session(), |_| {}));
+        assert_send(&sockets.update(session(), |_| {}));
         assert_send(&sockets.touch(session()));
         assert_send(&sockets.destroy(&id));
         assert_send(&sockets.regenerate(session(), true));
         assert_send(&sockets.create(Map::new()));
+    }
+
+    /// A store whose every call fails with a cause attached.
+    struct Down;
+
+    impl Store for Down {
+        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn create<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: &'a [u8],
+            _: std::time::Duration,
+        ) -> crate::StoreFuture<'a, bool> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn compare_and_set<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: &'a [u8],
+            _: &'a [u8],
+            _: std::time::Duration,
+        ) -> crate::StoreFuture<'a, crate::CasOutcome> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn touch<'a>(
+            &'a self,
+            _: &'a [u8],
+            _: std::time::Duration,
+        ) -> crate::StoreFuture<'a, bool> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, ()> {
+            Box::pin(std::future::ready(Err(down())))
+        }
+    }
+
+    fn down() -> StoreError {
+        StoreError::with_source(
+            "the test store is down",
+            std::io::Error::other("disk on fire"),
+        )
+    }
+
+    #[test]
+    fn a_store_errors_cause_reaches_the_callers_error() {
+        use std::error::Error as _;
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(Down), NoTimer);
+        let e = futures_lite::future::block_on(sockets.reload(&SessionId::new("abc"))).unwrap_err();
+        assert_eq!(e.reason(), "store_error");
+        assert!(e.to_string().contains("the test store is down"), "{e}");
+        let cause = e.source().expect("the store's cause is kept");
+        assert_eq!(cause.to_string(), "disk on fire");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+        let e =
+            futures_lite::future::block_on(sockets.destroy(&SessionId::new("abc"))).unwrap_err();
+        let cause = e.source().expect("the store's cause is kept");
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    /// A machine that never asks, never finishes and has no deadline.
+    struct Stuck;
+
+    impl Machine for Stuck {
+        type Outcome = Result<Session, HandshakeError>;
+        fn poll_request(&mut self) -> Option<session_sockets_core::Request> {
+            None
+        }
+        fn handle_reply(
+            &mut self,
+            _: session_sockets_core::RequestId,
+            _: session_sockets_core::Reply,
+            _: std::time::Instant,
+        ) {
+        }
+        fn poll_timeout(&self) -> Option<std::time::Instant> {
+            None
+        }
+        fn handle_timeout(&mut self, _: std::time::Instant) {}
+        fn poll_outcome(&mut self) -> Option<Self::Outcome> {
+            None
+        }
+        fn is_finished(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_stalled_machine_is_its_own_cause_not_a_store_message() {
+        use std::error::Error as _;
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let e = futures_lite::future::block_on(sockets.load(Stuck)).unwrap_err();
+        assert_eq!(e.reason(), "store_error");
+        let cause = e.source().expect("the stall is the cause");
+        assert!(cause.downcast_ref::<Stalled>().is_some(), "{cause:?}");
+    }
+
+    /// A runtime whose wall clock is stepped by `jump` right after it is
+    /// first read, as an NTP correction or an operator might do while an
+    /// operation is in flight; it counts the reads.
+    #[derive(Clone, Debug)]
+    struct SteppedWall {
+        base: std::time::SystemTime,
+        jump: std::time::Duration,
+        forward: bool,
+        reads: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl Runtime for SteppedWall {
+        type Sleep = std::future::Pending<()>;
+        fn sleep(&self, _: std::time::Duration) -> Self::Sleep {
+            std::future::pending()
+        }
+        fn wall(&self) -> std::time::SystemTime {
+            let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match (n, self.forward) {
+                (0, _) => self.base,
+                (_, true) => self.base + self.jump,
+                (_, false) => self.base - self.jump,
+            }
+        }
+    }
+
+    #[test]
+    fn r23_a_wall_clock_stepped_an_hour_either_way_mid_operation_fails_nothing() {
+        use futures_lite::future::block_on;
+        let config = Arc::new(
+            Config::builder()
+                .secret("s")
+                .store_deadline(std::time::Duration::from_secs(3))
+                .cookie(session_sockets_core::CookieOptions {
+                    max_age: Some(std::time::Duration::from_secs(7200)),
+                    ..Default::default()
+                })
+                .build()
+                .unwrap(),
+        );
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for forward in [true, false] {
+            // Each operation gets a clock that is stepped after its first
+            // read: an operation reads it once, as it starts, and never
+            // again.
+            let fresh = || {
+                let rt = SteppedWall {
+                    base: std::time::SystemTime::now(),
+                    jump: std::time::Duration::from_secs(3600),
+                    forward,
+                    reads: Arc::default(),
+                };
+                let sockets = SessionSockets::new(Arc::clone(&config), Arc::clone(&store), rt);
+                let reads = Arc::clone(&sockets.runtime().reads);
+                let once = move || {
+                    assert_eq!(
+                        reads.load(std::sync::atomic::Ordering::SeqCst),
+                        1,
+                        "{forward}"
+                    );
+                };
+                (sockets, once)
+            };
+            let (sockets, once) = fresh();
+            let created = block_on(sockets.create(Map::new())).unwrap();
+            once();
+            let cookie = created.set_cookie.split(';').next().unwrap().to_owned();
+
+            let (sockets, once) = fresh();
+            let mut session = block_on(sockets.session_from_pairs([("cookie", cookie.as_str())]))
+                .unwrap_or_else(|e| panic!("handshake ({forward}): {e}"));
+            once();
+            let (sockets, once) = fresh();
+            session = block_on(sockets.reload(session.id())).unwrap();
+            once();
+            session.insert("n", 1).unwrap();
+            let (sockets, once) = fresh();
+            session = block_on(sockets.save(session)).unwrap();
+            once();
+            let (sockets, once) = fresh();
+            session = block_on(sockets.update(session, |s| {
+                let _ = s.insert("m", 2);
+            }))
+            .unwrap();
+            once();
+            let (sockets, once) = fresh();
+            let touched = block_on(sockets.touch(session)).unwrap();
+            once();
+            let (sockets, once) = fresh();
+            let regenerated = block_on(sockets.regenerate(touched.session, true)).unwrap();
+            once();
+            assert_eq!(regenerated.session.get::<i64>("m").unwrap(), Some(2));
+            let (sockets, once) = fresh();
+            block_on(sockets.destroy(regenerated.session.id())).unwrap();
+            once();
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use session_sockets_core::StoreError;
+
 /// A boxed, `Send` future, as every [`Store`] method returns (so that
 /// `Arc<dyn Store>` works and stores can be chosen at run time).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -18,7 +20,9 @@ pub enum CasOutcome {
     /// Nothing was written.
     Conflict(Vec<u8>),
     /// There is no record (destroyed or expired). Nothing was written: a
-    /// compare-and-set never creates (R24).
+    /// compare-and-set never creates ([R24]).
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     Gone,
 }
 
@@ -35,7 +39,9 @@ impl std::fmt::Debug for CasOutcome {
 /// A session store holding express-session records by key, each with a time
 /// to live. Keys and values are opaque bytes; the core decides what they
 /// hold. Implementations must never log keys or values (they hold session
-/// ids and session data, R16).
+/// ids and session data, [R16]).
+///
+/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 pub trait Store: Send + Sync + 'static {
     /// The record at `key`, or `None`.
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>>;
@@ -62,51 +68,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the record at `key`; no error if there is none.
     fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()>;
-}
-
-/// A store failure. Keeps its cause; the message never holds keys or values.
-#[derive(Debug)]
-pub struct StoreError {
-    message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-impl StoreError {
-    /// A failure described by `message` (no keys or values in it).
-    pub fn new(message: impl Into<String>) -> Self {
-        StoreError {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// A failure with an underlying cause.
-    pub fn with_source(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.source {
-            Some(s) => write!(f, "{}: {s}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {

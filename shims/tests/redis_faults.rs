@@ -155,7 +155,7 @@ mod handshake {
     use session_sockets::core::time::{millis, to_iso};
     use session_sockets::http::{HeaderMap, HeaderValue, header};
     use session_sockets::runtime::tokio::Tokio;
-    use session_sockets::{Config, HandshakeError, RedisStore, SessionSockets, Store};
+    use session_sockets::{Config, Failure, HandshakeError, RedisStore, SessionSockets, Store};
 
     use crate::redis_server::RedisServer;
 
@@ -231,8 +231,16 @@ mod handshake {
         redis.kill();
         let (took, r) = timed(&sockets).await;
         match r {
-            Err(HandshakeError::Store(msg)) => {
-                assert!(msg.contains("Redis at 127.0.0.1:"), "{msg}")
+            Err(HandshakeError::Failed(Failure::Store(e))) => {
+                let msg = e.to_string();
+                assert!(msg.contains("Redis at 127.0.0.1:"), "{msg}");
+                // The redis error itself is the cause, all the way up.
+                let outer = HandshakeError::Failed(Failure::Store(e));
+                let cause = std::error::Error::source(&outer);
+                assert!(
+                    cause.is_some_and(|c| c.downcast_ref::<redis::RedisError>().is_some()),
+                    "{cause:?}"
+                );
             }
             other => panic!("expected a store error, got {other:?}"),
         }
@@ -256,7 +264,7 @@ mod handshake {
         seed(&store).await;
         redis.pause();
         let (took, r) = timed(&sockets).await;
-        assert_eq!(r, Err(HandshakeError::Timeout));
+        assert_eq!(r, Err(HandshakeError::Failed(Failure::Timeout)));
         assert!(
             took >= Duration::from_millis(300) && took < Duration::from_secs(2),
             "{took:?}"

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use session_sockets_benches::{BareVerify, HEADER, SID, config, now, request_headers};
-use session_sockets_core::{Handshake, resolve_cookie};
+use session_sockets_core::{Handshake, Machine, resolve_cookie};
 
 struct Opts {
     rounds: usize,

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `GET /whoami` | the session's data, or why there is none |
 //! | `POST /set?key=K&value=JSON[&delay_ms=N]` | loads the session, waits `N` ms (a long request), sets `K`, saves (compare-and-set; never re-creates) |
-//! | `POST /incr?key=K` | loads the session and increments `K` with [`SessionSockets::save_with`] (re-run on conflict) |
+//! | `POST /incr?key=K` | loads the session and increments `K` with [`SessionSockets::update`] (re-run on conflict) |
 //! | `GET /cas-script` | the compare-and-set Lua script RedisStore runs |
 //!
 //! Environment: `INTEROP_REDIS_URL` (e.g. `redis://127.0.0.1:6379/`),
@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session_sockets::core::{Fault, WriteError};
+use session_sockets::core::{Failure, Fault, WriteError};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::{Config, HandshakeError, RedisStore, Session, SessionSockets, Store};
 
@@ -125,7 +125,7 @@ fn not_saved(e: &WriteError) -> Response {
     let status = match e {
         WriteError::Gone | WriteError::Expired => StatusCode::GONE,
         WriteError::Conflict { .. } => StatusCode::CONFLICT,
-        WriteError::Store(_) | WriteError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        WriteError::Failed(Failure::Store(_) | Failure::Timeout) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     reply(
@@ -192,7 +192,7 @@ async fn incr(
         let n = s.get_value(&key).and_then(Value::as_i64).unwrap_or(0);
         s.insert_value(&key, Value::from(n.saturating_add(1)));
     };
-    match sockets.save_with(session, update).await {
+    match sockets.update(session, update).await {
         Ok(saved) => reply(
             StatusCode::OK,
             json!({ "value": saved.get_value(&q.key), "data": data(&saved) }),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use session_sockets_core::record::SessionCookie;
-use session_sockets_core::{Fault, clear_cookie, resolve_cookie};
+use session_sockets_core::{Failure, Fault, clear_cookie_header, resolve_cookie};
 
 use super::layer::Shared;
 use crate::runtime::Runtime;
@@ -163,8 +163,8 @@ impl<R: Runtime + Clone> Slot<R> {
         };
         match work {
             Work::Save(sent) => {
-                let saved = sessions.save(sent.clone()).await?;
-                self.adopt(&sent, &saved);
+                let saved = sessions.save(sent).await?;
+                self.adopt(&saved);
             }
             Work::Create(data) => {
                 let created = sessions.create(data.clone()).await?;
@@ -190,10 +190,10 @@ impl<R: Runtime + Clone> Slot<R> {
 
     /// The copy becomes the stored session plus what changed on it while
     /// the save ran.
-    fn adopt(&self, sent: &Session, saved: &Session) {
+    fn adopt(&self, saved: &Session) {
         let mut state = self.lock();
         if let Copy::Stored { session, written } = &mut state.copy {
-            session.adopt_saved(sent, saved);
+            session.adopt_saved(saved);
             *written = true;
         }
     }
@@ -201,7 +201,7 @@ impl<R: Runtime + Clone> Slot<R> {
     fn clear_cookie(&self) {
         // `clear_cookie` fails only for a config whose cookie settings
         // cannot be written, which `Config::build` refuses.
-        if let Ok(c) = clear_cookie(self.0.shared.sessions.config()) {
+        if let Ok(c) = clear_cookie_header(self.0.shared.sessions.config()) {
             self.lock().cookie = Some(Redacted(c));
         }
     }
@@ -229,7 +229,7 @@ enum Work {
 /// Whether a load failed because of the store (rather than because the
 /// cookie names no valid session).
 fn is_outage(e: &HandshakeError) -> bool {
-    e.fault() == Fault::Store && !matches!(e, HandshakeError::MalformedRecord(_))
+    e.fault() == Fault::Store && !matches!(e, HandshakeError::Failed(Failure::MalformedRecord(_)))
 }
 
 /// The response for a request whose changes could not be stored.
@@ -447,8 +447,8 @@ impl<R: Runtime + Clone> HttpSession<R> {
         };
         match stored {
             Some(sent) => {
-                let saved = sessions.save_with(sent.clone(), update).await?;
-                self.slot.adopt(&sent, &saved);
+                let saved = sessions.update(sent, update).await?;
+                self.slot.adopt(&saved);
                 Ok(saved)
             }
             None => {

@@ -1,6 +1,6 @@
 //! The smol runtime module (feature `smol`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// smol's timer (`async_io::Timer`, which `smol::Timer` re-exports), for
 /// [`SessionSockets`](crate::SessionSockets) on smol. It runs on any
@@ -15,5 +15,9 @@ impl super::Runtime for Smol {
 
     fn sleep(&self, duration: Duration) -> Self::Sleep {
         async_io::Timer::after(duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        async_io::Timer::at(deadline)
     }
 }

@@ -1,12 +1,14 @@
 //! The tokio runtime module (feature `tokio`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// tokio's timer, for [`SessionSockets`](crate::SessionSockets) on tokio.
 ///
 /// Use it inside a tokio runtime with the time driver enabled
 /// (`#[tokio::main]` and `Builder::enable_all` do that); tokio panics with
 /// "A Tokio 1.x context was found, but timers are disabled" otherwise.
+/// Deadlines are on tokio's clock, so they follow tokio's paused time in
+/// tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tokio;
 
@@ -15,5 +17,13 @@ impl super::Runtime for Tokio {
 
     fn sleep(&self, duration: Duration) -> Self::Sleep {
         ::tokio::time::sleep(duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        ::tokio::time::sleep_until(deadline.into())
+    }
+
+    fn now(&self) -> Instant {
+        ::tokio::time::Instant::now().into_std()
     }
 }

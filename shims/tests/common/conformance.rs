@@ -24,8 +24,8 @@ use session_sockets::core::time::{millis, to_iso};
 use session_sockets::http::{HeaderMap, HeaderValue, header};
 use session_sockets::serde_json::{Map, Value, json};
 use session_sockets::{
-    CasOutcome, Config, ConfigBuilder, HandshakeError, Runtime, SessionId, SessionSockets, Store,
-    StoreFuture, WriteError,
+    CasOutcome, Config, ConfigBuilder, Failure, HandshakeError, Runtime, SessionId, SessionSockets,
+    Store, StoreFuture, WriteError,
 };
 
 /// The secret the suite's HTTP app would use.
@@ -339,7 +339,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .await
             .unwrap_err();
         let took = start.elapsed();
-        assert_eq!(e, HandshakeError::Timeout);
+        assert_eq!(e, HandshakeError::Failed(Failure::Timeout));
         assert!(took >= deadline, "failed before the deadline: {took:?}");
         assert!(took < deadline + Duration::from_secs(1), "hung: {took:?}");
         let start = Instant::now();
@@ -347,7 +347,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .reload(&SessionId::new(fresh_sid()))
             .await
             .unwrap_err();
-        assert_eq!(e, HandshakeError::Timeout);
+        assert_eq!(e, HandshakeError::Failed(Failure::Timeout));
         assert!(start.elapsed() >= deadline);
         // Writes fail closed the same way.
         let start = Instant::now();
@@ -355,7 +355,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .destroy(&SessionId::new(fresh_sid()))
             .await
             .unwrap_err();
-        assert_eq!(e, WriteError::Timeout);
+        assert_eq!(e, WriteError::Failed(Failure::Timeout));
         assert!(start.elapsed() >= deadline);
     }
 
@@ -428,7 +428,7 @@ impl<R: Runtime + Clone> Suite<R> {
                 let (sockets, session) = (sockets.clone(), stale.clone());
                 (self.spawn)(Box::pin(async move {
                     let saved = sockets
-                        .save_with(session, move |s| {
+                        .update(session, move |s| {
                             let n = s.get::<u32>("n").unwrap().unwrap_or(0);
                             s.insert("n", n + 1).unwrap();
                             s.insert(&format!("t{i}"), true).unwrap();
@@ -464,7 +464,7 @@ impl<R: Runtime + Clone> Suite<R> {
         sockets.destroy(s.id()).await.unwrap();
         s.insert("late", "write of a long request").unwrap();
         assert_eq!(sockets.save(s.clone()).await.unwrap_err(), WriteError::Gone);
-        let e = sockets.save_with(s, |s| {
+        let e = sockets.update(s, |s| {
             s.insert("again", 1).unwrap();
         });
         assert_eq!(e.await.unwrap_err(), WriteError::Gone);
