@@ -101,8 +101,8 @@ impl Config {
         Duration::from_secs(self.default_ttl_secs)
     }
 
-    /// How many compare-and-set attempts a save makes before it gives up
-    /// with a conflict (default 8).
+    /// The most compare-and-set attempts a save makes before it gives up
+    /// with a conflict (default: no bound but the store deadline).
     pub fn max_save_attempts(&self) -> u32 {
         self.max_save_attempts
     }
@@ -190,7 +190,8 @@ impl Default for ConfigBuilder {
             limits: Limits::default(),
             max_sid_len: 256,
             default_ttl: Duration::from_secs(86_400),
-            max_save_attempts: 8,
+            // Conflicts are retried until the store deadline.
+            max_save_attempts: u32::MAX,
             cookie: CookieOptions::default(),
             rolling: false,
         }
@@ -316,9 +317,11 @@ impl ConfigBuilder {
         self
     }
 
-    /// How many compare-and-set attempts a save makes when other writers
-    /// keep changing the record, before it fails with
-    /// [`WriteError::Conflict`](crate::WriteError::Conflict). Default 8.
+    /// At most this many compare-and-set attempts per save when other
+    /// writers keep changing the record, before it fails with
+    /// [`WriteError::Conflict`](crate::WriteError::Conflict). By default
+    /// there is no such count: a save retries (with a random backoff) until
+    /// the store deadline, counted from its start, has passed.
     pub fn max_save_attempts(mut self, attempts: u32) -> Self {
         self.max_save_attempts = attempts;
         self

@@ -243,9 +243,10 @@ impl std::fmt::Display for WriteError {
         match self {
             WriteError::Conflict { attempts } => write!(
                 f,
-                "the session changed under this save {attempts} times in a row (other writers \
-                 keep saving it); nothing was written: reload and retry, or raise \
-                 Config::max_save_attempts"
+                "the session changed under this save {attempts} times in a row, until its \
+                 store deadline (or Config::max_save_attempts) ran out: other writers keep \
+                 saving it; nothing was written: retry, or give saves more time with \
+                 Config::store_deadline"
             ),
             WriteError::Gone => f.write_str(
                 "the session no longer exists in the store (destroyed, e.g. by a logout, or \

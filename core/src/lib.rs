@@ -77,11 +77,13 @@
 //!   [`Request::CompareAndSet`] against the exact bytes that were loaded.
 //!   **Conflict rule:** when another writer got there first, this save's own
 //!   changed keys (set or removed since load) win and every other key keeps
-//!   the other writer's value; it retries up to
-//!   [`Config::max_save_attempts`] times. [`Save::update`] re-runs an
-//!   update closure on the current record instead, so read-modify-write
+//!   the other writer's value; it retries, with a random backoff after the
+//!   first retry, until the store deadline. [`Save::update`] re-runs an
+//!   update closure on the current record too, so read-modify-write
 //!   changes such as counters compose. A save never re-creates a destroyed
 //!   or expired session ([`WriteError::Gone`], [R24]).
+//! - [`Commit`]: the same for the [`Edit`]s of several writers of one
+//!   session at once, with one compare-and-set (a group commit).
 //! - [`Touch`]: refreshes the expiry (`expires = now + originalMaxAge`) and
 //!   the store TTL only; with `rolling`, the header to re-send.
 //! - [`Destroy`] (logout) and [`Regenerate`] (a new id on login, the old
@@ -151,7 +153,7 @@ pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
 pub use header::{clear_cookie_header, cookie_header};
 pub use machine::{Machine, Op};
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
-pub use save::Save;
+pub use save::{Commit, Edit, Save};
 pub use session::{Session, SessionId};
 pub use store_error::StoreError;
 pub use time::Now;

@@ -55,6 +55,13 @@ use crate::time::Now;
 /// ([`Now::wall_at`]), so stepping the wall clock forward or back while a
 /// machine runs changes nothing about it.
 ///
+/// A machine may also wait on purpose, with nothing outstanding (a save
+/// backing off before it retries, [`Save`]): [`poll_timeout`](Machine::poll_timeout)
+/// is then the instant it wants to go on at, and
+/// [`handle_timeout`](Machine::handle_timeout) at or after it lets it issue
+/// its next request. So the loop above needs no special case: drain, then
+/// sleep until `poll_timeout` unless the store answers first.
+///
 /// # The outcome
 ///
 /// A machine finishes exactly once. Its outcome is handed out by the first
@@ -114,6 +121,13 @@ pub trait Step {
         cx: &mut Cx<'_>,
         reply: Reply,
     ) -> Option<Result<Self::Output, Self::Error>>;
+
+    /// The instant the step asked to be woken at ([`Cx::wake_at`]) has
+    /// come. Like [`Step::on_reply`], it issues the next request or returns
+    /// the outcome.
+    fn on_wake(&mut self, _cx: &mut Cx<'_>) -> Option<Result<Self::Output, Self::Error>> {
+        None
+    }
 }
 
 /// What a [`Step`] sees while it decides: the config, the time, and the
@@ -131,6 +145,12 @@ impl Cx<'_> {
     pub(crate) fn issue(&mut self, build: impl FnOnce(RequestId) -> Request) {
         self.io.issue(self.config, self.now.instant, build);
     }
+
+    /// Asks for [`Step::on_wake`] at `at`, with no request outstanding
+    /// meanwhile (a backoff).
+    pub(crate) fn wake_at(&mut self, at: Instant) {
+        self.io.wake = Some(at);
+    }
 }
 
 /// The one outstanding request: its id, whether it was handed out, and its
@@ -139,6 +159,8 @@ struct Io {
     next: u64,
     unsent: Option<Request>,
     waiting: Option<(RequestId, Instant)>,
+    /// When the step wants to go on, while nothing is outstanding.
+    wake: Option<Instant>,
 }
 
 impl Io {
@@ -194,6 +216,7 @@ impl<S: Step> Op<S> {
                 next: 1,
                 unsent: None,
                 waiting: None,
+                wake: None,
             },
             step,
             finished: false,
@@ -234,6 +257,7 @@ impl<S: Step> Op<S> {
             self.failed = outcome.is_err();
             self.io.unsent = None;
             self.io.waiting = None;
+            self.io.wake = None;
             self.outcome = Some(outcome);
         }
     }
@@ -268,12 +292,29 @@ impl<S: Step> Machine for Op<S> {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.io.waiting.map(|(_, deadline)| deadline)
+        match self.io.waiting {
+            Some((_, deadline)) => Some(deadline),
+            None => self.io.wake,
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        if self.poll_timeout().is_some_and(|deadline| now >= deadline) {
-            self.finish(Err(Failure::Timeout.into()));
+        if let Some((_, deadline)) = self.io.waiting {
+            if now >= deadline {
+                self.finish(Err(Failure::Timeout.into()));
+            }
+            return;
+        }
+        if self.io.wake.is_some_and(|at| now >= at) {
+            self.io.wake = None;
+            let mut cx = Cx {
+                config: &self.config,
+                now: self.start.at(now),
+                io: &mut self.io,
+            };
+            if let Some(outcome) = self.step.on_wake(&mut cx) {
+                self.finish(outcome);
+            }
         }
     }
 

@@ -2,18 +2,29 @@
 //! from, so that concurrent writers lose nothing and nothing destroyed comes
 //! back ([R24], [R25]).
 //!
-//! The transcript is on [`Save`].
+//! [`Save`] saves one writer's session; [`Commit`] saves several writers'
+//! edits of one session with a single compare-and-set (a group commit: the
+//! edits are applied in order onto the record and written at once). Both
+//! are the same step.
 //!
-//! The conflict rule: this save's own changed keys (set or removed since
-//! load) win over the stored record; every other key keeps the value the
-//! stored record has now. With [`Save::update`] the update closure is
-//! re-run on the current record instead, so a read-modify-write such as a
-//! counter increment composes with other writers.
+//! The conflict rule: each writer's own changed keys (set or removed since
+//! it loaded the session) win over the stored record; every other key keeps
+//! the value the stored record has now. An update closure
+//! ([`Save::update`], [`Edit::update`]) is re-run on the current record, so
+//! a read-modify-write such as a counter increment composes with other
+//! writers.
+//!
+//! Conflicts are retried for as long as the store deadline allows, counted
+//! from the start of the save ([`Config::store_deadline`]): the first retry
+//! at once, later ones after a random backoff (full jitter, doubling from
+//! 1 ms up to 64 ms), so writers on several servers do not retry in step.
+//! The random bytes are a [`Request::Random`]: the core draws none itself.
 //!
 //! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 //! [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -27,29 +38,145 @@ use crate::time::Now;
 use crate::write::{expired, ttl_secs};
 
 /// A change to apply to a session, re-run on the current record after a
-/// conflict (see [`Save::update`]).
+/// conflict.
 type Update = Box<dyn FnMut(&mut Session) + Send>;
+
+/// The first backoff cap, doubled after each further conflict up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+/// The largest backoff cap.
+const MAX_BACKOFF: Duration = Duration::from_millis(64);
+
+/// One writer's part of a save: the keys it changed (with its values), and
+/// optionally an update closure to run after them, both re-applied onto the
+/// current record after every conflict.
+pub struct Edit {
+    changes: Vec<(String, Option<Value>)>,
+    update: Option<Update>,
+    /// What the writer's copy held for its changed keys when it handed
+    /// them over (see [`Session::adopt_saved`]).
+    sent: Vec<(String, Option<Value>)>,
+}
+
+impl std::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys and values are session data: counts only.
+        f.debug_struct("Edit")
+            .field("changes", &self.changes.len())
+            .field("update", &self.update.is_some())
+            .finish()
+    }
+}
+
+impl Edit {
+    /// The changes `session` made since it was loaded: its changed keys win
+    /// over the stored record.
+    pub fn save(session: &Session) -> Edit {
+        Edit {
+            changes: changed(session),
+            update: None,
+            sent: session.handed(),
+        }
+    }
+
+    /// The changes `session` made, then `update`, run again on the current
+    /// record after every conflict (a read-modify-write that composes with
+    /// other writers).
+    pub fn update<F>(session: &Session, update: F) -> Edit
+    where
+        F: FnMut(&mut Session) + Send + 'static,
+    {
+        Edit {
+            changes: changed(session),
+            update: Some(Box::new(update)),
+            sent: session.handed(),
+        }
+    }
+
+    fn apply(&mut self, session: &mut Session) {
+        for (k, v) in &self.changes {
+            match v {
+                Some(v) => {
+                    session.insert_value(k, v.clone());
+                }
+                None => {
+                    session.remove(k);
+                }
+            }
+        }
+        if let Some(update) = &mut self.update {
+            update(session);
+        }
+    }
+}
+
+/// `session`'s changed keys with their values now (`None`: removed).
+fn changed(session: &Session) -> Vec<(String, Option<Value>)> {
+    session
+        .changed_keys()
+        .map(|(k, v)| (k.to_owned(), v.cloned()))
+        .collect()
+}
 
 enum Phase {
     /// A compare-and-set of these bytes is outstanding.
     Swapping(Bytes),
     /// The record expired; its destroy is outstanding.
     Destroying,
+    /// Random bytes for the backoff are outstanding.
+    Seeding,
 }
 
-/// The save's step.
-pub struct SaveStep {
+/// What [`Save`] and [`Commit`] share: the edits, the attempts, the backoff.
+struct Writes {
     key: StoreKey,
-    update: Option<Update>,
+    edits: Vec<Edit>,
     attempts: u32,
+    /// No new attempt starts at or after this instant (the store deadline
+    /// counted from the start of the save).
+    until: Instant,
     /// The outstanding request and the session it would store.
     pending: Option<(Phase, Session)>,
-    /// What the session handed to the save held for its changed keys; the
-    /// saved session remembers it (see `Session::adopt_saved`).
-    sent: Vec<(String, Option<Value>)>,
+    /// The rebased session waiting for its backoff to end.
+    waiting: Option<Session>,
+    /// xorshift64 state for the backoff jitter, once seeded.
+    rng: Option<u64>,
 }
 
-impl SaveStep {
+impl Writes {
+    fn new(config: &Config, base: &Session, edits: Vec<Edit>, now: Now) -> Self {
+        let sid = base.id().expose().as_bytes();
+        Writes {
+            key: StoreKey::new(config.key_prefix.as_bytes(), sid),
+            edits,
+            attempts: 0,
+            until: now
+                .instant
+                .checked_add(config.store_deadline)
+                .unwrap_or(now.instant),
+            pending: None,
+            waiting: None,
+            rng: None,
+        }
+    }
+
+    /// The first attempt, from `base` with every edit applied.
+    fn begin(&mut self, cx: &mut Cx<'_>, mut base: Session) -> Option<Result<Session, WriteError>> {
+        if !cx.config.usable_sid(base.id().expose().as_bytes()) {
+            return Some(Err(Failure::InvalidSessionId.into()));
+        }
+        if base.loaded_bytes().is_none() {
+            return Some(Err(WriteError::NotStored));
+        }
+        for edit in &mut self.edits {
+            edit.apply(&mut base);
+        }
+        if !base.is_changed() {
+            return Some(Ok(base));
+        }
+        self.attempt(cx, base)
+    }
+
     /// Sends the next compare-and-set, or the destroy of an expired record.
     fn attempt(
         &mut self,
@@ -82,38 +209,30 @@ impl SaveStep {
         self.pending = Some((phase, session));
         None
     }
-}
-
-impl Step for SaveStep {
-    type Output = Session;
-    type Error = WriteError;
-    const NAME: &'static str = "Save";
 
     fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
-        let outcome = self.decide(cx, reply)?;
-        Some(outcome.map(|s| self.stored(s)))
-    }
-}
-
-impl SaveStep {
-    /// The saved session, remembering what it was handed.
-    fn stored(&mut self, mut session: Session) -> Session {
-        session.set_sent(std::mem::take(&mut self.sent));
-        session
-    }
-
-    fn decide(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
         // Every request is issued with its pending state: the machine only
         // passes on replies to an outstanding request.
         let (phase, mut session) = self.pending.take()?;
         match (phase, reply) {
             (Phase::Destroying, reply) => Some(Err(expired(reply))),
+            (Phase::Seeding, Reply::Random(bytes)) => {
+                let mut seed = [0u8; 8];
+                for (d, s) in seed.iter_mut().zip(bytes.iter()) {
+                    *d = *s;
+                }
+                // xorshift needs a non-zero state.
+                self.rng = Some(u64::from_le_bytes(seed) | 1);
+                self.back_off(cx, session)
+            }
+            (Phase::Seeding, Reply::Failed(e)) => Some(Err(Failure::Store(e).into())),
+            (Phase::Seeding, other) => Some(Err(unexpected("Random", &other, "Random").into())),
             (Phase::Swapping(new), Reply::Swapped) => {
                 session.mark_stored(new.0);
                 Some(Ok(session))
             }
             (Phase::Swapping(_), Reply::Conflict(current)) => {
-                if self.attempts >= cx.config.max_save_attempts {
+                if self.attempts >= cx.config.max_save_attempts || cx.now.instant >= self.until {
                     return Some(Err(WriteError::Conflict {
                         attempts: self.attempts,
                     }));
@@ -122,23 +241,29 @@ impl SaveStep {
                     Ok(rec) => rec,
                     Err(e) => return Some(Err(Failure::MalformedRecord(e).into())),
                 };
-                if let Some(update) = &mut self.update {
-                    let mut fresh = Session::from_record(session.id().clone(), rec, current.0);
-                    update(&mut fresh);
-                    session = fresh;
-                } else {
-                    session.rebase(rec, current.0);
+                let mut fresh = Session::from_record(session.id().clone(), rec, current.0);
+                for edit in &mut self.edits {
+                    edit.apply(&mut fresh);
                 }
-                if session.is_changed() {
-                    self.attempt(cx, session)
-                } else {
+                if !fresh.is_changed() {
                     // The current record already holds every change: the
                     // session is stored as it is.
-                    if let Some(bytes) = session.loaded_bytes().cloned() {
-                        session.mark_stored(bytes);
+                    if let Some(bytes) = fresh.loaded_bytes().cloned() {
+                        fresh.mark_stored(bytes);
                     }
-                    Some(Ok(session))
+                    return Some(Ok(fresh));
                 }
+                if self.attempts < 2 {
+                    // The first retry goes at once: the conflict brought the
+                    // current record, so it usually succeeds.
+                    return self.attempt(cx, fresh);
+                }
+                if self.rng.is_none() {
+                    cx.issue(|id| Request::Random { id, len: 8 });
+                    self.pending = Some((Phase::Seeding, fresh));
+                    return None;
+                }
+                self.back_off(cx, fresh)
             }
             (Phase::Swapping(_), Reply::Gone) => Some(Err(WriteError::Gone)),
             (Phase::Swapping(_), Reply::Failed(e)) => Some(Err(Failure::Store(e).into())),
@@ -150,6 +275,85 @@ impl SaveStep {
             .into())),
         }
     }
+
+    /// Waits a random part of the current backoff cap before the next
+    /// attempt with `session`; gives up if that would pass the deadline.
+    fn back_off(
+        &mut self,
+        cx: &mut Cx<'_>,
+        session: Session,
+    ) -> Option<Result<Session, WriteError>> {
+        let doublings = self.attempts.saturating_sub(2).min(6);
+        let cap = (FIRST_BACKOFF * (1 << doublings)).min(MAX_BACKOFF);
+        let r = self.next_random();
+        let cap_us = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX).max(1);
+        let delay = Duration::from_micros(r % cap_us);
+        match cx.now.instant.checked_add(delay) {
+            Some(at) if at < self.until => {
+                cx.wake_at(at);
+                self.waiting = Some(session);
+                None
+            }
+            _ => Some(Err(WriteError::Conflict {
+                attempts: self.attempts,
+            })),
+        }
+    }
+
+    fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Session, WriteError>> {
+        let session = self.waiting.take()?;
+        self.attempt(cx, session)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng.unwrap_or(0x9E37_79B9_7F4A_7C15);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = Some(x);
+        x
+    }
+
+    /// The stored session as `edit` sees it: remembering what that writer
+    /// handed over.
+    fn stored_for(session: &Session, sent: Vec<(String, Option<Value>)>) -> Session {
+        let mut s = session.clone();
+        s.set_sent(sent);
+        s
+    }
+}
+
+/// The step of [`Save`].
+pub struct SaveStep(Writes);
+
+impl Step for SaveStep {
+    type Output = Session;
+    type Error = WriteError;
+    const NAME: &'static str = "Save";
+
+    fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
+        let outcome = self.0.on_reply(cx, reply)?;
+        Some(outcome.map(|s| self.stored(s)))
+    }
+
+    fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Session, WriteError>> {
+        let outcome = self.0.on_wake(cx)?;
+        Some(outcome.map(|s| self.stored(s)))
+    }
+}
+
+impl SaveStep {
+    /// The saved session, remembering what it was handed.
+    fn stored(&mut self, mut session: Session) -> Session {
+        let sent = self
+            .0
+            .edits
+            .first_mut()
+            .map(|e| std::mem::take(&mut e.sent))
+            .unwrap_or_default();
+        session.set_sent(sent);
+        session
+    }
 }
 
 /// Saves a changed session. Drive it through [`Machine`](crate::Machine).
@@ -159,9 +363,11 @@ impl SaveStep {
 ///   poll_request() -> Request::CompareAndSet { key, expected, new, ttl_secs }
 ///   handle_reply(id, Swapped, now)          -> Ok(session)
 ///   handle_reply(id, Conflict(current), now)
-///       re-apply this side's changed keys onto `current` (or re-run the
-///       update closure on it) and compare-and-set again, at most
-///       Config::max_save_attempts times in all    -> Err(Conflict)
+///       re-apply this side's changed keys onto `current` (and re-run the
+///       update closure on it), then compare-and-set again: at once the
+///       first time, after a random backoff later (Request::Random once,
+///       then poll_timeout / handle_timeout), until the store deadline
+///       counted from the start         -> Err(Conflict)
 ///   handle_reply(id, Gone, now)             -> Err(Gone), never re-created
 /// TTL <= 0 (cookie.expires passed): Request::Destroy -> Err(Expired)
 /// ```
@@ -169,7 +375,7 @@ impl SaveStep {
 /// The conflict rule: this save's own changed keys (set or removed since
 /// load) win over the stored record; every other key keeps the value the
 /// stored record has now. With [`Save::update`] the update closure is
-/// re-run on the current record instead.
+/// re-run on the current record too.
 ///
 /// The outcome is `Ok(Session)` (the session as now stored,
 /// [`Session::is_changed`] `false`) or a [`WriteError`]: `Conflict`,
@@ -183,58 +389,127 @@ impl Op<SaveStep> {
     /// express-session does. On a conflict, this session's changed keys are
     /// re-applied onto the current record.
     pub fn new(config: Arc<Config>, session: Session, now: Now) -> Self {
-        let sent = session.handed();
-        Self::start(config, session, None, sent, now)
+        let edit = Edit::save(&session);
+        Self::start(config, session, edit, now)
     }
 
     /// Applies `update` to `session`, then saves as [`Save::new`]; on a
-    /// conflict, runs `update` again on the current record instead of
-    /// re-applying keys. Use it for read-modify-write changes (a counter,
-    /// appending to a list) so that concurrent writers lose nothing.
-    pub fn update<F>(config: Arc<Config>, mut session: Session, mut update: F, now: Now) -> Self
+    /// conflict, re-applies the session's changed keys onto the current
+    /// record and runs `update` again on it. Use it for read-modify-write
+    /// changes (a counter, appending to a list) so that concurrent writers
+    /// lose nothing.
+    pub fn update<F>(config: Arc<Config>, session: Session, update: F, now: Now) -> Self
     where
         F: FnMut(&mut Session) + Send + 'static,
     {
-        // The session as handed in, before the update changes it.
-        let sent = session.handed();
-        update(&mut session);
-        Self::start(config, session, Some(Box::new(update)), sent, now)
+        let edit = Edit::update(&session, update);
+        Self::start(config, session, edit, now)
     }
 
-    fn start(
-        config: Arc<Config>,
-        session: Session,
-        update: Option<Update>,
-        sent: Vec<(String, Option<Value>)>,
-        now: Now,
-    ) -> Self {
-        let sid = session.id().expose().as_bytes();
-        let key = StoreKey::new(config.key_prefix.as_bytes(), sid);
-        let usable = config.usable_sid(sid);
-        let step = SaveStep {
-            key,
-            update,
-            attempts: 0,
-            pending: None,
-            sent,
-        };
-        let mut op = Op::with_step(config, now, step);
+    fn start(config: Arc<Config>, session: Session, edit: Edit, now: Now) -> Self {
+        let writes = Writes::new(&config, &session, vec![edit], now);
+        let mut op = Op::with_step(config, now, SaveStep(writes));
         op.begin(|step, cx| {
-            if !usable {
-                Some(Err(Failure::InvalidSessionId.into()))
-            } else if session.loaded_bytes().is_none() {
-                Some(Err(WriteError::NotStored))
-            } else if !session.is_changed() {
-                Some(Ok(step.stored(session)))
-            } else {
-                step.attempt(cx, session)
-            }
+            let outcome = step.0.begin(cx, session)?;
+            Some(outcome.map(|s| step.stored(s)))
         });
         op
     }
 
     /// How many compare-and-set requests this save has sent.
     pub fn attempts(&self) -> u32 {
-        self.step.attempts
+        self.step.0.attempts
+    }
+}
+
+/// The step of [`Commit`].
+pub struct CommitStep(Writes);
+
+impl CommitStep {
+    /// One stored session per edit, each remembering what its writer handed.
+    fn stored(&mut self, session: Session) -> Vec<Session> {
+        self.0
+            .edits
+            .iter_mut()
+            .map(|e| Writes::stored_for(&session, std::mem::take(&mut e.sent)))
+            .collect()
+    }
+}
+
+impl Step for CommitStep {
+    type Output = Vec<Session>;
+    type Error = WriteError;
+    const NAME: &'static str = "Commit";
+
+    fn on_reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        reply: Reply,
+    ) -> Option<Result<Vec<Session>, WriteError>> {
+        let outcome = self.0.on_reply(cx, reply)?;
+        Some(outcome.map(|s| self.stored(s)))
+    }
+
+    fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Vec<Session>, WriteError>> {
+        let outcome = self.0.on_wake(cx)?;
+        Some(outcome.map(|s| self.stored(s)))
+    }
+}
+
+/// Saves the edits of several writers of one session with one
+/// compare-and-set (a group commit): the edits are applied in order onto
+/// `base`, then, after each conflict, onto the current record, exactly as
+/// [`Save`] applies one writer's. Drive it through
+/// [`Machine`](crate::Machine).
+///
+/// `base` is the session the first attempt starts from: the newest stored
+/// copy the caller knows (its unsaved changes are written only in that
+/// first attempt; give changes to keep as edits). The outcome is one
+/// stored session per edit, in order (the same record, each remembering
+/// what its writer handed over, for [`Session::adopt_saved`]), or one
+/// [`WriteError`] for all.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Instant, SystemTime};
+/// use session_sockets_core::time::Now;
+/// use session_sockets_core::{Commit, Config, Edit, Machine, Reply, Request, Session, SessionId, record};
+///
+/// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
+/// let loaded = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
+/// let base = Session::from_record(SessionId::new("abc"), record::decode(loaded).unwrap(), Arc::from(&loaded[..]));
+/// let mut socket = base.clone();
+/// socket.insert("theme", "dark").unwrap();
+/// let add = |s: &mut Session| {
+///     let n = s.get::<i64>("n").unwrap().unwrap_or(0);
+///     s.insert("n", n + 1).unwrap();
+/// };
+/// let edits = vec![Edit::save(&socket), Edit::update(&base, add), Edit::update(&base, add)];
+/// let now = Now::new(Instant::now(), SystemTime::now());
+/// let mut commit = Commit::new(config, base, edits, now);
+/// let Some(Request::CompareAndSet { id, new, .. }) = commit.poll_request() else { panic!() };
+/// assert!(std::str::from_utf8(&new).unwrap().ends_with(r#""n":3,"theme":"dark"}"#));
+/// commit.handle_reply(id, Reply::Swapped, now.instant);
+/// let stored = commit.poll_outcome().unwrap().unwrap();
+/// assert_eq!(stored.len(), 3);
+/// assert_eq!(stored[2].get::<i64>("n").unwrap(), Some(3));
+/// ```
+pub type Commit = Op<CommitStep>;
+
+impl Op<CommitStep> {
+    /// Saves `edits`, in order, starting from `base`.
+    pub fn new(config: Arc<Config>, base: Session, edits: Vec<Edit>, now: Now) -> Self {
+        let writes = Writes::new(&config, &base, edits, now);
+        let mut op = Op::with_step(config, now, CommitStep(writes));
+        op.begin(|step, cx| {
+            let outcome = step.0.begin(cx, base)?;
+            Some(outcome.map(|s| step.stored(s)))
+        });
+        op
+    }
+
+    /// How many compare-and-set requests this commit has sent.
+    pub fn attempts(&self) -> u32 {
+        self.step.0.attempts
     }
 }

@@ -173,6 +173,13 @@ impl Session {
         }
     }
 
+    /// Whether the session rests on a stored record (it was loaded, created
+    /// or saved), so that a save has something to compare against; `false`
+    /// for one built with [`Session::new`].
+    pub fn is_stored(&self) -> bool {
+        self.loaded.is_some()
+    }
+
     /// Whether the data differs from the record it rests on, i.e. whether a
     /// save has something to write (a value set to what it already was is
     /// no change, as in express-session).
@@ -204,19 +211,6 @@ impl Session {
     /// The record as express-session would store it now.
     pub fn encode(&self) -> Vec<u8> {
         record::encode(&self.cookie, &self.data)
-    }
-
-    /// Re-bases this session on a newer stored record: takes its data and
-    /// cookie, then re-applies this side's changed keys on top. Used by the
-    /// save machine after a compare-and-set conflict.
-    ///
-    /// Changes are measured against the session as first loaded, not against
-    /// the newest record, so a change that one conflicting record happened to
-    /// hold already is still re-applied onto the next ([R25]).
-    ///
-    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
-    pub(crate) fn rebase(&mut self, record: Record, bytes: Arc<[u8]>) {
-        self.rest_on(record.cookie, record.data, Some(bytes));
     }
 
     /// Takes `cookie`, `data` and `loaded` as the record this session rests
@@ -353,15 +347,16 @@ mod tests {
     }
 
     #[test]
-    fn rebase_keeps_theirs_and_reapplies_mine() {
+    fn refresh_keeps_theirs_and_reapplies_mine() {
         let mut s = loaded(r#"{"cookie":{"path":"/"},"a":1,"b":1,"c":1}"#);
         s.insert("a", 2).unwrap();
         s.remove("c");
         let theirs = r#"{"cookie":{"path":"/"},"a":5,"b":7,"c":1,"d":1}"#;
-        s.rebase(
+        s.refresh(Session::from_record(
+            SessionId::new("sid"),
             record::decode(theirs.as_bytes()).unwrap(),
             Arc::from(theirs.as_bytes()),
-        );
+        ));
         assert_eq!(
             String::from_utf8(s.encode()).unwrap(),
             r#"{"cookie":{"path":"/"},"a":2,"b":7,"d":1}"#
@@ -376,27 +371,30 @@ mod tests {
         s.insert("a", 2).unwrap();
         // The first conflicting record holds `views: 1` already, not `a: 2`.
         let first = r#"{"cookie":{"path":"/"},"a":1,"views":1}"#;
-        s.rebase(
+        s.refresh(Session::from_record(
+            SessionId::new("sid"),
             record::decode(first.as_bytes()).unwrap(),
             Arc::from(first.as_bytes()),
-        );
+        ));
         assert!(s.is_changed(), "a still has to be written");
         // The next one lost `views` again: this side's value comes back.
         let second = r#"{"cookie":{"path":"/"},"a":1,"b":3}"#;
-        s.rebase(
+        s.refresh(Session::from_record(
+            SessionId::new("sid"),
             record::decode(second.as_bytes()).unwrap(),
             Arc::from(second.as_bytes()),
-        );
+        ));
         assert_eq!(
             String::from_utf8(s.encode()).unwrap(),
             r#"{"cookie":{"path":"/"},"a":2,"b":3,"views":1}"#
         );
         // A record that holds every change needs no write.
         let third = r#"{"cookie":{"path":"/"},"a":2,"views":1}"#;
-        s.rebase(
+        s.refresh(Session::from_record(
+            SessionId::new("sid"),
             record::decode(third.as_bytes()).unwrap(),
             Arc::from(third.as_bytes()),
-        );
+        ));
         assert!(!s.is_changed());
     }
 
@@ -426,10 +424,11 @@ mod tests {
         );
         // Another writer then sets color; the next conflict keeps theirs.
         let theirs = r#"{"cookie":{"path":"/"},"color":"blue"}"#;
-        s.rebase(
+        s.refresh(Session::from_record(
+            SessionId::new("sid"),
             record::decode(theirs.as_bytes()).unwrap(),
             Arc::from(theirs.as_bytes()),
-        );
+        ));
         assert_eq!(
             String::from_utf8(s.encode()).unwrap(),
             r#"{"cookie":{"path":"/"},"color":"blue","x":1}"#

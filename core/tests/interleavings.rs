@@ -33,7 +33,16 @@ fn now() -> Now {
 
 fn config() -> Arc<Config> {
     static CONFIG: std::sync::LazyLock<Arc<Config>> = std::sync::LazyLock::new(|| {
-        Arc::new(Config::builder().secret("keyboard cat").build().unwrap())
+        // Bounded, so that every schedule ends: with the default (retries
+        // until the store deadline) and time standing still, a schedule
+        // could keep one writer conflicting for ever.
+        Arc::new(
+            Config::builder()
+                .secret("keyboard cat")
+                .max_save_attempts(8)
+                .build()
+                .unwrap(),
+        )
     });
     Arc::clone(&CONFIG)
 }
@@ -177,6 +186,16 @@ impl Writer {
                 };
                 if self.pending.is_some() {
                     return;
+                }
+                // No request and no outcome: a save backing off. Its wait
+                // changes no store step's order, so end it at once.
+                let wake = match r {
+                    Running::Save(m) => m.poll_timeout(),
+                    _ => None,
+                };
+                if let (Some(at), Running::Save(m)) = (wake, r) {
+                    m.handle_timeout(at);
+                    continue;
                 }
             }
         }

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Bytes, Config, ConfigError, CookieOptions, CookieSyntaxError, Create, Created, Destroy,
-    Failure, Machine, Now, Regenerate, Reply, Request, RequestId, SameSite, Save, Session,
+    Bytes, Commit, Config, ConfigError, CookieOptions, CookieSyntaxError, Create, Created, Destroy,
+    Edit, Failure, Machine, Now, Regenerate, Reply, Request, RequestId, SameSite, Save, Session,
     SessionId, Touch, WriteError, cookie_header, record,
 };
 
@@ -319,7 +319,8 @@ fn r3_r14_config_validates_cookie_options() {
     );
     let c = Config::builder().secret("s").build().unwrap();
     assert_eq!(c.default_ttl(), Duration::from_secs(86_400));
-    assert_eq!(c.max_save_attempts(), 8);
+    // No count: conflicts are retried until the store deadline.
+    assert_eq!(c.max_save_attempts(), u32::MAX);
     assert_eq!(c.cookie(), &CookieOptions::default());
     assert!(c.cookie().http_only && c.cookie().path == "/" && !c.cookie().secure);
     assert!(!c.rolling());
@@ -575,7 +576,18 @@ fn save_conflicts_are_bounded() {
     s.insert("mine", 1).unwrap();
     let mut m = Save::new(config, s, at(0));
     for i in 0..3 {
-        let id = req(&mut m).id();
+        let mut r = req(&mut m);
+        if let Request::Random { id, .. } = r {
+            // From the third attempt on, a backoff: its random bytes, then
+            // the wait.
+            m.handle_reply(id, random(i), t(0));
+            let wake = m.poll_timeout().unwrap();
+            m.handle_timeout(wake);
+            r = req(&mut m);
+        }
+        let Request::CompareAndSet { id, .. } = r else {
+            panic!("a compare-and-set")
+        };
         let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
         m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.into_bytes())), t(0));
     }
@@ -681,8 +693,8 @@ fn save_with_update_reruns_the_update_on_the_current_record() {
     assert_eq!(text(&expected), theirs);
     assert_eq!(
         text(&new),
-        r#"{"cookie":{"expires":null},"n":8}"#,
-        "the update re-runs on the current record (keys set outside it are not carried)"
+        r#"{"cookie":{"expires":null},"n":8,"mine":"x"}"#,
+        "the update re-runs on the current record, after this side's own changed keys"
     );
     m.handle_reply(id, Reply::Swapped, t(0));
     assert_eq!(
@@ -1109,4 +1121,217 @@ fn r16_debug_and_errors_never_show_ids_or_cookies() {
     reasons.sort_unstable();
     reasons.dedup();
     assert_eq!(reasons.len(), errors.len(), "reasons are distinct");
+}
+
+// ---- group commit and retries ------------------------------------------------
+
+fn add_one(s: &mut Session) {
+    let n = s.get::<i64>("n").unwrap().unwrap_or(0);
+    s.insert("n", n + 1).unwrap();
+}
+
+#[test]
+fn r25_a_commit_writes_every_writers_edits_with_one_compare_and_set() {
+    let base = loaded(REC);
+    let mut http = base.clone();
+    http.insert("page", "home").unwrap();
+    let mut socket = base.clone();
+    socket.insert("theme", "dark").unwrap();
+    socket.remove("a");
+    let edits = vec![
+        Edit::save(&http),
+        Edit::update(&base, add_one),
+        Edit::save(&socket),
+        Edit::update(&base, add_one),
+    ];
+    let mut m = Commit::new(config(), base, edits, at(0));
+    let Request::CompareAndSet {
+        id, expected, new, ..
+    } = req(&mut m)
+    else {
+        panic!("a compare-and-set")
+    };
+    assert_eq!(text(&expected), REC);
+    assert_eq!(
+        text(&new),
+        r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":3,"page":"home","theme":"dark"}"#
+    );
+    m.handle_reply(id, Reply::Swapped, t(1));
+    let stored = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(stored.len(), 4, "one outcome per edit");
+    for s in &stored {
+        assert!(!s.is_changed());
+        assert_eq!(stored_bytes(s).as_deref(), Some(new.as_ref()));
+    }
+    assert_eq!(m.attempts(), 1);
+}
+
+#[test]
+fn r25_after_a_conflict_a_commit_reapplies_every_edit_in_order_on_the_current_record() {
+    let base = loaded(REC);
+    let mut socket = base.clone();
+    socket.insert("theme", "dark").unwrap();
+    let edits = vec![
+        Edit::update(&base, add_one),
+        Edit::save(&socket),
+        Edit::update(&base, add_one),
+    ];
+    let mut m = Commit::new(config(), base, edits, at(0));
+    let id = req(&mut m).id();
+    // Another server incremented `n` to 10 and set `b`.
+    let theirs = r#"{"cookie":{"expires":null},"n":10,"a":"x","b":1}"#;
+    m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.as_bytes())), t(1));
+    let Request::CompareAndSet {
+        id, expected, new, ..
+    } = req(&mut m)
+    else {
+        panic!("a compare-and-set at once: the first retry does not wait")
+    };
+    assert_eq!(text(&expected), theirs);
+    assert_eq!(
+        text(&new),
+        r#"{"cookie":{"expires":null},"n":12,"a":"x","b":1,"theme":"dark"}"#
+    );
+    m.handle_reply(id, Reply::Swapped, t(2));
+    let stored = m.poll_outcome().unwrap().unwrap();
+    assert_eq!(stored[2].get::<i64>("n").unwrap(), Some(12));
+}
+
+#[test]
+fn r25_each_writer_adopts_the_commit_keeping_only_what_it_changed_since() {
+    let base = loaded(REC);
+    let mut a = base.clone();
+    a.insert("x", 1).unwrap();
+    let mut b = base.clone();
+    b.insert("y", 1).unwrap();
+    let edits = vec![Edit::save(&a), Edit::save(&b)];
+    let mut m = Commit::new(config(), base, edits, at(0));
+    let id = req(&mut m).id();
+    // While the commit runs, `a` changes `x` again and `b` changes `z`.
+    a.insert("x", 2).unwrap();
+    b.insert("z", 1).unwrap();
+    m.handle_reply(id, Reply::Swapped, t(1));
+    let stored = m.poll_outcome().unwrap().unwrap();
+    a.adopt_saved(&stored[0]);
+    b.adopt_saved(&stored[1]);
+    let keys = |s: &Session| {
+        s.changed_keys()
+            .map(|(k, v)| (k.to_owned(), v.cloned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&a), vec![("x".to_owned(), Some(json!(2)))]);
+    assert_eq!(keys(&b), vec![("z".to_owned(), Some(json!(1)))]);
+    // Each copy now holds the other writer's saved key too.
+    assert_eq!(a.get::<i64>("y").unwrap(), Some(1));
+    assert_eq!(b.get::<i64>("x").unwrap(), Some(1));
+}
+
+#[test]
+fn r24_a_commit_on_a_destroyed_session_fails_every_edit_and_creates_nothing() {
+    let base = loaded(REC);
+    let edits = vec![Edit::update(&base, add_one), Edit::update(&base, add_one)];
+    let mut m = Commit::new(config(), base, edits, at(0));
+    let id = req(&mut m).id();
+    m.handle_reply(id, Reply::Gone, t(1));
+    assert_eq!(m.poll_outcome().unwrap().unwrap_err(), WriteError::Gone);
+    assert_eq!(m.poll_request(), None);
+}
+
+#[test]
+fn conflicts_are_retried_with_a_jittered_backoff_until_the_store_deadline() {
+    let mut s = loaded(REC);
+    s.insert("mine", 1).unwrap();
+    let mut m = Save::new(config(), s, at(0));
+    let mut now = 0i64;
+    let mut randoms = 0;
+    let mut waits = Vec::new();
+    loop {
+        let Some(r) = m.poll_request() else {
+            match m.poll_timeout() {
+                Some(wake) => {
+                    let waited = wake.duration_since(t(now));
+                    waits.push(waited);
+                    m.handle_timeout(wake);
+                    now += i64::try_from(waited.as_millis()).unwrap();
+                    continue;
+                }
+                None => break,
+            }
+        };
+        match r {
+            Request::Random { id, len } => {
+                assert!(len >= 8);
+                randoms += 1;
+                m.handle_reply(id, Reply::Random(Bytes::from(vec![7; len])), t(now));
+            }
+            Request::CompareAndSet { id, .. } => {
+                // Another writer wins every time; 10 ms pass per round trip.
+                now += 10;
+                let theirs = format!(r#"{{"cookie":{{}},"other":{now}}}"#);
+                m.handle_reply(
+                    id,
+                    Reply::Conflict(Bytes::from(theirs.into_bytes())),
+                    t(now),
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let e = m.poll_outcome().unwrap().unwrap_err();
+    assert!(matches!(e, WriteError::Conflict { .. }), "{e}");
+    assert!(
+        m.attempts() > 8,
+        "not a small fixed count: {} attempts",
+        m.attempts()
+    );
+    // It stops once the next attempt could not start before the deadline:
+    // at most one backoff cap (64 ms) early.
+    assert!(
+        t(now) + Duration::from_millis(64) >= t(0) + DEADLINE,
+        "gave up at {now} ms, well before the deadline"
+    );
+    assert!(
+        t(now) < t(0) + DEADLINE + Duration::from_millis(100),
+        "gave up late, at {now} ms"
+    );
+    assert_eq!(randoms, 1, "the jitter is seeded once");
+    // Waits are random within a cap that doubles from 1 ms to 64 ms.
+    for (i, w) in waits.iter().enumerate() {
+        let cap = Duration::from_millis(1 << i.min(6));
+        assert!(*w < cap, "wait {i} was {w:?}, over its cap {cap:?}");
+    }
+    assert!(
+        waits.windows(2).any(|w| w[0] != w[1]),
+        "jittered: {waits:?}"
+    );
+}
+
+#[test]
+fn a_backoff_stays_a_backoff_the_deadline_of_a_request_does_not_move() {
+    let mut s = loaded(REC);
+    s.insert("mine", 1).unwrap();
+    let mut m = Save::new(config(), s, at(0));
+    for i in 0..2 {
+        let id = req(&mut m).id();
+        let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
+        m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.into_bytes())), t(0));
+    }
+    let Request::Random { id, .. } = req(&mut m) else {
+        panic!("random bytes for the jitter")
+    };
+    m.handle_reply(id, random(3), t(0));
+    let wake = m.poll_timeout().unwrap();
+    assert!(wake < t(0) + Duration::from_millis(2));
+    // Woken early: nothing happens yet.
+    m.handle_timeout(t(0));
+    assert_eq!(m.poll_request(), None);
+    assert!(m.poll_outcome().is_none());
+    m.handle_timeout(wake);
+    let Request::CompareAndSet { id, .. } = req(&mut m) else {
+        panic!("the retry after the wait")
+    };
+    // That request has its own store deadline.
+    assert_eq!(m.poll_timeout(), Some(wake + DEADLINE));
+    m.handle_reply(id, Reply::Swapped, wake);
+    assert!(m.poll_outcome().unwrap().is_ok());
 }

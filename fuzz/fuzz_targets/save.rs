@@ -12,7 +12,8 @@
 //! exactly once, nothing after it, an outcome within a bounded number of
 //! rounds):
 //! - R24: a save never creates: it emits only `CompareAndSet` (update-only)
-//!   and, for an expired record, `Destroy`, all on `sess:` + the id;
+//!   and, for an expired record, `Destroy`, all on `sess:` + the id (and
+//!   `Random`, for its retry backoff);
 //! - R25: an unchanged session finishes `Ok` with no request at all;
 //! - bounded retries: at most `max_save_attempts` compare-and-sets;
 //! - every compare-and-set expects bytes the store reported (the loaded
@@ -155,6 +156,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Request::Destroy { key: k, .. } => assert_eq!(k.as_bytes(), key.as_bytes()),
+            // Random bytes for the retry backoff: no store write.
+            Request::Random { .. } => {}
             other => panic!("a save emitted {other:?} (R24: update-only)"),
         }
     }

@@ -294,11 +294,14 @@ pub fn drive<M: Machine>(
 }
 
 /// A shared config for the machine targets: `keyboard cat`, default
-/// origin policy (same host), 3 s deadline.
+/// origin policy (same host), 3 s deadline, at most 8 save attempts.
 pub fn machine_config() -> Arc<Config> {
     Arc::new(
         Config::builder()
             .secret("keyboard cat")
+            // Saves retry until the store deadline by default; the scripts
+            // answer at frozen times, so a count keeps every run finite.
+            .max_save_attempts(8)
             .build()
             // A fixed, non-empty secret and the defaults: build cannot fail.
             .unwrap_or_else(|e| panic!("machine config: {e}")),
