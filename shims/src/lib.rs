@@ -25,6 +25,7 @@ pub use session_sockets_core::{
 
 mod driver;
 pub mod http;
+mod hub;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;

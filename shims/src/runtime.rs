@@ -6,7 +6,7 @@
 //! the only thing a runtime module supplies. Each module is a few lines
 //! behind a feature of the runtime's name:
 //!
-//! | feature     | type                          | timer                          |
+//! | feature     | type                          | timer (and spawn)              |
 //! |-------------|-------------------------------|--------------------------------|
 //! | `tokio`     | `runtime::tokio::Tokio`       | `tokio::time::sleep`           |
 //! | `smol`      | `runtime::smol::Smol`         | `async_io::Timer` (smol's own) |
@@ -18,6 +18,7 @@
 //! Any other runtime plugs in by implementing [`Runtime`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 
 use session_sockets_core::Now;
@@ -78,6 +79,19 @@ pub trait Runtime: Send + Sync + 'static {
     /// with a controlled clock.
     fn wall(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    /// Runs `task` to completion in the background, detached. The write
+    /// queue runs each session's commits this way ([`SessionSockets::save`](crate::SessionSockets::save)),
+    /// so a write that started finishes even if the caller that asked for
+    /// it goes away.
+    ///
+    /// The default runs each task on a new OS thread with its own
+    /// `block_on`: correct for store and timer futures that need no runtime
+    /// context, but a thread per task; a runtime module spawns on its
+    /// executor instead, as the tokio, smol and async-std ones do.
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+        std::thread::spawn(move || futures_lite::future::block_on(task));
     }
 }
 

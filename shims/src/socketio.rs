@@ -346,29 +346,33 @@ impl<R: Runtime + Clone> SocketSession<R> {
         Ok(())
     }
 
-    /// Applies `update` to the session and saves it; if another writer
-    /// changed the record first, `update` runs again on the record as it is
-    /// now (a read-modify-write that composes, such as a counter). Returns
-    /// the session as stored.
+    /// Applies `update` to the session and saves it, with this socket's
+    /// other unsaved changes; if another writer changed the record first,
+    /// `update` runs again on the record as it is now (a read-modify-write
+    /// that composes, such as a counter). Returns what `update` returned on
+    /// the stored record: this call's own result, even when the write was
+    /// grouped with others (see [`SessionSockets::save`]).
     ///
     /// ```no_run
     /// # async fn demo(session: session_sockets::socketio::SocketSession) -> Result<(), session_sockets::core::WriteError> {
-    /// let saved = session
+    /// let n: i64 = session
     ///     .update(|s| {
-    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
-    ///         let _ = s.insert("counter", n + 1);
+    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0) + 1;
+    ///         let _ = s.insert("counter", n);
+    ///         n
     ///     })
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn update<F>(&self, update: F) -> Result<Session, WriteError>
+    pub async fn update<F, T>(&self, update: F) -> Result<T, WriteError>
     where
-        F: FnMut(&mut Session) + Send + 'static,
+        F: FnMut(&mut Session) -> T + Send + 'static,
+        T: Send + 'static,
     {
         let sent = self.snapshot();
-        let saved = self.inner.sessions.update(sent.clone(), update).await?;
+        let (saved, value) = self.inner.sessions.update(sent, update).await?;
         self.stored(&saved);
-        Ok(saved)
+        Ok(value)
     }
 
     /// Takes the stored session, then re-applies whatever this socket

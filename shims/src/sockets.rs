@@ -4,17 +4,18 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use session_sockets_core::{
-    Config, Create, Created, Destroy, Failure, Handshake, HandshakeError, Machine, Regenerate,
-    Reload, Save, Session, SessionId, StoreError, Touch, WriteError,
+    Commit, Config, Create, Created, Destroy, Failure, Handshake, HandshakeError, Machine,
+    Regenerate, Reload, Save, Session, SessionId, StoreError, Touch, WriteError,
 };
 
 use crate::driver::{Stalled, drive};
+use crate::hub::{Hub, Queued, Update};
 use crate::runtime::{Runtime, start};
 use crate::store::Store;
 
 /// Sessions for socket connections: a [`Config`], a [`Store`] and a
-/// [`Runtime`] timer. Cheap to clone (when the runtime is, as every
-/// runtime module's is) and to share between tasks.
+/// [`Runtime`]. Cheap to clone and to share between tasks; clones share one
+/// write queue per session (see [`save`](Self::save)).
 ///
 /// - [`session`](Self::session) / [`session_from_pairs`](Self::session_from_pairs):
 ///   the session of a connection, from its handshake request's headers
@@ -41,7 +42,8 @@ use crate::store::Store;
 pub struct SessionSockets<R> {
     config: Arc<Config>,
     store: Arc<dyn Store>,
-    runtime: R,
+    runtime: Arc<R>,
+    hub: Arc<Hub>,
 }
 
 /// A touched session, and the `Set-Cookie` header to re-send when the
@@ -66,12 +68,13 @@ impl std::fmt::Debug for Touched {
     }
 }
 
-impl<R: Clone> Clone for SessionSockets<R> {
+impl<R> Clone for SessionSockets<R> {
     fn clone(&self) -> Self {
         SessionSockets {
             config: Arc::clone(&self.config),
             store: Arc::clone(&self.store),
-            runtime: self.runtime.clone(),
+            runtime: Arc::clone(&self.runtime),
+            hub: Arc::clone(&self.hub),
         }
     }
 }
@@ -93,7 +96,8 @@ impl<R: Runtime> SessionSockets<R> {
         SessionSockets {
             config: config.into(),
             store,
-            runtime,
+            runtime: Arc::new(runtime),
+            hub: Arc::default(),
         }
     }
 
@@ -107,14 +111,14 @@ impl<R: Runtime> SessionSockets<R> {
         &self.store
     }
 
-    /// The runtime timer.
+    /// The runtime.
     pub fn runtime(&self) -> &R {
         &self.runtime
     }
 
     /// Runs any core machine to its outcome against this handle's store.
     pub async fn run<M: Machine + ?Sized>(&self, machine: &mut M) -> Result<M::Outcome, Stalled> {
-        drive(machine, &*self.store, &self.runtime).await
+        drive(machine, &*self.store, &*self.runtime).await
     }
 
     /// The session of a connection whose handshake request carried
@@ -124,7 +128,7 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
-        let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
         hs.handle_header_map(headers);
         self.load(hs).await
     }
@@ -140,7 +144,7 @@ impl<R: Runtime> SessionSockets<R> {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut hs = Handshake::new(Arc::clone(&self.config), start(&self.runtime));
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
         hs.handle_headers(headers);
         self.load(hs).await
     }
@@ -154,7 +158,7 @@ impl<R: Runtime> SessionSockets<R> {
         self.load(Reload::new(
             Arc::clone(&self.config),
             id,
-            start(&self.runtime),
+            start(&*self.runtime),
         ))
         .await
     }
@@ -163,28 +167,148 @@ impl<R: Runtime> SessionSockets<R> {
     /// otherwise). Only update: a session destroyed or expired meanwhile
     /// fails with [`WriteError::Gone`] and is not brought back ([R24]). If
     /// another writer saved first, this session's changed keys are
-    /// re-applied onto the current record ([R25]). Returns the session as
-    /// stored.
+    /// re-applied onto the current record ([R25]), and conflicts with other
+    /// servers are retried, with a random backoff, until the store deadline.
+    /// Returns the session as stored.
+    ///
+    /// Saves and updates of one session through this handle (and its
+    /// clones: HTTP requests and sockets alike) queue and are written one
+    /// batch at a time, each batch with one compare-and-set of all its
+    /// writers' edits in order (a group commit), so they never conflict
+    /// with each other. Each caller still gets its own outcome. A write that
+    /// started finishes even if its caller is dropped.
     ///
     /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn save(&self, session: Session) -> Result<Session, WriteError> {
-        let now = start(&self.runtime);
-        self.write(Save::new(Arc::clone(&self.config), session, now))
-            .await
+        if !session.is_changed() || !session.is_stored() {
+            // Nothing to queue: the machine answers at once (unchanged, or
+            // never stored).
+            let now = start(&*self.runtime);
+            return self
+                .write(Save::new(Arc::clone(&self.config), session, now))
+                .await;
+        }
+        self.commit(session, None).await
     }
 
-    /// Applies `update` to `session` and saves it; after a conflict with
-    /// another writer, `update` runs again on the current record. Use it
-    /// for read-modify-write changes (counters, appends) so that concurrent
-    /// writers lose nothing.
-    pub async fn update<F>(&self, session: Session, update: F) -> Result<Session, WriteError>
+    /// Applies `update` to `session` and saves it, as [`save`](Self::save)
+    /// does; after a conflict with another writer, `update` runs again on
+    /// the current record. Use it for read-modify-write changes (counters,
+    /// appends) so that concurrent writers lose nothing. Returns the session
+    /// as stored and what `update` returned on the record that was stored
+    /// (its own result, in the order the queued writes were applied).
+    ///
+    /// ```no_run
+    /// # async fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>, session: session_sockets::Session) -> Result<(), session_sockets::WriteError> {
+    /// let (_stored, n) = sessions
+    ///     .update(session, |s| {
+    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0) + 1;
+    ///         let _ = s.insert("counter", n);
+    ///         n
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update<F, T>(
+        &self,
+        session: Session,
+        mut update: F,
+    ) -> Result<(Session, T), WriteError>
     where
-        F: FnMut(&mut Session) + Send + 'static,
+        F: FnMut(&mut Session) -> T + Send + 'static,
+        T: Send + 'static,
     {
-        let now = start(&self.runtime);
-        let config = Arc::clone(&self.config);
-        self.write(Save::update(config, session, update, now)).await
+        // Each run leaves its result here; the last run is the one on the
+        // stored record.
+        let result = Arc::new(std::sync::Mutex::new(None));
+        let slot = Arc::clone(&result);
+        let run = move |s: &mut Session| {
+            let value = update(s);
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
+        };
+        let stored = if session.is_stored() {
+            self.commit(session, Some(Box::new(run))).await?
+        } else {
+            let now = start(&*self.runtime);
+            let config = Arc::clone(&self.config);
+            self.write(Save::update(config, session, run, now)).await?
+        };
+        let value = result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match value {
+            Some(value) => Ok((stored, value)),
+            // Every successful save ran the update on what it stored.
+            None => Err(WriteError::Failed(Failure::Store(StoreError::new(
+                "the update closure did not run on the stored session; this is a bug in \
+                 session-sockets: please report it",
+            )))),
+        }
+    }
+
+    /// Queues a write of `session` on its session's queue; starts the
+    /// session's commit task if none runs.
+    async fn commit(
+        &self,
+        session: Session,
+        update: Option<Update>,
+    ) -> Result<Session, WriteError> {
+        let (reply, outcome) = futures_channel::oneshot::channel();
+        let id = session.id().clone();
+        let write = Queued {
+            session,
+            update,
+            reply,
+        };
+        if self.hub.enqueue(write) {
+            let this = self.clone();
+            self.runtime
+                .spawn(Box::pin(async move { this.run_commits(id).await }));
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(WriteError::Failed(Failure::Store(StoreError::new(
+                "the task writing this session ended before it answered (was the runtime shut \
+                 down?); the write may or may not have happened: reload to find out",
+            ))))
+        })
+    }
+
+    /// The commit task of session `id`: writes its queue, batch by batch,
+    /// until it is empty.
+    async fn run_commits(&self, id: SessionId) {
+        while let Some((mut batch, latest)) = self.hub.next_batch(&id) {
+            // Every queued write is of a stored session (`save` and
+            // `update` answer the others at once), so the batch has a base.
+            let Some(base) = latest.or_else(|| batch.first().map(|q| q.session.clone())) else {
+                continue;
+            };
+            let edits = batch.iter_mut().map(Queued::edit).collect();
+            let mut commit =
+                Commit::new(Arc::clone(&self.config), base, edits, start(&*self.runtime));
+            let outcome = match self.run(&mut commit).await {
+                Ok(outcome) => outcome,
+                Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
+            };
+            match outcome {
+                Ok(stored) => {
+                    self.hub.committed(&id, stored.first().cloned());
+                    for (write, session) in batch.into_iter().zip(stored) {
+                        // A caller that went away needs no answer.
+                        let _ = write.reply.send(Ok(session));
+                    }
+                }
+                Err(e) => {
+                    self.hub.committed(&id, None);
+                    for write in batch {
+                        let _ = write.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
     }
 
     /// Refreshes the session's expiry and the store's time to live without
@@ -193,7 +317,7 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
-        let mut touch = Touch::new(Arc::clone(&self.config), session, start(&self.runtime));
+        let mut touch = Touch::new(Arc::clone(&self.config), session, start(&*self.runtime));
         let session = self.write_mut(&mut touch).await?;
         Ok(Touched {
             session,
@@ -209,7 +333,7 @@ impl<R: Runtime> SessionSockets<R> {
         self.write(Destroy::new(
             Arc::clone(&self.config),
             id,
-            start(&self.runtime),
+            start(&*self.runtime),
         ))
         .await
     }
@@ -225,7 +349,7 @@ impl<R: Runtime> SessionSockets<R> {
         carry_over: bool,
     ) -> Result<Created, WriteError> {
         let config = Arc::clone(&self.config);
-        let now = start(&self.runtime);
+        let now = start(&*self.runtime);
         self.write(Regenerate::new(config, session, carry_over, now))
             .await
     }
@@ -240,7 +364,7 @@ impl<R: Runtime> SessionSockets<R> {
         self.write(Create::new(
             Arc::clone(&self.config),
             data,
-            start(&self.runtime),
+            start(&*self.runtime),
         ))
         .await
     }
@@ -500,7 +624,8 @@ mod tests {
             session = block_on(sockets.update(session, |s| {
                 let _ = s.insert("m", 2);
             }))
-            .unwrap();
+            .unwrap()
+            .0;
             once();
             let (sockets, once) = fresh();
             let touched = block_on(sockets.touch(session)).unwrap();

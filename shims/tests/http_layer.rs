@@ -122,14 +122,15 @@ async fn set(session: HttpSession, Path((k, v)): Path<(String, String)>) -> &'st
     "set"
 }
 
-fn add_one(s: &mut session_sockets::Session) {
-    let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
-    s.insert("counter", n + 1).unwrap();
+fn add_one(s: &mut session_sockets::Session) -> i64 {
+    let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0) + 1;
+    s.insert("counter", n).unwrap();
+    n
 }
 
 async fn incr(session: HttpSession) -> Response {
     match session.update(add_one).await {
-        Ok(s) => Json(s.get::<i64>("counter").unwrap()).into_response(),
+        Ok(n) => Json(n).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
@@ -146,10 +147,7 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
         },
     );
     socket.on("incr", async |session: SocketSession, ack: AckSender| {
-        let n = session
-            .update(add_one)
-            .await
-            .map(|s| s.get::<i64>("counter").unwrap());
+        let n = session.update(add_one).await;
         ack.send(&n.ok()).ok();
     });
     Ok(())

@@ -58,12 +58,13 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
     socket.on("incr", async |session: SocketSession, ack: AckSender| {
         let res = session
             .update(|s| {
-                let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
-                s.insert("counter", n + 1).ok();
+                let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0) + 1;
+                s.insert("counter", n).ok();
+                n
             })
             .await;
         match res {
-            Ok(saved) => ack.send(&saved.get::<i64>("counter").unwrap()).ok(),
+            Ok(n) => ack.send(&n).ok(),
             Err(e) => ack.send(&json!({ "error": format!("{e:?}") })).ok(),
         };
     });

@@ -422,23 +422,26 @@ impl<R: Runtime + Clone> HttpSession<R> {
     /// Applies `update` to the session and saves it now; if another writer
     /// (a socket, another request, another server) saved first, `update`
     /// runs again on the record as it is now, so read-modify-write changes
-    /// such as counters never lose an increment. Returns the session as
-    /// stored. Without a stored session, creates one holding the update's
-    /// result.
+    /// such as counters never lose an increment. Returns what `update`
+    /// returned on the stored record (this call's own result, even when the
+    /// write was grouped with others). Without a stored session, creates one
+    /// holding the update's result.
     ///
     /// ```no_run
     /// # async fn demo(session: session_sockets::http::HttpSession) -> Result<(), session_sockets::WriteError> {
-    /// let saved = session
+    /// let n: i64 = session
     ///     .update(|s| {
-    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
-    ///         let _ = s.insert("counter", n + 1);
+    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0) + 1;
+    ///         let _ = s.insert("counter", n);
+    ///         n
     ///     })
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn update<F>(&self, mut update: F) -> Result<Session, WriteError>
+    pub async fn update<F, T>(&self, mut update: F) -> Result<T, WriteError>
     where
-        F: FnMut(&mut Session) + Send + 'static,
+        F: FnMut(&mut Session) -> T + Send + 'static,
+        T: Send + 'static,
     {
         let sessions = &self.slot.0.shared.sessions;
         let stored = match &self.slot.lock().copy {
@@ -447,22 +450,22 @@ impl<R: Runtime + Clone> HttpSession<R> {
         };
         match stored {
             Some(sent) => {
-                let saved = sessions.update(sent, update).await?;
+                let (saved, value) = sessions.update(sent, update).await?;
                 self.slot.adopt(&saved);
-                Ok(saved)
+                Ok(value)
             }
             None => {
                 let mut fresh =
                     Session::new(SessionId::new(""), SessionCookie::new(None, 0), self.data());
-                update(&mut fresh);
+                let value = update(&mut fresh);
                 let created = sessions.create(fresh.data().clone()).await?;
                 let mut state = self.slot.lock();
                 state.copy = Copy::Stored {
-                    session: created.session.clone(),
+                    session: created.session,
                     written: true,
                 };
                 state.cookie = Some(Redacted(created.set_cookie));
-                Ok(created.session)
+                Ok(value)
             }
         }
     }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-/// async-std's timer, for [`SessionSockets`](crate::SessionSockets) on
+/// async-std's timer and task spawner, for [`SessionSockets`](crate::SessionSockets) on
 /// async-std.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncStd;
@@ -19,5 +19,10 @@ impl super::Runtime for AsyncStd {
 
     fn sleep(&self, duration: Duration) -> Self::Sleep {
         Box::pin(::async_std::task::sleep(duration))
+    }
+
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+        // Detached: the handle is dropped, the task runs on.
+        drop(::async_std::task::spawn(task));
     }
 }

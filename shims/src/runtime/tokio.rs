@@ -1,8 +1,11 @@
 //! The tokio runtime module (feature `tokio`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-/// tokio's timer, for [`SessionSockets`](crate::SessionSockets) on tokio.
+/// tokio's timer and `tokio::spawn`, for
+/// [`SessionSockets`](crate::SessionSockets) on tokio.
 ///
 /// Use it inside a tokio runtime with the time driver enabled
 /// (`#[tokio::main]` and `Builder::enable_all` do that); tokio panics with
@@ -25,5 +28,9 @@ impl super::Runtime for Tokio {
 
     fn now(&self) -> Instant {
         ::tokio::time::Instant::now().into_std()
+    }
+
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+        drop(::tokio::spawn(task));
     }
 }

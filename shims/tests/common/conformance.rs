@@ -159,6 +159,10 @@ impl<R: Runtime + Clone> Suite<R> {
         self.r10_create_then_handshake_with_its_cookie().await;
         self.r11_regenerate_replaces_the_id().await;
         self.r25_touch_keeps_the_record_bytes().await;
+        self.r25_writes_in_one_process_are_grouped_and_never_conflict()
+            .await;
+        self.r25_two_processes_writing_one_session_all_get_through()
+            .await;
     }
 
     fn config(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
@@ -539,6 +543,215 @@ impl<R: Runtime + Clone> Suite<R> {
         assert_eq!(sockets.touch(s).await.unwrap_err(), WriteError::Gone);
         assert_eq!(self.store.load(key.as_bytes()).await.unwrap(), None);
     }
+
+    /// R25, one writer per session per process: 50 increments started at
+    /// once through one handle, from copies of the session loaded before any
+    /// of them, are all acknowledged, each with its own value, in at most
+    /// two compare-and-sets (the first write alone, then the other 49
+    /// grouped while it was held) and without a single conflict.
+    pub async fn r25_writes_in_one_process_are_grouped_and_never_conflict(&self) {
+        let sid = self.seed(r#""user":"ada","n":0"#).await;
+        let gate = Gate::new(self.store.clone(), true);
+        let sockets = SessionSockets::new(self.config(|b| b), gate.clone(), self.runtime.clone());
+        let stale = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        let writes = {
+            let (sockets, stale) = (sockets.clone(), stale.clone());
+            (self.spawn)(Box::pin(async move {
+                let mut got: Vec<u32> = increments(&sockets, &stale, 50)
+                    .await
+                    .into_iter()
+                    .map(|r| r.expect("every write acknowledged"))
+                    .collect();
+                got.sort_unstable();
+                assert_eq!(
+                    got,
+                    (1..=50).collect::<Vec<_>>(),
+                    "each write its own value"
+                );
+            }))
+        };
+        // The first commit is held at the store while the others queue.
+        let until = Instant::now() + Duration::from_secs(10);
+        while gate.cas() == 0 {
+            assert!(Instant::now() < until, "no compare-and-set within 10 s");
+            self.runtime.sleep(Duration::from_millis(5)).await;
+        }
+        self.runtime.sleep(Duration::from_millis(50)).await;
+        gate.open();
+        writes.await;
+        assert!(
+            gate.cas() <= 2,
+            "{} compare-and-sets for 50 writes",
+            gate.cas()
+        );
+        assert_eq!(gate.conflicts(), 0, "writers in one process conflicted");
+        let s = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(50));
+        assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    }
+
+    /// R25 across processes: two handles (two servers' write queues) on one
+    /// store, 25 increments each at once: their conflicts are retried, with
+    /// a backoff, until every write lands.
+    pub async fn r25_two_processes_writing_one_session_all_get_through(&self) {
+        let sid = self.seed(r#""n":0"#).await;
+        let (a, b) = (self.sockets(|b| b), self.sockets(|b| b));
+        let stale = a.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        let tasks: Vec<Task> = [a.clone(), b]
+            .into_iter()
+            .map(|sockets| {
+                let stale = stale.clone();
+                (self.spawn)(Box::pin(async move {
+                    for r in increments(&sockets, &stale, 25).await {
+                        assert!(r.is_ok(), "a write failed: {r:?}");
+                    }
+                }))
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let s = a.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(50), "lost increments");
+    }
+}
+
+/// A store in front of the store under test that counts compare-and-sets
+/// and their conflicts, and can hold every compare-and-set until opened.
+pub struct Gate {
+    inner: Arc<dyn Store>,
+    cas: std::sync::atomic::AtomicUsize,
+    conflicts: std::sync::atomic::AtomicUsize,
+    shut: std::sync::Mutex<(bool, Vec<std::task::Waker>)>,
+}
+
+impl Gate {
+    /// A gate over `inner`, shut when `shut`.
+    pub fn new(inner: Arc<dyn Store>, shut: bool) -> Arc<Gate> {
+        Arc::new(Gate {
+            inner,
+            cas: Default::default(),
+            conflicts: Default::default(),
+            shut: std::sync::Mutex::new((shut, Vec::new())),
+        })
+    }
+
+    /// Lets every held compare-and-set through, and every later one.
+    pub fn open(&self) {
+        let mut g = self.shut.lock().unwrap();
+        g.0 = false;
+        for w in g.1.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Compare-and-sets sent so far.
+    pub fn cas(&self) -> usize {
+        self.cas.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Of those, how many found the record changed.
+    pub fn conflicts(&self) -> usize {
+        self.conflicts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn passed(&self) {
+        std::future::poll_fn(|cx| {
+            let mut g = self.shut.lock().unwrap();
+            if g.0 {
+                g.1.push(cx.waker().clone());
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await
+    }
+}
+
+impl Store for Gate {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.inner.load(key)
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.create(key, value, ttl)
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        new: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, CasOutcome> {
+        Box::pin(async move {
+            self.cas.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.passed().await;
+            let out = self.inner.compare_and_set(key, expected, new, ttl).await?;
+            if matches!(out, CasOutcome::Conflict(_)) {
+                self.conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(out)
+        })
+    }
+    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
+        self.inner.touch(key, ttl)
+    }
+    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.inner.destroy(key)
+    }
+}
+
+/// Runs `n` increments of `n` on `session` through `sockets`, all started
+/// at once; each one's own result, in any order.
+async fn increments<R: Runtime + Clone>(
+    sockets: &SessionSockets<R>,
+    session: &session_sockets::Session,
+    n: u32,
+) -> Vec<Result<u32, WriteError>> {
+    let writes = (0..n).map(|_| {
+        let (sockets, session) = (sockets.clone(), session.clone());
+        async move {
+            sockets
+                .update(session, |s| {
+                    let n = s.get::<u32>("n").unwrap().unwrap_or(0) + 1;
+                    s.insert("n", n).unwrap();
+                    n
+                })
+                .await
+                .map(|(_, n)| n)
+        }
+    });
+    join_all(writes).await
+}
+
+/// Polls every future to completion, all from the first poll on (so every
+/// one of them starts before any finishes).
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(out.iter_mut().filter_map(Option::take).collect())
+        }
+    })
+    .await
 }
 
 /// Instantiates the suite as `#[test]`s on every runtime whose feature is
@@ -582,6 +795,8 @@ macro_rules! on_every_runtime {
                 r10_create_then_handshake_with_its_cookie,
                 r11_regenerate_replaces_the_id,
                 r25_touch_keeps_the_record_bytes,
+                r25_writes_in_one_process_are_grouped_and_never_conflict,
+                r25_two_processes_writing_one_session_all_get_through,
                 $($($extra),+)?
         }
     };
