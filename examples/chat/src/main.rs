@@ -301,19 +301,25 @@ async fn whoami(session: SocketSession, ack: AckSender) {
     let _ = ack.send(&data);
 }
 
-/// Increments `counter` in the session: the update re-runs on the stored
-/// record if an HTTP route (or another socket) wrote first, so no increment
-/// is lost.
-fn add_one(s: &mut session_sockets::Session) {
-    let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0);
-    let _ = s.insert("counter", n.saturating_add(1));
+/// Increments `counter` in the session and returns the new value: the
+/// update re-runs on the stored record if an HTTP route (or another socket,
+/// or another server) wrote first, so no increment is lost.
+fn add_one(s: &mut session_sockets::Session) -> i64 {
+    let n = s
+        .get::<i64>("counter")
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let _ = s.insert("counter", n);
+    n
 }
 
 /// `incr`: saves `counter + 1` in the session and acks the new value.
 async fn incr(socket: SocketRef, session: SocketSession, ack: AckSender) {
     match session.update(add_one).await {
-        Ok(s) => {
-            let _ = ack.send(&s.get::<i64>("counter").ok().flatten());
+        Ok(n) => {
+            let _ = ack.send(&n);
         }
         Err(e) => {
             // The session ended (logout, expiry) or the store failed: say
@@ -442,7 +448,7 @@ async fn api_incr(session: HttpSession) -> Response {
         return no_session(&session);
     }
     match session.update(add_one).await {
-        Ok(s) => Json(json!({ "counter": s.get::<i64>("counter").ok().flatten() })).into_response(),
+        Ok(n) => Json(json!({ "counter": n })).into_response(),
         Err(e) => {
             let body = json!({ "error": e.reason(), "message": e.to_string() });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()

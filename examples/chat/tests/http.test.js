@@ -373,6 +373,38 @@ async function main() {
     assert.ok(ended >= 1500 && ended < 5000, `closed after ${ended} ms`);
   });
 
+  // ---- writes under contention ------------------------------------------------
+
+  t.test("one socket's burst of 50 incr: 50 of 50 acknowledged, counter 50", async () => {
+    const cookie = await login(url, "burst");
+    const s = connect(url, "/", { transports: ["websocket"], extraHeaders: { cookie } });
+    await connected(s);
+    const acks = await Promise.all(Array.from({ length: 50 }, () => s.timeout(10000).emitWithAck("incr")));
+    assert.deepEqual([...acks].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.equal((await session(url, cookie)).body.counter, 50);
+    s.disconnect();
+  });
+
+  if (withRedis) {
+    t.test("8 sockets on 2 chat nodes x 25 incr on one session: 200 of 200 acknowledged, counter 200", async () => {
+      const other = await startChat(bin, ["--secret", "http test secret", ...extra]);
+      try {
+        const cookie = await login(url, "two-nodes");
+        const socks = Array.from({ length: 8 }, (_, i) =>
+          connect(i % 2 ? other.url : url, "/", { transports: [i % 4 === 3 ? "polling" : "websocket"], extraHeaders: { cookie } }));
+        await Promise.all(socks.map(connected));
+        const acks = await Promise.all(socks.flatMap((s) => Array.from({ length: 25 }, () => s.timeout(15000).emitWithAck("incr"))));
+        const failed = acks.filter((n) => typeof n !== "number");
+        assert.deepEqual(failed, [], "every increment acknowledged");
+        assert.deepEqual([...acks].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i + 1));
+        assert.equal((await session(url, cookie)).body.counter, 200);
+        socks.forEach((s) => s.disconnect());
+      } finally {
+        other.child.kill();
+      }
+    }, 60000);
+  }
+
   // ---- R34: a login flood against the bounded memory store ------------------
 
   if (!withRedis && process.env.LOADGEN) {

@@ -193,7 +193,7 @@ async fn incr(
         s.insert_value(&key, Value::from(n.saturating_add(1)));
     };
     match sockets.update(session, update).await {
-        Ok(saved) => reply(
+        Ok((saved, ())) => reply(
             StatusCode::OK,
             json!({ "value": saved.get_value(&q.key), "data": data(&saved) }),
         ),
