@@ -28,6 +28,7 @@ pub struct Config {
     pub(crate) max_save_attempts: u32,
     pub(crate) cookie: CookieOptions,
     pub(crate) rolling: bool,
+    pub(crate) keep_alive: Option<Duration>,
 }
 
 impl std::fmt::Debug for Config {
@@ -45,6 +46,7 @@ impl std::fmt::Debug for Config {
             .field("max_save_attempts", &self.max_save_attempts)
             .field("cookie", &self.cookie)
             .field("rolling", &self.rolling)
+            .field("keep_alive", &self.keep_alive)
             .finish()
     }
 }
@@ -119,6 +121,13 @@ impl Config {
         self.rolling
     }
 
+    /// How often a session with connected sockets has its store TTL
+    /// refreshed (a touch), so that socket-only activity keeps it alive as
+    /// HTTP requests do; `None`: never.
+    pub fn keep_alive(&self) -> Option<Duration> {
+        self.keep_alive
+    }
+
     /// Whether `sid` may be used as a store key ([R15]): at most
     /// [`Self::max_sid_len`] bytes and no ASCII control character. Every
     /// machine checks it before it sends a request for the id.
@@ -160,6 +169,7 @@ pub struct ConfigBuilder {
     max_save_attempts: u32,
     cookie: CookieOptions,
     rolling: bool,
+    keep_alive: Option<Duration>,
 }
 
 impl std::fmt::Debug for ConfigBuilder {
@@ -194,6 +204,7 @@ impl Default for ConfigBuilder {
             max_save_attempts: u32::MAX,
             cookie: CookieOptions::default(),
             rolling: false,
+            keep_alive: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -353,6 +364,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// While a session has connected sockets, refresh its store TTL (a
+    /// touch) at most once per `interval`, as express-session refreshes it
+    /// on every HTTP request it serves, so a user active only on a socket
+    /// stays signed in. Default one minute; `None` turns it off.
+    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive = interval;
+        self
+    }
+
     /// Checks the settings and keys the secrets.
     pub fn build(self) -> Result<Config, ConfigError> {
         if self.secrets.is_empty() {
@@ -372,7 +392,13 @@ impl ConfigBuilder {
         if self.store_deadline.is_zero() {
             return Err(ConfigError::ZeroDeadline);
         }
-        if self.store_deadline > MAX_DURATION || self.default_ttl > MAX_DURATION {
+        if self.keep_alive.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::ZeroKeepAlive);
+        }
+        if self.store_deadline > MAX_DURATION
+            || self.default_ttl > MAX_DURATION
+            || self.keep_alive.is_some_and(|d| d > MAX_DURATION)
+        {
             return Err(ConfigError::DurationTooLong);
         }
         if self.limits.max_header_bytes == 0 || self.limits.max_pairs == 0 || self.max_sid_len == 0
@@ -414,6 +440,7 @@ impl ConfigBuilder {
             max_save_attempts: self.max_save_attempts,
             cookie: self.cookie,
             rolling: self.rolling,
+            keep_alive: self.keep_alive,
         })
     }
 }
@@ -436,10 +463,13 @@ pub enum ConfigError {
     ZeroLimit,
     /// The default time to live is under one second.
     ZeroTtl,
-    /// The store deadline or the default time to live is over 100 years.
+    /// The store deadline, the default time to live or the keep-alive
+    /// interval is over 100 years.
     DurationTooLong,
     /// `max_save_attempts` is zero.
     ZeroSaveAttempts,
+    /// The keep-alive interval is zero.
+    ZeroKeepAlive,
     /// The cookie path has a control character, `;` or a non-ASCII byte.
     InvalidCookiePath(String),
     /// The cookie domain is not a host name.
@@ -478,12 +508,16 @@ impl std::fmt::Display for ConfigError {
                  request would be refused; use the defaults (16384, 256, 256)",
             ),
             ConfigError::DurationTooLong => f.write_str(
-                "the store deadline or the default TTL is over 100 years: give the store seconds \
+                "the store deadline, the default TTL or the keep-alive interval is over 100 years: give the store seconds \
                  to answer (default 3 s) and sessions a TTL like connect-redis's (86400 s)",
             ),
             ConfigError::ZeroTtl => f.write_str(
                 "the default TTL is under one second: stores keep records for whole seconds; \
                  use connect-redis's `ttl` (default 86400 s)",
+            ),
+            ConfigError::ZeroKeepAlive => f.write_str(
+                "the keep-alive interval is zero: a session with sockets would be touched \
+                 without pause; use an interval (default one minute), or None to turn it off",
             ),
             ConfigError::ZeroSaveAttempts => f.write_str(
                 "max_save_attempts is zero: a save needs at least one attempt; the default is 8",

@@ -130,6 +130,7 @@ mod cookie_options;
 mod cookie_syntax;
 mod create;
 mod error;
+pub mod event;
 mod handshake;
 pub mod header;
 mod machine;

@@ -180,6 +180,17 @@ impl Session {
         self.loaded.is_some()
     }
 
+    /// Whether this session rests on exactly the stored record `bytes` (it
+    /// was loaded from them, or saved as them).
+    pub fn rests_on(&self, bytes: &[u8]) -> bool {
+        self.loaded.as_deref() == Some(bytes)
+    }
+
+    /// Whether both sessions rest on the same stored record.
+    pub fn rests_on_same(&self, other: &Session) -> bool {
+        self.loaded.is_some() && self.loaded == other.loaded
+    }
+
     /// Whether the data differs from the record it rests on, i.e. whether a
     /// save has something to write (a value set to what it already was is
     /// no change, as in express-session).
