@@ -1,10 +1,15 @@
 //! [`MemoryStore`]: the embedded default store, in process memory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use crate::store::{CasOutcome, Store, StoreError, StoreFuture};
+use session_sockets_core::Bytes;
+
+use crate::store::{
+    CasOutcome, EventSink, KeyChange, KeyEvent, Store, StoreError, StoreEvent, StoreFuture,
+    Subscription,
+};
 
 /// The default [`MemoryStore`] capacity, in records.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -12,6 +17,9 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 /// How many expired records one write sweeps at most, so that a write never
 /// holds the lock for long.
 const SWEEP_PER_WRITE: usize = 32;
+
+/// The longest the expiry thread sleeps between looks.
+const REAP_IDLE: Duration = Duration::from_secs(1);
 
 /// A source of the current time for [`MemoryStore`] (replace it in tests).
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
@@ -40,6 +48,11 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 /// It is safe to share between many tasks and threads: every operation takes
 /// a short `std::sync::Mutex` and never holds it across an `.await`.
 ///
+/// It reports changes to subscribers ([`Store::subscribe`]) in process:
+/// every write with its new value, deletes and evictions, and expiry, which
+/// a background thread (started with the first subscription, ended with
+/// the last) notices when it is due.
+///
 /// ```
 /// use std::sync::Arc;
 /// use session_sockets::{MemoryStore, Store};
@@ -50,13 +63,32 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 ///
 /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 pub struct MemoryStore {
+    state: Arc<State>,
+}
+
+struct State {
     inner: Mutex<Inner>,
     capacity: usize,
     clock: Clock,
+    /// Wakes the expiry thread (a sooner expiry, or no subscriber left).
+    wake: Condvar,
+    subscribers: Mutex<Subscribers>,
+}
+
+#[derive(Default)]
+struct Subscribers {
+    next: u64,
+    list: Vec<(u64, Vec<u8>, EventSink)>,
+    /// The expiry thread runs.
+    reaping: bool,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Someone subscribed: record what changed in `notes`.
+    watched: bool,
+    /// Changes to report once the lock is released.
+    notes: Vec<(Vec<u8>, KeyChange)>,
     records: HashMap<Vec<u8>, Entry>,
     /// (expiry, insertion sequence) -> key: the order records expire in.
     by_expiry: BTreeMap<(Instant, u64), Vec<u8>>,
@@ -79,7 +111,7 @@ impl std::fmt::Debug for MemoryStore {
         // the sizes are shown.
         f.debug_struct("MemoryStore")
             .field("records", &self.lock().records.len())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.state.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -99,26 +131,45 @@ impl MemoryStore {
     /// An empty store holding at most `capacity` records (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
         MemoryStore {
-            inner: Mutex::new(Inner::default()),
-            capacity: capacity.max(1),
-            clock: Arc::new(Instant::now),
+            state: Arc::new(State {
+                inner: Mutex::new(Inner::default()),
+                capacity: capacity.max(1),
+                clock: Arc::new(Instant::now),
+                wake: Condvar::new(),
+                subscribers: Mutex::new(Subscribers::default()),
+            }),
         }
     }
 
     /// Replaces the clock that decides expiry (for tests that step time).
-    pub fn with_clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
+    /// Call it before the store is shared or subscribed to.
+    pub fn with_clock(self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        let clock: Clock = Arc::new(clock);
+        match Arc::try_unwrap(self.state) {
+            Ok(mut state) => {
+                state.clock = clock;
+                MemoryStore {
+                    state: Arc::new(state),
+                }
+            }
+            // Only a subscription's expiry thread holds another reference,
+            // and a store is given its clock before anyone subscribes.
+            Err(state) => MemoryStore { state },
+        }
     }
 
     /// The maximum number of records.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.state.capacity
+    }
+
+    fn now(&self) -> Instant {
+        (self.state.clock)()
     }
 
     /// How many live (unexpired) records the store holds.
     pub fn len(&self) -> usize {
-        let now = (self.clock)();
+        let now = self.now();
         self.lock()
             .records
             .values()
@@ -132,10 +183,18 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while the lock was held cannot leave a record half
-        // written (every mutation below is a single map operation pair that
-        // does not panic), so a poisoned lock is still consistent.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
+    }
+
+    /// Reports what the last operation changed to the subscribers, outside
+    /// the lock.
+    fn report(&self, mut inner: MutexGuard<'_, Inner>) {
+        if inner.notes.is_empty() {
+            return;
+        }
+        let notes = std::mem::take(&mut inner.notes);
+        drop(inner);
+        self.state.report(notes);
     }
 
     fn ttl_error(op: &str) -> StoreError {
@@ -145,10 +204,11 @@ impl MemoryStore {
     }
 
     fn do_load(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let now = (self.clock)();
+        let now = self.now();
         let mut inner = self.lock();
         let value = inner.live(key, now).map(|e| e.value.clone());
         inner.mark_used(key);
+        self.report(inner);
         value
     }
 
@@ -156,25 +216,30 @@ impl MemoryStore {
         if ttl.is_zero() {
             return Err(Self::ttl_error("create"));
         }
-        let now = (self.clock)();
+        let now = self.now();
         let mut inner = self.lock();
         inner.sweep(now, SWEEP_PER_WRITE);
         if inner.live(key, now).is_some() {
+            self.report(inner);
             return Ok(false);
         }
-        while inner.records.len() >= self.capacity {
+        while inner.records.len() >= self.state.capacity {
             // `sweep` above left no expired record at the front unless more
             // than its batch expired at once.
             if !inner.evict_expired(now) && !inner.evict_oldest_unused() {
+                self.report(inner);
                 return Err(StoreError::new(format!(
                     "MemoryStore is full: all {} sessions are live and in use, so no new session \
                      is stored (none in use is evicted to make room); raise \
                      MemoryStore::with_capacity, or use a shared store such as Redis",
-                    self.capacity
+                    self.state.capacity
                 )));
             }
         }
         inner.insert(key.to_vec(), value.to_vec(), expiry(now, ttl));
+        inner.note(key, || KeyChange::Written(Some(Bytes::from(value))));
+        self.wake_reaper(&inner);
+        self.report(inner);
         Ok(true)
     }
 
@@ -188,20 +253,25 @@ impl MemoryStore {
         if ttl.is_zero() {
             return Err(Self::ttl_error("compare_and_set"));
         }
-        let now = (self.clock)();
+        let now = self.now();
         let mut inner = self.lock();
         inner.sweep(now, SWEEP_PER_WRITE);
         let Some(entry) = inner.live(key, now) else {
+            self.report(inner);
             return Ok(CasOutcome::Gone);
         };
         if entry.value != expected {
             let current = entry.value.clone();
             inner.mark_used(key);
+            self.report(inner);
             return Ok(CasOutcome::Conflict(current));
         }
         entry.value = new.to_vec();
         inner.mark_used(key);
         inner.set_expiry(key, expiry(now, ttl));
+        inner.note(key, || KeyChange::Written(Some(Bytes::from(new))));
+        self.wake_reaper(&inner);
+        self.report(inner);
         Ok(CasOutcome::Swapped)
     }
 
@@ -209,27 +279,126 @@ impl MemoryStore {
         if ttl.is_zero() {
             return Err(Self::ttl_error("touch"));
         }
-        let now = (self.clock)();
+        let now = self.now();
         let mut inner = self.lock();
         if inner.live(key, now).is_none() {
+            self.report(inner);
             return Ok(false);
         }
         inner.mark_used(key);
         inner.set_expiry(key, expiry(now, ttl));
+        self.wake_reaper(&inner);
         Ok(true)
     }
 
     fn do_destroy(&self, key: &[u8]) {
-        self.lock().remove(key);
+        let mut inner = self.lock();
+        if inner.records.contains_key(key) {
+            inner.remove(key);
+            inner.note(key, || KeyChange::Deleted);
+        }
+        self.report(inner);
+    }
+
+    /// A write may have set an expiry sooner than the one the expiry thread
+    /// waits for.
+    fn wake_reaper(&self, inner: &Inner) {
+        if inner.watched {
+            self.state.wake.notify_all();
+        }
+    }
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while the lock was held cannot leave a record half
+        // written (every mutation is a single map operation pair that does
+        // not panic), so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribers(&self) -> MutexGuard<'_, Subscribers> {
+        // Pushes and removals of whole entries: consistent after a panic.
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends each change to the subscribers whose prefix its key has.
+    fn report(&self, notes: Vec<(Vec<u8>, KeyChange)>) {
+        let sinks: Vec<(Vec<u8>, EventSink)> = self
+            .subscribers()
+            .list
+            .iter()
+            .map(|(_, p, s)| (p.clone(), Arc::clone(s)))
+            .collect();
+        for (key, change) in notes {
+            for (prefix, sink) in &sinks {
+                if key.starts_with(prefix) {
+                    sink(StoreEvent::Key(KeyEvent {
+                        key: key.clone(),
+                        change: change.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The expiry thread: drops records as they expire and reports them,
+    /// until the last subscription ends or the store is dropped.
+    fn reap(state: Weak<State>) {
+        loop {
+            let Some(state) = state.upgrade() else { return };
+            {
+                // Decided under the subscribers' lock, which `subscribe`
+                // holds while it checks whether a thread runs.
+                let mut subs = state.subscribers();
+                if subs.list.is_empty() {
+                    subs.reaping = false;
+                    return;
+                }
+            }
+            let notes = {
+                let mut inner = state.lock();
+                let now = (state.clock)();
+                while inner.evict_expired(now) {}
+                std::mem::take(&mut inner.notes)
+            };
+            state.report(notes);
+            let inner = state.lock();
+            let now = (state.clock)();
+            let next = inner
+                .by_expiry
+                .first_key_value()
+                .map(|((at, _), _)| at.saturating_duration_since(now));
+            if !inner.watched || next == Some(Duration::ZERO) {
+                continue;
+            }
+            // Wake at the next expiry (a write that sets a sooner one
+            // notifies), and now and then anyway.
+            let wait = next.unwrap_or(REAP_IDLE).min(REAP_IDLE);
+            drop(
+                state
+                    .wake
+                    .wait_timeout(inner, wait)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+        }
     }
 }
 
 impl Inner {
+    /// Records a change to report, when someone subscribed.
+    fn note(&mut self, key: &[u8], change: impl FnOnce() -> KeyChange) {
+        if self.watched {
+            self.notes.push((key.to_vec(), change()));
+        }
+    }
+
     /// The record at `key` if it has not expired; drops it if it has.
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
         let expired = self.records.get(key)?.expires <= now;
         if expired {
             self.remove(key);
+            self.note(key, || KeyChange::Expired);
             return None;
         }
         self.records.get_mut(key)
@@ -287,6 +456,7 @@ impl Inner {
             _ => return false,
         };
         self.remove(&key);
+        self.note(&key, || KeyChange::Expired);
         true
     }
 
@@ -296,6 +466,7 @@ impl Inner {
             return false;
         };
         self.remove(&key);
+        self.note(&key, || KeyChange::Deleted);
         true
     }
 
@@ -342,6 +513,74 @@ impl Store for MemoryStore {
             self.do_destroy(key);
             Ok(())
         })
+    }
+
+    /// Every write is reported with its new value (the subscriber tells
+    /// its own by the bytes), deletes and evictions as deleted, and expiry
+    /// by a background thread as records come due.
+    fn subscribe<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        sink: EventSink,
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        Box::pin(async move { Ok(self.subscribe_now(prefix, sink)) })
+    }
+}
+
+impl MemoryStore {
+    fn subscribe_now(&self, prefix: &[u8], sink: EventSink) -> Option<Subscription> {
+        let first = Arc::clone(&sink);
+        let id = {
+            let mut subs = self.state.subscribers();
+            subs.next += 1;
+            let id = subs.next;
+            subs.list.push((id, prefix.to_vec(), sink));
+            let start = !std::mem::replace(&mut subs.reaping, true);
+            self.lock().watched = true;
+            if start {
+                let state = Arc::downgrade(&self.state);
+                let spawned = std::thread::Builder::new()
+                    .name("session-sockets-memory-expiry".into())
+                    .spawn(move || State::reap(state));
+                if spawned.is_err() {
+                    // No thread, no expiry events: report none at all
+                    // rather than some.
+                    subs.list.retain(|(i, _, _)| *i != id);
+                    subs.reaping = false;
+                    self.lock().watched = !subs.list.is_empty();
+                    return None;
+                }
+            }
+            id
+        };
+        first(StoreEvent::Resumed);
+        Some(Subscription::new(Unsubscribe {
+            state: Arc::downgrade(&self.state),
+            id,
+        }))
+    }
+}
+
+/// Ends a [`MemoryStore`] subscription when dropped.
+struct Unsubscribe {
+    state: Weak<State>,
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let none_left = {
+            let mut subs = state.subscribers();
+            subs.list.retain(|(id, _, _)| *id != self.id);
+            subs.list.is_empty()
+        };
+        if none_left {
+            state.lock().watched = false;
+            state.wake.notify_all();
+        }
     }
 }
 
@@ -531,6 +770,94 @@ mod tests {
         assert!(e.to_string().contains("time to live of 0 s"), "{e}");
         assert_eq!(run(s.load(b"k")), None);
         assert!(MemoryStore::with_capacity(0).capacity() == 1);
+    }
+
+    /// Collects what a subscription reports.
+    fn collector() -> (EventSink, Arc<Mutex<Vec<StoreEvent>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        (Arc::new(move |e| s.lock().unwrap().push(e)), seen)
+    }
+
+    fn key_event(key: &[u8], change: KeyChange) -> StoreEvent {
+        StoreEvent::Key(KeyEvent {
+            key: key.to_vec(),
+            change,
+        })
+    }
+
+    #[test]
+    fn r32_subscribers_see_writes_with_their_value_deletes_and_their_prefix_only() {
+        let s = MemoryStore::new();
+        let (sink, seen) = collector();
+        let sub = run(s.subscribe(b"sess:", sink)).unwrap();
+        assert!(run(s.create(b"sess:a", b"one", S)));
+        assert!(run(s.create(b"other:b", b"x", S)));
+        assert_eq!(
+            run(s.compare_and_set(b"sess:a", b"nope", b"two", S)),
+            CasOutcome::Conflict(b"one".to_vec())
+        );
+        assert_eq!(
+            run(s.compare_and_set(b"sess:a", b"one", b"two", S)),
+            CasOutcome::Swapped
+        );
+        assert!(run(s.touch(b"sess:a", S)), "a touch is no change");
+        run(s.destroy(b"sess:a"));
+        run(s.destroy(b"sess:a"));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![
+                StoreEvent::Resumed,
+                key_event(
+                    b"sess:a",
+                    KeyChange::Written(Some(Bytes::from(&b"one"[..])))
+                ),
+                key_event(
+                    b"sess:a",
+                    KeyChange::Written(Some(Bytes::from(&b"two"[..])))
+                ),
+                key_event(b"sess:a", KeyChange::Deleted),
+            ]
+        );
+        drop(sub);
+        assert!(run(s.create(b"sess:c", b"v", S)));
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            4,
+            "nothing after the subscription ended"
+        );
+    }
+
+    #[test]
+    fn r32_expiry_is_reported_when_due_and_evictions_as_deletes() {
+        let s = MemoryStore::with_capacity(2);
+        let (sink, seen) = collector();
+        let _sub = run(s.subscribe(b"", sink)).unwrap();
+        let started = Instant::now();
+        assert!(run(s.create(b"short", b"v", S)));
+        let until = started + Duration::from_secs(5);
+        while !seen
+            .lock()
+            .unwrap()
+            .contains(&key_event(b"short", KeyChange::Expired))
+        {
+            assert!(Instant::now() < until, "no expiry event within 5 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= S && took < S + Duration::from_millis(500),
+            "reported after {took:?}"
+        );
+        // A full store evicting a never-used record reports it deleted.
+        assert!(run(s.create(b"a", b"v", 60 * S)));
+        assert!(run(s.create(b"b", b"v", 60 * S)));
+        assert!(run(s.create(b"c", b"v", 60 * S)));
+        assert!(
+            seen.lock()
+                .unwrap()
+                .contains(&key_event(b"a", KeyChange::Deleted))
+        );
     }
 
     #[test]

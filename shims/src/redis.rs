@@ -28,25 +28,36 @@
 //! [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
 //! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue, RedisError, Script, ScriptInvocation, Value};
+use redis::{
+    Client, Cmd, FromRedisValue, ProtocolVersion, RedisError, Script, ScriptInvocation, Value,
+};
 
-use crate::store::{CasOutcome, Store, StoreError, StoreFuture};
+use crate::store::{CasOutcome, EventSink, Store, StoreError, StoreFuture, Subscription};
+
+mod events;
+
+use events::Events;
+pub use events::{KeyspaceEvents, NEEDED_CLASSES};
 
 /// The compare-and-set script. `KEYS[1]`: the key; `ARGV[1]`: the bytes the
-/// writer loaded; `ARGV[2]`: the new bytes; `ARGV[3]`: the TTL in seconds.
-/// Returns `{0}` when there is no record (nothing written), `{1, current}`
-/// when the record differs from `ARGV[1]` (nothing written), `{2}` after
-/// `SET key ARGV[2] EX ARGV[3]`.
+/// writer loaded; `ARGV[2]`: the new bytes; `ARGV[3]`: the TTL in seconds;
+/// optionally `ARGV[4]`: a channel to announce the write on, just before
+/// the `SET` (how a store tells its own writes from others' in keyspace
+/// notifications). Returns `{0}` when there is no record (nothing written),
+/// `{1, current}` when the record differs from `ARGV[1]` (nothing written),
+/// `{2}` after `SET key ARGV[2] EX ARGV[3]`.
 ///
-/// An Express route can run the same script (through `client.eval`) to save
-/// without overwriting keys written meanwhile by a socket server; see the
-/// `examples/express-interop` Node app.
+/// An Express route can run the same script (through `client.eval`, with
+/// three arguments) to save without overwriting keys written meanwhile by a
+/// socket server; see the `examples/express-interop` Node app.
 pub const COMPARE_AND_SET_LUA: &str = r"local cur = redis.call('GET', KEYS[1])
 if not cur then return {0} end
 if cur ~= ARGV[1] then return {1, cur} end
+if ARGV[4] then redis.call('PUBLISH', ARGV[4], KEYS[1]) end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return {2}
 ";
@@ -74,6 +85,8 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Keyspace notifications, unless turned off.
+    events: Option<Arc<Events>>,
     cas: Script,
     /// `host:port` (or socket path) for error messages; never a password.
     addr: String,
@@ -98,6 +111,7 @@ pub struct RedisStoreBuilder {
     reconnect_retries: usize,
     reconnect_min_delay: Duration,
     reconnect_max_delay: Duration,
+    keyspace_events: KeyspaceEvents,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
@@ -107,6 +121,7 @@ impl std::fmt::Debug for RedisStoreBuilder {
             .field("response_timeout", &self.response_timeout)
             .field("connection_timeout", &self.connection_timeout)
             .field("reconnect_retries", &self.reconnect_retries)
+            .field("keyspace_events", &self.keyspace_events)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +153,57 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// What to do about Redis's `notify-keyspace-events` setting, which the
+    /// store needs for live sessions (it reports changes, deletes and expiry
+    /// of session keys, so sockets follow their session): check it and fail
+    /// with a message naming the setting when it lacks classes (the default,
+    /// [`KeyspaceEvents::Require`]), set it ([`KeyspaceEvents::Configure`]),
+    /// or report nothing ([`KeyspaceEvents::Off`]).
+    pub fn keyspace_events(mut self, mode: KeyspaceEvents) -> Self {
+        self.keyspace_events = mode;
+        self
+    }
+
+    /// The RESP3 connection keyspace notifications arrive on, re-subscribed
+    /// by the connection manager after every reconnect.
+    fn events(&self, client: &Client) -> Result<Option<Arc<Events>>, StoreError> {
+        if self.keyspace_events == KeyspaceEvents::Off {
+            return Ok(None);
+        }
+        let info = client.get_connection_info().clone();
+        let db = info.redis_settings().db();
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(redis)).map_err(|e| {
+            StoreError::with_source("cannot set up the Redis connection for keyspace events", e)
+        })?;
+        let shared = Arc::new(events::Shared::default());
+        let sink = Arc::clone(&shared);
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_number_of_retries(self.reconnect_retries)
+            .set_min_delay(self.reconnect_min_delay)
+            .set_max_delay(self.reconnect_max_delay)
+            .set_push_sender(move |info| {
+                sink.on_push(info);
+                Ok::<(), ()>(())
+            })
+            .set_automatic_resubscription();
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            StoreError::with_source("cannot set up the Redis connection for keyspace events", e)
+        })?;
+        Ok(Some(Arc::new(Events::new(
+            conn,
+            events::own_channel()?,
+            db,
+            self.keyspace_events,
+            shared,
+        ))))
+    }
+
     fn client_and_config(&self) -> Result<(Client, ConnectionManagerConfig, String), StoreError> {
         let client = Client::open(self.url.as_str()).map_err(|e| {
             StoreError::with_source(
@@ -155,9 +221,15 @@ impl RedisStoreBuilder {
         Ok((client, config, addr))
     }
 
-    fn finish(&self, conn: ConnectionManager, addr: String) -> RedisStore {
+    fn finish(
+        &self,
+        conn: ConnectionManager,
+        events: Option<Arc<Events>>,
+        addr: String,
+    ) -> RedisStore {
         RedisStore {
             conn,
+            events,
             cas: Script::new(COMPARE_AND_SET_LUA),
             addr,
             response_timeout: self.response_timeout,
@@ -170,17 +242,22 @@ impl RedisStoreBuilder {
     /// (inside a tokio runtime to use tokio; anywhere else smol is used).
     pub fn build(self) -> Result<RedisStore, StoreError> {
         let (client, config, addr) = self.client_and_config()?;
+        let events = self.events(&client)?;
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
             StoreError::with_source("cannot set up the Redis connection manager", e)
         })?;
-        Ok(self.finish(conn, addr))
+        Ok(self.finish(conn, events, addr))
     }
 
     /// Connects and checks that Redis answers `PING`, so that a wrong URL
-    /// or a Redis that is down is reported at startup.
+    /// or a Redis that is down is reported at startup; with keyspace events
+    /// on (the default), also checks (or sets) `notify-keyspace-events`.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         let store = self.build()?;
         store.query::<Value>("PING", &redis::cmd("PING")).await?;
+        if let Some(events) = &store.events {
+            events.ensure(&store.addr).await?;
+        }
         Ok(store)
     }
 }
@@ -196,6 +273,7 @@ impl RedisStore {
             reconnect_retries: 1,
             reconnect_min_delay: Duration::from_millis(50),
             reconnect_max_delay: Duration::from_millis(500),
+            keyspace_events: KeyspaceEvents::default(),
         }
     }
 
@@ -208,9 +286,11 @@ impl RedisStore {
     /// A store on a connection manager configured by the caller. Its
     /// response timeout is the caller's responsibility; `response_timeout`
     /// is only used in error messages.
+    /// It reports no keyspace events.
     pub fn from_connection_manager(conn: ConnectionManager, response_timeout: Duration) -> Self {
         RedisStore {
             conn,
+            events: None,
             cas: Script::new(COMPARE_AND_SET_LUA),
             addr: "redis".to_owned(),
             response_timeout,
@@ -337,6 +417,9 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut inv = self.cas.prepare_invoke();
             inv.key(key).arg(expected).arg(new).arg(ttl_secs(ttl));
+            if let Some(events) = &self.events {
+                inv.arg(&events.own_channel);
+            }
             let mut it = self.invoke(&inv).await?.into_iter();
             match (it.next(), it.next(), it.next()) {
                 (Some(Value::Int(0)), None, None) => Ok(CasOutcome::Gone),
@@ -361,6 +444,34 @@ impl Store for RedisStore {
         Box::pin(async move {
             self.query::<i64>("DEL", redis::cmd("DEL").arg(key)).await?;
             Ok(())
+        })
+    }
+
+    /// Keyspace notifications for keys under `prefix`, except the store's
+    /// own compare-and-set writes (see the [module docs](self));
+    /// `None` with [`KeyspaceEvents::Off`].
+    fn subscribe<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        sink: EventSink,
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        Box::pin(async move {
+            match &self.events {
+                Some(events) => Ok(Some(events.subscribe(prefix, sink, &self.addr).await?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Checks `notify-keyspace-events` again (a Redis restarted with its
+    /// default settings has none), setting it in
+    /// [`KeyspaceEvents::Configure`] mode.
+    fn events_resumed(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            match &self.events {
+                Some(events) => events.ensure(&self.addr).await,
+                None => Ok(()),
+            }
         })
     }
 }

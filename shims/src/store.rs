@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use session_sockets_core::StoreError;
+pub use session_sockets_core::event::{KeyChange, KeyEvent};
 
 /// A boxed, `Send` future, as every [`Store`] method returns (so that
 /// `Arc<dyn Store>` works and stores can be chosen at run time).
@@ -68,6 +69,75 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the record at `key`; no error if there is none.
     fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()>;
+
+    /// Reports, from now on and until the returned [`Subscription`] is
+    /// dropped, the changes of keys starting with `prefix`: written,
+    /// deleted or expired, by anyone (other processes, an Express app, the
+    /// store's own expiry). A write made through this very store value (or a
+    /// clone) need not be reported, since its writer knows it: RedisStore
+    /// leaves those out; MemoryStore reports every write, with the new bytes
+    /// (so a subscriber tells its own writes by their bytes). `sink` is
+    /// called from the store's own context and must return quickly.
+    ///
+    /// When the store cannot be sure it saw every change (its event stream
+    /// broke), it sends [`StoreEvent::Lost`], then [`StoreEvent::Resumed`]
+    /// once it reports again: changes in between are not reported, so the
+    /// subscriber must look again at whatever it follows.
+    ///
+    /// `None` (the default): this store reports nothing, and sockets keep
+    /// the copy of the session they loaded until they reload it. An error:
+    /// the store should report changes but cannot (say, Redis lacks the
+    /// setting for it); the message says what to fix.
+    fn subscribe<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        sink: EventSink,
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        let _ = (prefix, sink);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Called by a subscriber after [`StoreEvent::Resumed`], before it looks
+    /// again at what it follows: a store re-arms its reports here (Redis,
+    /// restarted with its default settings, needs `notify-keyspace-events`
+    /// again). The default does nothing.
+    fn events_resumed(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// What a store reports to a [`Store::subscribe`]r.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreEvent {
+    /// A key changed ([`KeyChange::Written`], with the new bytes when the
+    /// store has them), was deleted or expired.
+    Key(KeyEvent),
+    /// The event stream broke: changes from now on may go unreported.
+    Lost,
+    /// The event stream works (again): changes made while it was lost were
+    /// not reported. Also sent once when a subscription first starts
+    /// reporting.
+    Resumed,
+}
+
+/// Where a store sends its [`StoreEvent`]s.
+pub type EventSink = std::sync::Arc<dyn Fn(StoreEvent) + Send + Sync>;
+
+/// An active [`Store::subscribe`]; dropping it ends the subscription.
+pub struct Subscription(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Subscription {
+    /// A subscription that ends when `guard` is dropped.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Subscription(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -96,5 +166,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
         (**self).destroy(key)
+    }
+    fn subscribe<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        sink: EventSink,
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        (**self).subscribe(prefix, sink)
+    }
+    fn events_resumed(&self) -> StoreFuture<'_, ()> {
+        (**self).events_resumed()
     }
 }

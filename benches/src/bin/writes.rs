@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use session_sockets::core::{Now, Save};
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{Config, RedisStore, Session, SessionSockets, Store};
+use session_sockets::{Config, KeyspaceEvents, RedisStore, Session, SessionSockets, Store};
 
 fn main() -> ExitCode {
     let secs = std::env::args()
@@ -161,7 +161,9 @@ async fn measure(
     let mut handles = Vec::new();
     for _ in 0..nodes {
         let store: Arc<dyn Store> = Arc::new(
-            RedisStore::connect(url.to_owned())
+            RedisStore::builder(url.to_owned())
+                .keyspace_events(KeyspaceEvents::Configure)
+                .connect()
                 .await
                 .map_err(|e| e.to_string())?,
         );

@@ -8,6 +8,7 @@
 const COMPARE_AND_SET_LUA = `local cur = redis.call('GET', KEYS[1])
 if not cur then return {0} end
 if cur ~= ARGV[1] then return {1, cur} end
+if ARGV[4] then redis.call('PUBLISH', ARGV[4], KEYS[1]) end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return {2}
 `

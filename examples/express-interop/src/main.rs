@@ -76,6 +76,7 @@ async fn run() -> Result<(), String> {
     let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
     let store = RedisStore::builder(url)
         .response_timeout(Duration::from_secs(2))
+        .keyspace_events(session_sockets::KeyspaceEvents::Configure)
         .connect()
         .await
         .map_err(|e| e.to_string())?;

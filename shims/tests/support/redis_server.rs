@@ -1,5 +1,8 @@
 //! A real `redis-server` for tests: started on a free loopback port in its
-//! own temporary directory, with persistence off, and killed on drop.
+//! own temporary directory, with persistence off and the keyspace
+//! notifications `RedisStore` needs (`notify-keyspace-events Kg$xe`; see
+//! [`RedisServer::start_with_defaults`] for a server with none), and killed
+//! on drop.
 //!
 //! Include it with
 //! `#[path = "support/redis_server.rs"] mod redis_server;`
@@ -21,6 +24,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// `notify-keyspace-events` as started.
+    events: &'static str,
 }
 
 /// A reply from [`RedisServer::command`].
@@ -72,10 +77,20 @@ impl RedisServer {
     /// Starts a fresh server on a free loopback port and waits until it
     /// answers `PING`.
     pub fn start() -> Self {
+        Self::start_with_events("Kg$xe")
+    }
+
+    /// Like [`RedisServer::start`], with Redis's default settings
+    /// (`notify-keyspace-events ""`: no keyspace notifications).
+    pub fn start_with_defaults() -> Self {
+        Self::start_with_events("")
+    }
+
+    fn start_with_events(events: &'static str) -> Self {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match Self::try_start_on(port) {
+            match Self::try_start_on(port, events) {
                 Ok(s) => return s,
                 Err(e) => last = e,
             }
@@ -83,7 +98,7 @@ impl RedisServer {
         panic!("could not start redis-server: {last}");
     }
 
-    fn try_start_on(port: u16) -> Result<Self, String> {
+    fn try_start_on(port: u16, events: &'static str) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!(
             "session-sockets-redis-{}-{}",
             std::process::id(),
@@ -97,6 +112,7 @@ impl RedisServer {
             .args(["--appendonly", "no"])
             .args(["--protected-mode", "yes"])
             .args(["--daemonize", "no"])
+            .args(["--notify-keyspace-events", events])
             .arg("--dir")
             .arg(&dir)
             .stdin(Stdio::null())
@@ -108,6 +124,7 @@ impl RedisServer {
             child: Some(child),
             port,
             dir,
+            events,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -157,7 +174,7 @@ impl RedisServer {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match Self::try_start_on(self.port) {
+            match Self::try_start_on(self.port, self.events) {
                 Ok(mut fresh) => {
                     self.child = fresh.child.take();
                     let _ = std::fs::remove_dir_all(&fresh.dir);
