@@ -1,17 +1,29 @@
-//! One writer per session per process: every save and update of a session
-//! made through one [`SessionSockets`](crate::SessionSockets) handle (and
-//! its clones), from HTTP requests and sockets alike, queues here; one task
-//! at a time writes the queued edits of a session, all of them with one
-//! compare-and-set ([`Commit`](session_sockets_core::Commit), a group
-//! commit). Writers in one process therefore never conflict with each
-//! other, a burst of writes costs one store round trip per batch instead of
-//! one per write, and each caller still gets its own outcome.
+//! What one [`SessionSockets`](crate::SessionSockets) handle (and its
+//! clones) keeps per session, in process:
+//!
+//! - **the write queue**: every save and update of a session, from HTTP
+//!   requests and sockets alike, queues here; one task at a time writes the
+//!   queued edits with one compare-and-set
+//!   ([`Commit`](session_sockets_core::Commit), a group commit), so writers
+//!   in one process never conflict with each other and each caller still
+//!   gets its own outcome;
+//! - **the followers**: the sockets connected with the session, told when
+//!   another writer changed it (their copy is refreshed) and when it ended
+//!   (they are disconnected), from the store's events ([R32]);
+//! - **the watchers**: handshakes that have resolved the session id and are
+//!   loading it, so that a session ending meanwhile is noticed.
+//!
+//! [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::Instant;
 
 use futures_channel::oneshot;
 use session_sockets_core::{Edit, Session, SessionId, WriteError};
+
+use crate::store::StoreEvent;
 
 /// An update closure, as queued.
 pub(crate) type Update = Box<dyn FnMut(&mut Session) + Send>;
@@ -33,10 +45,58 @@ impl Queued {
     }
 }
 
-/// The write queues of one handle, by session.
+/// Why a followed session ended, as its sockets are told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// Destroyed: a logout (on any server, or in Express), or deleted from
+    /// the store.
+    Destroyed,
+    /// Its time ran out (the store's TTL, or the cookie's expiry).
+    Expired,
+}
+
+impl SessionEnd {
+    /// A stable code: `destroyed` or `expired`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            SessionEnd::Destroyed => "destroyed",
+            SessionEnd::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionEnd::Destroyed => "the session ended (signed out, or deleted): sign in again",
+            SessionEnd::Expired => "the session expired: sign in again",
+        })
+    }
+}
+
+/// A socket's copy of a session that follows the store.
+pub(crate) trait Follower: Send + Sync {
+    /// Another writer changed the session: `fresh` is it as stored now.
+    fn refresh(&self, fresh: &Session);
+    /// The session ended: disconnect.
+    fn end(&self, why: SessionEnd);
+}
+
+/// Everything the hub keeps, by session.
 #[derive(Default)]
 pub(crate) struct Hub {
     entries: Mutex<HashMap<SessionId, Entry>>,
+    events: Mutex<Events>,
+}
+
+/// Store events waiting for the hub's event task.
+#[derive(Default)]
+pub(crate) struct Events {
+    queue: VecDeque<StoreEvent>,
+    waker: Option<Waker>,
+    /// The event task was started.
+    pub(crate) started: bool,
 }
 
 #[derive(Default)]
@@ -44,10 +104,91 @@ struct Entry {
     queue: Vec<Queued>,
     /// A commit task is running for this session.
     committing: bool,
-    /// The session as this process last stored it, while its task runs:
-    /// the next batch starts from it (it is at least as new as what the
-    /// queued writers loaded).
+    /// The session as this process last stored or loaded it: the next
+    /// batch starts from it, touches refresh it, and a reported write with
+    /// exactly its bytes is this process's own.
     latest: Option<Session>,
+    followers: Vec<Weak<dyn Follower>>,
+    /// Handshakes loading the session right now.
+    watchers: usize,
+    /// How many times the session was seen to end (destroyed or expired):
+    /// a handshake that started before an end refuses its session.
+    ends: u64,
+    /// A reload is running; `again`: another change arrived meanwhile.
+    reloading: bool,
+    again: bool,
+    /// When the session was last touched (or loaded) here.
+    touched: Option<Instant>,
+    /// The records this process's last compare-and-sets wrote (sent, maybe
+    /// not yet answered): a reported write of one of them is its own.
+    written: VecDeque<session_sockets_core::Bytes>,
+}
+
+/// How many of a session's own recent writes are remembered.
+const WRITTEN: usize = 4;
+
+impl Entry {
+    fn idle(&self) -> bool {
+        self.queue.is_empty()
+            && !self.committing
+            && self.followers.is_empty()
+            && self.watchers == 0
+            && !self.reloading
+    }
+
+    fn has_live(&self) -> bool {
+        self.followers.iter().any(|f| f.strong_count() > 0)
+    }
+
+    /// The followers still alive (dropped sockets are pruned).
+    fn live(&mut self) -> Vec<Arc<dyn Follower>> {
+        self.followers.retain(|f| f.strong_count() > 0);
+        self.followers.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// A handshake's registration, taken before it loads the session: whether
+/// the session ended while it loaded.
+pub(crate) struct Watch {
+    hub: Arc<Hub>,
+    id: SessionId,
+    ends: u64,
+    done: bool,
+}
+
+impl Watch {
+    /// Makes `follower` follow the session, unless it ended since the watch
+    /// began; `latest` is the session as the handshake loaded it.
+    pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, latest: &Session) -> bool {
+        self.done = true;
+        let mut entries = self.hub.lock();
+        let entry = entries.entry(self.id.clone()).or_default();
+        entry.watchers = entry.watchers.saturating_sub(1);
+        if entry.ends != self.ends {
+            return false;
+        }
+        entry.followers.push(follower);
+        if entry.latest.is_none() {
+            entry.latest = Some(latest.clone());
+        }
+        entry.touched.get_or_insert_with(Instant::now);
+        true
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut entries = self.hub.lock();
+        if let Some(entry) = entries.get_mut(&self.id) {
+            entry.watchers = entry.watchers.saturating_sub(1);
+            if entry.idle() {
+                entries.remove(&self.id);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -62,11 +203,20 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
         // Every mutation below is a few map and vector operations that do
-        // not panic, so a poisoned lock still holds consistent queues.
+        // not panic, so a poisoned lock still holds consistent state.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    pub(crate) fn events(&self) -> MutexGuard<'_, Events> {
+        // Pushes and pops of whole events: consistent after a panic.
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    // ---- the write queue --------------------------------------------------
 
     /// Queues `write`; `true` if the caller must start the session's commit
     /// task (none is running).
@@ -83,17 +233,219 @@ impl Hub {
         let mut entries = self.lock();
         let entry = entries.get_mut(id)?;
         if entry.queue.is_empty() {
-            entries.remove(id);
+            entry.committing = false;
+            if entry.idle() {
+                entries.remove(id);
+            }
             return None;
         }
         Some((std::mem::take(&mut entry.queue), entry.latest.clone()))
     }
 
     /// What the last batch stored (`None`: it failed; start the next one
-    /// from its writers' own copies).
-    pub(crate) fn committed(&self, id: &SessionId, latest: Option<Session>) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.latest = latest;
+    /// from its writers' own copies). Returns the followers to refresh
+    /// with it: the socket that wrote adopts its own result, the others
+    /// learn of it here (a store does not report its own writes).
+    pub(crate) fn committed(
+        &self,
+        id: &SessionId,
+        latest: Option<Session>,
+    ) -> Vec<Arc<dyn Follower>> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(id) else {
+            return Vec::new();
+        };
+        let followers = if latest.is_some() {
+            entry.live()
+        } else {
+            Vec::new()
+        };
+        entry.latest = latest;
+        followers
+    }
+
+    // ---- followers ----------------------------------------------------------
+
+    /// Registers a handshake about to load session `id`.
+    pub(crate) fn watch(self: &Arc<Self>, id: SessionId) -> Watch {
+        let ends = {
+            let mut entries = self.lock();
+            let entry = entries.entry(id.clone()).or_default();
+            entry.watchers += 1;
+            entry.ends
+        };
+        Watch {
+            hub: Arc::clone(self),
+            id,
+            ends,
+            done: false,
+        }
+    }
+
+    /// Session `id` ended: its followers, to be told (they are dropped
+    /// from the hub, and handshakes loading it will refuse it).
+    pub(crate) fn ended(&self, id: &SessionId) -> Vec<Arc<dyn Follower>> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(id) else {
+            return Vec::new();
+        };
+        entry.ends += 1;
+        entry.latest = None;
+        let followers = entry.live();
+        entry.followers.clear();
+        if entry.idle() {
+            entries.remove(id);
+        }
+        followers
+    }
+
+    /// Whether the hub follows `id` (or a handshake is loading it), i.e.
+    /// whether a change to it matters here.
+    pub(crate) fn follows(&self, id: &SessionId) -> bool {
+        match self.lock().get(id) {
+            Some(e) => e.watchers > 0 || e.has_live(),
+            None => false,
+        }
+    }
+
+    /// Whether the hub's latest copy of `id` rests on exactly `bytes` (then
+    /// a reported write of them is this process's own).
+    pub(crate) fn is_latest(&self, id: &SessionId, bytes: &[u8]) -> bool {
+        self.lock().get(id).is_some_and(|e| {
+            e.latest.as_ref().is_some_and(|s| s.rests_on(bytes))
+                || e.written.iter().any(|w| &w[..] == bytes)
+        })
+    }
+
+    /// A compare-and-set of `id` is about to write `bytes`.
+    pub(crate) fn writing(&self, id: &SessionId, bytes: &session_sockets_core::Bytes) {
+        if let Some(e) = self.lock().get_mut(id) {
+            if e.written.len() == WRITTEN {
+                e.written.pop_front();
+            }
+            e.written.push_back(bytes.clone());
+        }
+    }
+
+    /// Asks for a reload of `id`; `true` if the caller must start it (none
+    /// is running; one that is running goes round once more).
+    pub(crate) fn want_reload(&self, id: &SessionId) -> bool {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(id) else {
+            return false;
+        };
+        if entry.reloading {
+            entry.again = true;
+            return false;
+        }
+        entry.reloading = true;
+        entry.again = false;
+        true
+    }
+
+    /// A reload of `id` found `fresh`: the followers to refresh with it
+    /// (none if it is the copy the hub already had).
+    pub(crate) fn reloaded(&self, id: &SessionId, fresh: &Session) -> Vec<Arc<dyn Follower>> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(id) else {
+            return Vec::new();
+        };
+        let same = entry
+            .latest
+            .as_ref()
+            .is_some_and(|l| l.rests_on_same(fresh));
+        entry.latest = Some(fresh.clone());
+        entry.touched = Some(Instant::now());
+        if same { Vec::new() } else { entry.live() }
+    }
+
+    /// The reload of `id` finished; `true` if it must go round again.
+    pub(crate) fn reload_done(&self, id: &SessionId) -> bool {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(id) else {
+            return false;
+        };
+        if std::mem::take(&mut entry.again) {
+            return true;
+        }
+        entry.reloading = false;
+        if entry.idle() {
+            entries.remove(id);
+        }
+        false
+    }
+
+    /// Every followed session, for a re-validation after lost events.
+    pub(crate) fn followed(&self) -> Vec<SessionId> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.has_live())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Followed sessions last touched before `before`, with the copy to
+    /// touch; marks them touched now. Drops idle entries on the way.
+    pub(crate) fn due_for_touch(&self, before: Instant) -> Vec<Session> {
+        let mut entries = self.lock();
+        let mut due = Vec::new();
+        entries.retain(|_, e| {
+            e.followers.retain(|f| f.strong_count() > 0);
+            let followed = !e.followers.is_empty();
+            if followed
+                && e.touched.is_none_or(|t| t < before)
+                && let Some(s) = &e.latest
+            {
+                due.push(s.clone());
+                e.touched = Some(Instant::now());
+            }
+            !e.idle()
+        });
+        due
+    }
+
+    /// The followed sessions' latest copies, for expiry checks.
+    pub(crate) fn latest_followed(&self) -> Vec<Session> {
+        self.lock()
+            .values()
+            .filter(|e| e.has_live())
+            .filter_map(|e| e.latest.clone())
+            .collect()
+    }
+
+    /// A touch stored `touched` (its cookie refreshed).
+    pub(crate) fn touched(&self, touched: &Session) {
+        if let Some(e) = self.lock().get_mut(touched.id())
+            && e.latest.as_ref().is_some_and(|l| l.rests_on_same(touched))
+        {
+            e.latest = Some(touched.clone());
+        }
+    }
+
+    // ---- events -------------------------------------------------------------
+
+    /// A store event, from the store's own context: queued for the event
+    /// task.
+    pub(crate) fn push_event(&self, event: StoreEvent) {
+        let mut events = self.events();
+        events.queue.push_back(event);
+        if let Some(w) = events.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The next queued event, or `Pending` (waking `cx` on the next push).
+    pub(crate) fn poll_event(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<StoreEvent> {
+        let mut events = self.events();
+        match events.queue.pop_front() {
+            Some(e) => std::task::Poll::Ready(e),
+            None => {
+                events.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
         }
     }
 }

@@ -35,12 +35,16 @@ pub mod socketio;
 mod sockets;
 mod store;
 #[cfg(feature = "redis")]
-pub use crate::redis::{RedisStore, RedisStoreBuilder};
+pub use crate::redis::{KeyspaceEvents, RedisStore, RedisStoreBuilder};
 pub use driver::{Stalled, drive};
+pub use hub::SessionEnd;
 pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
 pub use runtime::Runtime;
 pub use sockets::{SessionSockets, Touched};
-pub use store::{CasOutcome, Store, StoreError, StoreFuture};
+pub use store::{
+    CasOutcome, EventSink, KeyChange, KeyEvent, Store, StoreError, StoreEvent, StoreFuture,
+    Subscription,
+};
 
 /// The README's Rust snippets, compiled and run as doctests.
 #[cfg(all(

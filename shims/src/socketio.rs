@@ -40,6 +40,7 @@ use socketioxide::socket::{DisconnectReason, Socket};
 
 use crate::core::WriteError;
 use crate::core::origin::OriginRejection;
+use crate::hub::{Follower, SessionEnd};
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
@@ -174,16 +175,43 @@ impl<R: Runtime + Clone> SessionMiddleware<R> {
     }
 
     async fn connect<A: Adapter>(&self, s: Arc<Socket<A>>) -> Result<(), ConnectRejection> {
-        let slot = match self.sessions.session(&s.req_parts().headers).await {
-            Ok(session) => {
-                s.join(session_room(session.id()));
-                Slot::Session(SocketSession {
-                    inner: Arc::new(Inner {
-                        sessions: self.sessions.clone(),
-                        id: session.id().clone(),
-                        session: Mutex::new(session),
-                    }),
-                })
+        let (outcome, watch) = self.sessions.watched_session(&s.req_parts().headers).await;
+        let outcome = outcome.and_then(|session| {
+            let inner = Arc::new(Inner {
+                sessions: self.sessions.clone(),
+                id: session.id().clone(),
+                session: Mutex::new(session.clone()),
+                end: std::sync::OnceLock::new(),
+            });
+            let socket = Arc::downgrade(&s);
+            let _ = inner.end.set(Box::new(move |why: SessionEnd| {
+                if let Some(socket) = socket.upgrade() {
+                    // The client sees why, then the disconnect.
+                    let reason = serde_json::json!({
+                        "reason": why.reason(),
+                        "message": why.to_string(),
+                    });
+                    let _ = socket.emit(SESSION_ENDED, &reason);
+                    let _ = socket.disconnect();
+                }
+            }));
+            let weak: std::sync::Weak<Inner<R>> = Arc::downgrade(&inner);
+            let follower: std::sync::Weak<dyn Follower> = weak;
+            let followed = match watch {
+                Some(watch) => self.sessions.follow(watch, follower, &session),
+                None => true,
+            };
+            if followed {
+                Ok(inner)
+            } else {
+                // It ended while the handshake loaded it (R32).
+                Err(HandshakeError::SessionNotFound)
+            }
+        });
+        let slot = match outcome {
+            Ok(inner) => {
+                s.join(session_room(&inner.id));
+                Slot::Session(SocketSession { inner })
             }
             Err(e) if self.required => return Err(ConnectRejection(e)),
             Err(e) => Slot::Error(e),
@@ -252,7 +280,31 @@ struct Inner<R> {
     sessions: SessionSockets<R>,
     id: SessionId,
     session: Mutex<Session>,
+    /// Tells the socket its session ended, and disconnects it.
+    end: std::sync::OnceLock<Box<dyn Fn(SessionEnd) + Send + Sync>>,
 }
+
+impl<R: Runtime> Follower for Inner<R> {
+    fn refresh(&self, fresh: &Session) {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .refresh(fresh.clone());
+    }
+
+    fn end(&self, why: SessionEnd) {
+        if let Some(end) = self.end.get() {
+            end(why);
+        }
+    }
+}
+
+/// The event a socket receives, with `{"reason": "destroyed" | "expired",
+/// "message": ..}`, just before the server disconnects it because its
+/// session ended (a logout anywhere, deletion, expiry; [R32]).
+///
+/// [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
+pub const SESSION_ENDED: &str = "session_ended";
 
 /// The session of a socket: the extractor for connect, message and
 /// disconnect handlers, and the handle to read, change, save, reload and

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use session_sockets_core::{
     Commit, Config, Create, Created, Destroy, Failure, Handshake, HandshakeError, Machine,
-    Regenerate, Reload, Save, Session, SessionId, StoreError, Touch, WriteError,
+    Regenerate, Reload, Reply, Request, RequestId, Save, Session, SessionId, StoreError, Touch,
+    WriteError,
 };
 
 use crate::driver::{Stalled, drive};
-use crate::hub::{Hub, Queued, Update};
+use crate::hub::{Follower, Hub, Queued, SessionEnd, Update, Watch};
 use crate::runtime::{Runtime, start};
-use crate::store::Store;
+use crate::store::{Store, StoreEvent};
 
 /// Sessions for socket connections: a [`Config`], a [`Store`] and a
 /// [`Runtime`]. Cheap to clone and to share between tasks; clones share one
@@ -287,24 +288,41 @@ impl<R: Runtime> SessionSockets<R> {
                 continue;
             };
             let edits = batch.iter_mut().map(Queued::edit).collect();
-            let mut commit =
-                Commit::new(Arc::clone(&self.config), base, edits, start(&*self.runtime));
+            let commit = Commit::new(Arc::clone(&self.config), base, edits, start(&*self.runtime));
+            let mut commit = Recorded {
+                machine: commit,
+                hub: &self.hub,
+                id: &id,
+            };
             let outcome = match self.run(&mut commit).await {
                 Ok(outcome) => outcome,
                 Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
             };
             match outcome {
                 Ok(stored) => {
-                    self.hub.committed(&id, stored.first().cloned());
+                    let latest = stored.first().cloned();
+                    let followers = self.hub.committed(&id, latest.clone());
                     for (write, session) in batch.into_iter().zip(stored) {
                         // A caller that went away needs no answer.
                         let _ = write.reply.send(Ok(session));
+                    }
+                    // The other sockets of the session see the write at
+                    // once (a store does not report its own writes).
+                    if let Some(latest) = latest {
+                        for f in followers {
+                            f.refresh(&latest);
+                        }
                     }
                 }
                 Err(e) => {
                     self.hub.committed(&id, None);
                     for write in batch {
                         let _ = write.reply.send(Err(e.clone()));
+                    }
+                    match e {
+                        WriteError::Gone => self.end_followers(&id, SessionEnd::Destroyed),
+                        WriteError::Expired => self.end_followers(&id, SessionEnd::Expired),
+                        _ => {}
                     }
                 }
             }
@@ -335,7 +353,11 @@ impl<R: Runtime> SessionSockets<R> {
             id,
             start(&*self.runtime),
         ))
-        .await
+        .await?;
+        // This process's sockets of the session end at once; other
+        // processes' follow the store's event.
+        self.end_followers(id, SessionEnd::Destroyed);
+        Ok(())
     }
 
     /// Gives `session` a new id (on login or any privilege change, [R11]):
@@ -350,8 +372,12 @@ impl<R: Runtime> SessionSockets<R> {
     ) -> Result<Created, WriteError> {
         let config = Arc::clone(&self.config);
         let now = start(&*self.runtime);
-        self.write(Regenerate::new(config, session, carry_over, now))
-            .await
+        let old = session.id().clone();
+        let created = self
+            .write(Regenerate::new(config, session, carry_over, now))
+            .await?;
+        self.end_followers(&old, SessionEnd::Destroyed);
+        Ok(created)
     }
 
     /// Creates and stores a new session holding `data`, with a fresh id
@@ -367,6 +393,69 @@ impl<R: Runtime> SessionSockets<R> {
             start(&*self.runtime),
         ))
         .await
+    }
+
+    // ---- live sessions ----------------------------------------------------
+
+    /// The session of a connection, as [`session`](Self::session) finds
+    /// it, with a watch on it taken before it was loaded (so that a session
+    /// ending during the handshake is noticed, [R32]); `None` when the
+    /// handshake failed before loading.
+    ///
+    /// [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
+    pub(crate) async fn watched_session(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> (Result<Session, HandshakeError>, Option<Watch>) {
+        let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
+        hs.handle_header_map(headers);
+        let mut watched = Watched {
+            machine: hs,
+            sockets: self,
+            watch: None,
+        };
+        let outcome = match self.run(&mut watched).await {
+            Ok(outcome) => outcome,
+            Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
+        };
+        (outcome, watched.watch)
+    }
+
+    /// Makes `follower` follow its session from `watch` on: refreshed when
+    /// another writer changes it, ended when it ends. `false` if the session
+    /// ended while the handshake loaded it (refuse the connection).
+    pub(crate) fn follow(
+        &self,
+        watch: Watch,
+        follower: std::sync::Weak<dyn Follower>,
+        loaded: &Session,
+    ) -> bool {
+        if !watch.follow(follower, loaded) {
+            return false;
+        }
+        self.start_events();
+        true
+    }
+
+    /// Tells the followers of `id` that it ended.
+    fn end_followers(&self, id: &SessionId, why: SessionEnd) {
+        for f in self.hub.ended(id) {
+            f.end(why);
+        }
+    }
+
+    /// Starts the task that follows the store's events, once.
+    fn start_events(&self) {
+        if std::mem::replace(&mut self.hub.events().started, true) {
+            return;
+        }
+        let live = Live {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            runtime: Arc::clone(&self.runtime),
+            hub: Arc::downgrade(&self.hub),
+        };
+        self.runtime.spawn(Box::pin(live.run()));
     }
 
     async fn load<M>(&self, mut machine: M) -> Result<Session, HandshakeError>
@@ -393,6 +482,269 @@ impl<R: Runtime> SessionSockets<R> {
         match self.run(machine).await {
             Ok(outcome) => outcome,
             Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
+        }
+    }
+}
+
+/// A commit that tells the hub what each of its compare-and-sets writes,
+/// before it goes out: the store may report it before the reply arrives.
+struct Recorded<'a> {
+    machine: Commit,
+    hub: &'a Hub,
+    id: &'a SessionId,
+}
+
+impl Machine for Recorded<'_> {
+    type Outcome = Result<Vec<Session>, WriteError>;
+
+    fn poll_request(&mut self) -> Option<Request> {
+        let request = self.machine.poll_request()?;
+        if let Request::CompareAndSet { new, .. } = &request {
+            self.hub.writing(self.id, new);
+        }
+        Some(request)
+    }
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: std::time::Instant) {
+        self.machine.handle_reply(id, reply, now);
+    }
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.machine.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.machine.handle_timeout(now);
+    }
+    fn poll_outcome(&mut self) -> Option<Self::Outcome> {
+        self.machine.poll_outcome()
+    }
+    fn is_finished(&self) -> bool {
+        self.machine.is_finished()
+    }
+}
+
+/// A handshake that registers a watch on its session just before the load
+/// request goes out.
+struct Watched<'a, R> {
+    machine: Handshake,
+    sockets: &'a SessionSockets<R>,
+    watch: Option<Watch>,
+}
+
+impl<R> Machine for Watched<'_, R> {
+    type Outcome = Result<Session, HandshakeError>;
+
+    fn poll_request(&mut self) -> Option<Request> {
+        let request = self.machine.poll_request()?;
+        if let Request::Load { key, .. } = &request
+            && self.watch.is_none()
+            && let Some(id) =
+                session_sockets_core::event::session_of_key(&self.sockets.config, key.as_bytes())
+        {
+            self.watch = Some(self.sockets.hub.watch(id));
+        }
+        Some(request)
+    }
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: std::time::Instant) {
+        self.machine.handle_reply(id, reply, now);
+    }
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.machine.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.machine.handle_timeout(now);
+    }
+    fn poll_outcome(&mut self) -> Option<Self::Outcome> {
+        self.machine.poll_outcome()
+    }
+    fn is_finished(&self) -> bool {
+        self.machine.is_finished()
+    }
+}
+
+/// How often the event task looks at keep-alive, expiry and a lost event
+/// stream.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The event task's view of a handle: everything but a strong hold on the
+/// hub, so that the task ends once every handle is dropped.
+struct Live<R> {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    runtime: Arc<R>,
+    hub: std::sync::Weak<Hub>,
+}
+
+impl<R: Runtime> Live<R> {
+    /// A handle again, while the hub lives.
+    fn sockets(&self) -> Option<SessionSockets<R>> {
+        Some(SessionSockets {
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            runtime: Arc::clone(&self.runtime),
+            hub: self.hub.upgrade()?,
+        })
+    }
+
+    /// Follows the store's events until the hub is gone: subscribes, then
+    /// handles each event, and once a second refreshes TTLs (keep-alive),
+    /// ends sessions whose cookie expired and nudges a lost event stream.
+    async fn run(self) {
+        let sink_hub = self.hub.clone();
+        let sink: crate::store::EventSink = Arc::new(move |event| {
+            if let Some(hub) = sink_hub.upgrade() {
+                hub.push_event(event);
+            }
+        });
+        let mut _subscription = None;
+        let mut subscribed = false;
+        let mut lost = false;
+        loop {
+            if !subscribed {
+                match self
+                    .store
+                    .subscribe(self.config.key_prefix().as_bytes(), Arc::clone(&sink))
+                    .await
+                {
+                    Ok(sub) => {
+                        _subscription = sub;
+                        subscribed = true;
+                    }
+                    Err(e) => tracing::warn!(
+                        "session-sockets: cannot follow the store's session events, retrying: {e}"
+                    ),
+                }
+            }
+            let Some(hub) = self.hub.upgrade() else {
+                return;
+            };
+            let next = futures_lite::future::or(
+                async { Some(std::future::poll_fn(|cx| hub.poll_event(cx)).await) },
+                async {
+                    self.runtime.sleep(TICK).await;
+                    None
+                },
+            )
+            .await;
+            drop(hub);
+            let Some(sockets) = self.sockets() else {
+                return;
+            };
+            match next {
+                Some(StoreEvent::Key(event)) => sockets.on_key_event(&event),
+                Some(StoreEvent::Lost) => lost = true,
+                Some(StoreEvent::Resumed) => lost = !sockets.resume().await,
+                None => {
+                    if lost {
+                        // Redis reconnects (and re-subscribes, which sends
+                        // `Resumed`) when a command needs it.
+                        let _ = sockets.store.events_resumed().await;
+                    }
+                    sockets.keep_alive();
+                    sockets.check_expiry();
+                }
+            }
+        }
+    }
+}
+
+impl<R: Runtime> SessionSockets<R> {
+    /// A store event about a key: what it means for a followed session.
+    fn on_key_event(&self, event: &session_sockets_core::event::KeyEvent) {
+        use session_sockets_core::event::{SessionChange, session_event};
+        let Some(ev) = session_event(&self.config, event) else {
+            return;
+        };
+        if !self.hub.follows(&ev.id) {
+            return;
+        }
+        match ev.change {
+            SessionChange::Destroyed => self.end_followers(&ev.id, SessionEnd::Destroyed),
+            SessionChange::Expired => self.end_followers(&ev.id, SessionEnd::Expired),
+            SessionChange::Changed(Some(bytes)) if self.hub.is_latest(&ev.id, &bytes) => {
+                // This process's own write: its sockets know it already.
+            }
+            SessionChange::Changed(_) => self.reload_followed(ev.id),
+        }
+    }
+
+    /// Reloads a followed session (coalesced: one reload per burst of
+    /// changes) and refreshes or ends its followers.
+    fn reload_followed(&self, id: SessionId) {
+        if !self.hub.want_reload(&id) {
+            return;
+        }
+        let this = self.clone();
+        self.runtime.spawn(Box::pin(async move {
+            loop {
+                match this.reload(&id).await {
+                    Ok(fresh) => {
+                        for f in this.hub.reloaded(&id, &fresh) {
+                            f.refresh(&fresh);
+                        }
+                    }
+                    Err(HandshakeError::SessionNotFound) => {
+                        this.end_followers(&id, SessionEnd::Destroyed);
+                    }
+                    Err(HandshakeError::Expired) => this.end_followers(&id, SessionEnd::Expired),
+                    // The store is in trouble: keep the copies; a later
+                    // event or re-validation catches up.
+                    Err(_) => {}
+                }
+                if !this.hub.reload_done(&id) {
+                    break;
+                }
+            }
+        }));
+    }
+
+    /// The event stream is back: re-arm it, then re-validate every followed
+    /// session once (events in the gap were lost). `false` if it could not
+    /// be re-armed (tried again on the next tick).
+    async fn resume(&self) -> bool {
+        if let Err(e) = self.store.events_resumed().await {
+            tracing::warn!("session-sockets: the store's session events are not back yet: {e}");
+            return false;
+        }
+        for id in self.hub.followed() {
+            self.reload_followed(id);
+        }
+        true
+    }
+
+    /// Touches each followed session at most once per keep-alive interval.
+    fn keep_alive(&self) {
+        let Some(interval) = self.config.keep_alive() else {
+            return;
+        };
+        let Some(before) = std::time::Instant::now().checked_sub(interval) else {
+            return;
+        };
+        for session in self.hub.due_for_touch(before) {
+            let this = self.clone();
+            self.runtime.spawn(Box::pin(async move {
+                let id = session.id().clone();
+                match this.touch(session).await {
+                    Ok(t) => this.hub.touched(&t.session),
+                    Err(WriteError::Gone) => this.end_followers(&id, SessionEnd::Destroyed),
+                    Err(WriteError::Expired) => this.end_followers(&id, SessionEnd::Expired),
+                    Err(_) => {}
+                }
+            }));
+        }
+    }
+
+    /// Ends followed sessions whose stored `cookie.expires` has passed
+    /// ([R13]; with `rolling`, the store's TTL decides, as for loads).
+    ///
+    /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
+    fn check_expiry(&self) {
+        if self.config.rolling() {
+            return;
+        }
+        let now = session_sockets_core::time::millis(self.runtime.wall());
+        for s in self.hub.latest_followed() {
+            if s.cookie().is_expired(now) {
+                self.end_followers(s.id(), SessionEnd::Expired);
+            }
         }
     }
 }

@@ -98,7 +98,44 @@ async fn on_connect_optional(socket: SocketRef, TrySession(session): TrySession)
 }
 
 async fn server(config: Config) -> Server {
-    let sessions = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+    server_on(config, Arc::new(MemoryStore::new())).await
+}
+
+/// A MemoryStore that reports no events: the server never hears of changes
+/// made behind its back (as with a store without events).
+struct Unheard(MemoryStore);
+
+impl session_sockets::Store for Unheard {
+    fn load<'a>(&'a self, key: &'a [u8]) -> session_sockets::StoreFuture<'a, Option<Vec<u8>>> {
+        self.0.load(key)
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> session_sockets::StoreFuture<'a, bool> {
+        self.0.create(key, value, ttl)
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        new: &'a [u8],
+        ttl: Duration,
+    ) -> session_sockets::StoreFuture<'a, session_sockets::CasOutcome> {
+        self.0.compare_and_set(key, expected, new, ttl)
+    }
+    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> session_sockets::StoreFuture<'a, bool> {
+        self.0.touch(key, ttl)
+    }
+    fn destroy<'a>(&'a self, key: &'a [u8]) -> session_sockets::StoreFuture<'a, ()> {
+        self.0.destroy(key)
+    }
+}
+
+async fn server_on(config: Config, store: Arc<dyn session_sockets::Store>) -> Server {
+    let sessions = SessionSockets::new(config, store, Tokio);
     let (layer, io) = SocketIo::new_layer();
     io.ns(
         "/",
@@ -334,8 +371,13 @@ async fn r25_socket_save_keeps_keys_an_http_route_wrote_meanwhile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r24_a_socket_save_after_logout_does_not_resurrect_the_session() {
-    let srv = server(config()).await;
+async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_the_session() {
+    // The session ends behind the server's back (no store events), so its
+    // socket stays connected and saves: the save fails and brings nothing
+    // back, and the socket, now known to have no session, is disconnected
+    // with the reason (R32).
+    let store = Arc::new(Unheard(MemoryStore::new()));
+    let srv = server_on(config(), store.clone()).await;
     let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let mut c = client(move || {
@@ -344,16 +386,17 @@ async fn r24_a_socket_save_after_logout_does_not_resurrect_the_session() {
         c
     })
     .await;
-    srv.sessions.destroy(&id).await.unwrap();
-    let (set, incr) = client(move || {
-        (
-            c.call("/", "set", &[json!("theme"), json!("dark")]),
-            c.call("/", "incr", &[]),
-        )
+    session_sockets::Store::destroy(&*store, format!("sess:{}", id.expose()).as_bytes())
+        .await
+        .unwrap();
+    let ended = client(move || {
+        c.send(r#"42["set","theme","dark"]"#);
+        let ended = c.event("/", "session_ended");
+        c.disconnected("/");
+        ended
     })
     .await;
-    assert_eq!(set, json!({ "error": "Gone" }));
-    assert_eq!(incr, json!({ "error": "Gone" }));
+    assert_eq!(ended["reason"], json!("destroyed"));
     assert_eq!(
         srv.sessions.reload(&id).await.unwrap_err().reason(),
         "session_not_found"

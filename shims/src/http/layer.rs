@@ -16,23 +16,20 @@ use tower::{Layer, Service};
 
 use super::session::Slot;
 use super::{Refused, check_request};
+use crate::SessionSockets;
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
-use crate::{SessionId, SessionSockets};
 
 /// A future the services return.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// What a login or logout calls for the session that ended: disconnects its
-/// sockets (set by [`SessionLayer::with_socketio`]).
-pub(crate) type EndHook = Arc<dyn Fn(SessionId) -> BoxFuture<()> + Send + Sync>;
 
 /// What the layer's services share.
 pub(crate) struct Shared<R> {
     pub(crate) sessions: SessionSockets<R>,
     engine_path: Cow<'static, str>,
     csrf: bool,
-    pub(crate) on_end: Option<EndHook>,
+    /// A socket.io layer is wrapped.
+    socketio: bool,
 }
 
 impl<R: Clone> Clone for Shared<R> {
@@ -41,7 +38,7 @@ impl<R: Clone> Clone for Shared<R> {
             sessions: self.sessions.clone(),
             engine_path: self.engine_path.clone(),
             csrf: self.csrf,
-            on_end: self.on_end.clone(),
+            socketio: self.socketio,
         }
     }
 }
@@ -105,7 +102,7 @@ impl<R, L> std::fmt::Debug for SessionLayer<R, L> {
         f.debug_struct("SessionLayer")
             .field("engine_path", &self.shared.engine_path)
             .field("csrf", &self.shared.csrf)
-            .field("socketio", &self.shared.on_end.is_some())
+            .field("socketio", &self.shared.socketio)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +118,7 @@ impl<R: Runtime + Clone> SessionLayer<R> {
                 // `with_socketio` replaces it with the real one.
                 engine_path: Cow::Borrowed(super::DEFAULT_ENGINE_PATH),
                 csrf: true,
-                on_end: None,
+                socketio: false,
             },
             inner: Identity::new(),
         }
@@ -129,9 +126,9 @@ impl<R: Runtime + Clone> SessionLayer<R> {
 
     /// Wraps the socket.io layer too, so that the checks run in front of it
     /// whatever order the router's layers are in: the engine.io path comes
-    /// from `io`'s config (not a string prefix), and a login or logout
-    /// disconnects every socket of the session that ended, on every
-    /// namespace ([`disconnect_session`](crate::socketio::disconnect_session)).
+    /// from `io`'s config (not a string prefix). A login or logout ends the
+    /// old session's sockets through the shared [`SessionSockets`] handle:
+    /// on this server at once, on the others through the store's events.
     #[cfg(feature = "socketioxide")]
     pub fn with_socketio<A: socketioxide::adapter::Adapter>(
         self,
@@ -139,18 +136,10 @@ impl<R: Runtime + Clone> SessionLayer<R> {
         io: &socketioxide::SocketIo<A>,
     ) -> SessionLayer<R, socketioxide::layer::SocketIoLayer<A>> {
         let engine_path = io.config().engine_config.req_path.clone();
-        let io = io.clone();
-        let on_end: EndHook = Arc::new(move |id: SessionId| {
-            let io = io.clone();
-            Box::pin(async move {
-                // Best effort: a socket that is already gone needs nothing.
-                let _ = crate::socketio::disconnect_session(&io, &id).await;
-            })
-        });
         SessionLayer {
             shared: Shared {
                 engine_path,
-                on_end: Some(on_end),
+                socketio: true,
                 ..self.shared
             },
             inner: io_layer,

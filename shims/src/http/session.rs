@@ -205,14 +205,6 @@ impl<R: Runtime + Clone> Slot<R> {
             self.lock().cookie = Some(Redacted(c));
         }
     }
-
-    /// Disconnects the sockets of a session that ended, when socket.io is
-    /// attached to the layer.
-    async fn ended(&self, id: SessionId) {
-        if let Some(hook) = &self.0.shared.on_end {
-            hook(id).await;
-        }
-    }
 }
 
 enum Plan {
@@ -514,7 +506,6 @@ impl<R: Runtime + Clone> HttpSession<R> {
         };
         let created = match old {
             Some(mut old) => {
-                let old_id = old.id().clone();
                 // The new record holds `data`, not the old session's.
                 let keys: Vec<String> = old.data().keys().cloned().collect();
                 for k in keys {
@@ -523,9 +514,8 @@ impl<R: Runtime + Clone> HttpSession<R> {
                 for (k, v) in data {
                     old.insert_value(&k, v);
                 }
-                let created = sessions.regenerate(old, true).await?;
-                self.slot.ended(old_id).await;
-                created
+                // Ends the old session's sockets too.
+                sessions.regenerate(old, true).await?
             }
             None => sessions.create(data).await?,
         };
@@ -551,8 +541,8 @@ impl<R: Runtime + Clone> HttpSession<R> {
             _ => None,
         };
         if let Some(id) = id {
+            // Ends the session's sockets too.
             sessions.destroy(&id).await?;
-            self.slot.ended(id).await;
         }
         self.slot.lock().copy = Copy::Ended;
         self.slot.clear_cookie();

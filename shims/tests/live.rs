@@ -1,0 +1,345 @@
+//! Live sessions (R32) with a real socket.io server on MemoryStore: sockets
+//! follow their session wherever it changes or ends. Changes made "behind
+//! the server's back" go to the store directly, as another process or an
+//! Express app would make them.
+#![cfg(feature = "socketioxide")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/sio_client.rs"]
+mod sio_client;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use session_sockets::runtime::tokio::Tokio;
+use session_sockets::socketio::{SessionMiddleware, SocketSession};
+use session_sockets::{
+    CasOutcome, Config, EventSink, MemoryStore, SessionId, SessionSockets, Store, StoreEvent,
+    StoreFuture, Subscription,
+};
+use sio_client::Client;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::handler::ConnectHandler;
+
+const SECRET: &str = "live test secret";
+
+/// MemoryStore that counts loads and touches and can break its event
+/// stream on demand.
+#[derive(Default)]
+struct Probe {
+    inner: MemoryStore,
+    loads: AtomicUsize,
+    touches: AtomicUsize,
+    sinks: Mutex<Vec<EventSink>>,
+    /// While set, the store's events are dropped (the stream is "lost").
+    deaf: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Probe {
+    fn emit(&self, e: StoreEvent) {
+        for s in self.sinks.lock().unwrap().iter() {
+            s(e.clone());
+        }
+    }
+}
+
+impl Store for Probe {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(key)
+    }
+    fn create<'a>(
+        &'a self,
+        key: &'a [u8],
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.inner.create(key, value, ttl)
+    }
+    fn compare_and_set<'a>(
+        &'a self,
+        key: &'a [u8],
+        expected: &'a [u8],
+        new: &'a [u8],
+        ttl: Duration,
+    ) -> StoreFuture<'a, CasOutcome> {
+        self.inner.compare_and_set(key, expected, new, ttl)
+    }
+    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        self.inner.touch(key, ttl)
+    }
+    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.inner.destroy(key)
+    }
+    fn subscribe<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        sink: EventSink,
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        Box::pin(async move {
+            self.sinks.lock().unwrap().push(Arc::clone(&sink));
+            let deaf = Arc::clone(&self.deaf);
+            let heard: EventSink = Arc::new(move |e| {
+                if !deaf.load(Ordering::SeqCst) {
+                    sink(e);
+                }
+            });
+            self.inner.subscribe(prefix, heard).await
+        })
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    store: Arc<Probe>,
+    sessions: SessionSockets<Tokio>,
+}
+
+async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
+        ack.send(&session.with(|s| s.data().clone())).ok();
+    });
+    socket.on(
+        "set",
+        async |session: SocketSession,
+               socketioxide::extract::Data::<(String, Value)>((k, v)),
+               ack: AckSender| {
+            session.with_mut(|s| s.insert_value(&k, v));
+            ack.send(&session.save().await.is_ok()).ok();
+        },
+    );
+    Ok(())
+}
+
+async fn server(config: Config) -> Server {
+    let store = Arc::new(Probe::default());
+    let sessions = SessionSockets::new(config, store.clone() as Arc<dyn Store>, Tokio);
+    let (layer, io) = SocketIo::new_layer();
+    io.ns(
+        "/",
+        (async |_: SocketRef, _: SocketSession| {})
+            .with(register)
+            .with(SessionMiddleware::required(sessions.clone())),
+    );
+    let app = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server {
+        addr,
+        store,
+        sessions,
+    }
+}
+
+fn config() -> Config {
+    Config::builder().secret(SECRET).build().unwrap()
+}
+
+async fn login(srv: &Server, data: Value) -> (SessionId, String) {
+    let Value::Object(data) = data else { panic!() };
+    let created = srv.sessions.create(data).await.unwrap();
+    let pair = created.set_cookie.split(';').next().unwrap().to_owned();
+    (created.session.id().clone(), pair)
+}
+
+async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
+        .await
+        .expect("the client step took over 20 s")
+        .unwrap()
+}
+
+async fn connected(srv: &Server, cookie: &str) -> Client {
+    let (addr, cookie) = (srv.addr, cookie.to_owned());
+    client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c
+    })
+    .await
+}
+
+/// Writes `data` into the stored record directly, as another process would.
+async fn write_behind(srv: &Server, id: &SessionId, k: &str, v: Value) {
+    let key = format!("sess:{}", id.expose());
+    let cur = srv.store.inner.load(key.as_bytes()).await.unwrap().unwrap();
+    let mut rec: Value = serde_json::from_slice(&cur).unwrap();
+    rec[k] = v;
+    let new = serde_json::to_vec(&rec).unwrap();
+    let out = srv
+        .store
+        .inner
+        .compare_and_set(key.as_bytes(), &cur, &new, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(out, CasOutcome::Swapped);
+}
+
+/// Polls `whoami` until `pred` holds (at most 5 s); the last answer.
+fn whoami_until(c: &mut Client, pred: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let me = c.call("/", "whoami", &[]);
+        if pred(&me) || Instant::now() > until {
+            return me;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r32_a_change_made_elsewhere_is_seen_by_the_socket_without_a_reload() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let mut c = connected(&srv, &cookie).await;
+    write_behind(&srv, &id, "color", json!("red")).await;
+    let me = client(move || whoami_until(&mut c, |me| me["color"] == "red")).await;
+    assert_eq!(me, json!({ "user": "ada", "color": "red" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_with_no_reload() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let a = connected(&srv, &cookie).await;
+    let mut b = connected(&srv, &cookie).await;
+    let loads = srv.store.loads.load(Ordering::SeqCst);
+    let (ok, _a) = client(move || {
+        let mut a = a;
+        (a.call("/", "set", &[json!("theme"), json!("dark")]), a)
+    })
+    .await;
+    assert_eq!(ok, json!(true));
+    let me = client(move || whoami_until(&mut b, |me| me["theme"] == "dark")).await;
+    assert_eq!(me["theme"], json!("dark"), "the other socket sees the save");
+    // Neither the writer's own save nor the other socket's refresh loaded
+    // the record again.
+    assert_eq!(
+        srv.store.loads.load(Ordering::SeqCst),
+        loads,
+        "needless reloads"
+    );
+    assert!(
+        srv.sessions
+            .reload(&id)
+            .await
+            .unwrap()
+            .get::<String>("theme")
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnected() {
+    let srv = server(config()).await;
+    let (gone, c1) = login(&srv, json!({ "user": "gone" })).await;
+    let (_, c2) = login(&srv, json!({ "user": "stays" })).await;
+    let mut a = connected(&srv, &c1).await;
+    let mut b = connected(&srv, &c2).await;
+    srv.store
+        .inner
+        .destroy(format!("sess:{}", gone.expose()).as_bytes())
+        .await
+        .unwrap();
+    let ended = client(move || {
+        let e = a.event("/", "session_ended");
+        a.disconnected("/");
+        e
+    })
+    .await;
+    assert_eq!(ended["reason"], json!("destroyed"));
+    // Only that session's socket.
+    let (me, b2) = client(move || (b.call("/", "whoami", &[]), b)).await;
+    assert_eq!(me["user"], json!("stays"));
+    b = b2;
+    // Now the other one expires: its record's TTL runs out in the store.
+    let (short, c3) = login(&srv, json!({ "user": "short" })).await;
+    let mut c = connected(&srv, &c3).await;
+    srv.store
+        .inner
+        .touch(
+            format!("sess:{}", short.expose()).as_bytes(),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let ended = client(move || {
+        let e = c.event("/", "session_ended");
+        c.disconnected("/");
+        e
+    })
+    .await;
+    assert_eq!(ended["reason"], json!("expired"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let (me, _b) = client(move || (b.call("/", "whoami", &[]), b)).await;
+    assert_eq!(me["user"], json!("stays"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r32_keep_alive_touches_a_connected_session_and_stops_when_it_disconnects() {
+    let config = Config::builder()
+        .secret(SECRET)
+        .keep_alive(Some(Duration::from_millis(500)))
+        .build()
+        .unwrap();
+    let srv = server(config).await;
+    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let c = connected(&srv, &cookie).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let touched = srv.store.touches.load(Ordering::SeqCst);
+    assert!(touched >= 1, "no keep-alive touch in 2.6 s");
+    assert!(
+        touched <= 3,
+        "touched {touched} times in 2.6 s with a 0.5 s interval and a 1 s tick"
+    );
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalidated() {
+    let srv = server(config()).await;
+    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let mut c = connected(&srv, &cookie).await;
+    // The stream breaks; meanwhile the session is destroyed and its event
+    // is lost.
+    srv.store.emit(StoreEvent::Lost);
+    srv.store.deaf.store(true, Ordering::SeqCst);
+    srv.sessions
+        .store()
+        .destroy(format!("sess:{}", id.expose()).as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (me, again) = client(move || {
+        let me = c.call("/", "whoami", &[]);
+        (me, c)
+    })
+    .await;
+    c = again;
+    assert_eq!(
+        me["user"],
+        json!("ada"),
+        "during the gap the socket keeps its copy"
+    );
+    srv.store.deaf.store(false, Ordering::SeqCst);
+    srv.store.emit(StoreEvent::Resumed);
+    let ended = client(move || {
+        let e = c.event("/", "session_ended");
+        c.disconnected("/");
+        e
+    })
+    .await;
+    assert_eq!(ended["reason"], json!("destroyed"));
+}
