@@ -38,9 +38,13 @@ use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo};
+use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide_redis::drivers::redis::RedisDriver;
+use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
 
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
 /// laptop, never in production: anyone who knows it can forge sessions.
@@ -201,7 +205,12 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("invalid configuration: {e}"))?;
     let store: Arc<dyn Store> = match &args.redis {
         Some(url) => Arc::new(
-            session_sockets::RedisStore::connect(url)
+            session_sockets::RedisStore::builder(url.as_str())
+                // Several chat processes and an Express app on one stock
+                // Redis just work: the store turns on the keyspace
+                // notifications live sessions need.
+                .keyspace_events(session_sockets::KeyspaceEvents::Configure)
+                .connect()
                 .await
                 // The error names host and port; the URL may hold a password.
                 .map_err(|e| format!("cannot use Redis: {e}"))?,
@@ -210,38 +219,29 @@ async fn run() -> Result<(), String> {
     };
     let sessions = SessionSockets::new(config, store, Tokio);
 
-    let (io_layer, io) = SocketIo::builder()
-        .max_payload(MAX_PAYLOAD as u64)
-        .ws_max_message_size(MAX_PAYLOAD)
-        .ws_max_frame_size(MAX_PAYLOAD)
-        .with_parser(
-            ParserConfig::common()
-                .max_incoming_binaries(MAX_ATTACHMENTS)
-                .max_incoming_binary_buf_size(MAX_PAYLOAD),
-        )
-        .build_layer();
-    let middleware = SessionMiddleware::required(sessions.clone());
-    for ns in ["/", "/chat"] {
-        if args.no_sessions {
-            // What socketioxide costs alone, for the end-to-end benchmark.
-            io.ns(ns, async |socket: SocketRef| socket.join(LOBBY));
-            continue;
+    let app = match &args.redis {
+        // One node of many: broadcasts (and `disconnect_session`) reach the
+        // sockets of every chat process on this Redis.
+        Some(url) => {
+            let adapter = socketio_redis(url)
+                .await
+                // The URL may hold a password: the error names neither.
+                .map_err(|e| format!("cannot use Redis for socket.io: {e}"))?;
+            let (io_layer, io) = socketio()
+                .with_adapter::<RedisAdapter<_>>(adapter)
+                .build_layer();
+            for init in namespaces(&io, &sessions, args.no_sessions) {
+                init.await
+                    .map_err(|e| format!("cannot set up socket.io on Redis: {e}"))?;
+            }
+            routes(sessions, io_layer, &io)
         }
-        // `.with` runs the last-added middleware first: the session, then
-        // the handler registration.
-        io.ns(ns, on_connect.with(register).with(middleware.clone()));
-    }
-
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/api/session", get(api_session))
-        .route("/api/incr", post(api_incr))
-        .route("/style.css", get(style))
-        .route("/js/socket.io.min.js", get(client_js))
-        // Outermost: cookies, CSRF and socket.io origin checks, socket.io.
-        .layer(SessionLayer::new(sessions).with_socketio(io_layer, &io));
+        None => {
+            let (io_layer, io) = socketio().build_layer();
+            namespaces(&io, &sessions, args.no_sessions);
+            routes(sessions, io_layer, &io)
+        }
+    };
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -279,24 +279,75 @@ async fn run() -> Result<(), String> {
 
 // ---- socket.io -------------------------------------------------------------
 
+/// socket.io with bounded payloads (R29).
+fn socketio() -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
+        .max_payload(MAX_PAYLOAD as u64)
+        .ws_max_message_size(MAX_PAYLOAD)
+        .ws_max_frame_size(MAX_PAYLOAD)
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(MAX_ATTACHMENTS)
+                .max_incoming_binary_buf_size(MAX_PAYLOAD),
+        )
+}
+
+/// socketioxide's Redis adapter over `url`, on its own RESP3 connection.
+async fn socketio_redis(url: &str) -> Result<RedisAdapterCtr<RedisDriver>, redis::RedisError> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let resp3 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(resp3))?;
+    RedisAdapterCtr::new_with_redis(&client).await
+}
+
+/// The namespaces `/` and `/chat`; what each registration returns (the
+/// Redis adapter's initialization, to await).
+fn namespaces<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    sessions: &SessionSockets<Tokio>,
+    no_sessions: bool,
+) -> Vec<A::InitRes> {
+    let middleware = SessionMiddleware::required(sessions.clone());
+    ["/", "/chat"]
+        .into_iter()
+        .map(|ns| {
+            if no_sessions {
+                // What socketioxide costs alone, for the end-to-end benchmark.
+                io.ns(ns, async |socket: SocketRef<A>| socket.join(LOBBY))
+            } else {
+                // `.with` runs the last-added middleware first: the session,
+                // then the handler registration.
+                io.ns(
+                    ns,
+                    on_connect::<A>.with(register::<A>).with(middleware.clone()),
+                )
+            }
+        })
+        .collect()
+}
+
 /// Registers the event handlers. A connect middleware, not the connect
 /// handler: middlewares run before the client is told it is connected, while
 /// socketioxide runs the connect handler in a task after that, so an event
 /// the client emits right on `connect` could arrive before its handler.
-async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
+async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::Infallible> {
     socket.join(LOBBY);
-    socket.on("whoami", whoami);
-    socket.on("incr", incr);
-    socket.on("message", message);
+    socket.on("whoami", whoami::<A>);
+    socket.on("incr", incr::<A>);
+    socket.on("message", message::<A>);
     Ok(())
 }
 
 /// Every connection that reaches here has a session (the middleware refused
 /// the others).
-async fn on_connect(_socket: SocketRef, _session: SocketSession) {}
+async fn on_connect<A: Adapter>(_socket: SocketRef<A>, _session: SocketSession) {}
 
 /// Acks the session data (without its cookie).
-async fn whoami(session: SocketSession, ack: AckSender) {
+async fn whoami<A: Adapter>(session: SocketSession, ack: AckSender<A>) {
     let data: Map<String, Value> = session.with(|s| s.data().clone());
     let _ = ack.send(&data);
 }
@@ -316,7 +367,7 @@ fn add_one(s: &mut session_sockets::Session) -> i64 {
 }
 
 /// `incr`: saves `counter + 1` in the session and acks the new value.
-async fn incr(socket: SocketRef, session: SocketSession, ack: AckSender) {
+async fn incr<A: Adapter>(socket: SocketRef<A>, session: SocketSession, ack: AckSender<A>) {
     match session.update(add_one).await {
         Ok(n) => {
             let _ = ack.send(&n);
@@ -335,7 +386,11 @@ async fn incr(socket: SocketRef, session: SocketSession, ack: AckSender) {
 }
 
 /// Broadcasts `{user, text}` to everyone in the namespace, sender included.
-async fn message(socket: SocketRef, session: SocketSession, Data(text): Data<String>) {
+async fn message<A: Adapter>(
+    socket: SocketRef<A>,
+    session: SocketSession,
+    Data(text): Data<String>,
+) {
     let text: String = text.trim().chars().take(MAX_MESSAGE).collect();
     if text.is_empty() {
         return;
@@ -348,6 +403,24 @@ async fn message(socket: SocketRef, session: SocketSession, Data(text): Data<Str
 }
 
 // ---- HTTP ------------------------------------------------------------------
+
+/// The HTTP routes, behind the session layer, which also wraps socket.io.
+fn routes<A: Adapter>(
+    sessions: SessionSockets<Tokio>,
+    io_layer: socketioxide::layer::SocketIoLayer<A>,
+    io: &SocketIo<A>,
+) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/api/session", get(api_session))
+        .route("/api/incr", post(api_incr))
+        .route("/style.css", get(style))
+        .route("/js/socket.io.min.js", get(client_js))
+        // Outermost: cookies, CSRF and socket.io origin checks, socket.io.
+        .layer(SessionLayer::new(sessions).with_socketio(io_layer, io))
+}
 
 async fn index(session: HttpSession) -> Html<String> {
     Html(match session.is_stored() {

@@ -27,6 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 (cd "$chat_dir" && npm ci --no-audit --no-fund --loglevel=error)
+# The stock Express app of the live-sessions suite.
+(cd "$root/examples/express-interop/node" && npm ci --no-audit --no-fund --loglevel=error)
 (cd "$root" && cargo build --release --bin chat --bin loadgen)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/chat"
 export LOADGEN="${CARGO_TARGET_DIR:-$root/target}/release/loadgen"
@@ -55,6 +57,9 @@ echo "== HTTP routes and sockets on one session, memory store"
 
 echo "== HTTP routes and sockets on one session, Redis (with a store outage)"
 (cd "$chat_dir" && node tests/http.test.js "$bin" --redis-server) || status=1
+
+echo "== live sessions: two chat nodes + Express + redis-server with default settings"
+(cd "$chat_dir" && node tests/live.test.js "$bin") || status=1
 
 echo "== headless Chromium (playwright-core)"
 (cd "$chat_dir" && node tests/browser.test.js "$bin" "$root/docs/chat.png") || status=1
