@@ -20,7 +20,7 @@ with open(os.path.join(ROOT, "tests/data/express-session-cookies.json")) as f:
 with open(os.path.join(ROOT, "benches/node/header.txt"), "rb") as f:
     bench_header = f.read()
 
-corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie", "save"]}
+corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie", "save", "events"]}
 
 cases = []
 for v in data["vectors"]:
@@ -103,6 +103,20 @@ for rec in range(4):
                 corpus["save"][f"r{rec}_{ename}_{sname}"] = bytes([rec]) + edits + b"\0" + script
     corpus["save"][f"r{rec}_update_conflict"] = bytes([rec | 8]) + b"\0" + SAVE_SCRIPTS["conflict_then_swapped"]
 corpus["save"]["bad_id"] = bytes([16]) + b"user=ada\0" + SAVE_SCRIPTS["swapped"]
+
+# `events`: subscriber messages, each [channel length][channel][payload
+# length][payload]; the own channel is `own:1`.
+def message(channel, payload):
+    return bytes([len(channel)]) + channel + bytes([len(payload)]) + payload
+
+corpus["events"] = {
+    "del": message(b"__keyspace@0__:sess:abc", b"del"),
+    "own_then_set": message(b"own:1", b"sess:abc") + message(b"__keyspace@0__:sess:abc", b"set")
+    + message(b"__keyspace@0__:sess:abc", b"set"),
+    "expired_and_touch": message(b"__keyspace@3__:sess:x", b"expire") + message(b"__keyspace@3__:sess:x", b"expired"),
+    "other_prefix": message(b"__keyspace@0__:other:abc", b"set") + message(b"__keyspace@0__:sess:a\x01b", b"set"),
+    "rename": message(b"__keyspace@0__:sess:a", b"rename_from") + message(b"__keyspace@0__:sess:b", b"rename_to"),
+}
 
 for target, seeds in corpus.items():
     d = os.path.join(HERE, "corpus", target)
