@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod client;
+
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 

@@ -26,6 +26,7 @@ pub use session_sockets_core::{
 mod driver;
 pub mod http;
 mod hub;
+mod live;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -38,6 +39,7 @@ mod store;
 pub use crate::redis::{KeyspaceEvents, RedisStore, RedisStoreBuilder};
 pub use driver::{Stalled, drive};
 pub use hub::SessionEnd;
+pub use live::LiveSession;
 pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
 pub use runtime::Runtime;
 pub use sockets::{SessionSockets, Touched};

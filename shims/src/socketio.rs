@@ -28,7 +28,7 @@
 //! the error to the handler in [`TrySession`].
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
@@ -40,7 +40,8 @@ use socketioxide::socket::{DisconnectReason, Socket};
 
 use crate::core::WriteError;
 use crate::core::origin::OriginRejection;
-use crate::hub::{Follower, SessionEnd};
+use crate::hub::SessionEnd;
+use crate::live::LiveSession;
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
@@ -175,43 +176,26 @@ impl<R: Runtime + Clone> SessionMiddleware<R> {
     }
 
     async fn connect<A: Adapter>(&self, s: Arc<Socket<A>>) -> Result<(), ConnectRejection> {
-        let (outcome, watch) = self.sessions.watched_session(&s.req_parts().headers).await;
-        let outcome = outcome.and_then(|session| {
-            let inner = Arc::new(Inner {
-                sessions: self.sessions.clone(),
-                id: session.id().clone(),
-                session: Mutex::new(session.clone()),
-                end: std::sync::OnceLock::new(),
-            });
-            let socket = Arc::downgrade(&s);
-            let _ = inner.end.set(Box::new(move |why: SessionEnd| {
-                if let Some(socket) = socket.upgrade() {
-                    // The client sees why, then the disconnect.
-                    let reason = serde_json::json!({
-                        "reason": why.reason(),
-                        "message": why.to_string(),
-                    });
-                    let _ = socket.emit(SESSION_ENDED, &reason);
-                    let _ = socket.disconnect();
-                }
-            }));
-            let weak: std::sync::Weak<Inner<R>> = Arc::downgrade(&inner);
-            let follower: std::sync::Weak<dyn Follower> = weak;
-            let followed = match watch {
-                Some(watch) => self.sessions.follow(watch, follower, &session),
-                None => true,
-            };
-            if followed {
-                Ok(inner)
-            } else {
-                // It ended while the handshake loaded it (R32).
-                Err(HandshakeError::SessionNotFound)
+        let socket = Arc::downgrade(&s);
+        let on_end = move |why: SessionEnd| {
+            if let Some(socket) = socket.upgrade() {
+                // The client sees why, then the disconnect.
+                let reason = serde_json::json!({
+                    "reason": why.reason(),
+                    "message": why.to_string(),
+                });
+                let _ = socket.emit(SESSION_ENDED, &reason);
+                let _ = socket.disconnect();
             }
-        });
-        let slot = match outcome {
-            Ok(inner) => {
-                s.join(session_room(&inner.id));
-                Slot::Session(SocketSession { inner })
+        };
+        let slot = match self
+            .sessions
+            .live_session(&s.req_parts().headers, on_end)
+            .await
+        {
+            Ok(live) => {
+                s.join(session_room(live.id()));
+                Slot::Session(SocketSession { live })
             }
             Err(e) if self.required => return Err(ConnectRejection(e)),
             Err(e) => Slot::Error(e),
@@ -276,29 +260,6 @@ impl<R> Clone for Slot<R> {
     }
 }
 
-struct Inner<R> {
-    sessions: SessionSockets<R>,
-    id: SessionId,
-    session: Mutex<Session>,
-    /// Tells the socket its session ended, and disconnects it.
-    end: std::sync::OnceLock<Box<dyn Fn(SessionEnd) + Send + Sync>>,
-}
-
-impl<R: Runtime> Follower for Inner<R> {
-    fn refresh(&self, fresh: &Session) {
-        self.session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .refresh(fresh.clone());
-    }
-
-    fn end(&self, why: SessionEnd) {
-        if let Some(end) = self.end.get() {
-            end(why);
-        }
-    }
-}
-
 /// The event a socket receives, with `{"reason": "destroyed" | "expired",
 /// "message": ..}`, just before the server disconnects it because its
 /// session ended (a logout anywhere, deletion, expiry; [R32]).
@@ -319,20 +280,20 @@ pub const SESSION_ENDED: &str = "session_ended";
 /// session: use [`TrySession`] with [`SessionMiddleware::optional`] to see
 /// why.
 pub struct SocketSession<R = Tokio> {
-    inner: Arc<Inner<R>>,
+    live: LiveSession<R>,
 }
 
 impl<R> Clone for SocketSession<R> {
     fn clone(&self) -> Self {
         SocketSession {
-            inner: Arc::clone(&self.inner),
+            live: self.live.clone(),
         }
     }
 }
 
 impl<R> fmt::Debug for SocketSession<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SocketSession").field(&*self.lock()).finish()
+        f.debug_tuple("SocketSession").field(&self.live).finish()
     }
 }
 
@@ -346,39 +307,37 @@ impl SocketSession {
 }
 
 impl<R> SocketSession<R> {
-    fn lock(&self) -> MutexGuard<'_, Session> {
-        // A panic in a user closure while holding the lock leaves the
-        // session as it was mid-change; it is still a valid session.
-        self.inner
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The session id (redacted in `Debug`; never log it).
     pub fn id(&self) -> &SessionId {
-        &self.inner.id
+        self.live.id()
     }
 
     /// The name of this session's room (see [`session_room`]).
     pub fn room(&self) -> String {
-        session_room(&self.inner.id)
+        session_room(self.live.id())
     }
 
-    /// Reads the session: `session.with(|s| s.get::<String>("user"))`.
+    /// Reads the session: `session.with(|s| s.get::<String>("user"))`. The
+    /// copy follows the store: another writer's changes (an HTTP route,
+    /// another server, Express) show here without a reload.
     pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
-        f(&self.lock())
+        self.live.with(f)
     }
 
     /// Changes the session on this socket (not yet in the store: call
     /// [`save`](Self::save)): `session.with_mut(|s| s.insert("foo", "bar"))`.
     pub fn with_mut<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
-        f(&mut self.lock())
+        self.live.with_mut(f)
     }
 
     /// A copy of the session as this socket sees it now.
     pub fn snapshot(&self) -> Session {
-        self.lock().clone()
+        self.live.snapshot()
+    }
+
+    /// The live session underneath.
+    pub fn live(&self) -> &LiveSession<R> {
+        &self.live
     }
 }
 
@@ -389,13 +348,7 @@ impl<R: Runtime + Clone> SocketSession<R> {
     /// the record as it is now (R25). Fails with [`WriteError::Gone`] when
     /// the session was destroyed meanwhile: it is not recreated (R24).
     pub async fn save(&self) -> Result<(), WriteError> {
-        let snapshot = self.snapshot();
-        if !snapshot.is_changed() {
-            return Ok(());
-        }
-        let saved = self.inner.sessions.save(snapshot.clone()).await?;
-        self.stored(&saved);
-        Ok(())
+        self.live.save().await
     }
 
     /// Applies `update` to the session and saves it, with this socket's
@@ -421,32 +374,22 @@ impl<R: Runtime + Clone> SocketSession<R> {
         F: FnMut(&mut Session) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let sent = self.snapshot();
-        let (saved, value) = self.inner.sessions.update(sent, update).await?;
-        self.stored(&saved);
-        Ok(value)
-    }
-
-    /// Takes the stored session, then re-applies whatever this socket
-    /// changed since its copy was handed to the save.
-    fn stored(&self, saved: &Session) {
-        self.lock().adopt_saved(saved);
+        self.live.update(update).await
     }
 
     /// Loads the session again from the store and makes it this socket's
-    /// session (session.socket.io's `getSession`): how a long-lived socket
-    /// sees what HTTP routes changed, and learns that the session ended
-    /// (R9). Unsaved changes on this socket are dropped. Returns a copy.
+    /// session (session.socket.io's `getSession`; the copy also follows the
+    /// store by itself, R9). Unsaved changes on this socket are dropped.
+    /// Returns a copy.
     pub async fn reload(&self) -> Result<Session, HandshakeError> {
-        let fresh = self.inner.sessions.reload(&self.inner.id).await?;
-        *self.lock() = fresh.clone();
-        Ok(fresh)
+        self.live.reload().await
     }
 
-    /// Destroys the session in the store. This socket stays connected:
-    /// call [`disconnect_session`] to close every socket of the session.
+    /// Destroys the session in the store (a logout): every socket of the
+    /// session, this one included, gets [`SESSION_ENDED`] and is
+    /// disconnected (on other servers through the store's events).
     pub async fn destroy(&self) -> Result<(), WriteError> {
-        self.inner.sessions.destroy(&self.inner.id).await
+        self.live.destroy().await
     }
 }
 

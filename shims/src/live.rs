@@ -1,0 +1,201 @@
+//! [`LiveSession`]: a connection's copy of its session that follows the
+//! store ([R32]): refreshed when another writer changes it, ended (the
+//! connection is told, through the callback it gave) when it is destroyed
+//! or expires, wherever that happens.
+//!
+//! The socket.io integration builds its [`SocketSession`](crate::socketio::SocketSession)
+//! on it; a plain WebSocket server uses it directly:
+//!
+//! ```no_run
+//! # async fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>, headers: session_sockets::http::HeaderMap) {
+//! let live = sessions
+//!     .live_session(&headers, |why| eprintln!("close the connection: {why}"))
+//!     .await;
+//! match live {
+//!     Ok(session) => {
+//!         let user = session.with(|s| s.get::<String>("user")).ok().flatten();
+//!         # let _ = user;
+//!     }
+//!     Err(e) => eprintln!("refuse the connection: {e}"),
+//! }
+//! # }
+//! ```
+//!
+//! [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::hub::{Follower, SessionEnd};
+use crate::runtime::Runtime;
+use crate::{HandshakeError, Session, SessionId, SessionSockets, WriteError};
+
+/// A connection's copy of its session, following the store. Clones share
+/// one copy. Changes stay on the copy until [`save`](Self::save) or
+/// [`update`](Self::update); both write through the handle's write queue
+/// (the same path as HTTP requests' saves).
+pub struct LiveSession<R> {
+    inner: Arc<Inner<R>>,
+}
+
+struct Inner<R> {
+    sessions: SessionSockets<R>,
+    id: SessionId,
+    session: Mutex<Session>,
+    on_end: Box<dyn Fn(SessionEnd) + Send + Sync>,
+}
+
+impl<R: Runtime> Follower for Inner<R> {
+    fn refresh(&self, fresh: &Session) {
+        lock(&self.session).refresh(fresh.clone());
+    }
+
+    fn end(&self, why: SessionEnd) {
+        (self.on_end)(why);
+    }
+}
+
+fn lock(m: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    // A panic in a user closure while holding the lock leaves the session
+    // as it was mid-change; it is still a valid session.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<R> Clone for LiveSession<R> {
+    fn clone(&self) -> Self {
+        LiveSession {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R> fmt::Debug for LiveSession<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LiveSession")
+            .field(&*lock(&self.inner.session))
+            .finish()
+    }
+}
+
+impl<R: Runtime> SessionSockets<R> {
+    /// The session of a connection whose handshake request carried
+    /// `headers`, as [`session`](Self::session) finds it (`Origin`, cookie,
+    /// signature, load), and from then on kept in step with the store:
+    /// another writer's change refreshes the copy (keeping its unsaved
+    /// changes), and `on_end` is called once when the session is destroyed
+    /// or expires, on this server or any other (with a store that reports
+    /// events, [`Store::subscribe`](crate::Store::subscribe)). A session
+    /// that ends while the handshake loads it is refused
+    /// ([`HandshakeError::SessionNotFound`]), so no connection outlives its
+    /// session ([R32]).
+    ///
+    /// `on_end` runs on the handle's event task: close the connection (or
+    /// send it a message), quickly, without blocking.
+    ///
+    /// [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
+    pub async fn live_session(
+        &self,
+        headers: &http::HeaderMap,
+        on_end: impl Fn(SessionEnd) + Send + Sync + 'static,
+    ) -> Result<LiveSession<R>, HandshakeError> {
+        let (outcome, watch) = self.watched_session(headers).await;
+        let session = outcome?;
+        let inner = Arc::new(Inner {
+            sessions: self.clone(),
+            id: session.id().clone(),
+            session: Mutex::new(session.clone()),
+            on_end: Box::new(on_end),
+        });
+        let weak: std::sync::Weak<Inner<R>> = Arc::downgrade(&inner);
+        let follower: std::sync::Weak<dyn Follower> = weak;
+        if let Some(watch) = watch
+            && !self.follow(watch, follower, &session)
+        {
+            // It ended while the handshake loaded it.
+            return Err(HandshakeError::SessionNotFound);
+        }
+        Ok(LiveSession { inner })
+    }
+}
+
+impl<R> LiveSession<R> {
+    fn lock(&self) -> MutexGuard<'_, Session> {
+        lock(&self.inner.session)
+    }
+
+    /// The session id (redacted in `Debug`; never log it).
+    pub fn id(&self) -> &SessionId {
+        &self.inner.id
+    }
+
+    /// Reads the session: `session.with(|s| s.get::<String>("user"))`.
+    pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// Changes the copy (not yet in the store: call [`save`](Self::save)):
+    /// `session.with_mut(|s| s.insert("foo", "bar"))`.
+    pub fn with_mut<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        f(&mut self.lock())
+    }
+
+    /// A copy of the session as this connection sees it now.
+    pub fn snapshot(&self) -> Session {
+        self.lock().clone()
+    }
+}
+
+impl<R: Runtime> LiveSession<R> {
+    /// Writes this copy's changes to the store, so that HTTP routes see
+    /// them (session.socket.io's `session.save()`). Does nothing when
+    /// nothing changed. Only the keys this copy changed are written, onto
+    /// the record as it is now ([R25]). Fails with [`WriteError::Gone`] when
+    /// the session was destroyed meanwhile: it is not recreated ([R24]).
+    ///
+    /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
+    /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
+    pub async fn save(&self) -> Result<(), WriteError> {
+        let snapshot = self.snapshot();
+        if !snapshot.is_changed() {
+            return Ok(());
+        }
+        let saved = self.inner.sessions.save(snapshot).await?;
+        self.lock().adopt_saved(&saved);
+        Ok(())
+    }
+
+    /// Applies `update` to the session and saves it, with this copy's other
+    /// unsaved changes; if another writer changed the record first, `update`
+    /// runs again on the record as it is now (a read-modify-write that
+    /// composes, such as a counter). Returns what `update` returned on the
+    /// stored record: this call's own result, even when the write was
+    /// grouped with others (see [`SessionSockets::save`]).
+    pub async fn update<F, T>(&self, update: F) -> Result<T, WriteError>
+    where
+        F: FnMut(&mut Session) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let sent = self.snapshot();
+        let (saved, value) = self.inner.sessions.update(sent, update).await?;
+        self.lock().adopt_saved(&saved);
+        Ok(value)
+    }
+
+    /// Loads the session again from the store and makes it this copy
+    /// (session.socket.io's `getSession`; with a store that reports events
+    /// the copy follows by itself, [R9]). Unsaved changes are dropped.
+    /// Returns a copy.
+    ///
+    /// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
+    pub async fn reload(&self) -> Result<Session, HandshakeError> {
+        let fresh = self.inner.sessions.reload(&self.inner.id).await?;
+        *self.lock() = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// Destroys the session in the store (a logout): every connection of
+    /// it, this one included, is ended through its `on_end`.
+    pub async fn destroy(&self) -> Result<(), WriteError> {
+        self.inner.sessions.destroy(&self.inner.id).await
+    }
+}
