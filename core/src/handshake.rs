@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::cookie::{Lookup, Scan, ValueBuf};
 use crate::error::{Failure, HandshakeError, unexpected};
 use crate::machine::{Cx, Op, Step};
-use crate::origin::Gathered;
+use crate::origin::{Gathered, eq_ignore_case};
 use crate::record;
 use crate::request::{Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
@@ -224,7 +224,7 @@ impl Op<HandshakeStep> {
             let mut origin = Gathered::new();
             for (name, value) in headers {
                 let name = name.as_ref();
-                if name.eq_ignore_ascii_case(b"cookie") {
+                if eq_ignore_case(name, b"cookie") {
                     scan.line(value.as_ref());
                 } else {
                     origin.offer(name, || value);
