@@ -350,7 +350,7 @@ impl<'de> serde::de::Visitor<'de> for RecordVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut data = Map::new();
+        let mut data = Map::with_capacity(8);
         // As in a JSON object, a repeated key keeps its first place and its
         // last value: the last `cookie` entry is the cookie.
         let mut cookie = None;
