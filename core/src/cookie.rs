@@ -171,14 +171,16 @@ fn unquote(s: &[u8]) -> &[u8] {
 ///
 /// Feed the lines in order with [`Scan::line`]; the first pair whose name
 /// matches wins and later lines are only counted against the byte bound.
-/// No `Debug`: it holds the cookie's value.
-pub(crate) struct Scan<'n> {
+/// The value is decoded straight into the caller's buffer, so that it is
+/// never moved. No `Debug`: it holds the cookie's value.
+pub(crate) struct Scan<'n, 'b> {
     finder: &'n memchr::memmem::Finder<'static>,
     limits: Limits,
     bytes: usize,
     pieces: usize,
     lines: usize,
-    found: Option<ValueBuf>,
+    out: &'b mut ValueBuf,
+    found: bool,
     exceeded: Option<LimitExceeded>,
 }
 
@@ -189,23 +191,29 @@ pub(crate) enum Lookup {
     NoHeader,
     /// Lines were seen but none has the cookie.
     Absent,
-    /// The decoded value of the first pair with the cookie's name.
-    Found(ValueBuf),
+    /// The first pair with the cookie's name; its decoded value is in the
+    /// scan's buffer.
+    Found,
     /// A bound was exceeded.
     TooLarge(LimitExceeded),
 }
 
-impl<'n> Scan<'n> {
+impl<'n, 'b> Scan<'n, 'b> {
     /// A search for the cookie `finder` looks for (the config keeps one
-    /// built for its cookie name).
-    pub(crate) fn new(finder: &'n memchr::memmem::Finder<'static>, limits: Limits) -> Self {
+    /// built for its cookie name), decoding its value into `out`.
+    pub(crate) fn new(
+        finder: &'n memchr::memmem::Finder<'static>,
+        limits: Limits,
+        out: &'b mut ValueBuf,
+    ) -> Self {
         Scan {
             finder,
             limits,
             bytes: 0,
             pieces: 0,
             lines: 0,
-            found: None,
+            out,
+            found: false,
             exceeded: None,
         }
     }
@@ -225,7 +233,7 @@ impl<'n> Scan<'n> {
                 limit: self.limits.max_header_bytes,
             });
         }
-        if self.exceeded.is_some() || self.found.is_some() {
+        if self.exceeded.is_some() || self.found {
             return;
         }
         let name_len = self.finder.needle().len();
@@ -239,17 +247,19 @@ impl<'n> Scan<'n> {
             let Some(rest) = trim_start(&line[at + name_len..]).strip_prefix(b"=") else {
                 continue;
             };
-            // The pieces examined: those before this one, and this one.
-            if self.count_pieces(&line[..at]) {
+            // The pieces examined: those before this one, and this one. The
+            // count is needed only when it could pass the bound: there are
+            // never more `;` than bytes before the name.
+            let may_exceed = self.pieces.saturating_add(at + 1) > self.limits.max_pairs;
+            if may_exceed && self.count_pieces(&line[..at]) {
                 return;
             }
             let value = match memchr::memchr(b';', rest) {
                 Some(i) => &rest[..i],
                 None => rest,
             };
-            let mut buf = ValueBuf::new();
-            decode_into(unquote(trim(value)), &mut buf);
-            self.found = Some(buf);
+            decode_into(unquote(trim(value)), self.out);
+            self.found = true;
             return;
         }
         self.count_pieces(line);
@@ -272,8 +282,8 @@ impl<'n> Scan<'n> {
     pub(crate) fn finish(self) -> Lookup {
         if let Some(e) = self.exceeded {
             Lookup::TooLarge(e)
-        } else if let Some(v) = self.found {
-            Lookup::Found(v)
+        } else if self.found {
+            Lookup::Found
         } else if self.lines == 0 {
             Lookup::NoHeader
         } else {
@@ -300,17 +310,30 @@ pub fn decode(raw: &[u8]) -> Cow<'_, [u8]> {
 /// [`decode`] into `out` (cleared first).
 pub(crate) fn decode_into(raw: &[u8], out: &mut ValueBuf) {
     out.clear();
-    if memchr::memchr(b'%', raw).is_some() && percent_decode_into(raw, out) {
+    // One look at the whole value: whether it is ASCII (each run is then
+    // copied as it is) and where its first `%` is.
+    let ascii = is_ascii(raw);
+    if let Some(first) = memchr::memchr(b'%', raw)
+        && percent_decode_into(raw, first, ascii, out)
+    {
         return;
     }
     out.clear();
-    latin1_into(raw, out);
+    latin1_into(raw, ascii, out);
 }
 
-/// Appends the latin1 bytes `raw` as UTF-8.
+/// Whether `s` is all ASCII, looking at every byte without an early exit
+/// (the loop vectorizes; values are short).
 #[inline]
-fn latin1_into(raw: &[u8], out: &mut ValueBuf) {
-    if raw.is_ascii() {
+fn is_ascii(s: &[u8]) -> bool {
+    s.iter().fold(0u8, |any, &b| any | b) < 0x80
+}
+
+/// Appends the latin1 bytes `raw` as UTF-8; `ascii` says whether they are
+/// all ASCII (then they are UTF-8 as they are).
+#[inline]
+fn latin1_into(raw: &[u8], ascii: bool, out: &mut ValueBuf) {
+    if ascii {
         out.extend_from_slice(raw);
         return;
     }
@@ -342,30 +365,40 @@ fn hex(b: u8) -> Option<u8> {
 /// ECMAScript every byte of a multi-byte character must itself be an escape,
 /// and overlong forms, surrogates and code points past U+10FFFF are errors,
 /// exactly what `str::from_utf8` rejects.
-fn percent_decode_into(raw: &[u8], out: &mut ValueBuf) -> bool {
+///
+/// `first` is the index of the first `%`; `ascii` whether all of `raw` is
+/// ASCII.
+fn percent_decode_into(raw: &[u8], first: usize, ascii: bool, out: &mut ValueBuf) -> bool {
     let mut i = 0;
+    let mut next = Some(first);
     while i < raw.len() {
-        let Some(pct) = memchr::memchr(b'%', &raw[i..]) else {
-            latin1_into(&raw[i..], out);
+        let Some(pct) = next else {
+            latin1_into(&raw[i..], ascii, out);
             return true;
         };
-        latin1_into(&raw[i..i + pct], out);
-        i += pct;
+        latin1_into(&raw[i..pct], ascii, out);
+        i = pct;
         let run_start = out.len();
+        let mut high = 0u8;
         while let &[b'%', h, l, ..] = &raw[i..] {
             let (Some(h), Some(l)) = (hex(h), hex(l)) else {
                 return false;
             };
-            out.push(h << 4 | l);
+            let byte = h << 4 | l;
+            high |= byte;
+            out.push(byte);
             i += 3;
         }
         if raw.get(i) == Some(&b'%') {
             // A `%` without two characters after it.
             return false;
         }
-        if std::str::from_utf8(&out[run_start..]).is_err() {
+        // A run of ASCII escapes is valid UTF-8; only one with a high byte
+        // needs the check.
+        if high >= 0x80 && std::str::from_utf8(&out[run_start..]).is_err() {
             return false;
         }
+        next = memchr::memchr(b'%', &raw[i..]).map(|j| i + j);
     }
     true
 }
@@ -453,24 +486,31 @@ mod tests {
         assert!(matches!(decode(b"a%20"), Cow::Owned(_)));
     }
 
-    fn scan(lines: &[&[u8]], limits: Limits) -> Lookup {
+    /// The lookup, and the value when found.
+    fn scan_value(lines: &[&[u8]], limits: Limits) -> (Lookup, Vec<u8>) {
         let finder = memchr::memmem::Finder::new(b"connect.sid").into_owned();
-        let mut s = Scan::new(&finder, limits);
+        let mut out = ValueBuf::new();
+        let mut s = Scan::new(&finder, limits, &mut out);
         for l in lines {
             s.line(l);
         }
-        s.finish()
+        let lookup = s.finish();
+        (lookup, out.to_vec())
+    }
+
+    fn scan(lines: &[&[u8]], limits: Limits) -> Lookup {
+        scan_value(lines, limits).0
     }
 
     #[test]
     fn r20_first_occurrence_wins_across_lines() {
-        let got = scan(
+        let got = scan_value(
             &[b"a=1; connect.sid=first", b"connect.sid=second"],
             Limits::default(),
         );
-        assert!(matches!(got, Lookup::Found(v) if v.as_slice() == b"first"));
-        let got = scan(&[b"x=1", b"connect.sid=second"], Limits::default());
-        assert!(matches!(got, Lookup::Found(v) if v.as_slice() == b"second"));
+        assert!(matches!(got, (Lookup::Found, v) if v == b"first"));
+        let got = scan_value(&[b"x=1", b"connect.sid=second"], Limits::default());
+        assert!(matches!(got, (Lookup::Found, v) if v == b"second"));
     }
 
     #[test]
@@ -535,13 +575,14 @@ mod tests {
         ) {
             let limits = Limits { max_header_bytes, max_pairs };
             let finder = memchr::memmem::Finder::new(b"connect.sid").into_owned();
-            let mut scan = Scan::new(&finder, limits);
+            let mut out = ValueBuf::new();
+            let mut scan = Scan::new(&finder, limits, &mut out);
             let lines: Vec<Vec<u8>> = lines;
             for l in &lines {
                 scan.line(l);
             }
             let got = match scan.finish() {
-                Lookup::Found(v) => Some(Ok(v.to_vec())),
+                Lookup::Found => Some(Ok(out.to_vec())),
                 Lookup::TooLarge(_) => Some(Err(())),
                 Lookup::NoHeader | Lookup::Absent => None,
             };
@@ -571,7 +612,7 @@ mod tests {
                     max_pairs: 3
                 }
             ),
-            Lookup::Found(_)
+            Lookup::Found
         ));
     }
 }

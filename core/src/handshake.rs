@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::cookie::{Lookup, Scan, ValueBuf};
 use crate::error::{Failure, HandshakeError, unexpected};
 use crate::machine::{Cx, Op, Step};
-use crate::origin::OriginHeaders;
+use crate::origin::{Gathered, eq_ignore_case};
 use crate::record;
 use crate::request::{Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
@@ -51,16 +51,21 @@ pub fn resolve_cookie<'a, I>(config: &Config, lines: I) -> Result<ResolvedSid, H
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
-    let mut scan = Scan::new(&config.cookie_finder, config.limits);
+    let mut buf = ValueBuf::new();
+    let mut scan = Scan::new(&config.cookie_finder, config.limits, &mut buf);
     for line in lines {
         scan.line(line);
     }
-    verify(config, scan.finish())
+    let lookup = scan.finish();
+    let start = verify(config, lookup, &mut buf)?;
+    Ok(ResolvedSid { buf, start })
 }
 
-fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError> {
+/// Verifies the value a scan found, in `buf`: on success `buf[start..]` is
+/// the session id (the buffer is cut after it).
+fn verify(config: &Config, lookup: Lookup, buf: &mut ValueBuf) -> Result<usize, HandshakeError> {
     let name = || config.cookie_name.clone();
-    let value = match lookup {
+    match lookup {
         Lookup::NoHeader => return Err(HandshakeError::NoCookieHeader),
         Lookup::Absent => {
             return Err(HandshakeError::CookieAbsent {
@@ -68,19 +73,16 @@ fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError
             });
         }
         Lookup::TooLarge(e) => return Err(HandshakeError::HeaderTooLarge(e)),
-        Lookup::Found(v) => v,
-    };
-    if value.is_empty() {
+        Lookup::Found => {}
+    }
+    if buf.is_empty() {
         return Err(HandshakeError::EmptyValue {
             cookie_name: name(),
         });
     }
-    let Some(signed) = value.strip_prefix(SIGNED_PREFIX) else {
+    let Some(signed) = buf.strip_prefix(SIGNED_PREFIX) else {
         return if config.accept_unsigned {
-            Ok(ResolvedSid {
-                buf: value,
-                start: 0,
-            })
+            Ok(0)
         } else {
             Err(HandshakeError::Unsigned {
                 cookie_name: name(),
@@ -98,9 +100,8 @@ fn verify(config: &Config, lookup: Lookup) -> Result<ResolvedSid, HandshakeError
         });
     }
     let (start, len) = (SIGNED_PREFIX.len(), sid.len());
-    let mut buf = value;
     buf.truncate(start + len);
-    Ok(ResolvedSid { buf, start })
+    Ok(start)
 }
 
 /// The outcome of a `Load` of `sid` answered with `reply` at `now`.
@@ -126,10 +127,12 @@ fn loaded(
     }
 }
 
-/// The handshake's step: the verified id, once the headers named one.
+/// The handshake's step: the cookie's value, decoded in place, and where
+/// the verified id starts in it.
 pub struct HandshakeStep {
     headers_seen: bool,
-    sid: Option<ResolvedSid>,
+    buf: ValueBuf,
+    start: usize,
 }
 
 impl Step for HandshakeStep {
@@ -142,12 +145,12 @@ impl Step for HandshakeStep {
         cx: &mut Cx<'_>,
         reply: Reply,
     ) -> Option<Result<Session, HandshakeError>> {
-        let sid = self.sid.take();
         // The id is materialized only now; until the record arrives the
         // inline buffers are all that exist (no allocation on the way to
         // the `Load` request).
+        let sid = self.buf.get(self.start..).unwrap_or_default();
         Some(loaded(cx, reply, || {
-            sid.map_or_else(|| SessionId::new(""), |s| s.to_session_id())
+            SessionId::new(String::from_utf8_lossy(sid).into_owned())
         }))
     }
 }
@@ -195,7 +198,8 @@ impl Op<HandshakeStep> {
             now,
             HandshakeStep {
                 headers_seen: false,
-                sid: None,
+                buf: ValueBuf::new(),
+                start: 0,
             },
         )
     }
@@ -215,29 +219,35 @@ impl Op<HandshakeStep> {
         }
         self.begin(|step, cx| {
             let config = cx.config;
-            let mut scan = Scan::new(&config.cookie_finder, config.limits);
-            let mut origin = OriginHeaders::default();
+            let mut scan = Scan::new(&config.cookie_finder, config.limits, &mut step.buf);
+            // `Origin` and `Host` are kept as the caller's values, not copied.
+            let mut origin = Gathered::new();
             for (name, value) in headers {
-                let (name, value) = (name.as_ref(), value.as_ref());
-                if name.eq_ignore_ascii_case(b"cookie") {
-                    scan.line(value);
+                let name = name.as_ref();
+                if eq_ignore_case(name, b"cookie") {
+                    scan.line(value.as_ref());
                 } else {
-                    origin.offer(name, value);
+                    origin.offer(name, || value);
                 }
             }
-            if let Err(r) = config.origin.check_gathered(&origin) {
+            if let Err(r) = config.origin.check_seen(&origin.seen()) {
                 return Some(Err(HandshakeError::OriginRejected(r)));
             }
-            let sid = match verify(config, scan.finish()) {
-                Ok(sid) => sid,
+            let lookup = scan.finish();
+            step.start = match verify(config, lookup, &mut step.buf) {
+                Ok(start) => start,
                 Err(e) => return Some(Err(e)),
             };
-            if !config.usable_sid(sid.expose()) {
+            let sid = step.buf.get(step.start..).unwrap_or_default();
+            if !config.usable_sid(sid) {
                 return Some(Err(Failure::InvalidSessionId.into()));
             }
-            let key = StoreKey::new(config.key_prefix.as_bytes(), sid.expose());
-            cx.issue(|id| Request::Load { id, key });
-            step.sid = Some(sid);
+            let prefix = config.key_prefix.as_bytes();
+            // Built where the request is, so it is written once.
+            cx.issue(|id| Request::Load {
+                id,
+                key: StoreKey::new(prefix, sid),
+            });
             None
         });
     }

@@ -98,60 +98,130 @@ impl std::fmt::Display for OriginRejection {
 ///
 /// [R8]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r8
 pub fn is_well_formed(s: &[u8]) -> bool {
+    well_formed_authority(s).is_some()
+}
+
+/// The `host[:port]` of `s` if it is a well-formed origin (see
+/// [`is_well_formed`]), found in the same pass.
+fn well_formed_authority(s: &[u8]) -> Option<&[u8]> {
+    // One walk for the usual `scheme://host[:port]`; a bracketed IPv6 host
+    // takes the general path below.
+    let class = |i: usize| s.get(i).map_or(0, |&b| CLASSES[usize::from(b)]);
+    if matches!(s.first(), Some(b'a'..=b'z')) {
+        let mut i = 1;
+        while class(i) & SCHEME != 0 {
+            i += 1;
+        }
+        if s.get(i..i + 3) == Some(b"://") && s.get(i + 3) != Some(&b'[') {
+            let authority = i + 3;
+            let mut j = authority;
+            while class(j) & HOST != 0 {
+                j += 1;
+            }
+            let host_ok = j > authority;
+            let end = match s.get(j) {
+                None => true,
+                Some(b':') => {
+                    let mut k = j + 1;
+                    while class(k) & DIGIT != 0 {
+                        k += 1;
+                    }
+                    (1..=5).contains(&(k - j - 1)) && k == s.len()
+                }
+                Some(_) => false,
+            };
+            return (host_ok && end).then(|| &s[authority..]);
+        }
+    }
+    well_formed_authority_general(s)
+}
+
+/// [`well_formed_authority`] piece by piece: the reference the one walk
+/// agrees with, and the path for IPv6 hosts.
+fn well_formed_authority_general(s: &[u8]) -> Option<&[u8]> {
     // The scheme has no `:`, so its end is the first `:`.
-    let Some(sep) = memchr::memchr(b':', s) else {
-        return false;
-    };
-    let (scheme, Some(rest)) = (&s[..sep], s[sep + 1..].strip_prefix(b"//")) else {
-        return false;
-    };
-    let scheme_ok = matches!(scheme.first(), Some(b'a'..=b'z'))
-        && scheme
-            .iter()
-            .all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'+' | b'-' | b'.'));
-    scheme_ok && host_port_ok(rest)
+    let sep = s.iter().position(|&b| b == b':')?;
+    let (scheme, rest) = (&s[..sep], s[sep + 1..].strip_prefix(b"//")?);
+    let scheme_ok = matches!(scheme.first(), Some(b'a'..=b'z')) && all_in(scheme, SCHEME);
+    (scheme_ok && host_port_ok(rest)).then_some(rest)
+}
+
+/// Byte classes of an origin's parts, looked up instead of compared.
+const SCHEME: u8 = 1;
+const HOST: u8 = 2;
+const DIGIT: u8 = 4;
+const IPV6: u8 = 8;
+
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        // `i < 256`, so the cast is exact.
+        let b = i as u8;
+        let mut c = 0;
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.') {
+            c |= SCHEME;
+        }
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.') {
+            c |= HOST;
+        }
+        if b.is_ascii_digit() {
+            c |= DIGIT;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b':' | b'.') {
+            c |= IPV6;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+}
+
+/// Whether every byte of `s` is in `class`. Looks at every byte, without
+/// an early exit, so that the loop has no branch per byte.
+#[inline]
+fn all_in(s: &[u8], class: u8) -> bool {
+    s.iter()
+        .fold(class, |acc, &b| acc & CLASSES[usize::from(b)])
+        == class
+}
+
+/// `a.eq_ignore_ascii_case(b)`, without a branch per byte.
+#[inline]
+pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    let lower = |c: u8| c | (u8::from(c.is_ascii_uppercase()) << 5);
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0u8, |diff, (&x, &y)| diff | (lower(x) ^ lower(y)))
+            == 0
 }
 
 fn host_port_ok(s: &[u8]) -> bool {
     let (host, port) = if let Some(rest) = s.strip_prefix(b"[") {
-        let Some(end) = memchr::memchr(b']', rest) else {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
             return false;
         };
         let inner = &rest[..end];
-        if inner.is_empty()
-            || !inner
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        if inner.is_empty() || !all_in(inner, IPV6) {
             return false;
         }
         (&s[..end + 2], &rest[end + 1..])
     } else {
-        match memchr::memchr(b':', s) {
+        match s.iter().position(|&b| b == b':') {
             Some(i) => (&s[..i], &s[i..]),
             None => (s, &[][..]),
         }
     };
-    let host_ok = !host.is_empty()
-        && (host.starts_with(b"[")
-            || host
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    let host_ok = !host.is_empty() && (host.starts_with(b"[") || all_in(host, HOST));
     let port_ok = match port {
         [] => true,
-        [b':', digits @ ..] => {
-            (1..=5).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
-        }
+        [b':', digits @ ..] => (1..=5).contains(&digits.len()) && all_in(digits, DIGIT),
         _ => false,
     };
     host_ok && port_ok
-}
-
-/// The `host[:port]` part of a well-formed origin.
-fn authority(origin: &[u8]) -> &[u8] {
-    memchr::memchr(b':', origin)
-        .and_then(|i| origin[i + 1..].strip_prefix(b"//"))
-        .unwrap_or(origin)
 }
 
 /// What the handshake saw of `Origin` and `Host`.
@@ -162,34 +232,43 @@ pub(crate) struct Seen<'h> {
     pub(crate) host: Option<&'h [u8]>,
 }
 
-/// A request's `Origin` and `Host` headers, gathered in one pass over its
-/// headers (inline up to 64 bytes each), for [`OriginPolicy::check_gathered`].
-/// The handshake and later-request checks gather them the same way: every
-/// `Origin` counts (two are malformed), and the host is the one `Host` (or
-/// HTTP/2 `:authority`) header, none if there are several.
+/// The one gathering of `Origin` and `Host` from a request's headers,
+/// keeping the header values themselves (no copy): every `Origin` counts
+/// (two are malformed) and the first is kept; the host is the one `Host`
+/// (or HTTP/2 `:authority`) header, none if there are several.
 #[derive(Debug, Default)]
-pub struct OriginHeaders {
-    origin: smallvec::SmallVec<[u8; 64]>,
-    host: smallvec::SmallVec<[u8; 64]>,
+pub(crate) struct Gathered<V> {
+    origin: Option<V>,
     origins: usize,
+    host: Option<V>,
     hosts: usize,
 }
 
-impl OriginHeaders {
+impl<V: AsRef<[u8]>> Gathered<V> {
+    pub(crate) fn new() -> Self {
+        Gathered {
+            origin: None,
+            origins: 0,
+            host: None,
+            hosts: 0,
+        }
+    }
+
     /// Looks at one header; `true` if it was `Origin`, `Host` or
-    /// `:authority` (names compared ASCII case-insensitively).
+    /// `:authority` (names compared ASCII case-insensitively). `value` is
+    /// taken only when it is kept.
     #[inline]
-    pub fn offer(&mut self, name: &[u8], value: &[u8]) -> bool {
-        if name.eq_ignore_ascii_case(b"origin") {
+    pub(crate) fn offer(&mut self, name: &[u8], value: impl FnOnce() -> V) -> bool {
+        if eq_ignore_case(name, b"origin") {
             self.origins += 1;
             if self.origins == 1 {
-                self.origin.extend_from_slice(value);
+                self.origin = Some(value());
             }
             true
-        } else if name.eq_ignore_ascii_case(b"host") || name == b":authority" {
+        } else if eq_ignore_case(name, b"host") || name == b":authority" {
             self.hosts += 1;
             if self.hosts == 1 {
-                self.host.extend_from_slice(value);
+                self.host = Some(value());
             }
             true
         } else {
@@ -197,19 +276,40 @@ impl OriginHeaders {
         }
     }
 
-    fn seen(&self) -> Seen<'_> {
+    pub(crate) fn seen(&self) -> Seen<'_> {
         Seen {
-            origin: (self.origins > 0).then_some(&self.origin[..]),
+            origin: self.origin.as_ref().map(AsRef::as_ref),
             origins: self.origins,
-            host: (self.hosts == 1).then_some(&self.host[..]),
+            host: self
+                .host
+                .as_ref()
+                .filter(|_| self.hosts == 1)
+                .map(AsRef::as_ref),
         }
+    }
+}
+
+/// A request's `Origin` and `Host` headers, gathered in one pass over its
+/// headers (inline up to 64 bytes each), for [`OriginPolicy::check_gathered`].
+/// The handshake and later-request checks gather them the same way: every
+/// `Origin` counts (two are malformed), and the host is the one `Host` (or
+/// HTTP/2 `:authority`) header, none if there are several.
+#[derive(Debug, Default)]
+pub struct OriginHeaders(Gathered<smallvec::SmallVec<[u8; 64]>>);
+
+impl OriginHeaders {
+    /// Looks at one header; `true` if it was `Origin`, `Host` or
+    /// `:authority` (names compared ASCII case-insensitively).
+    #[inline]
+    pub fn offer(&mut self, name: &[u8], value: &[u8]) -> bool {
+        self.0.offer(name, || smallvec::SmallVec::from_slice(value))
     }
 }
 
 impl OriginPolicy {
     /// Checks headers gathered with [`OriginHeaders::offer`].
     pub fn check_gathered(&self, headers: &OriginHeaders) -> Result<(), OriginRejection> {
-        self.check_seen(&headers.seen())
+        self.check_seen(&headers.0.seen())
     }
 
     /// Checks a request's headers, as `(name, value)` byte pairs, the way the
@@ -220,11 +320,11 @@ impl OriginPolicy {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut gathered = OriginHeaders::default();
+        let mut gathered = Gathered::new();
         for (n, v) in headers {
-            gathered.offer(n.as_ref(), v.as_ref());
+            gathered.offer(n.as_ref(), || v);
         }
-        self.check_gathered(&gathered)
+        self.check_seen(&gathered.seen())
     }
 
     /// Checks a request's `Origin` header values (all of them, in order) and
@@ -256,9 +356,9 @@ impl OriginPolicy {
                 Err(OriginRejection::Null)
             };
         }
-        if !is_well_formed(origin) {
+        let Some(authority) = well_formed_authority(origin) else {
             return Err(OriginRejection::Malformed);
-        }
+        };
         let allowed = match &self.allowed {
             AllowedOrigins::Any => true,
             AllowedOrigins::List(list) => list.iter().any(|o| o.as_bytes() == origin),
@@ -266,7 +366,7 @@ impl OriginPolicy {
                 let Some(host) = seen.host.filter(|h| !h.is_empty()) else {
                     return Err(OriginRejection::NoHost);
                 };
-                authority(origin).eq_ignore_ascii_case(host)
+                eq_ignore_case(authority, host)
             }
         };
         if allowed {
@@ -288,6 +388,45 @@ mod tests {
             allowed: AllowedOrigins::List(origins.iter().map(|s| s.to_string()).collect()),
             ..OriginPolicy::default()
         }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8192))]
+        #[test]
+        fn the_one_walk_agrees_with_the_piecewise_check(
+            s in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    &b"http"[..], b"https", b"a", b"Z", b"+", b"-", b".", b":", b"//", b"/", b"[",
+                    b"]", b"::1", b"8", b"80", b"123456", b"localhost", b"x y", b"\xe9", b"@",
+                ]),
+                0..8,
+            ).prop_map(|p| p.concat()),
+        ) {
+            proptest::prop_assert_eq!(
+                well_formed_authority(&s),
+                well_formed_authority_general(&s)
+            );
+        }
+    }
+
+    #[test]
+    fn byte_classes_and_case_folding_match_the_plain_predicates() {
+        for b in 0..=255u8 {
+            let scheme = b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b);
+            let host = b.is_ascii_alphanumeric() || b"-.".contains(&b);
+            let ipv6 = b.is_ascii_hexdigit() || b":.".contains(&b);
+            assert_eq!(all_in(&[b], SCHEME), scheme, "{b}");
+            assert_eq!(all_in(&[b], HOST), host, "{b}");
+            assert_eq!(all_in(&[b], DIGIT), b.is_ascii_digit(), "{b}");
+            assert_eq!(all_in(&[b], IPV6), ipv6, "{b}");
+            for c in 0..=255u8 {
+                assert_eq!(eq_ignore_case(&[b], &[c]), b.eq_ignore_ascii_case(&c));
+            }
+        }
+        assert!(eq_ignore_case(b"App.Example:80", b"app.example:80"));
+        assert!(!eq_ignore_case(b"app.example", b"app.example:80"));
     }
 
     #[test]

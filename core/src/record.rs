@@ -32,11 +32,40 @@ const COOKIE_ORDER: [&str; 9] = [
 ];
 
 /// The `cookie` object of a record: express-session's cookie settings for
-/// this session. Fields are kept exactly as stored; accessors interpret them.
-#[derive(Clone, Debug, PartialEq)]
+/// this session. Fields are kept exactly as stored (values, and the order
+/// of unknown fields); accessors interpret them. The fields express-session
+/// knows are kept by their place in its `Cookie#data` order, which is the
+/// order they are written in.
+#[derive(Clone, Debug)]
 pub struct SessionCookie {
-    fields: Map<String, Value>,
+    /// Known fields, by index into `COOKIE_ORDER`, sorted by it.
+    known: Vec<(u8, Value)>,
+    /// Every other field, in stored order.
+    extra: Vec<(String, Value)>,
     expires: Option<i64>,
+}
+
+/// Two cookies are equal when they hold the same fields with the same
+/// values, whatever the order of the unknown ones (as two JSON objects).
+impl PartialEq for SessionCookie {
+    fn eq(&self, other: &Self) -> bool {
+        self.expires == other.expires
+            && self.known == other.known
+            && self.extra.len() == other.extra.len()
+            && self
+                .extra
+                .iter()
+                .all(|(k, v)| other.extra.iter().any(|(k2, v2)| k == k2 && v == v2))
+    }
+}
+
+/// The index of a field express-session knows.
+fn known_index(name: &str) -> Option<u8> {
+    // `COOKIE_ORDER` has 9 entries: every index fits a `u8`.
+    COOKIE_ORDER
+        .iter()
+        .position(|k| *k == name)
+        .and_then(|i| u8::try_from(i).ok())
 }
 
 impl SessionCookie {
@@ -44,48 +73,117 @@ impl SessionCookie {
     /// `expires` from `max_age_ms` (both `null` for a browser-session cookie),
     /// `httpOnly: true`, `path: "/"`.
     pub fn new(max_age_ms: Option<u64>, now_ms: i64) -> Self {
-        let mut fields = Map::new();
         let expires =
             max_age_ms.map(|m| now_ms.saturating_add(i64::try_from(m).unwrap_or(i64::MAX)));
-        fields.insert(
-            "originalMaxAge".into(),
+        let mut cookie = SessionCookie {
+            known: Vec::with_capacity(COOKIE_ORDER.len()),
+            extra: Vec::new(),
+            expires: None,
+        };
+        cookie.put(
+            "originalMaxAge",
             max_age_ms.map_or(Value::Null, Value::from),
         );
-        fields.insert(
-            "expires".into(),
-            expires.map_or(Value::Null, |e| Value::String(time::to_iso(e))),
-        );
-        fields.insert("httpOnly".into(), Value::Bool(true));
-        fields.insert("path".into(), Value::String("/".into()));
-        SessionCookie { fields, expires }
+        cookie.set_expires(expires);
+        cookie.put("httpOnly", Value::Bool(true));
+        cookie.put("path", Value::String("/".into()));
+        cookie
     }
 
     /// Builds from a stored `cookie` object. `None` if `expires` is neither
     /// absent, `null` nor an ISO-8601 string.
     pub fn from_fields(fields: Map<String, Value>) -> Option<Self> {
-        let expires = match fields.get("expires") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(time::parse_iso(s)?),
-            Some(_) => return None,
+        let mut cookie = SessionCookie {
+            known: Vec::with_capacity(COOKIE_ORDER.len()),
+            extra: Vec::new(),
+            expires: None,
         };
-        Some(SessionCookie { fields, expires })
+        for (k, v) in fields {
+            cookie.put_owned(k, v);
+        }
+        cookie.parse_expires().then_some(cookie)
     }
 
-    /// Every stored field, in stored order.
-    pub fn fields(&self) -> &Map<String, Value> {
-        &self.fields
+    /// Reads `expires` from the stored field; `false` if it is neither
+    /// absent, `null` nor an ISO-8601 string.
+    fn parse_expires(&mut self) -> bool {
+        self.expires = match self.get("expires") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match time::parse_iso(s) {
+                Some(ms) => Some(ms),
+                None => return false,
+            },
+            Some(_) => return false,
+        };
+        true
+    }
+
+    /// Stores `value` under `name`, replacing a stored value in place.
+    fn put(&mut self, name: &str, value: Value) {
+        match known_index(name) {
+            Some(i) => self.put_known(i, value),
+            None => self.put_extra(name, || name.to_owned(), value),
+        }
+    }
+
+    /// [`Self::put`] with an owned name.
+    fn put_owned(&mut self, name: String, value: Value) {
+        match known_index(&name) {
+            Some(i) => self.put_known(i, value),
+            None => match self.extra.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, v)) => *v = value,
+                None => self.extra.push((name, value)),
+            },
+        }
+    }
+
+    fn put_known(&mut self, i: u8, value: Value) {
+        // Stored records list the fields in this order: append.
+        if self.known.last().is_none_or(|(last, _)| *last < i) {
+            self.known.push((i, value));
+            return;
+        }
+        match self.known.binary_search_by_key(&i, |(k, _)| *k) {
+            Ok(at) => self.known[at].1 = value,
+            Err(at) => self.known.insert(at, (i, value)),
+        }
+    }
+
+    fn put_extra(&mut self, name: &str, owned: impl FnOnce() -> String, value: Value) {
+        match self.extra.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => self.extra.push((owned(), value)),
+        }
+    }
+
+    /// Every stored field, in the order express-session writes them: the
+    /// fields it knows in its `Cookie#data` order, then the others in stored
+    /// order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.known
+            .iter()
+            // Indexes come from `known_index`: always in range.
+            .map(|(i, v)| (COOKIE_ORDER[usize::from(*i)], v))
+            .chain(self.extra.iter().map(|(k, v)| (k.as_str(), v)))
     }
 
     /// The stored field `name`, if present.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.fields.get(name)
+        match known_index(name) {
+            Some(i) => self
+                .known
+                .binary_search_by_key(&i, |(k, _)| *k)
+                .ok()
+                .map(|at| &self.known[at].1),
+            None => self.extra.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+        }
     }
 
     /// Sets a field (`secure`, `domain`, `sameSite`, ...). `expires` is
     /// managed by [`Self::set_expires`]; setting it here is ignored.
     pub fn set_field(&mut self, name: &str, value: Value) {
         if name != "expires" {
-            self.fields.insert(name.to_owned(), value);
+            self.put(name, value);
         }
     }
 
@@ -98,15 +196,15 @@ impl SessionCookie {
     /// Sets `expires` (`None` writes `null`).
     pub fn set_expires(&mut self, ms: Option<i64>) {
         self.expires = ms;
-        self.fields.insert(
-            "expires".into(),
+        self.put(
+            "expires",
             ms.map_or(Value::Null, |e| Value::String(time::to_iso(e))),
         );
     }
 
     /// `originalMaxAge` in milliseconds, if it is a number.
     pub fn original_max_age(&self) -> Option<i64> {
-        let v = self.fields.get("originalMaxAge")?;
+        let v = self.get("originalMaxAge")?;
         v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
     }
 
@@ -117,37 +215,30 @@ impl SessionCookie {
 
     /// The `httpOnly` flag (express-session's default is `true`).
     pub fn http_only(&self) -> bool {
-        self.fields
-            .get("httpOnly")
+        self.get("httpOnly")
             .and_then(Value::as_bool)
             .unwrap_or(true)
     }
 
     /// The `secure` flag.
     pub fn secure(&self) -> bool {
-        self.fields
-            .get("secure")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.get("secure").and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// The cookie path (default `/`).
     pub fn path(&self) -> &str {
-        self.fields
-            .get("path")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
+        self.get("path").and_then(Value::as_str).unwrap_or("/")
     }
 
     /// The cookie domain, if any.
     pub fn domain(&self) -> Option<&str> {
-        self.fields.get("domain").and_then(Value::as_str)
+        self.get("domain").and_then(Value::as_str)
     }
 
     /// The `sameSite` setting as stored (`"lax"`, `"strict"`, `"none"`,
     /// `true`, `false`), if any.
     pub fn same_site(&self) -> Option<&Value> {
-        self.fields.get("sameSite")
+        self.get("sameSite")
     }
 }
 
@@ -200,7 +291,34 @@ impl std::fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// Decodes a stored record.
+///
+/// One pass over the bytes builds the record directly: the top level is
+/// read as a map whose `cookie` entry becomes the [`SessionCookie`] without
+/// a JSON object in between, and every other entry goes straight into the
+/// data. Anything the one pass does not take as it is (a record that is
+/// not an object, has no `cookie` object, or a bad `expires`, or is not
+/// JSON at all) is decoded again the plain way, so that the error is
+/// exactly the one that names the problem.
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+    match decode_direct(bytes) {
+        Some(record) => Ok(record),
+        None => decode_plain(bytes),
+    }
+}
+
+/// The one-pass decode; `None` for anything that is not a record.
+fn decode_direct(bytes: &[u8]) -> Option<Record> {
+    // UTF-8 checked once for the whole record, not string by string.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let record = serde::Deserializer::deserialize_map(&mut de, RecordVisitor).ok()?;
+    de.end().ok()?;
+    record
+}
+
+/// The record through a `Value`: the reference for what [`decode_direct`]
+/// does, and the source of its errors.
+fn decode_plain(bytes: &[u8]) -> Result<Record, RecordError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         // serde_json's messages name a position and a category, never input.
         RecordError::Json(format!(
@@ -218,6 +336,101 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     };
     let cookie = SessionCookie::from_fields(cookie).ok_or(RecordError::BadExpires)?;
     Ok(Record { cookie, data })
+}
+
+/// The top level of a record, read as a map. `None` when it has no
+/// `cookie` object (or its last `cookie` entry is not one).
+struct RecordVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RecordVisitor {
+    type Value = Option<Record>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an express-session record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut data = Map::with_capacity(8);
+        // As in a JSON object, a repeated key keeps its first place and its
+        // last value: the last `cookie` entry is the cookie.
+        let mut cookie = None;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if key == "cookie" {
+                cookie = map.next_value_seed(CookieSeed)?;
+            } else {
+                let value: Value = map.next_value()?;
+                data.insert(key.into_owned(), value);
+            }
+        }
+        Ok(cookie.map(|cookie| Record { cookie, data }))
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v))
+    }
+}
+
+/// The `cookie` object, read into a [`SessionCookie`] without a map. `None`
+/// when its `expires` is bad; anything but an object is an error.
+struct CookieSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for CookieSeed {
+    type Value = Option<SessionCookie>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(CookieSeed)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CookieSeed {
+    type Value = Option<SessionCookie>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a cookie object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut cookie = SessionCookie {
+            known: Vec::with_capacity(COOKIE_ORDER.len()),
+            extra: Vec::new(),
+            expires: None,
+        };
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value: Value = map.next_value()?;
+            match known_index(&key) {
+                Some(i) => cookie.put_known(i, value),
+                None => cookie.put_owned(key.into_owned(), value),
+            }
+        }
+        Ok(cookie.parse_expires().then_some(cookie))
+    }
 }
 
 fn category(e: &serde_json::Error) -> &'static str {
@@ -274,16 +487,8 @@ fn write_object<'a>(
 }
 
 fn write_cookie(out: &mut Vec<u8>, cookie: &SessionCookie) {
-    let f = &cookie.fields;
-    let mut keys: Vec<(&str, Entry<'_>)> = COOKIE_ORDER
-        .iter()
-        .filter_map(|k| f.get_key_value(*k))
-        .chain(
-            f.iter()
-                .filter(|(k, _)| !COOKIE_ORDER.contains(&k.as_str())),
-        )
-        .map(|(k, v)| (k.as_str(), Entry::Value(v)))
-        .collect();
+    let mut keys: Vec<(&str, Entry<'_>)> =
+        cookie.fields().map(|(k, v)| (k, Entry::Value(v))).collect();
     // Cookie fields are named, never integer-like, but keep the rule whole.
     js_order(&mut keys);
     out.push(b'{');
@@ -496,6 +701,133 @@ mod tests {
         let rec = decode(br#"{"cookie":{},"token":"s3cr3t"}"#).unwrap();
         let d = format!("{rec:?}");
         assert!(d.contains("token") && !d.contains("s3cr3t"), "{d}");
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// The one-pass decode gives exactly the record of the plain one,
+        /// whenever it gives one, on records and near-records alike.
+        #[test]
+        fn the_direct_decode_equals_the_plain_one(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{", "}", "[", "]", ",", ":", "\"cookie\"", "\"cooki\\u0065\"", "\"expires\"",
+                    "\"2100-01-01T00:00:00.000Z\"", "\"tomorrow\"", "null", "1", "1.5e-7", "\"path\"",
+                    "\"/\"", "\"a\"", "\"1\"", "true", " ", "\"zz\"", "{\"cookie\":{", "{\"a\":1}",
+                ]),
+                0..24,
+            ).prop_map(|p| p.concat()),
+        ) {
+            let bytes = parts.as_bytes();
+            let plain = decode_plain(bytes);
+            match decode_direct(bytes) {
+                Some(direct) => {
+                    let plain = plain.expect("the plain decode agrees it is a record");
+                    proptest::prop_assert!(direct == plain);
+                    proptest::prop_assert_eq!(
+                        direct.data.keys().collect::<Vec<_>>(),
+                        plain.data.keys().collect::<Vec<_>>()
+                    );
+                    proptest::prop_assert_eq!(
+                        encode(&direct.cookie, &direct.data),
+                        encode(&plain.cookie, &plain.data)
+                    );
+                }
+                None => proptest::prop_assert_eq!(decode(bytes).err(), plain.err()),
+            }
+        }
+    }
+
+    /// `"k":v` pairs from small sets, so that keys repeat.
+    fn pairs() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::collection::vec(
+            (
+                proptest::sample::select(vec![
+                    "cookie",
+                    "expires",
+                    "path",
+                    "domain",
+                    "zz",
+                    "1",
+                    "a",
+                    "b",
+                    "cooki\\u0065",
+                ]),
+                proptest::sample::select(vec![
+                    "null",
+                    "1",
+                    "-0",
+                    "1.5e-7",
+                    "\"/\"",
+                    "\"2100-01-01T00:00:00.000Z\"",
+                    "\"tomorrow\"",
+                    "[1,{\"x\":2}]",
+                    "{\"expires\":null,\"path\":\"/\"}",
+                    "true",
+                ]),
+            ),
+            0..8,
+        )
+        .prop_map(|kv| {
+            kv.iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        #[test]
+        fn the_direct_decode_equals_the_plain_one_on_records(
+            cookie in pairs(),
+            data in pairs(),
+        ) {
+            let json = format!("{{\"cookie\":{{{cookie}}},{data}}}");
+            let json = json.replace(",}", "}");
+            let bytes = json.as_bytes();
+            let plain = decode_plain(bytes);
+            match decode_direct(bytes) {
+                Some(direct) => {
+                    let plain = plain.expect("the plain decode agrees it is a record");
+                    proptest::prop_assert!(direct == plain);
+                    proptest::prop_assert_eq!(
+                        encode(&direct.cookie, &direct.data),
+                        encode(&plain.cookie, &plain.data)
+                    );
+                }
+                None => proptest::prop_assert_eq!(decode(bytes).err(), plain.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_keys_keep_their_first_place_and_last_value() {
+        for json in [
+            &br#"{"cookie":{"path":"/a","zz":1,"path":"/b","zz":2},"a":1,"b":2,"a":3}"#[..],
+            br#"{"cookie":{"expires":"tomorrow"},"cookie":{"expires":null}}"#,
+        ] {
+            let direct = decode_direct(json).expect("a record");
+            let plain = decode_plain(json).unwrap();
+            assert!(direct == plain);
+            assert_eq!(
+                encode(&direct.cookie, &direct.data),
+                encode(&plain.cookie, &plain.data)
+            );
+        }
+        // Left to the plain decode, which takes the last `cookie` entry.
+        let json = br#"{"cookie":1,"a":1,"cookie":{"expires":null}}"#;
+        assert_eq!(decode_direct(json).map(|_| ()), None);
+        assert!(decode(json).unwrap() == decode_plain(json).unwrap());
+        for bad in [
+            &br#"{"cookie":{"expires":null},"cookie":1}"#[..],
+            br#"{"cookie":{"expires":null},"cookie":{"expires":"x"}}"#,
+        ] {
+            assert_eq!(decode_direct(bad).map(|_| ()), None);
+            assert!(decode(bad).is_err());
+        }
     }
 
     #[test]

@@ -24,7 +24,17 @@ pub struct StoreKey(SmallVec<[u8; 48]>);
 impl StoreKey {
     /// `prefix` + `sid`.
     pub fn new(prefix: &[u8], sid: &[u8]) -> Self {
-        let mut k = SmallVec::with_capacity(prefix.len() + sid.len());
+        let len = prefix.len() + sid.len();
+        if len <= 48 {
+            // The common case, without SmallVec's growth path: one copy
+            // each. `prefix.len() <= len <= 48`, so the slices are in range.
+            let mut inline = [0u8; 48];
+            let (p, rest) = inline.split_at_mut(prefix.len());
+            p.copy_from_slice(prefix);
+            rest[..sid.len()].copy_from_slice(sid);
+            return StoreKey(SmallVec::from_buf_and_len(inline, len));
+        }
+        let mut k = SmallVec::with_capacity(len);
         k.extend_from_slice(prefix);
         k.extend_from_slice(sid);
         StoreKey(k)

@@ -23,8 +23,14 @@ use session_sockets_core::{Session, SessionId};
 use session_sockets_fuzz::js_map_eq as map_eq;
 
 fn record_eq(a: &Record, b: &Record) -> bool {
+    let fields = |r: &Record| -> serde_json::Map<String, serde_json::Value> {
+        r.cookie
+            .fields()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect()
+    };
     a.cookie.expires_ms() == b.cookie.expires_ms()
-        && map_eq(a.cookie.fields(), b.cookie.fields())
+        && map_eq(&fields(a), &fields(b))
         && map_eq(&a.data, &b.data)
 }
 
