@@ -269,6 +269,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// The origin browsers load your site from, e.g. `https://chat.example`,
+    /// when it is served behind a proxy or TLS terminator: the same-host
+    /// `Origin` check (the default) then knows the site's scheme and
+    /// compares it too, and accepts this origin whatever `Host` the proxy
+    /// forwards ([R28]). Checked at build (an `http` or `https` origin).
+    ///
+    /// [R28]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r28
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin.public_origin = Some(origin.into());
+        self
+    }
+
     /// Allow any well-formed origin. This turns off the defence against
     /// cross-site WebSocket hijacking ([R5]); prefer [`Self::allowed_origins`].
     ///
@@ -393,6 +405,12 @@ impl ConfigBuilder {
             && let Some(bad) = list.iter().find(|o| !is_well_formed(o.as_bytes()))
         {
             return Err(ConfigError::InvalidOrigin(bad.clone()));
+        }
+        if let Some(public) = &self.origin.public_origin
+            && !(is_well_formed(public.as_bytes())
+                && (public.starts_with("http://") || public.starts_with("https://")))
+        {
+            return Err(ConfigError::InvalidOrigin(public.clone()));
         }
         if self.store_deadline.is_zero() {
             return Err(ConfigError::ZeroDeadline);

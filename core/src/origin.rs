@@ -11,9 +11,14 @@
 /// Which origins may open a socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AllowedOrigins {
-    /// Only the site the request was sent to: the origin's `host[:port]`
-    /// must equal the request's `Host` header (ASCII case-insensitive).
-    /// The default: same-site pages work, every other page is refused.
+    /// Only the site the request was sent to ([R28]): an `http` or `https`
+    /// origin whose host and port equal the request's `Host` header (ASCII
+    /// case-insensitive, a scheme's default port written or not), and whose
+    /// scheme is the site's when that is known
+    /// ([`OriginPolicy::public_origin`], or the request's own scheme). The
+    /// default: same-site pages work, every other page is refused.
+    ///
+    /// [R28]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r28
     SameHost,
     /// Exactly these serialized origins (`scheme://host[:port]`), compared
     /// byte for byte.
@@ -36,6 +41,15 @@ pub struct OriginPolicy {
     ///
     /// [R7]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r7
     pub allow_null: bool,
+    /// The origin browsers load the site from (`https://chat.example`),
+    /// when it is served behind a proxy or a TLS terminator and the request
+    /// itself does not tell: for [`AllowedOrigins::SameHost`], that origin
+    /// passes, and so does one with its scheme whose host and port are the
+    /// request's `Host` ([R28]). `None` (the default): the scheme is known
+    /// only when the request carries it.
+    ///
+    /// [R28]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r28
+    pub public_origin: Option<String>,
 }
 
 impl Default for OriginPolicy {
@@ -44,6 +58,7 @@ impl Default for OriginPolicy {
             allowed: AllowedOrigins::SameHost,
             allow_missing: true,
             allow_null: false,
+            public_origin: None,
         }
     }
 }
@@ -224,12 +239,34 @@ fn host_port_ok(s: &[u8]) -> bool {
     host_ok && port_ok
 }
 
-/// What the handshake saw of `Origin` and `Host`.
+/// What the handshake saw of `Origin` and `Host`, and the request's scheme
+/// when it knows it.
 #[derive(Debug, Default)]
 pub(crate) struct Seen<'h> {
     pub(crate) origin: Option<&'h [u8]>,
     pub(crate) origins: usize,
     pub(crate) host: Option<&'h [u8]>,
+    pub(crate) scheme: Option<&'h [u8]>,
+}
+
+/// `authority` with the default port of `scheme` dropped (`host:443` is
+/// `host` for `https`), so that an origin and a `Host` that differ only in
+/// writing the default port compare equal.
+fn without_default_port<'a>(scheme: &[u8], authority: &'a [u8]) -> &'a [u8] {
+    let default: &[u8] = match scheme {
+        b"http" => b":80",
+        b"https" => b":443",
+        _ => return authority,
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
+/// An origin's scheme and authority (`https`, `host[:port]`), for a
+/// well-formed origin.
+fn scheme_and_authority(origin: &[u8]) -> Option<(&[u8], &[u8])> {
+    let authority = well_formed_authority(origin)?;
+    let scheme = origin.get(..origin.len() - authority.len() - 3)?;
+    Some((scheme, authority))
 }
 
 /// The one gathering of `Origin` and `Host` from a request's headers,
@@ -285,6 +322,7 @@ impl<V: AsRef<[u8]>> Gathered<V> {
                 .as_ref()
                 .filter(|_| self.hosts == 1)
                 .map(AsRef::as_ref),
+            scheme: None,
         }
     }
 }
@@ -334,6 +372,27 @@ impl OriginPolicy {
             origin: origins.first().copied(),
             origins: origins.len(),
             host,
+            scheme: None,
+        };
+        self.check_seen(&seen)
+    }
+
+    /// [`Self::check`] for a request whose scheme (`http` or `https`) the
+    /// server knows (an HTTP/2 `:scheme`, an absolute URI): the same-host
+    /// check then compares it too ([R28]).
+    ///
+    /// [R28]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r28
+    pub fn check_with_scheme(
+        &self,
+        origins: &[&[u8]],
+        host: Option<&[u8]>,
+        scheme: Option<&[u8]>,
+    ) -> Result<(), OriginRejection> {
+        let seen = Seen {
+            origin: origins.first().copied(),
+            origins: origins.len(),
+            host,
+            scheme,
         };
         self.check_seen(&seen)
     }
@@ -356,18 +415,13 @@ impl OriginPolicy {
                 Err(OriginRejection::Null)
             };
         }
-        let Some(authority) = well_formed_authority(origin) else {
+        let Some((scheme, authority)) = scheme_and_authority(origin) else {
             return Err(OriginRejection::Malformed);
         };
         let allowed = match &self.allowed {
             AllowedOrigins::Any => true,
             AllowedOrigins::List(list) => list.iter().any(|o| o.as_bytes() == origin),
-            AllowedOrigins::SameHost => {
-                let Some(host) = seen.host.filter(|h| !h.is_empty()) else {
-                    return Err(OriginRejection::NoHost);
-                };
-                eq_ignore_case(authority, host)
-            }
+            AllowedOrigins::SameHost => self.same_site(scheme, authority, seen)?,
         };
         if allowed {
             Ok(())
@@ -377,6 +431,149 @@ impl OriginPolicy {
             ))
         }
     }
+}
+
+impl OriginPolicy {
+    /// [`AllowedOrigins::SameHost`] for an origin `scheme://authority`.
+    fn same_site(
+        &self,
+        scheme: &[u8],
+        authority: &[u8],
+        seen: &Seen<'_>,
+    ) -> Result<bool, OriginRejection> {
+        if scheme != b"http" && scheme != b"https" {
+            return Ok(false);
+        }
+        let public = self
+            .public_origin
+            .as_deref()
+            .and_then(|p| scheme_and_authority(p.as_bytes()));
+        if let Some((ps, pa)) = public
+            && ps == scheme
+            && eq_ignore_case(
+                without_default_port(ps, pa),
+                without_default_port(scheme, authority),
+            )
+        {
+            return Ok(true);
+        }
+        // The site's scheme, when known: the request's own, else the
+        // public origin's.
+        if let Some(known) = seen.scheme.or(public.map(|(s, _)| s))
+            && !eq_ignore_case(known, scheme)
+        {
+            return Ok(false);
+        }
+        let Some(host) = seen.host.filter(|h| !h.is_empty()) else {
+            return Err(OriginRejection::NoHost);
+        };
+        Ok(eq_ignore_case(
+            without_default_port(scheme, authority),
+            without_default_port(scheme, host),
+        ))
+    }
+}
+
+/// Why a request was refused before a handler (or socket.io) saw it
+/// ([`OriginPolicy::check_request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestRefusal {
+    /// A later engine.io request (it carries a `sid`) whose `Origin` fails
+    /// the policy ([R27]).
+    ///
+    /// [R27]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r27
+    LaterEngineRequest(OriginRejection),
+    /// A state-changing request whose `Origin` fails the policy ([R26]).
+    ///
+    /// [R26]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r26
+    CrossSiteOrigin(OriginRejection),
+    /// A state-changing request without `Origin` whose `Sec-Fetch-Site`
+    /// says `cross-site` ([R26]).
+    ///
+    /// [R26]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r26
+    CrossSiteFetch,
+}
+
+/// The parts of a request [`OriginPolicy::check_request`] looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLine<'a> {
+    /// The method, e.g. `POST`.
+    pub method: &'a [u8],
+    /// The path, e.g. `/socket.io/`.
+    pub path: &'a [u8],
+    /// The query, without `?`.
+    pub query: Option<&'a [u8]>,
+    /// The scheme, when the request carries it (`http`, `https`).
+    pub scheme: Option<&'a [u8]>,
+}
+
+impl OriginPolicy {
+    /// The checks made before a request reaches socket.io or a handler:
+    ///
+    /// - a request under `engine_path` (any path starting with it, which
+    ///   covers every path the engine.io layer serves) that carries an
+    ///   engine.io `sid` query parameter must pass this policy ([R27]);
+    /// - with `csrf`, any other request whose method is not `GET`, `HEAD`,
+    ///   `OPTIONS` or `TRACE` must pass it, or, without `Origin`, must not
+    ///   say `Sec-Fetch-Site: cross-site` ([R26]).
+    ///
+    /// [R26]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r26
+    /// [R27]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r27
+    pub fn check_request<I, N, V>(
+        &self,
+        engine_path: &[u8],
+        csrf: bool,
+        request: RequestLine<'_>,
+        headers: I,
+    ) -> Result<(), RequestRefusal>
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let later = request.path.starts_with(engine_path);
+        if later {
+            // engine.io takes the first `&`-separated part that starts with
+            // `sid=` as the session id, undecoded: the same test here.
+            let has_sid = request
+                .query
+                .is_some_and(|q| q.split(|&b| b == b'&').any(|p| p.starts_with(b"sid=")));
+            if !has_sid {
+                return Ok(());
+            }
+        } else if !csrf || is_safe(request.method) {
+            return Ok(());
+        }
+        let mut gathered = Gathered::new();
+        let mut cross_site = false;
+        for (name, value) in headers {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            if !gathered.offer(name, || value.to_vec())
+                && eq_ignore_case(name, b"sec-fetch-site")
+                && eq_ignore_case(value, b"cross-site")
+            {
+                cross_site = true;
+            }
+        }
+        let mut seen = gathered.seen();
+        seen.scheme = request.scheme;
+        if later {
+            return self
+                .check_seen(&seen)
+                .map_err(RequestRefusal::LaterEngineRequest);
+        }
+        if seen.origins == 0 && cross_site {
+            return Err(RequestRefusal::CrossSiteFetch);
+        }
+        self.check_seen(&seen)
+            .map_err(RequestRefusal::CrossSiteOrigin)
+    }
+}
+
+/// Methods that must not change state (RFC 9110 9.2.1).
+fn is_safe(method: &[u8]) -> bool {
+    matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE")
 }
 
 #[cfg(test)]
@@ -494,6 +691,99 @@ mod tests {
             p.check(&[b"https://a.example", b"https://a.example"], None),
             Err(OriginRejection::Malformed)
         );
+    }
+
+    #[test]
+    fn r28_same_host_compares_scheme_host_and_port_when_the_scheme_is_known() {
+        let p = OriginPolicy::default();
+        let host = Some(&b"chat.example"[..]);
+        // Scheme unknown: host and port decide, only http(s) passes.
+        assert_eq!(p.check(&[b"https://chat.example"], host), Ok(()));
+        assert_eq!(p.check(&[b"http://chat.example"], host), Ok(()));
+        for other in [
+            &b"ftp://chat.example"[..],
+            b"ws://chat.example",
+            b"chrome-extension://chat.example",
+        ] {
+            assert!(
+                matches!(p.check(&[other], host), Err(OriginRejection::NotAllowed(_))),
+                "{}",
+                other.escape_ascii()
+            );
+        }
+        // The request's scheme, when it carries one.
+        let https = Some(&b"https"[..]);
+        assert_eq!(
+            p.check_with_scheme(&[b"https://chat.example"], host, https),
+            Ok(())
+        );
+        assert!(
+            p.check_with_scheme(&[b"http://chat.example"], host, https)
+                .is_err()
+        );
+        // The default port, written or not, is the same origin.
+        assert_eq!(
+            p.check_with_scheme(&[b"https://chat.example"], Some(b"chat.example:443"), https),
+            Ok(())
+        );
+        assert_eq!(p.check(&[b"http://chat.example:80"], host), Ok(()));
+        assert!(p.check(&[b"https://chat.example:8443"], host).is_err());
+        // A public origin: its scheme is the site's, and it passes as such.
+        let behind_tls = OriginPolicy {
+            public_origin: Some("https://chat.example".into()),
+            ..OriginPolicy::default()
+        };
+        assert_eq!(
+            behind_tls.check(&[b"https://chat.example"], Some(b"10.0.0.7:3000")),
+            Ok(())
+        );
+        assert_eq!(behind_tls.check(&[b"https://chat.example"], host), Ok(()));
+        assert!(behind_tls.check(&[b"http://chat.example"], host).is_err());
+        assert!(behind_tls.check(&[b"https://evil.example"], host).is_err());
+    }
+
+    #[test]
+    fn r26_r27_request_checks() {
+        let p = OriginPolicy::default();
+        let line = |method: &'static [u8], path: &'static [u8], query: Option<&'static [u8]>| {
+            RequestLine {
+                method,
+                path,
+                query,
+                scheme: None,
+            }
+        };
+        let evil = [("host", "chat.example"), ("origin", "https://evil.example")];
+        let r = p.check_request(
+            b"/socket.io",
+            true,
+            line(b"GET", b"/socket.iox/", Some(b"EIO=4&sid=a")),
+            evil,
+        );
+        assert!(matches!(r, Err(RequestRefusal::LaterEngineRequest(_))));
+        let r = p.check_request(
+            b"/socket.io",
+            true,
+            line(b"GET", b"/socket.io/", Some(b"EIO=4")),
+            evil,
+        );
+        assert_eq!(r, Ok(()), "the opening request is the middleware's");
+        let r = p.check_request(b"/socket.io", true, line(b"POST", b"/login", None), evil);
+        assert!(matches!(r, Err(RequestRefusal::CrossSiteOrigin(_))));
+        let r = p.check_request(b"/socket.io", false, line(b"POST", b"/login", None), evil);
+        assert_eq!(r, Ok(()));
+        let fetch = [("host", "chat.example"), ("sec-fetch-site", "cross-site")];
+        let r = p.check_request(b"/socket.io", true, line(b"DELETE", b"/x", None), fetch);
+        assert_eq!(r, Err(RequestRefusal::CrossSiteFetch));
+        let r = p.check_request(b"/socket.io", true, line(b"GET", b"/x", None), fetch);
+        assert_eq!(r, Ok(()));
+        // R28 through the request's scheme.
+        let same = [("host", "chat.example"), ("origin", "http://chat.example")];
+        let https = RequestLine {
+            scheme: Some(b"https"),
+            ..line(b"POST", b"/login", None)
+        };
+        assert!(p.check_request(b"/socket.io", true, https, same).is_err());
     }
 
     #[test]

@@ -73,7 +73,8 @@ const STYLE_CSS: &str = include_str!("../assets/style.css");
 const CLIENT_JS: &[u8] = include_bytes!("../assets/vendor/socket.io-client/socket.io.min.js");
 
 const USAGE: &str = "\
-usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-timeout SECS] [--capacity N]
+usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--public-origin URL]
+            [--header-timeout SECS] [--capacity N]
 
   --port N              listen on 127.0.0.1:N (default 3000; 0 picks a free port)
   --secret S            the session secret (default: env SESSION_SECRET, else a
@@ -82,6 +83,9 @@ usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--header-ti
                         in memory, e.g. redis://127.0.0.1:6379/
   --origin URL          allow pages of this origin (repeatable; default: same
                         host only)
+  --public-origin URL   the origin browsers load the chat from, behind a proxy
+                        or TLS terminator (e.g. https://chat.example): the
+                        same-host check compares its scheme too
   --header-timeout SECS close connections that take longer to send a request's
                         headers (default 10)
   --capacity N          the memory store's bound, in sessions (default 100000);
@@ -94,6 +98,7 @@ struct Args {
     secret: Option<String>,
     redis: Option<String>,
     origins: Vec<String>,
+    public_origin: Option<String>,
     header_timeout: Duration,
     capacity: usize,
     no_sessions: bool,
@@ -106,6 +111,7 @@ impl std::fmt::Debug for Args {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
             .field("origins", &self.origins)
+            .field("public_origin", &self.public_origin)
             .field("header_timeout", &self.header_timeout)
             .field("capacity", &self.capacity)
             .field("no_sessions", &self.no_sessions)
@@ -119,6 +125,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         secret: None,
         redis: None,
         origins: Vec::new(),
+        public_origin: None,
         header_timeout: HEADER_TIMEOUT,
         capacity: session_sockets::DEFAULT_CAPACITY,
         no_sessions: false,
@@ -138,6 +145,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--secret" => out.secret = Some(value("--secret")?),
             "--redis" => out.redis = Some(value("--redis")?),
             "--origin" => out.origins.push(value("--origin")?),
+            "--public-origin" => out.public_origin = Some(value("--public-origin")?),
             "--header-timeout" => {
                 let v = value("--header-timeout")?;
                 out.header_timeout = v
@@ -199,6 +207,9 @@ async fn run() -> Result<(), String> {
     let mut config = Config::builder().secret(secret).cookie(cookie);
     if !args.origins.is_empty() {
         config = config.allowed_origins(args.origins);
+    }
+    if let Some(public) = args.public_origin {
+        config = config.public_origin(public);
     }
     let config = config
         .build()
@@ -583,6 +594,13 @@ mod tests {
         );
         assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
         assert!(!args(&[]).unwrap().no_sessions);
+        assert_eq!(
+            args(&["--public-origin", "https://chat.example"])
+                .unwrap()
+                .public_origin
+                .as_deref(),
+            Some("https://chat.example")
+        );
         assert_eq!(args(&["--capacity", "5"]).unwrap().capacity, 5);
         assert!(
             args(&["--capacity", "0"])

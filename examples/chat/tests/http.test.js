@@ -210,6 +210,28 @@ async function main() {
     assert.match(lo.headers.get("set-cookie") || "", /^connect\.sid=;/);
   });
 
+  t.test("r28 same-host accepts only http(s) origins, and compares the scheme once it is known", async () => {
+    const ftp = await request(url, "/api/incr", { method: "POST", cookie: await login(url, "ftp"), headers: { origin: url.replace("http:", "ftp:") } });
+    assert.equal(ftp.status, 403);
+    const port = await freePort();
+    const pub = await startChat(bin, ["--secret", "r28", "--port", String(port), "--public-origin", `http://127.0.0.1:${port}`]);
+    try {
+      const cookie = await login(pub.url, "r28");
+      const wrong = await request(pub.url, "/api/incr", { method: "POST", cookie, headers: { origin: `https://127.0.0.1:${port}` } });
+      assert.equal(wrong.status, 403, "https page for an http site");
+      const right = await request(pub.url, "/api/incr", { method: "POST", cookie, headers: { origin: `http://127.0.0.1:${port}` } });
+      assert.equal(right.status, 200);
+      const s = connect(pub.url, "/", { transports: ["websocket"], extraHeaders: { cookie, origin: `https://127.0.0.1:${port}` } });
+      const err = await new Promise((resolve, reject) => {
+        s.once("connect", () => reject(new Error("an https page connected to the http site")));
+        s.once("connect_error", resolve);
+      });
+      assert.match(err.message, /^origin_rejected: /);
+    } finally {
+      pub.child.kill();
+    }
+  });
+
   // ---- R27: later engine.io requests, on every path engine.io serves -------
 
   async function openPolling(cookie) {

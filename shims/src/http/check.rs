@@ -1,7 +1,7 @@
 //! The checks made before a request reaches socket.io or a handler.
 
-use ::http::{HeaderMap, Method, Uri, header};
-use session_sockets_core::origin::{OriginHeaders, OriginRejection};
+use ::http::{HeaderMap, Method, Uri};
+use session_sockets_core::origin::{OriginRejection, RequestLine, RequestRefusal};
 
 use crate::Config;
 
@@ -97,49 +97,26 @@ pub fn check_request(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), Refused> {
-    if uri.path().starts_with(engine_path) {
-        // engine.io takes the first `&`-separated part that starts with
-        // `sid=` as the session id, undecoded: the same test here.
-        let later = uri
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p.starts_with("sid=")));
-        return if later {
-            origin_check(config, headers).map_err(|r| Refused(Kind::LaterEngineRequest(r)))
-        } else {
-            Ok(())
-        };
-    }
-    if !csrf || is_safe(method) {
-        return Ok(());
-    }
-    if !headers.contains_key(header::ORIGIN) {
-        let cross_site = headers
-            .get_all("sec-fetch-site")
-            .iter()
-            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-        if cross_site {
-            return Err(Refused(Kind::CrossSiteFetch(method.clone())));
-        }
-    }
-    origin_check(config, headers).map_err(|r| Refused(Kind::CrossSiteOrigin(method.clone(), r)))
-}
-
-/// The config's `Origin` policy over a request's headers, gathered exactly
-/// as the socket handshake gathers them.
-fn origin_check(config: &Config, headers: &HeaderMap) -> Result<(), OriginRejection> {
-    let mut gathered = OriginHeaders::default();
-    for (name, value) in headers {
-        gathered.offer(name.as_str().as_bytes(), value.as_bytes());
-    }
-    config.origin_policy().check_gathered(&gathered)
-}
-
-/// Methods that must not change state (RFC 9110 9.2.1).
-fn is_safe(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
+    let request = RequestLine {
+        method: method.as_str().as_bytes(),
+        path: uri.path().as_bytes(),
+        query: uri.query().map(str::as_bytes),
+        scheme: uri.scheme_str().map(str::as_bytes),
+    };
+    let headers = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    config
+        .origin_policy()
+        .check_request(engine_path.as_bytes(), csrf, request, headers)
+        .map_err(|r| {
+            Refused(match r {
+                RequestRefusal::LaterEngineRequest(o) => Kind::LaterEngineRequest(o),
+                RequestRefusal::CrossSiteOrigin(o) => Kind::CrossSiteOrigin(method.clone(), o),
+                // Any future refusal is a cross-site one too.
+                _ => Kind::CrossSiteFetch(method.clone()),
+            })
+        })
 }
 
 #[cfg(test)]
