@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod client;
+pub mod procs;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};

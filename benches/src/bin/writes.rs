@@ -15,8 +15,7 @@
 //! be installed); bounded in time (`--secs` per row, default 3).
 #![forbid(unsafe_code)]
 
-use std::net::TcpListener;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,47 +51,6 @@ fn main() -> ExitCode {
     }
 }
 
-struct Redis(std::process::Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Result<(Redis, String), String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let dir = std::env::temp_dir();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start redis-server ({e}): apt-get install redis-server"))?;
-    let redis = Redis(child);
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > until {
-            return Err("redis-server did not listen within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((redis, format!("redis://127.0.0.1:{port}/")))
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Path {
     /// `SessionSockets::update`: the write queue, group commit.
@@ -109,7 +67,7 @@ struct Row {
 }
 
 async fn run(secs: Duration) -> Result<(), String> {
-    let (_redis, url) = start_redis()?;
+    let (_redis, url) = session_sockets_benches::procs::redis()?;
     let config = Arc::new(
         Config::builder()
             .secret("bench secret")
