@@ -17,7 +17,11 @@
 //! Conflicts are retried for as long as the store deadline allows, counted
 //! from the start of the save ([`Config::store_deadline`]): the first retry
 //! at once, later ones after a random backoff (full jitter, doubling from
-//! 1 ms up to 64 ms), so writers on several servers do not retry in step.
+//! 1 ms up to 16 ms), so writers on several servers do not retry in step.
+//! An attempt sent after a backoff was built from what the writer knew
+//! before it; when it conflicts, its reply carries the current record and
+//! the retry goes at once, so a server whose write queue saves without
+//! pause cannot starve the others.
 //! The random bytes are a [`Request::Random`]: the core draws none itself.
 //!
 //! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
@@ -45,7 +49,7 @@ type Update = Box<dyn FnMut(&mut Session) + Send>;
 /// [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 /// The largest backoff cap.
-const MAX_BACKOFF: Duration = Duration::from_millis(64);
+const MAX_BACKOFF: Duration = Duration::from_millis(16);
 
 /// One writer's part of a save: the keys it changed (with its values), and
 /// optionally an update closure to run after them, both re-applied onto the
@@ -141,6 +145,9 @@ struct Writes {
     waiting: Option<Session>,
     /// xorshift64 state for the backoff jitter, once seeded.
     rng: Option<u64>,
+    /// The outstanding attempt was sent after a backoff, from what the
+    /// writer knew before it: its conflict brings fresh knowledge.
+    after_wait: bool,
 }
 
 impl Writes {
@@ -157,6 +164,7 @@ impl Writes {
             pending: None,
             waiting: None,
             rng: None,
+            after_wait: false,
         }
     }
 
@@ -253,9 +261,12 @@ impl Writes {
                     }
                     return Some(Ok(fresh));
                 }
-                if self.attempts < 2 {
-                    // The first retry goes at once: the conflict brought the
-                    // current record, so it usually succeeds.
+                if self.attempts < 2 || std::mem::take(&mut self.after_wait) {
+                    // A retry after a conflict that followed the first try or
+                    // a backoff goes at once: the conflict brought the
+                    // current record, and a writer that saves without pause
+                    // (another server's busy write queue) leaves no gap for
+                    // an attempt made from older knowledge.
                     return self.attempt(cx, fresh);
                 }
                 if self.rng.is_none() {
@@ -302,6 +313,7 @@ impl Writes {
 
     fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Session, WriteError>> {
         let session = self.waiting.take()?;
+        self.after_wait = true;
         self.attempt(cx, session)
     }
 

@@ -1285,9 +1285,9 @@ fn conflicts_are_retried_with_a_jittered_backoff_until_the_store_deadline() {
         m.attempts()
     );
     // It stops once the next attempt could not start before the deadline:
-    // at most one backoff cap (64 ms) early.
+    // at most one backoff cap (16 ms) early.
     assert!(
-        t(now) + Duration::from_millis(64) >= t(0) + DEADLINE,
+        t(now) + Duration::from_millis(16) >= t(0) + DEADLINE,
         "gave up at {now} ms, well before the deadline"
     );
     assert!(
@@ -1295,9 +1295,11 @@ fn conflicts_are_retried_with_a_jittered_backoff_until_the_store_deadline() {
         "gave up late, at {now} ms"
     );
     assert_eq!(randoms, 1, "the jitter is seeded once");
-    // Waits are random within a cap that doubles from 1 ms to 64 ms.
+    // Waits are random within a cap that doubles per attempt from 1 ms to
+    // 16 ms; each wait is followed by two attempts (the one after it, and
+    // an immediate retry from the current record its conflict brought).
     for (i, w) in waits.iter().enumerate() {
-        let cap = Duration::from_millis(1 << i.min(6));
+        let cap = Duration::from_millis(1 << (2 * i).min(4));
         assert!(*w < cap, "wait {i} was {w:?}, over its cap {cap:?}");
     }
     assert!(
@@ -1334,4 +1336,58 @@ fn a_backoff_stays_a_backoff_the_deadline_of_a_request_does_not_move() {
     assert_eq!(m.poll_timeout(), Some(wake + DEADLINE));
     m.handle_reply(id, Reply::Swapped, wake);
     assert!(m.poll_outcome().unwrap().is_ok());
+}
+
+#[test]
+fn r25_a_conflict_after_a_backoff_is_retried_at_once_from_the_record_it_brought() {
+    // A writer on another server saving without pause wins every attempt
+    // made from older knowledge; the attempt after a wait is such an
+    // attempt, so its conflict is retried at once, from the current record.
+    let mut s = loaded(REC);
+    s.insert("mine", 1).unwrap();
+    let mut m = Save::new(config(), s, at(0));
+    for i in 0..2 {
+        let id = req(&mut m).id();
+        let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
+        m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.into_bytes())), t(0));
+    }
+    let Request::Random { id, .. } = req(&mut m) else {
+        panic!("random bytes for the jitter")
+    };
+    m.handle_reply(id, random(3), t(0));
+    let wake = m.poll_timeout().unwrap();
+    m.handle_timeout(wake);
+    let Request::CompareAndSet { id, .. } = req(&mut m) else {
+        panic!("the attempt after the wait")
+    };
+    let theirs = r#"{"cookie":{},"other":"fresh"}"#;
+    m.handle_reply(
+        id,
+        Reply::Conflict(Bytes::from(theirs.as_bytes().to_vec())),
+        wake,
+    );
+    // No wait: the retry is already out, built on the record it brought.
+    let Request::CompareAndSet {
+        id, expected, new, ..
+    } = req(&mut m)
+    else {
+        panic!("an immediate retry")
+    };
+    assert_eq!(&expected.0[..], theirs.as_bytes());
+    let new: serde_json::Value = serde_json::from_slice(&new.0).unwrap();
+    assert_eq!(new["other"], "fresh");
+    assert_eq!(new["mine"], 1);
+    // Its conflict, in turn, waits again.
+    let again = r#"{"cookie":{},"other":"again"}"#;
+    m.handle_reply(
+        id,
+        Reply::Conflict(Bytes::from(again.as_bytes().to_vec())),
+        wake,
+    );
+    assert_eq!(m.poll_request(), None, "a backoff, not another attempt");
+    assert!(
+        m.poll_timeout()
+            .is_some_and(|w| w > wake && w < wake + DEADLINE)
+    );
+    assert!(m.poll_outcome().is_none());
 }

@@ -4,8 +4,8 @@
 //! each with its own write queue and its own Redis connection, as two
 //! servers have), next to the same writers without the write queue (each
 //! write its own compare-and-set, retried on conflict: what every write cost
-//! before group commit). Prints a table; checks the counter equals the
-//! acknowledged writes.
+//! before group commit). Prints a table with the slowest acknowledged
+//! write; checks the counter equals the acknowledged writes.
 //!
 //! ```text
 //! cargo run --release -p session-sockets-benches --bin writes [-- --secs 3]
@@ -62,6 +62,8 @@ enum Path {
 struct Row {
     ok: u64,
     failed: u64,
+    /// The longest an acknowledged write took.
+    slowest: Duration,
     secs: f64,
     counter: u64,
 }
@@ -78,8 +80,10 @@ async fn run(secs: Duration) -> Result<(), String> {
         "one session, Redis on loopback, {} s per row\n",
         secs.as_secs()
     );
-    println!("| writers | nodes | path | acknowledged writes/s | failed | counter = acks |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| writers | nodes | path | acknowledged writes/s | failed | slowest write | counter = acks |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for writers in [1usize, 16, 64] {
         for nodes in [1usize, 2] {
             let mut rates = Vec::new();
@@ -88,7 +92,7 @@ async fn run(secs: Duration) -> Result<(), String> {
                 let rate = row.ok as f64 / row.secs;
                 rates.push(rate);
                 println!(
-                    "| {writers} | {nodes} | {} | {:.0} | {} ({:.1} %) | {} |",
+                    "| {writers} | {nodes} | {} | {:.0} | {} ({:.1} %) | {:.1} ms | {} |",
                     match path {
                         Path::Queue => "write queue (group commit)",
                         Path::Direct => "one compare-and-set per write",
@@ -96,11 +100,12 @@ async fn run(secs: Duration) -> Result<(), String> {
                     rate,
                     row.failed,
                     100.0 * row.failed as f64 / (row.ok + row.failed).max(1) as f64,
+                    row.slowest.as_secs_f64() * 1e3,
                     if row.counter == row.ok { "yes" } else { "NO" },
                 );
             }
             println!(
-                "| {writers} | {nodes} | ratio | **{:.1}x** | | |",
+                "| {writers} | {nodes} | ratio | **{:.1}x** | | | |",
                 rates[0] / rates[1].max(1e-9)
             );
         }
@@ -133,12 +138,14 @@ async fn measure(
     let id = created.session.id().clone();
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let slowest = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
         let sockets = handles[w % nodes].clone();
         let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+        let slowest = slowest.clone();
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
             // Each writer's copy, refreshed by its own writes.
@@ -147,9 +154,12 @@ async fn measure(
                 Err(_) => return,
             };
             while !stop.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
                 match write(&sockets, copy.clone(), path).await {
                     Ok(stored) => {
                         ok.fetch_add(1, Ordering::Relaxed);
+                        let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        slowest.fetch_max(us, Ordering::Relaxed);
                         copy = stored;
                     }
                     Err(_) => {
@@ -175,6 +185,7 @@ async fn measure(
     Ok(Row {
         ok: ok.load(Ordering::Relaxed),
         failed: failed.load(Ordering::Relaxed),
+        slowest: Duration::from_micros(slowest.load(Ordering::Relaxed)),
         secs,
         counter,
     })
