@@ -104,6 +104,12 @@ impl SessionCookie {
         cookie.parse_expires().then_some(cookie)
     }
 
+    /// Gives back spare capacity (see [`Session::shrink_to_fit`](crate::Session::shrink_to_fit)).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.known.shrink_to_fit();
+        self.extra.shrink_to_fit();
+    }
+
     /// Reads `expires` from the stored field; `false` if it is neither
     /// absent, `null` nor an ISO-8601 string.
     fn parse_expires(&mut self) -> bool {

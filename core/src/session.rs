@@ -214,6 +214,44 @@ impl Session {
         })
     }
 
+    /// Whether this copy is exactly the stored record it rests on, with no
+    /// change of its own: nothing changed since it was loaded or refreshed
+    /// (a copy a save returned counts as changed until it is adopted). Two
+    /// such copies resting on the same record are interchangeable, so a
+    /// process may keep one for all of its sockets.
+    pub fn is_as_stored(&self) -> bool {
+        self.loaded.is_some() && self.changes.is_empty() && self.sent.is_none()
+    }
+
+    /// A copy of this session exactly as stored, when it has no change of
+    /// its own: what a reload of its record would give (the save it came
+    /// from, if any, is forgotten). `None` when it has changes or was never
+    /// stored.
+    pub fn stored_copy(&self) -> Option<Session> {
+        (self.loaded.is_some() && self.changes.is_empty()).then(|| {
+            let mut copy = Session {
+                id: self.id.clone(),
+                cookie: self.cookie.clone(),
+                data: self.data.clone(),
+                loaded: self.loaded.clone(),
+                changes: Vec::new(),
+                sent: None,
+            };
+            copy.shrink_to_fit();
+            copy
+        })
+    }
+
+    /// Gives back spare capacity, for a copy kept for long (a connected
+    /// socket's): decoding sizes for speed, not for keeping.
+    pub fn shrink_to_fit(&mut self) {
+        let mut data = Map::with_capacity(self.data.len());
+        data.extend(std::mem::take(&mut self.data));
+        self.data = data;
+        self.cookie.shrink_to_fit();
+        self.changes.shrink_to_fit();
+    }
+
     /// The exact bytes this session was loaded from, if it was.
     pub(crate) fn loaded_bytes(&self) -> Option<&Arc<[u8]>> {
         self.loaded.as_ref()
@@ -419,6 +457,58 @@ mod tests {
         let request = save.poll_request().expect("a compare-and-set");
         save.handle_reply(request.id(), Reply::Swapped, now.instant);
         save.poll_outcome().unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_stored_copy_exists_only_without_changes_and_forgets_the_save() {
+        let s = loaded(r#"{"cookie":{"path":"/"},"a":1,"b":[2]}"#);
+        assert!(s.is_as_stored());
+        let copy = s.stored_copy().expect("a loaded session is as stored");
+        assert!(copy.is_as_stored() && copy.rests_on_same(&s));
+        assert_eq!(copy.data(), s.data());
+        assert_eq!(copy.cookie(), s.cookie());
+        assert_eq!(copy.id().expose(), "sid");
+
+        let mut changed = s.clone();
+        changed.insert("a", 2).unwrap();
+        assert!(!changed.is_as_stored());
+        assert!(
+            changed.stored_copy().is_none(),
+            "changes are not the store's"
+        );
+        // A value set back is no change to save, yet still a change listed.
+        changed.insert("a", 1).unwrap();
+        assert!(!changed.is_changed() && changed.stored_copy().is_none());
+
+        changed.insert("b", 3).unwrap();
+        let stored = saved(changed);
+        assert!(
+            !stored.is_as_stored(),
+            "a save's outcome remembers its save"
+        );
+        let copy = stored
+            .stored_copy()
+            .expect("a save's outcome rests on its record");
+        assert!(copy.is_as_stored() && copy.rests_on_same(&stored));
+        assert_eq!(copy.data(), stored.data());
+        assert!(
+            Session::new(SessionId::new("x"), s.cookie().clone(), Map::new())
+                .stored_copy()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn shrink_to_fit_keeps_data_order_cookie_and_record() {
+        let mut s =
+            loaded(r#"{"cookie":{"path":"/","httpOnly":true},"z":1,"a":{"k":"v"},"m":null}"#);
+        let before = s.clone();
+        s.shrink_to_fit();
+        assert_eq!(s.data(), before.data());
+        assert_eq!(s.data().keys().collect::<Vec<_>>(), ["z", "a", "m"]);
+        assert_eq!(s.cookie(), before.cookie());
+        assert_eq!(s.encode(), before.encode());
+        assert!(s.is_as_stored() && s.rests_on_same(&before));
     }
 
     #[test]

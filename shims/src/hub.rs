@@ -77,8 +77,14 @@ impl std::fmt::Display for SessionEnd {
 
 /// A socket's copy of a session that follows the store.
 pub(crate) trait Follower: Send + Sync {
-    /// Another writer changed the session: `fresh` is it as stored now.
-    fn refresh(&self, fresh: &Session);
+    /// Another writer changed the session: `fresh` is it as stored now
+    /// (one copy for every follower: a follower with no change of its own
+    /// keeps `fresh` itself rather than a copy).
+    fn refresh(&self, fresh: &Arc<Session>);
+    /// Takes `shared` in place of `loaded`, its copy from the handshake,
+    /// if it still holds that one: both rest on the same record, so the
+    /// sockets of a session share one copy until one of them changes it.
+    fn share(&self, loaded: &Arc<Session>, shared: &Arc<Session>);
     /// The session ended: disconnect.
     fn end(&self, why: SessionEnd);
 }
@@ -106,8 +112,10 @@ struct Entry {
     committing: bool,
     /// The session as this process last stored or loaded it: the next
     /// batch starts from it, touches refresh it, and a reported write with
-    /// exactly its bytes is this process's own.
-    latest: Option<Session>,
+    /// exactly its bytes is this process's own. Kept as stored (see
+    /// [`view`]) and shared with the followers that have no change of
+    /// their own.
+    latest: Option<Arc<Session>>,
     followers: Vec<Weak<dyn Follower>>,
     /// Handshakes loading the session right now.
     watchers: usize,
@@ -126,6 +134,13 @@ struct Entry {
 
 /// How many of a session's own recent writes are remembered.
 const WRITTEN: usize = 4;
+
+/// `session` as the hub keeps it: as stored when it has no change of its
+/// own (the save it came from forgotten, spare capacity released), so
+/// that followers can share it.
+fn view(session: Session) -> Arc<Session> {
+    Arc::new(session.stored_copy().unwrap_or(session))
+}
 
 impl Entry {
     fn idle(&self) -> bool {
@@ -158,8 +173,11 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// Makes `follower` follow the session, unless it ended since the watch
-    /// began; `latest` is the session as the handshake loaded it.
-    pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, latest: &Session) -> bool {
+    /// began; `loaded` is the session as the handshake loaded it, and the
+    /// follower's copy. When the hub already keeps that very record, the
+    /// follower shares the hub's copy instead (one copy per session, not
+    /// per socket).
+    pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, loaded: &Arc<Session>) -> bool {
         self.done = true;
         let mut entries = self.hub.lock();
         let entry = entries.entry(self.id.clone()).or_default();
@@ -167,10 +185,21 @@ impl Watch {
         if entry.ends != self.ends {
             return false;
         }
-        entry.followers.push(follower);
-        if entry.latest.is_none() {
-            entry.latest = Some(latest.clone());
+        match &entry.latest {
+            Some(latest)
+                if latest.is_as_stored()
+                    && loaded.is_as_stored()
+                    && latest.rests_on_same(loaded) =>
+            {
+                // Under the hub's lock, so no refresh can come in between.
+                if let Some(f) = follower.upgrade() {
+                    f.share(loaded, latest);
+                }
+            }
+            Some(_) => {}
+            None => entry.latest = Some(Arc::clone(loaded)),
         }
+        entry.followers.push(follower);
         entry.touched.get_or_insert_with(Instant::now);
         true
     }
@@ -239,29 +268,31 @@ impl Hub {
             }
             return None;
         }
-        Some((std::mem::take(&mut entry.queue), entry.latest.clone()))
+        let base = entry.latest.as_deref().cloned();
+        Some((std::mem::take(&mut entry.queue), base))
     }
 
     /// What the last batch stored (`None`: it failed; start the next one
     /// from its writers' own copies). Returns the followers to refresh
     /// with it: the socket that wrote adopts its own result, the others
-    /// learn of it here (a store does not report its own writes).
+    /// learn of it here (a store does not report its own writes), with
+    /// the hub's copy of it to refresh them with.
     pub(crate) fn committed(
         &self,
         id: &SessionId,
         latest: Option<Session>,
-    ) -> Vec<Arc<dyn Follower>> {
+    ) -> (Vec<Arc<dyn Follower>>, Option<Arc<Session>>) {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(id) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
-        let followers = if latest.is_some() {
+        entry.latest = latest.map(view);
+        let followers = if entry.latest.is_some() {
             entry.live()
         } else {
             Vec::new()
         };
-        entry.latest = latest;
-        followers
+        (followers, entry.latest.clone())
     }
 
     // ---- followers ----------------------------------------------------------
@@ -344,19 +375,27 @@ impl Hub {
     }
 
     /// A reload of `id` found `fresh`: the followers to refresh with it
-    /// (none if it is the copy the hub already had).
-    pub(crate) fn reloaded(&self, id: &SessionId, fresh: &Session) -> Vec<Arc<dyn Follower>> {
+    /// (none if it is the copy the hub already had), and the hub's copy of
+    /// it to refresh them with.
+    pub(crate) fn reloaded(
+        &self,
+        id: &SessionId,
+        fresh: Session,
+    ) -> (Vec<Arc<dyn Follower>>, Arc<Session>) {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(id) else {
-            return Vec::new();
+            return (Vec::new(), Arc::new(fresh));
         };
-        let same = entry
-            .latest
-            .as_ref()
-            .is_some_and(|l| l.rests_on_same(fresh));
-        entry.latest = Some(fresh.clone());
         entry.touched = Some(Instant::now());
-        if same { Vec::new() } else { entry.live() }
+        if let Some(latest) = &entry.latest
+            && latest.rests_on_same(&fresh)
+        {
+            // The copy the hub has (and its followers share) already.
+            return (Vec::new(), Arc::clone(latest));
+        }
+        let fresh = view(fresh);
+        entry.latest = Some(Arc::clone(&fresh));
+        (entry.live(), fresh)
     }
 
     /// The reload of `id` finished; `true` if it must go round again.
@@ -396,7 +435,7 @@ impl Hub {
                 && e.touched.is_none_or(|t| t < before)
                 && let Some(s) = &e.latest
             {
-                due.push(s.clone());
+                due.push(Session::clone(s));
                 e.touched = Some(Instant::now());
             }
             !e.idle()
@@ -405,7 +444,7 @@ impl Hub {
     }
 
     /// The followed sessions' latest copies, for expiry checks.
-    pub(crate) fn latest_followed(&self) -> Vec<Session> {
+    pub(crate) fn latest_followed(&self) -> Vec<Arc<Session>> {
         self.lock()
             .values()
             .filter(|e| e.has_live())
@@ -418,7 +457,7 @@ impl Hub {
         if let Some(e) = self.lock().get_mut(touched.id())
             && e.latest.as_ref().is_some_and(|l| l.rests_on_same(touched))
         {
-            e.latest = Some(touched.clone());
+            e.latest = Some(view(touched.clone()));
         }
     }
 

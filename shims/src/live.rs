@@ -41,13 +41,29 @@ pub struct LiveSession<R> {
 struct Inner<R> {
     sessions: SessionSockets<R>,
     id: SessionId,
-    session: Mutex<Session>,
+    /// This connection's copy: shared with the hub and the session's other
+    /// connections while it has no change of its own, its own from the
+    /// first change on (copy on write).
+    session: Mutex<Arc<Session>>,
     on_end: Box<dyn Fn(SessionEnd) + Send + Sync>,
 }
 
 impl<R: Runtime> Follower for Inner<R> {
-    fn refresh(&self, fresh: &Session) {
-        lock(&self.session).refresh(fresh.clone());
+    fn refresh(&self, fresh: &Arc<Session>) {
+        let mut copy = lock(&self.session);
+        if copy.is_as_stored() && fresh.is_as_stored() {
+            // What refreshing an unchanged copy would make: `fresh` itself.
+            *copy = Arc::clone(fresh);
+        } else {
+            Arc::make_mut(&mut copy).refresh(Session::clone(fresh));
+        }
+    }
+
+    fn share(&self, loaded: &Arc<Session>, shared: &Arc<Session>) {
+        let mut copy = lock(&self.session);
+        if Arc::ptr_eq(&copy, loaded) {
+            *copy = Arc::clone(shared);
+        }
     }
 
     fn end(&self, why: SessionEnd) {
@@ -55,7 +71,7 @@ impl<R: Runtime> Follower for Inner<R> {
     }
 }
 
-fn lock(m: &Mutex<Session>) -> MutexGuard<'_, Session> {
+fn lock(m: &Mutex<Arc<Session>>) -> MutexGuard<'_, Arc<Session>> {
     // A panic in a user closure while holding the lock leaves the session
     // as it was mid-change; it is still a valid session.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -99,11 +115,13 @@ impl<R: Runtime> SessionSockets<R> {
         on_end: impl Fn(SessionEnd) + Send + Sync + 'static,
     ) -> Result<LiveSession<R>, HandshakeError> {
         let (outcome, watch) = self.watched_session(headers).await;
-        let session = outcome?;
+        let mut session = outcome?;
+        session.shrink_to_fit();
+        let session = Arc::new(session);
         let inner = Arc::new(Inner {
             sessions: self.clone(),
             id: session.id().clone(),
-            session: Mutex::new(session.clone()),
+            session: Mutex::new(Arc::clone(&session)),
             on_end: Box::new(on_end),
         });
         let weak: std::sync::Weak<Inner<R>> = Arc::downgrade(&inner);
@@ -119,7 +137,7 @@ impl<R: Runtime> SessionSockets<R> {
 }
 
 impl<R> LiveSession<R> {
-    fn lock(&self) -> MutexGuard<'_, Session> {
+    fn lock(&self) -> MutexGuard<'_, Arc<Session>> {
         lock(&self.inner.session)
     }
 
@@ -136,12 +154,12 @@ impl<R> LiveSession<R> {
     /// Changes the copy (not yet in the store: call [`save`](Self::save)):
     /// `session.with_mut(|s| s.insert("foo", "bar"))`.
     pub fn with_mut<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
-        f(&mut self.lock())
+        f(Arc::make_mut(&mut self.lock()))
     }
 
     /// A copy of the session as this connection sees it now.
     pub fn snapshot(&self) -> Session {
-        self.lock().clone()
+        Session::clone(&self.lock())
     }
 }
 
@@ -160,7 +178,7 @@ impl<R: Runtime> LiveSession<R> {
             return Ok(());
         }
         let saved = self.inner.sessions.save(snapshot).await?;
-        self.lock().adopt_saved(&saved);
+        Arc::make_mut(&mut self.lock()).adopt_saved(&saved);
         Ok(())
     }
 
@@ -177,7 +195,7 @@ impl<R: Runtime> LiveSession<R> {
     {
         let sent = self.snapshot();
         let (saved, value) = self.inner.sessions.update(sent, update).await?;
-        self.lock().adopt_saved(&saved);
+        Arc::make_mut(&mut self.lock()).adopt_saved(&saved);
         Ok(value)
     }
 
@@ -189,7 +207,7 @@ impl<R: Runtime> LiveSession<R> {
     /// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
     pub async fn reload(&self) -> Result<Session, HandshakeError> {
         let fresh = self.inner.sessions.reload(&self.inner.id).await?;
-        *self.lock() = fresh.clone();
+        *self.lock() = Arc::new(fresh.clone());
         Ok(fresh)
     }
 
@@ -197,5 +215,60 @@ impl<R: Runtime> LiveSession<R> {
     /// it, this one included, is ended through its `on_end`.
     pub async fn destroy(&self) -> Result<(), WriteError> {
         self.inner.sessions.destroy(&self.inner.id).await
+    }
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::runtime::tokio::Tokio;
+    use crate::{Config, MemoryStore};
+
+    /// The handshake headers of a new session holding `{"user": "ada"}`.
+    async fn signed_in(sockets: &SessionSockets<Tokio>) -> http::HeaderMap {
+        let data = serde_json::Map::from_iter([("user".to_owned(), "ada".into())]);
+        let created = sockets.create(data).await.unwrap();
+        let pair = created.set_cookie.split(';').next().unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::COOKIE, pair.parse().unwrap());
+        headers
+    }
+
+    fn shared(a: &LiveSession<Tokio>, b: &LiveSession<Tokio>) -> bool {
+        Arc::ptr_eq(&a.lock(), &b.lock())
+    }
+
+    fn draft(s: &LiveSession<Tokio>) -> Option<i64> {
+        s.with(|s| s.get::<i64>("draft").unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_sockets_of_a_session_share_one_copy_until_one_changes_it() {
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+        let headers = signed_in(&sockets).await;
+        let a = sockets.live_session(&headers, |_| {}).await.unwrap();
+        let b = sockets.live_session(&headers, |_| {}).await.unwrap();
+        assert!(shared(&a, &b), "one copy for both sockets");
+
+        // Copy on write: a's unsaved change is a's alone.
+        a.with_mut(|s| s.insert("draft", 1)).unwrap();
+        assert!(!shared(&a, &b));
+        assert_eq!(draft(&a), Some(1));
+        assert_eq!(draft(&b), None, "b does not see a's unsaved change");
+
+        // Once saved, b follows (refreshed from the hub's copy, no reload)
+        // and a later socket shares that copy too.
+        a.save().await.unwrap();
+        assert_eq!(draft(&b), Some(1));
+        let c = sockets.live_session(&headers, |_| {}).await.unwrap();
+        assert!(shared(&b, &c));
+        assert_eq!(draft(&c), Some(1));
+
+        // A change on b leaves c's shared copy as it was.
+        b.with_mut(|s| s.insert("draft", 2)).unwrap();
+        assert_eq!((draft(&b), draft(&c)), (Some(2), Some(1)));
     }
 }

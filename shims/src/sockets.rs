@@ -300,8 +300,7 @@ impl<R: Runtime> SessionSockets<R> {
             };
             match outcome {
                 Ok(stored) => {
-                    let latest = stored.first().cloned();
-                    let followers = self.hub.committed(&id, latest.clone());
+                    let (followers, latest) = self.hub.committed(&id, stored.first().cloned());
                     for (write, session) in batch.into_iter().zip(stored) {
                         // A caller that went away needs no answer.
                         let _ = write.reply.send(Ok(session));
@@ -428,7 +427,7 @@ impl<R: Runtime> SessionSockets<R> {
         &self,
         watch: Watch,
         follower: std::sync::Weak<dyn Follower>,
-        loaded: &Session,
+        loaded: &Arc<Session>,
     ) -> bool {
         if !watch.follow(follower, loaded) {
             return false;
@@ -677,7 +676,8 @@ impl<R: Runtime> SessionSockets<R> {
             loop {
                 match this.reload(&id).await {
                     Ok(fresh) => {
-                        for f in this.hub.reloaded(&id, &fresh) {
+                        let (followers, fresh) = this.hub.reloaded(&id, fresh);
+                        for f in followers {
                             f.refresh(&fresh);
                         }
                     }
