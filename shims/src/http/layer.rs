@@ -222,8 +222,47 @@ where
         ) {
             return Box::pin(std::future::ready(Ok(refused.into_response())));
         }
+        let mut req = req;
+        if opens_engine_session(&shared.engine_path, req.uri()) {
+            unpin_head(&mut req);
+        }
         let fut = self.inner.call(req);
         Box::pin(async move { Ok(fut.await?.map(Body::new)) })
+    }
+}
+
+/// Whether `uri` is an engine.io request that opens a session (no `sid`
+/// yet): socket.io keeps its head for the connection's whole life.
+fn opens_engine_session(engine_path: &str, uri: &::http::Uri) -> bool {
+    uri.path().starts_with(engine_path) && !uri.query().is_some_and(|q| q.contains("sid="))
+}
+
+/// Gives the request's URI and header values bytes of their own. hyper
+/// hands them out as slices of its 8 KiB read buffer, so a request head
+/// kept for a connection's life (socket.io keeps the opening request's, as
+/// `Socket::req_parts`) keeps that whole buffer: 8 KiB per idle socket.
+/// One buffer of exactly the head's size replaces it. Values that do not
+/// parse again (none that hyper accepted) stay as they were.
+fn unpin_head(req: &mut Request<Body>) {
+    let uri = req.uri().to_string();
+    let len = uri.len() + req.headers().values().map(|v| v.len()).sum::<usize>();
+    let mut buf = Vec::with_capacity(len);
+    buf.extend_from_slice(uri.as_bytes());
+    for v in req.headers().values() {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = Bytes::from(buf);
+    if let Ok(fresh) = ::http::Uri::from_maybe_shared(buf.slice(..uri.len())) {
+        *req.uri_mut() = fresh;
+    }
+    let mut at = uri.len();
+    for v in req.headers_mut().values_mut() {
+        let end = at + v.len();
+        if let Ok(mut fresh) = HeaderValue::from_maybe_shared(buf.slice(at..end)) {
+            fresh.set_sensitive(v.is_sensitive());
+            *v = fresh;
+        }
+        at = end;
     }
 }
 
@@ -284,5 +323,74 @@ impl IntoResponse for Refused {
             self.to_string(),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Whether `bytes` lie inside `buf`'s allocation.
+    fn inside(buf: &Bytes, bytes: &[u8]) -> bool {
+        let range = buf.as_ptr_range();
+        range.contains(&bytes.as_ptr())
+    }
+
+    #[test]
+    fn only_opening_engine_requests_are_unpinned() {
+        let opens = |uri: &str| opens_engine_session("/socket.io", &uri.parse().unwrap());
+        assert!(opens("/socket.io/?EIO=4&transport=websocket"));
+        assert!(opens("/socket.io/?EIO=4&transport=polling&t=x"));
+        assert!(!opens("/socket.io/?EIO=4&transport=polling&sid=abc"));
+        assert!(!opens("/login"));
+    }
+
+    #[test]
+    fn an_unpinned_head_no_longer_holds_the_read_buffer_and_is_unchanged() {
+        // As hyper parses a request: every part a slice of one read buffer.
+        let wire = Bytes::from_static(
+            b"/socket.io/?EIO=4&transport=websocket|connect.sid=s%3Aabc.def|http://a.example|\xe9t\xe9",
+        );
+        let mut at = 0;
+        let mut part = |len: usize| {
+            let s = wire.slice(at..at + len);
+            at += len + 1;
+            s
+        };
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = ::http::Uri::from_maybe_shared(part(37)).unwrap();
+        let mut cookie = HeaderValue::from_maybe_shared(part(23)).unwrap();
+        cookie.set_sensitive(true);
+        req.headers_mut().insert(header::COOKIE, cookie);
+        let origin = HeaderValue::from_maybe_shared(part(16)).unwrap();
+        req.headers_mut().append(header::ORIGIN, origin.clone());
+        req.headers_mut().append(
+            header::ORIGIN,
+            HeaderValue::from_maybe_shared(part(3)).unwrap(),
+        );
+        assert!(inside(&wire, req.headers()[header::COOKIE].as_bytes()));
+        let before = (req.uri().clone(), req.headers().clone());
+
+        unpin_head(&mut req);
+
+        assert_eq!(req.uri(), &before.0);
+        assert_eq!(req.headers(), &before.1);
+        assert!(req.headers()[header::COOKIE].is_sensitive());
+        assert_eq!(
+            req.headers()
+                .get_all(header::ORIGIN)
+                .iter()
+                .collect::<Vec<_>>(),
+            [&origin, &HeaderValue::from_bytes(b"\xe9t\xe9").unwrap()]
+        );
+        assert!(!inside(&wire, req.uri().path().as_bytes()));
+        for v in req.headers().values() {
+            assert!(
+                !inside(&wire, v.as_bytes()),
+                "a value still points into the read buffer"
+            );
+        }
     }
 }
