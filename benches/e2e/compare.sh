@@ -2,8 +2,8 @@
 # End-to-end comparison, one command: what a whole socket.io connection
 # costs with sessions, next to socketioxide alone and to Node.
 #
-#   bash benches/e2e/compare.sh            # COUNT=3000 HOLD=10000 by default
-#   COUNT=1000 HOLD=2000 bash benches/e2e/compare.sh
+#   bash benches/e2e/compare.sh            # COUNT=3000 HOLD=10000 ROUNDS=3 by default
+#   COUNT=1000 HOLD=2000 ROUNDS=1 bash benches/e2e/compare.sh
 #
 # Servers (each alone on the machine while it is measured, pinned to CPU 0;
 # the load generator and redis-server share CPU 1):
@@ -15,18 +15,25 @@
 # Load: benches/src/bin/loadgen.rs (Rust, one thread) logs in once, then opens
 # connections carrying the cookie through the Engine.IO/Socket.IO handshake:
 # COUNT one at a time, at 50 and at 200 concurrent (websocket), and COUNT/3 one
-# at a time polling-first (then upgraded); then holds HOLD idle websockets.
+# at a time polling-first (then upgraded). These runs go round ROUNDS times,
+# the servers taking turns within each round (a fresh process each time),
+# and each figure is the median over the rounds: one busy moment of the
+# machine moves one round, not the result. Then each server holds HOLD idle
+# websockets twice: all of one session (one login), then each with a
+# session of its own (a login per socket).
 # Per server: connections/s, p50/p99 connect latency, server CPU per
 # connection (the server's thread run time from /proc over the run, divided
-# by the connections) and RSS per idle connected socket ((RSS with HOLD sockets open
-# - RSS before) / HOLD). Loopback only; every run is bounded in count and
-# time. Needs redis-server, Node 20+ and cargo.
+# by the connections) and RSS per idle connected socket ((RSS with HOLD
+# sockets open - RSS before) / HOLD). Loopback only; every run is bounded
+# in count and time. Needs redis-server, Node 20+ and cargo.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 count="${COUNT:-3000}"
 hold="${HOLD:-10000}"
-case "$count$hold" in *[!0-9]*) echo "COUNT and HOLD must be whole numbers" >&2; exit 2 ;; esac
+rounds="${ROUNDS:-3}"
+case "$count$hold$rounds" in *[!0-9]*) echo "COUNT, HOLD and ROUNDS must be whole numbers" >&2; exit 2 ;; esac
+[ "$rounds" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
 command -v node >/dev/null || { echo "node not found: install Node 20 or later" >&2; exit 1; }
 if [ ! -d "$root/benches/node/node_modules/socket.io" ]; then
@@ -96,8 +103,13 @@ start_server() { # name -> sets srv_pid, srv_url
   wait_for "$work/$1.log" "listening" 20
 }
 
-measure() { # name
-  local out before after line
+stop_server() {
+  kill "$srv_pid" 2>/dev/null || true
+  wait "$srv_pid" 2>/dev/null || true
+}
+
+connects() { # name round
+  local out before after
   start_server "$1"
   (pin 1 "$loadgen" --url "$srv_url" connect --count 300 --concurrency 10 >/dev/null) # warm-up
   for c in 1 50 200; do
@@ -110,49 +122,85 @@ measure() { # name
   out="$(pin 1 "$loadgen" --url "$srv_url" connect --count "$(( count / 3 ))" --transport polling --timeout 120)"
   after="$(cpu_ms "$srv_pid")"
   echo "$1 polling c1 $out $before $after" >>"$work/results"
-  sleep 1
-  local rss0; rss0="$(rss_kb "$srv_pid")"
-  rm -f "$work/ready"
-  pin 1 "$loadgen" --url "$srv_url" hold --count "$hold" --hold-secs 600 --ready-file "$work/ready" --timeout 900 >"$work/hold.out" 2>&1 &
-  local lg=$!
-  for _ in $(seq 1 1200); do [ -s "$work/ready" ] && break; sleep 0.1; done
-  sleep 2 # let the server settle with every socket open
-  local rss1; rss1="$(rss_kb "$srv_pid")"
-  echo "$1 hold $(cat "$work/ready" 2>/dev/null || echo 0) $rss0 $rss1" >>"$work/results"
-  kill "$lg" 2>/dev/null || true
-  wait "$lg" 2>/dev/null || true
-  kill "$srv_pid" 2>/dev/null || true
-  wait "$srv_pid" 2>/dev/null || true
+  stop_server
 }
 
-for s in bare memory redis node; do
-  echo "== $s" >&2
-  measure "$s"
+holds() { # name
+  local scenario lg rss0 rss1
+  # A fresh server for each: memory freed by one would be reused by the
+  # next and hide its cost.
+  for scenario in shared each; do
+    start_server "$1"
+    (pin 1 "$loadgen" --url "$srv_url" connect --count 300 --concurrency 10 >/dev/null) # warm-up
+    sleep 1
+    rss0="$(rss_kb "$srv_pid")"
+    rm -f "$work/ready"
+    local flag=()
+    [ "$scenario" = each ] && flag=(--session-each)
+    pin 1 "$loadgen" --url "$srv_url" hold --count "$hold" --hold-secs 600 --ready-file "$work/ready" "${flag[@]}" --timeout 900 >"$work/hold.out" 2>&1 &
+    lg=$!
+    for _ in $(seq 1 1800); do [ -s "$work/ready" ] && break; sleep 0.1; done
+    sleep 2 # let the server settle with every socket open
+    rss1="$(rss_kb "$srv_pid")"
+    echo "$1 hold_$scenario $(cat "$work/ready" 2>/dev/null || echo 0) $rss0 $rss1" >>"$work/results"
+    kill "$lg" 2>/dev/null || true
+    wait "$lg" 2>/dev/null || true
+    stop_server
+  done
+}
+
+servers=(bare memory redis node)
+for round in $(seq 1 "$rounds"); do
+  for s in "${servers[@]}"; do
+    echo "== round $round/$rounds: $s" >&2
+    connects "$s" "$round"
+  done
+done
+for s in "${servers[@]}"; do
+  echo "== $s: $hold idle sockets, one session, then a session each" >&2
+  holds "$s"
 done
 
-node - "$work/results" "$count" "$hold" <<'EOF'
-const [file, count, hold] = process.argv.slice(2);
+node - "$work/results" "$count" "$hold" "$rounds" <<'EOF'
+const [file, count, hold, rounds] = process.argv.slice(2);
 const rows = require("fs").readFileSync(file, "utf8").trim().split("\n");
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const runs_of = {};
 const r = {};
 for (const line of rows) {
   const parts = line.split(" ");
   const [name, kind] = parts;
   r[name] ??= {};
-  if (kind === "hold") {
+  if (kind.startsWith("hold_")) {
     const [, , open, rss0, rss1] = parts;
-    r[name].hold = { open: Number(open), bytes: (Number(rss1) - Number(rss0)) * 1024 / Math.max(Number(open), 1) };
+    r[name][kind] = { open: Number(open), bytes: (Number(rss1) - Number(rss0)) * 1024 / Math.max(Number(open), 1) };
   } else {
     const conc = parts[2];
     const json = JSON.parse(parts[3]);
     const cpu = (Number(parts[5]) - Number(parts[4])) * 1000 / Math.max(json.ok, 1);
-    r[name][`${kind}_${conc}`] = { ...json, cpu_us: cpu };
+    ((runs_of[name] ??= {})[`${kind}_${conc}`] ??= []).push({ ...json, cpu_us: cpu });
+  }
+}
+// Each figure: the median over the rounds (failures: the total).
+for (const [name, byRun] of Object.entries(runs_of)) {
+  for (const [k, list] of Object.entries(byRun)) {
+    const m = (f) => median(list.map((x) => x[f]));
+    r[name][k] = {
+      per_second: m("per_second"), p50_ms: m("p50_ms"), p99_ms: m("p99_ms"), cpu_us: m("cpu_us"),
+      failed: list.reduce((a, x) => a + (x.failed || 0), 0),
+      spread: [Math.min(...list.map((x) => x.cpu_us)), Math.max(...list.map((x) => x.cpu_us))],
+    };
   }
 }
 const names = ["bare", "memory", "redis", "node"];
 const label = { bare: "bare socketioxide", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis" };
 const runs = [["ws_c1", "websocket, 1 at a time"], ["ws_c50", "websocket, 50 concurrent"], ["ws_c200", "websocket, 200 concurrent"], ["polling_c1", "polling-first, 1 at a time"]];
 const pad = (s, n) => String(s).padStart(n);
-console.log(`\n${count} connections per run (polling: ${Math.floor(count / 3)}), ${hold} idle sockets held\n`);
+console.log(`\n${count} connections per run (polling: ${Math.floor(count / 3)}), median of ${rounds} round(s); ${hold} idle sockets held\n`);
 console.log("| run | " + names.map((n) => label[n]).join(" | ") + " |");
 console.log("|---|" + names.map(() => "---").join("|") + "|");
 for (const [k, what] of runs) {
@@ -160,7 +208,9 @@ for (const [k, what] of runs) {
   console.log(`| ${what}: p50 / p99 ms | ` + names.map((n) => r[n][k] ? `${r[n][k].p50_ms.toFixed(2)} / ${r[n][k].p99_ms.toFixed(2)}` : "-").join(" | ") + " |");
   console.log(`| ${what}: server CPU us/conn | ` + names.map((n) => r[n][k] ? r[n][k].cpu_us.toFixed(0) : "-").join(" | ") + " |");
 }
-console.log(`| RSS per idle socket (${hold} held) | ` + names.map((n) => r[n].hold ? `${(r[n].hold.bytes / 1024).toFixed(1)} KiB (${r[n].hold.open} open)` : "-").join(" | ") + " |");
+for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
+  console.log(`| RSS per idle socket, ${what} (${hold} held) | ` + names.map((n) => r[n][k] ? `${(r[n][k].bytes / 1024).toFixed(1)} KiB (${r[n][k].open} open)` : "-").join(" | ") + " |");
+}
 const ratio = (a, b) => (b > 0 ? a / b : NaN);
 console.log("\nratios (same run):");
 for (const [k, what] of runs) {
@@ -168,6 +218,9 @@ for (const [k, what] of runs) {
   console.log(`  ${what}: session overhead over bare, server CPU/conn: memory +${over("memory")}%, redis +${over("redis")}% (goal <= 10%)`);
   console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio(r.node[k].cpu_us, r.redis[k].cpu_us).toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio(r.redis[k].per_second, r.node[k].per_second).toFixed(2)}x (goal > 1)`);
 }
-const extra = (n) => ((r[n].hold.bytes - r.bare.hold.bytes)).toFixed(0);
-console.log(`  RSS per idle socket over bare: memory ${extra("memory")} B, redis ${extra("redis")} B (goal <= 1024 B)`);
+for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
+  const extra = (n) => (r[n][k].bytes - r.bare[k].bytes).toFixed(0);
+  console.log(`  RSS per idle socket over bare, ${what}: memory ${extra("memory")} B, redis ${extra("redis")} B (goal <= 1024 B)`);
+}
+console.log("  server CPU/conn spread over the rounds (min-max us): " + runs.map(([k]) => k + " " + names.map((n) => r[n][k] ? `${n} ${r[n][k].spread[0].toFixed(0)}-${r[n][k].spread[1].toFixed(0)}` : "").join(", ")).join("; "));
 EOF

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! loadgen --url http://127.0.0.1:PORT connect [--count 1000] [--concurrency 1] [--transport websocket|polling]
-//! loadgen --url http://127.0.0.1:PORT hold --count 10000 [--hold-secs 10] [--ready-file PATH]
+//! loadgen --url http://127.0.0.1:PORT hold --count 10000 [--hold-secs 10] [--ready-file PATH] [--session-each]
 //! loadgen --url http://127.0.0.1:PORT logins --count 100000 [--concurrency 32]
 //! ```
 //!
@@ -15,7 +15,9 @@
 //! latency percentiles (from the TCP connect to the acknowledgement).
 //! `hold` opens `--count` WebSocket connections, keeps them open answering
 //! pings, writes `--ready-file` once all are connected (so a script can read
-//! the server's memory), waits `--hold-secs` and closes them. `logins` sends
+//! the server's memory), waits `--hold-secs` and closes them; with
+//! `--session-each`, each connection first logs in as a user of its own
+//! (one session per socket, rather than one session for all). `logins` sends
 //! `--count` anonymous `POST /login` requests (a login flood), each worker on
 //! one keep-alive connection, and prints how many got each status.
 //!
@@ -31,13 +33,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use session_sockets_benches::client::{Http, login, open_polling, open_websocket};
+use session_sockets_benches::client::{Http, login, login_as, open_polling, open_websocket};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 const USAGE: &str = "\
 usage: loadgen --url http://127.0.0.1:PORT connect [--count N] [--concurrency C] [--transport websocket|polling] [--timeout SECS]
-       loadgen --url http://127.0.0.1:PORT hold --count N [--hold-secs S] [--ready-file PATH] [--timeout SECS]
+       loadgen --url http://127.0.0.1:PORT hold --count N [--hold-secs S] [--ready-file PATH] [--session-each] [--timeout SECS]
        loadgen --url http://127.0.0.1:PORT logins --count N [--concurrency C] [--timeout SECS]";
 
 /// Deadline for one connection's handshake.
@@ -64,6 +66,7 @@ struct Args {
     transport: Transport,
     hold_secs: u64,
     ready_file: Option<String>,
+    session_each: bool,
     timeout: Duration,
 }
 
@@ -78,6 +81,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         transport: Transport::WebSocket,
         hold_secs: 10,
         ready_file: None,
+        session_each: false,
         timeout: Duration::from_secs(120),
     };
     let number = |flag: &str, v: Option<String>| -> Result<u64, String> {
@@ -94,6 +98,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--hold-secs" => args.hold_secs = number("--hold-secs", it.next())?,
             "--timeout" => args.timeout = Duration::from_secs(number("--timeout", it.next())?),
             "--ready-file" => args.ready_file = it.next(),
+            "--session-each" => args.session_each = true,
             "--transport" => {
                 args.transport = match it.next().as_deref() {
                     Some("websocket") => Transport::WebSocket,
@@ -296,15 +301,23 @@ async fn hold(args: &Args, cookie: Arc<String>) -> Result<String, String> {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..args.count {
+    for n in 0..args.count {
         let permit = Arc::clone(&gate)
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
         let (addr, cookie) = (args.addr, Arc::clone(&cookie));
         let (ready, mut done) = (ready_tx.clone(), done_tx.subscribe());
+        let own_session = args.session_each;
         tasks.spawn(async move {
-            let ws = tokio::time::timeout(CONNECT_DEADLINE, open_websocket(addr, &cookie, None))
+            let open = async {
+                let cookie = match own_session {
+                    true => Arc::new(login_as(addr, &format!("user{n}")).await?),
+                    false => cookie,
+                };
+                open_websocket(addr, &cookie, None).await
+            };
+            let ws = tokio::time::timeout(CONNECT_DEADLINE, open)
                 .await
                 .map_err(|_| "timed out".to_owned())
                 .and_then(|r| r);

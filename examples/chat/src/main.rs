@@ -327,8 +327,9 @@ fn namespaces<A: Adapter + DefinedAdapter>(
         .into_iter()
         .map(|ns| {
             if no_sessions {
-                // What socketioxide costs alone, for the end-to-end benchmark.
-                io.ns(ns, async |socket: SocketRef<A>| socket.join(LOBBY))
+                // What socketioxide costs alone, for the end-to-end
+                // benchmark: the same room and events, no session.
+                io.ns(ns, on_bare_connect::<A>.with(register_bare::<A>))
             } else {
                 // `.with` runs the last-added middleware first: the session,
                 // then the handler registration.
@@ -352,6 +353,31 @@ async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::
     socket.on("message", message::<A>);
     Ok(())
 }
+
+/// `--no-sessions`: the same room and event handlers as [`register`], with
+/// nothing to read or write (the benchmark baseline).
+async fn register_bare<A: Adapter>(socket: SocketRef<A>) -> Result<(), std::convert::Infallible> {
+    socket.join(LOBBY);
+    socket.on("whoami", async |ack: AckSender<A>| {
+        let _ = ack.send(&json!({}));
+    });
+    socket.on("incr", async |ack: AckSender<A>| {
+        let _ = ack.send(&0);
+    });
+    socket.on(
+        "message",
+        async |socket: SocketRef<A>, Data(text): Data<String>| {
+            let text: String = text.trim().chars().take(MAX_MESSAGE).collect();
+            let _ = socket
+                .within(LOBBY)
+                .emit("message", &json!({ "user": "", "text": text }))
+                .await;
+        },
+    );
+    Ok(())
+}
+
+async fn on_bare_connect<A: Adapter>(_socket: SocketRef<A>) {}
 
 /// Every connection that reaches here has a session (the middleware refused
 /// the others).
