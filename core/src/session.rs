@@ -214,21 +214,23 @@ impl Session {
         })
     }
 
-    /// Whether this copy is exactly the stored record it rests on, with no
-    /// change of its own: nothing changed since it was loaded or refreshed
-    /// (a copy a save returned counts as changed until it is adopted). Two
-    /// such copies resting on the same record are interchangeable, so a
-    /// process may keep one for all of its sockets.
+    /// Whether this copy's data is the stored record it rests on, with no
+    /// change of its own listed: nothing changed since it was loaded or
+    /// refreshed (a copy a save returned counts as changed until it is
+    /// adopted). Changes to the cookie through [`cookie_mut`](Self::cookie_mut)
+    /// are not tracked: compare [`cookie`](Self::cookie)s as well before
+    /// treating two such copies resting on the same record as the same.
     pub fn is_as_stored(&self) -> bool {
         self.loaded.is_some() && self.changes.is_empty() && self.sent.is_none()
     }
 
-    /// A copy of this session exactly as stored, when it has no change of
-    /// its own: what a reload of its record would give (the save it came
-    /// from, if any, is forgotten). `None` when it has changes or was never
+    /// A copy of this session as stored, when its data is what its record
+    /// holds (no change, or only values set back): what a reload of its
+    /// record would give (the save it came from, if any, is forgotten), with
+    /// this copy's cookie. `None` when it has unsaved changes or was never
     /// stored.
     pub fn stored_copy(&self) -> Option<Session> {
-        (self.loaded.is_some() && self.changes.is_empty()).then(|| {
+        (self.loaded.is_some() && !self.is_changed()).then(|| {
             let mut copy = Session {
                 id: self.id.clone(),
                 cookie: self.cookie.clone(),
@@ -476,9 +478,12 @@ mod tests {
             changed.stored_copy().is_none(),
             "changes are not the store's"
         );
-        // A value set back is no change to save, yet still a change listed.
+        // A value set back is no change to save: the data is the record's,
+        // yet the copy is not as stored (its change stays listed).
         changed.insert("a", 1).unwrap();
-        assert!(!changed.is_changed() && changed.stored_copy().is_none());
+        assert!(!changed.is_changed() && !changed.is_as_stored());
+        let copy = changed.stored_copy().expect("the data is the record's");
+        assert!(copy.is_as_stored() && copy.data() == s.data());
 
         changed.insert("b", 3).unwrap();
         let stored = saved(changed);

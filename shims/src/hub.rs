@@ -142,6 +142,28 @@ fn view(session: Session) -> Arc<Session> {
     Arc::new(session.stored_copy().unwrap_or(session))
 }
 
+/// Whether a follower holding `copy` may hold `shared` instead: both rest
+/// on the same record with the same cookie, and neither has a change of
+/// its own.
+pub(crate) fn interchangeable(copy: &Session, shared: &Session) -> bool {
+    copy.is_as_stored()
+        && shared.is_as_stored()
+        && copy.rests_on_same(shared)
+        && copy.cookie() == shared.cookie()
+}
+
+/// What became of a handshake's follow.
+pub(crate) enum Follow {
+    /// The session ended while the handshake loaded it.
+    Ended,
+    /// Following.
+    Following,
+    /// Following, but the hub holds another record than the one the
+    /// handshake loaded, and which is newer is unknown: reload it once so
+    /// that every follower ends on the record as stored now.
+    Differs(SessionId),
+}
+
 impl Entry {
     fn idle(&self) -> bool {
         self.queue.is_empty()
@@ -177,31 +199,32 @@ impl Watch {
     /// follower's copy. When the hub already keeps that very record, the
     /// follower shares the hub's copy instead (one copy per session, not
     /// per socket).
-    pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, loaded: &Arc<Session>) -> bool {
+    pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, loaded: &Arc<Session>) -> Follow {
         self.done = true;
         let mut entries = self.hub.lock();
         let entry = entries.entry(self.id.clone()).or_default();
         entry.watchers = entry.watchers.saturating_sub(1);
         if entry.ends != self.ends {
-            return false;
+            return Follow::Ended;
         }
-        match &entry.latest {
-            Some(latest)
-                if latest.is_as_stored()
-                    && loaded.is_as_stored()
-                    && latest.rests_on_same(loaded) =>
-            {
+        let followed = match &entry.latest {
+            Some(latest) if interchangeable(loaded, latest) => {
                 // Under the hub's lock, so no refresh can come in between.
                 if let Some(f) = follower.upgrade() {
                     f.share(loaded, latest);
                 }
+                Follow::Following
             }
-            Some(_) => {}
-            None => entry.latest = Some(Arc::clone(loaded)),
-        }
+            Some(latest) if latest.rests_on_same(loaded) => Follow::Following,
+            Some(_) => Follow::Differs(self.id.clone()),
+            None => {
+                entry.latest = Some(Arc::clone(loaded));
+                Follow::Following
+            }
+        };
         entry.followers.push(follower);
         entry.touched.get_or_insert_with(Instant::now);
-        true
+        followed
     }
 }
 
@@ -374,9 +397,10 @@ impl Hub {
         true
     }
 
-    /// A reload of `id` found `fresh`: the followers to refresh with it
-    /// (none if it is the copy the hub already had), and the hub's copy of
-    /// it to refresh them with.
+    /// A reload of `id` found `fresh`: the followers to refresh with it,
+    /// and the hub's copy of it to refresh them with (the one it had when
+    /// that rests on the same record: followers already on it skip the
+    /// refresh).
     pub(crate) fn reloaded(
         &self,
         id: &SessionId,
@@ -391,7 +415,8 @@ impl Hub {
             && latest.rests_on_same(&fresh)
         {
             // The copy the hub has (and its followers share) already.
-            return (Vec::new(), Arc::clone(latest));
+            let latest = Arc::clone(latest);
+            return (entry.live(), latest);
         }
         let fresh = view(fresh);
         entry.latest = Some(Arc::clone(&fresh));
@@ -450,6 +475,14 @@ impl Hub {
             .filter(|e| e.has_live())
             .filter_map(|e| e.latest.clone())
             .collect()
+    }
+
+    /// The hub's copy of `id`, if a follower holding `copy` may hold it
+    /// instead (see [`interchangeable`]).
+    pub(crate) fn shareable(&self, id: &SessionId, copy: &Session) -> Option<Arc<Session>> {
+        let entries = self.lock();
+        let latest = entries.get(id)?.latest.as_ref()?;
+        interchangeable(copy, latest).then(|| Arc::clone(latest))
     }
 
     /// A touch stored `touched` (its cookie refreshed).

@@ -26,7 +26,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::hub::{Follower, SessionEnd};
+use crate::hub::{Follower, SessionEnd, interchangeable};
 use crate::runtime::Runtime;
 use crate::{HandshakeError, Session, SessionId, SessionSockets, WriteError};
 
@@ -51,6 +51,13 @@ struct Inner<R> {
 impl<R: Runtime> Follower for Inner<R> {
     fn refresh(&self, fresh: &Arc<Session>) {
         let mut copy = lock(&self.session);
+        if copy.rests_on_same(fresh) {
+            // Already on that record: at most take the shared copy.
+            if interchangeable(&copy, fresh) {
+                *copy = Arc::clone(fresh);
+            }
+            return;
+        }
         if copy.is_as_stored() && fresh.is_as_stored() {
             // What refreshing an unchanged copy would make: `fresh` itself.
             *copy = Arc::clone(fresh);
@@ -157,6 +164,20 @@ impl<R> LiveSession<R> {
         f(Arc::make_mut(&mut self.lock()))
     }
 
+    /// Takes the hub's copy in place of this one when they are the same
+    /// session as stored (after this copy's own save or reload), so that the
+    /// session's connections share one copy again.
+    fn reshare(&self) {
+        let copy = Arc::clone(&self.lock());
+        if let Some(shared) = self.inner.sessions.hub.shareable(&self.inner.id, &copy) {
+            let mut now = self.lock();
+            // Unless a refresh came in between.
+            if Arc::ptr_eq(&now, &copy) {
+                *now = shared;
+            }
+        }
+    }
+
     /// A copy of the session as this connection sees it now.
     pub fn snapshot(&self) -> Session {
         Session::clone(&self.lock())
@@ -179,6 +200,7 @@ impl<R: Runtime> LiveSession<R> {
         }
         let saved = self.inner.sessions.save(snapshot).await?;
         Arc::make_mut(&mut self.lock()).adopt_saved(&saved);
+        self.reshare();
         Ok(())
     }
 
@@ -196,6 +218,7 @@ impl<R: Runtime> LiveSession<R> {
         let sent = self.snapshot();
         let (saved, value) = self.inner.sessions.update(sent, update).await?;
         Arc::make_mut(&mut self.lock()).adopt_saved(&saved);
+        self.reshare();
         Ok(value)
     }
 
@@ -208,6 +231,7 @@ impl<R: Runtime> LiveSession<R> {
     pub async fn reload(&self) -> Result<Session, HandshakeError> {
         let fresh = self.inner.sessions.reload(&self.inner.id).await?;
         *self.lock() = Arc::new(fresh.clone());
+        self.reshare();
         Ok(fresh)
     }
 
@@ -270,5 +294,75 @@ mod tests {
         // A change on b leaves c's shared copy as it was.
         b.with_mut(|s| s.insert("draft", 2)).unwrap();
         assert_eq!((draft(&b), draft(&c)), (Some(2), Some(1)));
+
+        // The writer shares again once its save is stored.
+        b.save().await.unwrap();
+        assert!(shared(&a, &b) && shared(&b, &c), "one copy after b's save");
+        assert_eq!(
+            (draft(&a), draft(&b), draft(&c)),
+            (Some(2), Some(2), Some(2))
+        );
+    }
+
+    /// A keep-alive touch refreshes the hub's cookie but not the stored
+    /// record's `expires` (connect-redis's touch): a later socket must see
+    /// the record, as an HTTP request with the same headers does.
+    #[tokio::test]
+    async fn after_a_touch_a_new_socket_sees_what_the_http_app_sees() {
+        let config = Config::builder()
+            .secret("s")
+            .cookie(session_sockets_core::CookieOptions {
+                max_age: Some(std::time::Duration::from_secs(3600)),
+                ..session_sockets_core::CookieOptions::default()
+            })
+            .build()
+            .unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+        let headers = signed_in(&sockets).await;
+        let a = sockets.live_session(&headers, |_| {}).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let touched = sockets.touch(a.snapshot()).await.unwrap();
+        sockets.hub.touched(&touched.session);
+        let expires = |s: &Session| s.cookie().expires_ms();
+        assert_ne!(expires(&touched.session), expires(&a.snapshot()));
+
+        let b = sockets.live_session(&headers, |_| {}).await.unwrap();
+        let http = sockets.session(&headers).await.unwrap();
+        assert_eq!(expires(&b.snapshot()), expires(&http));
+        assert_eq!(b.snapshot().cookie(), http.cookie());
+    }
+
+    /// A handshake that loaded a record this process has since replaced
+    /// ends on the record as stored now.
+    #[tokio::test]
+    async fn a_socket_that_loaded_an_older_record_catches_up() {
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+        let headers = signed_in(&sockets).await;
+        let a = sockets.live_session(&headers, |_| {}).await.unwrap();
+        let id = a.id().clone();
+
+        // A handshake registers and loads the record...
+        let watch = sockets.hub.watch(id.clone());
+        let old = Arc::new(sockets.session(&headers).await.unwrap());
+        // ...then this process writes a newer one before it follows.
+        a.with_mut(|s| s.insert("draft", 7)).unwrap();
+        a.save().await.unwrap();
+        let late = Arc::new(Inner {
+            sessions: sockets.clone(),
+            id: id.clone(),
+            session: Mutex::new(Arc::clone(&old)),
+            on_end: Box::new(|_| {}),
+        });
+        let weak: std::sync::Weak<Inner<Tokio>> = Arc::downgrade(&late);
+        assert!(sockets.follow(watch, weak, &old));
+        let late = LiveSession { inner: late };
+
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while draft(&late).is_none() && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(draft(&late), Some(7), "the late socket caught up");
+        assert!(shared(&a, &late) || a.snapshot().rests_on_same(&late.snapshot()));
     }
 }

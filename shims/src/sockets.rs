@@ -10,7 +10,7 @@ use session_sockets_core::{
 };
 
 use crate::driver::{Stalled, drive};
-use crate::hub::{Follower, Hub, Queued, SessionEnd, Update, Watch};
+use crate::hub::{Follow, Follower, Hub, Queued, SessionEnd, Update, Watch};
 use crate::runtime::{Runtime, start};
 use crate::store::{Store, StoreEvent};
 
@@ -44,7 +44,7 @@ pub struct SessionSockets<R> {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     runtime: Arc<R>,
-    hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
 }
 
 /// A touched session, and the `Set-Cookie` header to re-send when the
@@ -429,10 +429,15 @@ impl<R: Runtime> SessionSockets<R> {
         follower: std::sync::Weak<dyn Follower>,
         loaded: &Arc<Session>,
     ) -> bool {
-        if !watch.follow(follower, loaded) {
-            return false;
-        }
+        let id = match watch.follow(follower, loaded) {
+            Follow::Ended => return false,
+            Follow::Following => None,
+            Follow::Differs(id) => Some(id),
+        };
         self.start_events();
+        if let Some(id) = id {
+            self.reload_followed(id);
+        }
         true
     }
 
