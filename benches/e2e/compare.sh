@@ -8,6 +8,9 @@
 # Servers (each alone on the machine while it is measured, pinned to CPU 0;
 # the load generator and redis-server share CPU 1):
 #   bare     the chat with --no-sessions: socketioxide with no session middleware
+#            (the same routes, room and handlers; its logins go to a MemoryStore)
+#   bare_redis  the same with --redis: socketioxide's Redis adapter, logins in
+#            Redis; the baseline of the RedisStore server
 #   memory   the chat: session middleware + MemoryStore
 #   redis    the chat --redis: session middleware + RedisStore
 #   node     Node socket.io 4 + express-session 1.19 + connect-redis 9
@@ -93,6 +96,7 @@ start_server() { # name -> sets srv_pid, srv_url
   local port; port="$(free_port)"
   case "$1" in
     bare) pin 0 "$chat" --port "$port" --secret "$secret" --no-sessions >"$work/$1.log" 2>&1 & ;;
+    bare_redis) pin 0 "$chat" --port "$port" --secret "$secret" --no-sessions --redis "$redis" >"$work/$1.log" 2>&1 & ;;
     memory) pin 0 "$chat" --port "$port" --secret "$secret" >"$work/$1.log" 2>&1 & ;;
     redis) pin 0 "$chat" --port "$port" --secret "$secret" --redis "$redis" >"$work/$1.log" 2>&1 & ;;
     node) REDIS_URL="$redis" SECRET="$secret" PORT="$port" pin 0 node "$root/benches/node/e2e/node_server.js" >"$work/$1.log" 2>&1 & ;;
@@ -149,7 +153,7 @@ holds() { # name
   done
 }
 
-servers=(bare memory redis node)
+servers=(bare bare_redis memory redis node)
 for round in $(seq 1 "$rounds"); do
   for s in "${servers[@]}"; do
     echo "== round $round/$rounds: $s" >&2
@@ -196,8 +200,8 @@ for (const [name, byRun] of Object.entries(runs_of)) {
     };
   }
 }
-const names = ["bare", "memory", "redis", "node"];
-const label = { bare: "bare socketioxide", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis" };
+const names = ["bare", "bare_redis", "memory", "redis", "node"];
+const label = { bare: "bare socketioxide", bare_redis: "bare, Redis adapter", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis" };
 const runs = [["ws_c1", "websocket, 1 at a time"], ["ws_c50", "websocket, 50 concurrent"], ["ws_c200", "websocket, 200 concurrent"], ["polling_c1", "polling-first, 1 at a time"]];
 const pad = (s, n) => String(s).padStart(n);
 console.log(`\n${count} connections per run (polling: ${Math.floor(count / 3)}), median of ${rounds} round(s); ${hold} idle sockets held\n`);
@@ -214,13 +218,13 @@ for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "
 const ratio = (a, b) => (b > 0 ? a / b : NaN);
 console.log("\nratios (same run):");
 for (const [k, what] of runs) {
-  const over = (n) => ((ratio(r[n][k].cpu_us, r.bare[k].cpu_us) - 1) * 100).toFixed(1);
-  console.log(`  ${what}: session overhead over bare, server CPU/conn: memory +${over("memory")}%, redis +${over("redis")}% (goal <= 10%)`);
+  const over = (n, base) => ((ratio(r[n][k].cpu_us, r[base][k].cpu_us) - 1) * 100).toFixed(1);
+  console.log(`  ${what}: session overhead, server CPU/conn: memory over bare +${over("memory", "bare")}%, redis over bare_redis +${over("redis", "bare_redis")}% (goal <= 10%)`);
   console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio(r.node[k].cpu_us, r.redis[k].cpu_us).toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio(r.redis[k].per_second, r.node[k].per_second).toFixed(2)}x (goal > 1)`);
 }
 for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
-  const extra = (n) => (r[n][k].bytes - r.bare[k].bytes).toFixed(0);
-  console.log(`  RSS per idle socket over bare, ${what}: memory ${extra("memory")} B, redis ${extra("redis")} B (goal <= 1024 B)`);
+  const extra = (n, base) => (r[n][k].bytes - r[base][k].bytes).toFixed(0);
+  console.log(`  RSS per idle socket, ${what}: memory over bare ${extra("memory", "bare")} B, redis over bare_redis ${extra("redis", "bare_redis")} B (goal <= 1024 B)`);
 }
 console.log("  server CPU/conn spread over the rounds (min-max us): " + runs.map(([k]) => k + " " + names.map((n) => r[n][k] ? `${n} ${r[n][k].spread[0].toFixed(0)}-${r[n][k].spread[1].toFixed(0)}` : "").join(", ")).join("; "));
 EOF
