@@ -1,0 +1,153 @@
+//! What one Redis `GET` round trip costs the calling process in CPU, the
+//! floor under RedisStore's per-connection overhead in the end-to-end
+//! comparison: `RedisStore::load` (the redis crate's multiplexed
+//! connection) next to a bare RESP `GET` over one tokio `TcpStream`, one
+//! caller at a time and 50 at once, on a current-thread runtime pinned by
+//! the caller (`taskset -c 0`), Redis on loopback.
+//!
+//! ```text
+//! cargo build --release -p session-sockets-benches --bin redis_get && taskset -c 0 target/release/redis_get
+//! ```
+//!
+//! Starts its own redis-server on a free loopback port; bounded (20,000
+//! GETs per row).
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_sockets::{KeyspaceEvents, RedisStore, Store};
+use session_sockets_benches::procs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const OPS: usize = 20_000;
+
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("redis_get: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("redis_get: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// This process's CPU time (all threads), from /proc.
+fn cpu() -> Duration {
+    let mut ns = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for t in dir.flatten() {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+async fn measure<F, Fut>(label: &str, callers: usize, op: F) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let (c0, t0) = (cpu(), Instant::now());
+    let per = OPS / callers;
+    let runs = (0..callers).map(|_| async {
+        for _ in 0..per {
+            op().await?;
+        }
+        Ok::<(), String>(())
+    });
+    for r in futures_util::future::join_all(runs).await {
+        r?;
+    }
+    let (cpu_us, wall) = ((cpu() - c0).as_secs_f64() * 1e6, t0.elapsed().as_secs_f64());
+    let n = (per * callers) as f64;
+    println!(
+        "| {label} | {callers} | {:.1} | {:.0} |",
+        cpu_us / n,
+        n / wall
+    );
+    Ok(())
+}
+
+async fn run() -> Result<(), String> {
+    let (_redis, url) = procs::redis()?;
+    let store = Arc::new(
+        RedisStore::builder(url.as_str())
+            .keyspace_events(KeyspaceEvents::Off)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let value = vec![b'x'; 196];
+    store
+        .create(b"sess:bench", &value, Duration::from_secs(600))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    println!("| path | callers | process CPU us per GET | GETs/s |\n|---|---|---|---|");
+    for callers in [1, 50] {
+        measure("RedisStore::load", callers, || {
+            let store = Arc::clone(&store);
+            async move {
+                match store.load(b"sess:bench").await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err("the record is gone".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await?;
+        // One raw connection per caller: write the command, read the reply.
+        let conns: Vec<_> = futures_util::future::join_all(
+            (0..callers).map(|_| tokio::net::TcpStream::connect(addr.clone())),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+        let conns: Vec<_> = conns.into_iter().map(tokio::sync::Mutex::new).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        measure("raw RESP over a TcpStream", callers, || {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % callers;
+            let conn = &conns[i];
+            async move {
+                let mut c = conn.lock().await;
+                c.write_all(b"*2\r\n$3\r\nGET\r\n$10\r\nsess:bench\r\n")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut buf = [0u8; 512];
+                let mut got = 0;
+                // `$196\r\n` + 196 bytes + `\r\n`.
+                while got < 6 + 196 + 2 {
+                    let n = c.read(&mut buf[got..]).await.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err("Redis closed the connection".to_owned());
+                    }
+                    got += n;
+                }
+                Ok(())
+            }
+        })
+        .await?;
+    }
+    Ok(())
+}
