@@ -223,7 +223,7 @@ where
             return Box::pin(std::future::ready(Ok(refused.into_response())));
         }
         let mut req = req;
-        if opens_engine_session(&shared.engine_path, req.uri()) {
+        if shared.socketio && opens_engine_session(&shared.engine_path, req.uri()) {
             unpin_head(&mut req);
         }
         let fut = self.inner.call(req);
