@@ -289,10 +289,12 @@ impl<R: Runtime> SessionSockets<R> {
             };
             let edits = batch.iter_mut().map(Queued::edit).collect();
             let commit = Commit::new(Arc::clone(&self.config), base, edits, start(&*self.runtime));
-            let mut commit = Recorded {
+            let mut commit = Observed {
                 machine: commit,
-                hub: &self.hub,
-                id: &id,
+                hook: RecordWrites {
+                    hub: &self.hub,
+                    id: &id,
+                },
             };
             let outcome = match self.run(&mut commit).await {
                 Ok(outcome) => outcome,
@@ -408,16 +410,18 @@ impl<R: Runtime> SessionSockets<R> {
     ) -> (Result<Session, HandshakeError>, Option<Watch>) {
         let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
         hs.handle_header_map(headers);
-        let mut watched = Watched {
+        let mut watched = Observed {
             machine: hs,
-            sockets: self,
-            watch: None,
+            hook: WatchOnLoad {
+                sockets: self,
+                watch: None,
+            },
         };
         let outcome = match self.run(&mut watched).await {
             Ok(outcome) => outcome,
             Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
         };
-        (outcome, watched.watch)
+        (outcome, watched.hook.watch)
     }
 
     /// Makes `follower` follow its session from `watch` on: refreshed when
@@ -490,22 +494,24 @@ impl<R: Runtime> SessionSockets<R> {
     }
 }
 
-/// A commit that tells the hub what each of its compare-and-sets writes,
-/// before it goes out: the store may report it before the reply arrives.
-struct Recorded<'a> {
-    machine: Commit,
-    hub: &'a Hub,
-    id: &'a SessionId,
+/// A machine whose every request is shown to `hook` just before it goes
+/// out (the store may report a write before its reply arrives).
+struct Observed<M, H> {
+    machine: M,
+    hook: H,
 }
 
-impl Machine for Recorded<'_> {
-    type Outcome = Result<Vec<Session>, WriteError>;
+/// What [`Observed`] does with each request.
+trait OnRequest {
+    fn on_request(&mut self, request: &Request);
+}
+
+impl<M: Machine, H: OnRequest> Machine for Observed<M, H> {
+    type Outcome = M::Outcome;
 
     fn poll_request(&mut self) -> Option<Request> {
         let request = self.machine.poll_request()?;
-        if let Request::CompareAndSet { new, .. } = &request {
-            self.hub.writing(self.id, new);
-        }
+        self.hook.on_request(&request);
         Some(request)
     }
     fn handle_reply(&mut self, id: RequestId, reply: Reply, now: std::time::Instant) {
@@ -525,42 +531,37 @@ impl Machine for Recorded<'_> {
     }
 }
 
-/// A handshake that registers a watch on its session just before the load
-/// request goes out.
-struct Watched<'a, R> {
-    machine: Handshake,
+/// A commit's hook: tells the hub what each compare-and-set writes, so
+/// that the store's report of it is known as this process's own.
+struct RecordWrites<'a> {
+    hub: &'a Hub,
+    id: &'a SessionId,
+}
+
+impl OnRequest for RecordWrites<'_> {
+    fn on_request(&mut self, request: &Request) {
+        if let Request::CompareAndSet { new, .. } = request {
+            self.hub.writing(self.id, new);
+        }
+    }
+}
+
+/// A handshake's hook: registers a watch on its session just before the
+/// load request goes out.
+struct WatchOnLoad<'a, R> {
     sockets: &'a SessionSockets<R>,
     watch: Option<Watch>,
 }
 
-impl<R> Machine for Watched<'_, R> {
-    type Outcome = Result<Session, HandshakeError>;
-
-    fn poll_request(&mut self) -> Option<Request> {
-        let request = self.machine.poll_request()?;
-        if let Request::Load { key, .. } = &request
+impl<R> OnRequest for WatchOnLoad<'_, R> {
+    fn on_request(&mut self, request: &Request) {
+        if let Request::Load { key, .. } = request
             && self.watch.is_none()
             && let Some(id) =
                 session_sockets_core::event::session_of_key(&self.sockets.config, key.as_bytes())
         {
             self.watch = Some(self.sockets.hub.watch(id));
         }
-        Some(request)
-    }
-    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: std::time::Instant) {
-        self.machine.handle_reply(id, reply, now);
-    }
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.machine.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: std::time::Instant) {
-        self.machine.handle_timeout(now);
-    }
-    fn poll_outcome(&mut self) -> Option<Self::Outcome> {
-        self.machine.poll_outcome()
-    }
-    fn is_finished(&self) -> bool {
-        self.machine.is_finished()
     }
 }
 
