@@ -2,7 +2,47 @@
 // loopback port, log in over HTTP, count passes and failures.
 "use strict";
 
+const net = require("node:net");
 const { spawn } = require("node:child_process");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free loopback port. */
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Sends one command in RESP over a fresh connection; resolves to the first reply line. */
+function redisCommand(port, ...args) {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, "127.0.0.1");
+    let out = "";
+    c.on("data", (d) => { out += d; if (out.includes("\r\n")) { c.destroy(); resolve(out.split("\r\n")[0]); } });
+    c.on("error", reject);
+    c.on("close", () => resolve(out.split("\r\n")[0]));
+    c.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join(""));
+  });
+}
+
+/**
+ * redis-server on `port` with its default settings (notify-keyspace-events
+ * off), persisting to `dir` only on SHUTDOWN SAVE; resolves once it answers.
+ */
+async function startRedis(port, dir) {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
+    "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    try { if ((await redisCommand(port, "PING")) === "+PONG") return child; } catch { /* not yet */ }
+    await sleep(50);
+  }
+  child.kill();
+  throw new Error("redis-server did not start");
+}
 
 /** Starts `bin` with `args` (plus `--port 0`) and resolves to { url, child } once it listens. */
 function startChat(bin, args = []) {
@@ -83,4 +123,4 @@ function runner() {
   };
 }
 
-module.exports = { startChat, login, runner };
+module.exports = { startChat, login, runner, freePort, redisCommand, startRedis };

@@ -16,7 +16,7 @@ const path = require("node:path");
 const { spawn } = require("node:child_process");
 const { io } = require("socket.io-client");
 const WebSocket = require("ws");
-const { startChat, login, runner } = require("./harness");
+const { startChat, login, runner, freePort, redisCommand, startRedis } = require("./harness");
 
 const bin = process.argv[2];
 const withRedis = process.argv.includes("--redis-server");
@@ -66,37 +66,8 @@ function rss(pid) {
 
 // ---- a private redis-server that can be stopped and restarted --------------
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-/** Sends one command in RESP over a fresh connection; resolves to the first reply line. */
-function redisCommand(port, ...args) {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(port, "127.0.0.1");
-    let out = "";
-    c.on("data", (d) => { out += d; if (out.includes("\r\n")) { c.destroy(); resolve(out.split("\r\n")[0]); } });
-    c.on("error", reject);
-    c.on("close", () => resolve(out.split("\r\n")[0]));
-    c.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join(""));
-  });
-}
 
-async function startRedis(port, dir) {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
-    "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  for (let i = 0; i < 100; i++) {
-    try { if ((await redisCommand(port, "PING")) === "+PONG") return child; } catch { /* not yet */ }
-    await sleep(50);
-  }
-  child.kill();
-  throw new Error("redis-server did not start");
-}
 
 async function main() {
   let redis = null;

@@ -8,12 +8,11 @@
 
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
-const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const { spawn, execFileSync } = require("node:child_process");
 const { io } = require("socket.io-client");
-const { startChat, login, runner } = require("./harness");
+const { startChat, login, runner, freePort, redisCommand, startRedis } = require("./harness");
 
 const bin = process.argv[2];
 if (!bin) {
@@ -60,34 +59,6 @@ const sidOf = (cookie) => decodeURIComponent(cookie.split("=")[1]).slice(2).spli
 
 // ---- processes ----------------------------------------------------------------
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-function redisCommand(port, ...args) {
-  return new Promise((resolve, reject) => {
-    const c = net.connect(port, "127.0.0.1");
-    let out = "";
-    c.on("data", (d) => { out += d; if (out.includes("\r\n")) { c.destroy(); resolve(out.split("\r\n")[0]); } });
-    c.on("error", reject);
-    c.on("close", () => resolve(out.split("\r\n")[0]));
-    c.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join(""));
-  });
-}
-/** redis-server with its default settings (notify-keyspace-events off), persisting to `dir` only on SHUTDOWN SAVE. */
-async function startRedis(port, dir) {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", ""], { stdio: "ignore" });
-  for (let i = 0; i < 100; i++) {
-    try { if ((await redisCommand(port, "PING")) === "+PONG") return child; } catch { /* not yet */ }
-    await sleep(50);
-  }
-  child.kill();
-  throw new Error("redis-server did not start");
-}
 function startExpress(redisUrl) {
   return new Promise((resolve, reject) => {
     const child = spawn("node", ["app.js"], { cwd: expressDir, env: { ...process.env, REDIS_URL: redisUrl, SECRET, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
