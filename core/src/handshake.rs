@@ -30,7 +30,7 @@ impl ResolvedSid {
 
     /// The id as a [`SessionId`].
     pub fn to_session_id(&self) -> SessionId {
-        SessionId::new(String::from_utf8_lossy(self.expose()).into_owned())
+        SessionId::new(&*String::from_utf8_lossy(self.expose()))
     }
 }
 
@@ -149,8 +149,10 @@ impl Step for HandshakeStep {
         // inline buffers are all that exist (no allocation on the way to
         // the `Load` request).
         let sid = self.buf.get(self.start..).unwrap_or_default();
+        // One allocation, the id's own: the lossy view borrows the bytes
+        // (decoded ids are UTF-8) instead of copying them into a String first.
         Some(loaded(cx, reply, || {
-            SessionId::new(String::from_utf8_lossy(sid).into_owned())
+            SessionId::new(&*String::from_utf8_lossy(sid))
         }))
     }
 }
