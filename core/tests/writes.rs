@@ -1308,8 +1308,9 @@ fn conflicts_are_retried_with_a_jittered_backoff_until_the_store_deadline() {
     );
 }
 
-#[test]
-fn a_backoff_stays_a_backoff_the_deadline_of_a_request_does_not_move() {
+/// A save of `mine` whose first two attempts met another writer's record:
+/// seeded, it now waits; with the time it wakes at.
+fn backing_off() -> (Save, Instant) {
     let mut s = loaded(REC);
     s.insert("mine", 1).unwrap();
     let mut m = Save::new(config(), s, at(0));
@@ -1323,6 +1324,12 @@ fn a_backoff_stays_a_backoff_the_deadline_of_a_request_does_not_move() {
     };
     m.handle_reply(id, random(3), t(0));
     let wake = m.poll_timeout().unwrap();
+    (m, wake)
+}
+
+#[test]
+fn a_backoff_stays_a_backoff_the_deadline_of_a_request_does_not_move() {
+    let (mut m, wake) = backing_off();
     assert!(wake < t(0) + Duration::from_millis(2));
     // Woken early: nothing happens yet.
     m.handle_timeout(t(0));
@@ -1343,19 +1350,7 @@ fn r25_a_conflict_after_a_backoff_is_retried_at_once_from_the_record_it_brought(
     // A writer on another server saving without pause wins every attempt
     // made from older knowledge; the attempt after a wait is such an
     // attempt, so its conflict is retried at once, from the current record.
-    let mut s = loaded(REC);
-    s.insert("mine", 1).unwrap();
-    let mut m = Save::new(config(), s, at(0));
-    for i in 0..2 {
-        let id = req(&mut m).id();
-        let theirs = format!(r#"{{"cookie":{{}},"other":{i}}}"#);
-        m.handle_reply(id, Reply::Conflict(Bytes::from(theirs.into_bytes())), t(0));
-    }
-    let Request::Random { id, .. } = req(&mut m) else {
-        panic!("random bytes for the jitter")
-    };
-    m.handle_reply(id, random(3), t(0));
-    let wake = m.poll_timeout().unwrap();
+    let (mut m, wake) = backing_off();
     m.handle_timeout(wake);
     let Request::CompareAndSet { id, .. } = req(&mut m) else {
         panic!("the attempt after the wait")
