@@ -26,7 +26,7 @@ use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::{
     CasOutcome, Config, MemoryStore, SessionSockets, Store, StoreError, StoreFuture,
 };
-use sio_client::{Client, Response as HttpResponse, request};
+use sio_client::{Client, Response as HttpResponse, client, request};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -186,14 +186,6 @@ async fn server() -> Server {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server { addr, store }
-}
-
-/// Runs blocking client code off the runtime's workers.
-async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
-        .await
-        .expect("the client step took over 20 s")
-        .unwrap()
 }
 
 async fn send(srv: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {

@@ -20,7 +20,7 @@ use session_sockets::{
     CasOutcome, Config, EventSink, MemoryStore, SessionId, SessionSockets, Store, StoreEvent,
     StoreFuture, Subscription,
 };
-use sio_client::Client;
+use sio_client::{Client, client};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -142,17 +142,7 @@ fn config() -> Config {
 }
 
 async fn login(srv: &Server, data: Value) -> (SessionId, String) {
-    let Value::Object(data) = data else { panic!() };
-    let created = srv.sessions.create(data).await.unwrap();
-    let pair = created.set_cookie.split(';').next().unwrap().to_owned();
-    (created.session.id().clone(), pair)
-}
-
-async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
-        .await
-        .expect("the client step took over 20 s")
-        .unwrap()
+    sio_client::login(&srv.sessions, data).await
 }
 
 async fn connected(srv: &Server, cookie: &str) -> Client {

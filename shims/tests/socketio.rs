@@ -17,7 +17,7 @@ use session_sockets::socketio::{
     SessionMiddleware, SocketSession, TrySession, disconnect_session, session_room,
 };
 use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
-use sio_client::Client;
+use sio_client::{Client, client};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -164,22 +164,8 @@ fn config() -> Config {
     Config::builder().secret(SECRET).build().unwrap()
 }
 
-/// A stored session with `data`; returns its id and `Cookie` header value.
 async fn login(srv: &Server, data: Value) -> (SessionId, String) {
-    let Value::Object(data) = data else {
-        panic!("data must be an object")
-    };
-    let created = srv.sessions.create(data).await.unwrap();
-    let pair = created.set_cookie.split(';').next().unwrap().to_owned();
-    (created.session.id().clone(), pair)
-}
-
-/// Runs blocking client code off the runtime's workers.
-async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
-        .await
-        .expect("the client step took over 20 s")
-        .unwrap()
+    sio_client::login(&srv.sessions, data).await
 }
 
 // ---- tests -----------------------------------------------------------------

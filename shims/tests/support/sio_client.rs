@@ -10,6 +10,27 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use session_sockets::runtime::tokio::Tokio;
+use session_sockets::{SessionId, SessionSockets};
+
+/// Runs blocking client code off the runtime's workers, for at most 20 s.
+pub async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(f))
+        .await
+        .expect("the client step took over 20 s")
+        .unwrap()
+}
+
+/// A stored session with `data` (an object); returns its id and the
+/// `Cookie` header value that carries it.
+pub async fn login(sessions: &SessionSockets<Tokio>, data: Value) -> (SessionId, String) {
+    let Value::Object(data) = data else {
+        panic!("data must be an object")
+    };
+    let created = sessions.create(data).await.unwrap();
+    let pair = created.set_cookie.split(';').next().unwrap().to_owned();
+    (created.session.id().clone(), pair)
+}
 
 pub struct Client {
     addr: SocketAddr,
