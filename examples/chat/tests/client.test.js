@@ -6,7 +6,7 @@
 const assert = require("node:assert/strict");
 const { io } = require("socket.io-client");
 const WebSocket = require("ws");
-const { startChat, login, runner } = require("./harness");
+const { describe, connected, once, startChat, login, runner } = require("./harness");
 
 const bin = process.argv[2];
 const extra = process.argv.slice(3);
@@ -21,21 +21,10 @@ function connect(url, ns, opts) {
   sockets.push(s);
   return s;
 }
-const describe = (s) => `${s.nsp} over ${s.io.opts.transports.join("+")}`;
-const connected = (s) => new Promise((resolve, reject) => {
-  if (s.connected) return resolve();
-  const t = setTimeout(() => reject(new Error(`${describe(s)}: neither connect nor connect_error within 8 s`)), 8000);
-  s.once("connect", () => { clearTimeout(t); resolve(); });
-  s.once("connect_error", (e) => { clearTimeout(t); reject(new Error(`${describe(s)}: connect_error: ${e.message}`)); });
-});
 const rejected = (s) => new Promise((resolve, reject) => {
   const t = setTimeout(() => reject(new Error(`${describe(s)}: neither connect nor connect_error within 8 s`)), 8000);
   s.once("connect", () => { clearTimeout(t); reject(new Error(`${describe(s)}: connected, expected a connect_error`)); });
   s.once("connect_error", (e) => { clearTimeout(t); resolve(e); });
-});
-const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
-  const t = setTimeout(() => reject(new Error(`no "${ev}" event within ${ms} ms`)), ms);
-  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
 });
 const get = (url, path, cookie) => fetch(url + path, { headers: cookie ? { cookie } : {} });
 

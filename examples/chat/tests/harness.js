@@ -7,6 +7,23 @@ const { spawn } = require("node:child_process");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A socket.io client socket, for messages: its namespace and transports. */
+const describe = (s) => `${s.nsp} over ${s.io.opts.transports.join("+")}`;
+
+/** Resolves once socket.io client `s` is connected; rejects on connect_error or after 8 s. */
+const connected = (s) => new Promise((resolve, reject) => {
+  if (s.connected) return resolve();
+  const t = setTimeout(() => reject(new Error(`${describe(s)}: neither connect nor connect_error within 8 s`)), 8000);
+  s.once("connect", () => { clearTimeout(t); resolve(); });
+  s.once("connect_error", (e) => { clearTimeout(t); reject(new Error(`${describe(s)}: connect_error: ${e.message}`)); });
+});
+
+/** Resolves to the arguments of the next `ev` on `s`; rejects after `ms`. */
+const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
+  const t = setTimeout(() => reject(new Error(`no "${ev}" event within ${ms} ms`)), ms);
+  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
+});
+
 /** A free loopback port. */
 function freePort() {
   return new Promise((resolve) => {
@@ -123,4 +140,4 @@ function runner() {
   };
 }
 
-module.exports = { startChat, login, runner, freePort, redisCommand, startRedis };
+module.exports = { startChat, login, runner, freePort, redisCommand, startRedis, sleep, describe, connected, once };

@@ -16,7 +16,7 @@ const path = require("node:path");
 const { spawn } = require("node:child_process");
 const { io } = require("socket.io-client");
 const WebSocket = require("ws");
-const { startChat, login, runner, freePort, redisCommand, startRedis } = require("./harness");
+const { connected, once, sleep, startChat, login, runner, freePort, redisCommand, startRedis } = require("./harness");
 
 const bin = process.argv[2];
 const withRedis = process.argv.includes("--redis-server");
@@ -31,17 +31,6 @@ function connect(url, ns, opts) {
   sockets.push(s);
   return s;
 }
-const connected = (s) => new Promise((resolve, reject) => {
-  if (s.connected) return resolve();
-  const t = setTimeout(() => reject(new Error("no connect within 8 s")), 8000);
-  s.once("connect", () => { clearTimeout(t); resolve(); });
-  s.once("connect_error", (e) => { clearTimeout(t); reject(new Error(`connect_error: ${e.message}`)); });
-});
-const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
-  const t = setTimeout(() => reject(new Error(`no "${ev}" event within ${ms} ms`)), ms);
-  s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
-});
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** fetch with the cookie and extra headers; never follows redirects. */
 function request(url, pathname, { method = "GET", cookie, headers = {}, body } = {}) {

@@ -12,7 +12,7 @@ const os = require("node:os");
 const path = require("node:path");
 const { spawn, execFileSync } = require("node:child_process");
 const { io } = require("socket.io-client");
-const { startChat, login, runner, freePort, redisCommand, startRedis } = require("./harness");
+const { connected, sleep, startChat, login, runner, freePort, redisCommand, startRedis } = require("./harness");
 
 const bin = process.argv[2];
 if (!bin) {
@@ -28,12 +28,6 @@ function connect(url, ns, cookie, transports = ["websocket"]) {
   sockets.push(s);
   return s;
 }
-const connected = (s) => new Promise((resolve, reject) => {
-  if (s.connected) return resolve();
-  const t = setTimeout(() => reject(new Error("no connect within 8 s")), 8000);
-  s.once("connect", () => { clearTimeout(t); resolve(); });
-  s.once("connect_error", (e) => { clearTimeout(t); reject(new Error(`connect_error: ${e.message}`)); });
-});
 /** Resolves to { reason, ended } once the server disconnects `s` (ended: the session_ended payload). */
 function ended(s, ms = 5000) {
   return new Promise((resolve, reject) => {
@@ -43,7 +37,6 @@ function ended(s, ms = 5000) {
     s.once("disconnect", (reason) => { clearTimeout(t); resolve({ reason, ended: payload }); });
   });
 }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function eventually(what, fn, ms = 3000) {
   const until = Date.now() + ms;
   let last;
