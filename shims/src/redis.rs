@@ -337,6 +337,25 @@ impl RedisStore {
         .map_err(|e| self.error(op, e))
     }
 
+    /// [`query`](Self::query) for a command that may run twice (`GET`,
+    /// `EXPIRE`, `DEL`): also retried once, on a fresh connection, when
+    /// the connection it went out on turns out dead (Redis restarted since
+    /// the last call), so the first call after a restart succeeds.
+    async fn query_idempotent<T: FromRedisValue>(
+        &self,
+        op: &str,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.is_connection_refusal() || e.is_connection_dropped() => {
+                cmd.query_async(&mut conn).await
+            }
+            r => r,
+        }
+        .map_err(|e| self.error(op, e))
+    }
+
     /// [`query`](Self::query) for the compare-and-set script.
     async fn invoke(&self, inv: &ScriptInvocation<'_>) -> Result<Vec<Value>, StoreError> {
         let op = "the compare-and-set script";
@@ -382,7 +401,10 @@ fn ttl_secs(ttl: Duration) -> u64 {
 
 impl Store for RedisStore {
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
-        Box::pin(async move { self.query("GET", redis::cmd("GET").arg(key)).await })
+        Box::pin(async move {
+            self.query_idempotent("GET", redis::cmd("GET").arg(key))
+                .await
+        })
     }
 
     fn create<'a>(
@@ -436,13 +458,14 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut cmd = redis::cmd("EXPIRE");
             cmd.arg(key).arg(ttl_secs(ttl));
-            Ok(self.query::<i64>("EXPIRE", &cmd).await? > 0)
+            Ok(self.query_idempotent::<i64>("EXPIRE", &cmd).await? > 0)
         })
     }
 
     fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.query::<i64>("DEL", redis::cmd("DEL").arg(key)).await?;
+            self.query_idempotent::<i64>("DEL", redis::cmd("DEL").arg(key))
+                .await?;
             Ok(())
         })
     }
