@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use futures_channel::oneshot;
 use session_sockets_core::{Edit, Session, SessionId, WriteError};
+use smallvec::SmallVec;
 
 use crate::store::StoreEvent;
 
@@ -105,28 +106,39 @@ pub(crate) struct Events {
     pub(crate) started: bool,
 }
 
+/// One session's state. Kept small: a hub holds one per session with a
+/// connected socket, for as long as it is connected; what only writes and
+/// reloads use lives in [`Busy`], allocated by the first of them.
 #[derive(Default)]
 struct Entry {
-    queue: Vec<Queued>,
-    /// A commit task is running for this session.
-    committing: bool,
     /// The session as this process last stored or loaded it: the next
     /// batch starts from it, touches refresh it, and a reported write with
     /// exactly its bytes is this process's own. Kept as stored (see
     /// [`view`]) and shared with the followers that have no change of
     /// their own.
     latest: Option<Arc<Session>>,
-    followers: Vec<Weak<dyn Follower>>,
+    /// Most sessions have one socket: it is kept inline.
+    followers: SmallVec<[Weak<dyn Follower>; 1]>,
+    /// When the session was last touched (or loaded) here.
+    touched: Option<Instant>,
     /// Handshakes loading the session right now.
-    watchers: usize,
-    /// How many times the session was seen to end (destroyed or expired):
-    /// a handshake that started before an end refuses its session.
-    ends: u64,
+    watchers: u32,
+    /// How many times the session was seen to end (destroyed or expired),
+    /// wrapping: a handshake that started before an end refuses its
+    /// session (it compares the count it saw with the count now).
+    ends: u32,
+    busy: Option<Box<Busy>>,
+}
+
+/// The part of an [`Entry`] that writes and reloads use.
+#[derive(Default)]
+struct Busy {
+    queue: Vec<Queued>,
+    /// A commit task is running for this session.
+    committing: bool,
     /// A reload is running; `again`: another change arrived meanwhile.
     reloading: bool,
     again: bool,
-    /// When the session was last touched (or loaded) here.
-    touched: Option<Instant>,
     /// The records this process's last compare-and-sets wrote (sent, maybe
     /// not yet answered): a reported write of one of them is its own.
     written: VecDeque<session_sockets_core::Bytes>,
@@ -166,11 +178,16 @@ pub(crate) enum Follow {
 
 impl Entry {
     fn idle(&self) -> bool {
-        self.queue.is_empty()
-            && !self.committing
-            && self.followers.is_empty()
+        self.followers.is_empty()
             && self.watchers == 0
-            && !self.reloading
+            && self
+                .busy
+                .as_ref()
+                .is_none_or(|b| b.queue.is_empty() && !b.committing && !b.reloading)
+    }
+
+    fn busy(&mut self) -> &mut Busy {
+        self.busy.get_or_insert_with(Box::default)
     }
 
     fn has_live(&self) -> bool {
@@ -189,7 +206,7 @@ impl Entry {
 pub(crate) struct Watch {
     hub: Arc<Hub>,
     id: SessionId,
-    ends: u64,
+    ends: u32,
     done: bool,
 }
 
@@ -222,8 +239,17 @@ impl Watch {
                 Follow::Following
             }
         };
+        let first = entry.followers.is_empty();
         entry.followers.push(follower);
         entry.touched.get_or_insert_with(Instant::now);
+        if first {
+            // Keyed by the session's own id from now on, not by the copy
+            // the watch made from the store key: one allocation of the id
+            // per followed session, not two.
+            if let Some(entry) = entries.remove(&self.id) {
+                entries.insert(loaded.id().clone(), entry);
+            }
+        }
         followed
     }
 }
@@ -275,8 +301,9 @@ impl Hub {
     pub(crate) fn enqueue(&self, write: Queued) -> bool {
         let mut entries = self.lock();
         let entry = entries.entry(write.session.id().clone()).or_default();
-        entry.queue.push(write);
-        !std::mem::replace(&mut entry.committing, true)
+        let busy = entry.busy();
+        busy.queue.push(write);
+        !std::mem::replace(&mut busy.committing, true)
     }
 
     /// The next batch of `id`'s writes, with the session to start it from;
@@ -284,15 +311,16 @@ impl Hub {
     pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Vec<Queued>, Option<Session>)> {
         let mut entries = self.lock();
         let entry = entries.get_mut(id)?;
-        if entry.queue.is_empty() {
-            entry.committing = false;
+        let busy = entry.busy();
+        if busy.queue.is_empty() {
+            busy.committing = false;
             if entry.idle() {
                 entries.remove(id);
             }
             return None;
         }
-        let base = entry.latest.as_deref().cloned();
-        Some((std::mem::take(&mut entry.queue), base))
+        let batch = std::mem::take(&mut busy.queue);
+        Some((batch, entry.latest.as_deref().cloned()))
     }
 
     /// What the last batch stored (`None`: it failed; start the next one
@@ -325,7 +353,7 @@ impl Hub {
         let ends = {
             let mut entries = self.lock();
             let entry = entries.entry(id.clone()).or_default();
-            entry.watchers += 1;
+            entry.watchers = entry.watchers.saturating_add(1);
             entry.ends
         };
         Watch {
@@ -343,7 +371,7 @@ impl Hub {
         let Some(entry) = entries.get_mut(id) else {
             return Vec::new();
         };
-        entry.ends += 1;
+        entry.ends = entry.ends.wrapping_add(1);
         entry.latest = None;
         let followers = entry.live();
         entry.followers.clear();
@@ -367,17 +395,20 @@ impl Hub {
     pub(crate) fn is_latest(&self, id: &SessionId, bytes: &[u8]) -> bool {
         self.lock().get(id).is_some_and(|e| {
             e.latest.as_ref().is_some_and(|s| s.rests_on(bytes))
-                || e.written.iter().any(|w| &w[..] == bytes)
+                || e.busy
+                    .as_ref()
+                    .is_some_and(|b| b.written.iter().any(|w| &w[..] == bytes))
         })
     }
 
     /// A compare-and-set of `id` is about to write `bytes`.
     pub(crate) fn writing(&self, id: &SessionId, bytes: &session_sockets_core::Bytes) {
         if let Some(e) = self.lock().get_mut(id) {
-            if e.written.len() == WRITTEN {
-                e.written.pop_front();
+            let written = &mut e.busy().written;
+            if written.len() == WRITTEN {
+                written.pop_front();
             }
-            e.written.push_back(bytes.clone());
+            written.push_back(bytes.clone());
         }
     }
 
@@ -388,12 +419,13 @@ impl Hub {
         let Some(entry) = entries.get_mut(id) else {
             return false;
         };
-        if entry.reloading {
-            entry.again = true;
+        let busy = entry.busy();
+        if busy.reloading {
+            busy.again = true;
             return false;
         }
-        entry.reloading = true;
-        entry.again = false;
+        busy.reloading = true;
+        busy.again = false;
         true
     }
 
@@ -429,10 +461,11 @@ impl Hub {
         let Some(entry) = entries.get_mut(id) else {
             return false;
         };
-        if std::mem::take(&mut entry.again) {
+        let busy = entry.busy();
+        if std::mem::take(&mut busy.again) {
             return true;
         }
-        entry.reloading = false;
+        busy.reloading = false;
         if entry.idle() {
             entries.remove(id);
         }
