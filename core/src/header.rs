@@ -66,16 +66,18 @@ fn serialize(
     out.push_str(name);
     out.push('=');
     out.push_str(value);
-    if let Some(domain) = truthy_str(cookie.get("domain"), CookieSyntaxError::Domain)? {
+    let domain = cookie.get("domain");
+    if let Some(domain) = truthy_str(domain.as_ref(), CookieSyntaxError::Domain)? {
         check_domain(domain)?;
         out.push_str("; Domain=");
         out.push_str(domain);
     }
     // express-session's Cookie constructor defaults `path` to `/` and
     // `httpOnly` to `true` before copying the stored fields over them.
-    let default_path = Value::String("/".into());
-    let path = cookie.get("path").unwrap_or(&default_path);
-    if let Some(path) = truthy_str(Some(path), CookieSyntaxError::Path)? {
+    let path = cookie
+        .get("path")
+        .unwrap_or_else(|| Value::String("/".into()));
+    if let Some(path) = truthy_str(Some(&path), CookieSyntaxError::Path)? {
         check_path(path)?;
         out.push_str("; Path=");
         out.push_str(path);
@@ -84,24 +86,24 @@ fn serialize(
         out.push_str("; Expires=");
         out.push_str(&to_http_date(expires));
     }
-    if truthy(Some(cookie.get("httpOnly").unwrap_or(&Value::Bool(true)))) {
+    if truthy(Some(&cookie.get("httpOnly").unwrap_or(Value::Bool(true)))) {
         out.push_str("; HttpOnly");
     }
-    if truthy(cookie.get("secure")) {
+    if truthy(cookie.get("secure").as_ref()) {
         out.push_str("; Secure");
     }
-    if truthy(cookie.get("partitioned")) {
+    if truthy(cookie.get("partitioned").as_ref()) {
         out.push_str("; Partitioned");
     }
     let priority = cookie.get("priority");
-    if truthy(priority) {
-        let p = priority.and_then(Value::as_str);
+    if truthy(priority.as_ref()) {
+        let p = priority.as_ref().and_then(Value::as_str);
         out.push_str(p.map_or(Err(CookieSyntaxError::Priority), priority_attribute)?);
     }
     match cookie.get("sameSite") {
         Some(Value::Bool(true)) => out.push_str("; SameSite=Strict"),
-        v if truthy(v) => {
-            let s = v.and_then(Value::as_str);
+        v if truthy(v.as_ref()) => {
+            let s = v.as_ref().and_then(Value::as_str);
             out.push_str(s.map_or(Err(CookieSyntaxError::SameSite), same_site_attribute)?);
         }
         _ => {}

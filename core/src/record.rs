@@ -39,7 +39,7 @@ const COOKIE_ORDER: [&str; 9] = [
 #[derive(Clone, Debug)]
 pub struct SessionCookie {
     /// Known fields, by index into `COOKIE_ORDER`, sorted by it.
-    known: Vec<(u8, Value)>,
+    known: Vec<(u8, Field)>,
     /// Every other field, in stored order.
     extra: Vec<(String, Value)>,
     expires: Option<i64>,
@@ -59,6 +59,69 @@ impl PartialEq for SessionCookie {
     }
 }
 
+/// A known cookie field's value, as stored, in a third of a [`Value`]'s
+/// size: a connected socket keeps its session's cookie for as long as it is
+/// connected, and a `Value` takes 80 bytes whatever it holds. Cookie fields
+/// are almost always scalars.
+#[derive(Clone, Debug, PartialEq)]
+enum Field {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    /// A string that is exactly `Date#toISOString` of this time (what
+    /// express-session stores in `expires`): kept as the time, written back
+    /// as the same string.
+    Iso(i64),
+    String(Box<str>),
+    /// Arrays and objects.
+    Other(Box<Value>),
+}
+
+impl From<Value> for Field {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => Field::Null,
+            Value::Bool(b) => Field::Bool(b),
+            Value::Number(n) => Field::Number(n),
+            Value::String(s) => match canonical_iso(&s) {
+                Some(ms) => Field::Iso(ms),
+                None => Field::String(s.into_boxed_str()),
+            },
+            other => Field::Other(Box::new(other)),
+        }
+    }
+}
+
+impl Field {
+    fn to_value(&self) -> Value {
+        match self {
+            Field::Null => Value::Null,
+            Field::Bool(b) => Value::Bool(*b),
+            Field::Number(n) => Value::Number(n.clone()),
+            Field::Iso(ms) => Value::String(time::to_iso(*ms)),
+            Field::String(s) => Value::String(s.to_string()),
+            Field::Other(v) => Value::clone(v),
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The time `s` names, if `s` is exactly what `Date#toISOString` writes
+/// for it (so that writing the time back gives `s` again).
+fn canonical_iso(s: &str) -> Option<i64> {
+    if s.len() != 24 {
+        return None;
+    }
+    let ms = time::parse_iso(s)?;
+    (time::iso_bytes(ms)?[..] == *s.as_bytes()).then_some(ms)
+}
+
 /// The index of a field express-session knows.
 fn known_index(name: &str) -> Option<u8> {
     // `COOKIE_ORDER` has 9 entries: every index fits a `u8`.
@@ -76,7 +139,8 @@ impl SessionCookie {
         let expires =
             max_age_ms.map(|m| now_ms.saturating_add(i64::try_from(m).unwrap_or(i64::MAX)));
         let mut cookie = SessionCookie {
-            known: Vec::with_capacity(COOKIE_ORDER.len()),
+            // The four fields below.
+            known: Vec::with_capacity(4),
             extra: Vec::new(),
             expires: None,
         };
@@ -113,9 +177,10 @@ impl SessionCookie {
     /// Reads `expires` from the stored field; `false` if it is neither
     /// absent, `null` nor an ISO-8601 string.
     fn parse_expires(&mut self) -> bool {
-        self.expires = match self.get("expires") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => match time::parse_iso(s) {
+        self.expires = match self.known_field(EXPIRES) {
+            None | Some(Field::Null) => None,
+            Some(Field::Iso(ms)) => Some(*ms),
+            Some(Field::String(s)) => match time::parse_iso(s) {
                 Some(ms) => Some(ms),
                 None => return false,
             },
@@ -124,10 +189,23 @@ impl SessionCookie {
         true
     }
 
+    /// The known field at `i` (an index into `COOKIE_ORDER`).
+    fn known_field(&self, i: u8) -> Option<&Field> {
+        self.known
+            .binary_search_by_key(&i, |(k, _)| *k)
+            .ok()
+            .map(|at| &self.known[at].1)
+    }
+
+    /// The known field `name`, if `name` is one and it is present.
+    fn field(&self, name: &str) -> Option<&Field> {
+        self.known_field(known_index(name)?)
+    }
+
     /// Stores `value` under `name`, replacing a stored value in place.
     fn put(&mut self, name: &str, value: Value) {
         match known_index(name) {
-            Some(i) => self.put_known(i, value),
+            Some(i) => self.put_known(i, Field::from(value)),
             None => self.put_extra(name, || name.to_owned(), value),
         }
     }
@@ -135,7 +213,7 @@ impl SessionCookie {
     /// [`Self::put`] with an owned name.
     fn put_owned(&mut self, name: String, value: Value) {
         match known_index(&name) {
-            Some(i) => self.put_known(i, value),
+            Some(i) => self.put_known(i, Field::from(value)),
             None => match self.extra.iter_mut().find(|(k, _)| *k == name) {
                 Some((_, v)) => *v = value,
                 None => self.extra.push((name, value)),
@@ -143,7 +221,7 @@ impl SessionCookie {
         }
     }
 
-    fn put_known(&mut self, i: u8, value: Value) {
+    fn put_known(&mut self, i: u8, value: Field) {
         // Stored records list the fields in this order: append.
         if self.known.last().is_none_or(|(last, _)| *last < i) {
             self.known.push((i, value));
@@ -164,24 +242,33 @@ impl SessionCookie {
 
     /// Every stored field, in the order express-session writes them: the
     /// fields it knows in its `Cookie#data` order, then the others in stored
-    /// order.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+    /// order. The values are copies (the cookie keeps them compactly).
+    pub fn fields(&self) -> impl Iterator<Item = (&str, Value)> {
+        self.stored().map(|(k, v)| (k, v.to_value()))
+    }
+
+    /// [`Self::fields`] as kept.
+    fn stored(&self) -> impl Iterator<Item = (&str, FieldRef<'_>)> {
         self.known
             .iter()
             // Indexes come from `known_index`: always in range.
-            .map(|(i, v)| (COOKIE_ORDER[usize::from(*i)], v))
-            .chain(self.extra.iter().map(|(k, v)| (k.as_str(), v)))
+            .map(|(i, v)| (COOKIE_ORDER[usize::from(*i)], FieldRef::Known(v)))
+            .chain(
+                self.extra
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), FieldRef::Extra(v))),
+            )
     }
 
-    /// The stored field `name`, if present.
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    /// A copy of the stored field `name`, if present.
+    pub fn get(&self, name: &str) -> Option<Value> {
         match known_index(name) {
-            Some(i) => self
-                .known
-                .binary_search_by_key(&i, |(k, _)| *k)
-                .ok()
-                .map(|at| &self.known[at].1),
-            None => self.extra.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            Some(i) => self.known_field(i).map(Field::to_value),
+            None => self
+                .extra
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
         }
     }
 
@@ -202,16 +289,21 @@ impl SessionCookie {
     /// Sets `expires` (`None` writes `null`).
     pub fn set_expires(&mut self, ms: Option<i64>) {
         self.expires = ms;
-        self.put(
-            "expires",
-            ms.map_or(Value::Null, |e| Value::String(time::to_iso(e))),
-        );
+        let field = match ms {
+            None => Field::Null,
+            Some(e) if time::iso_bytes(e).is_some() => Field::Iso(e),
+            // Outside years 0-9999: kept as the string, as a decode would.
+            Some(e) => Field::String(time::to_iso(e).into_boxed_str()),
+        };
+        self.put_known(EXPIRES, field);
     }
 
     /// `originalMaxAge` in milliseconds, if it is a number.
     pub fn original_max_age(&self) -> Option<i64> {
-        let v = self.get("originalMaxAge")?;
-        v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+        match self.field("originalMaxAge")? {
+            Field::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            _ => None,
+        }
     }
 
     /// Whether the record has expired at `now_ms` (`expires <= now`).
@@ -221,30 +313,50 @@ impl SessionCookie {
 
     /// The `httpOnly` flag (express-session's default is `true`).
     pub fn http_only(&self) -> bool {
-        self.get("httpOnly")
-            .and_then(Value::as_bool)
-            .unwrap_or(true)
+        match self.field("httpOnly") {
+            Some(Field::Bool(b)) => *b,
+            _ => true,
+        }
     }
 
     /// The `secure` flag.
     pub fn secure(&self) -> bool {
-        self.get("secure").and_then(Value::as_bool).unwrap_or(false)
+        matches!(self.field("secure"), Some(Field::Bool(true)))
     }
 
     /// The cookie path (default `/`).
     pub fn path(&self) -> &str {
-        self.get("path").and_then(Value::as_str).unwrap_or("/")
+        self.field("path").and_then(Field::as_str).unwrap_or("/")
     }
 
     /// The cookie domain, if any.
     pub fn domain(&self) -> Option<&str> {
-        self.get("domain").and_then(Value::as_str)
+        self.field("domain").and_then(Field::as_str)
     }
 
     /// The `sameSite` setting as stored (`"lax"`, `"strict"`, `"none"`,
     /// `true`, `false`), if any.
-    pub fn same_site(&self) -> Option<&Value> {
+    pub fn same_site(&self) -> Option<Value> {
         self.get("sameSite")
+    }
+}
+
+/// The place of `expires` in `COOKIE_ORDER`.
+const EXPIRES: u8 = 3;
+
+/// A stored cookie field, borrowed.
+#[derive(Clone, Copy)]
+enum FieldRef<'a> {
+    Known(&'a Field),
+    Extra(&'a Value),
+}
+
+impl FieldRef<'_> {
+    fn to_value(self) -> Value {
+        match self {
+            FieldRef::Known(f) => f.to_value(),
+            FieldRef::Extra(v) => v.clone(),
+        }
     }
 }
 
@@ -429,13 +541,78 @@ impl<'de> serde::de::Visitor<'de> for CookieSeed {
             expires: None,
         };
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value: Value = map.next_value()?;
             match known_index(&key) {
-                Some(i) => cookie.put_known(i, value),
-                None => cookie.put_owned(key.into_owned(), value),
+                Some(i) => {
+                    let field = map.next_value_seed(FieldSeed)?;
+                    cookie.put_known(i, field);
+                }
+                None => {
+                    let value: Value = map.next_value()?;
+                    cookie.put_owned(key.into_owned(), value);
+                }
             }
         }
         Ok(cookie.parse_expires().then_some(cookie))
+    }
+}
+
+/// A known cookie field, read straight into a [`Field`]: what
+/// `serde_json::Value`'s own visitor would make of it, without building the
+/// `Value` (nor its string, for a canonical ISO date) for scalars.
+struct FieldSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed {
+    type Value = Field;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(FieldSeed)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldSeed {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Field, E> {
+        Ok(Field::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Field, E> {
+        Ok(Field::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Field, E> {
+        Ok(Field::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Field, E> {
+        // As `Value` does: a JSON number is always finite.
+        Ok(serde_json::Number::from_f64(v).map_or(Field::Null, Field::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Field, E> {
+        Ok(canonical_iso(v).map_or_else(|| Field::String(v.into()), Field::Iso))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Field, E> {
+        Ok(canonical_iso(&v).map_or_else(|| Field::String(v.into_boxed_str()), Field::Iso))
+    }
+
+    fn visit_unit<E>(self) -> Result<Field, E> {
+        Ok(Field::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Field, A::Error> {
+        let v = serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Field::Other(Box::new(v)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Field, A::Error> {
+        let v = serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Field::Other(Box::new(v)))
     }
 }
 
@@ -493,8 +670,7 @@ fn write_object<'a>(
 }
 
 fn write_cookie(out: &mut Vec<u8>, cookie: &SessionCookie) {
-    let mut keys: Vec<(&str, Entry<'_>)> =
-        cookie.fields().map(|(k, v)| (k, Entry::Value(v))).collect();
+    let mut keys: Vec<(&str, FieldRef<'_>)> = cookie.stored().collect();
     // Cookie fields are named, never integer-like, but keep the rule whole.
     js_order(&mut keys);
     out.push(b'{');
@@ -504,11 +680,33 @@ fn write_cookie(out: &mut Vec<u8>, cookie: &SessionCookie) {
         }
         write_string(out, k);
         out.push(b':');
-        if let Entry::Value(v) = v {
-            write_value(out, v);
+        match v {
+            FieldRef::Known(f) => write_field(out, f),
+            FieldRef::Extra(v) => write_value(out, v),
         }
     }
     out.push(b'}');
+}
+
+fn write_field(out: &mut Vec<u8>, f: &Field) {
+    match f {
+        Field::Null => out.extend_from_slice(b"null"),
+        Field::Bool(true) => out.extend_from_slice(b"true"),
+        Field::Bool(false) => out.extend_from_slice(b"false"),
+        Field::Number(n) => write_number(out, n),
+        // An ISO date needs no escapes. Only times with the 24-byte form
+        // are kept as `Iso`; the other arm is for completeness.
+        Field::Iso(ms) => match time::iso_bytes(*ms) {
+            Some(iso) => {
+                out.push(b'"');
+                out.extend_from_slice(&iso);
+                out.push(b'"');
+            }
+            None => write_string(out, &time::to_iso(*ms)),
+        },
+        Field::String(s) => write_string(out, s),
+        Field::Other(v) => write_value(out, v),
+    }
 }
 
 /// JavaScript's own-property order: array-index keys ascending, then the
@@ -672,6 +870,44 @@ mod tests {
         assert_eq!(
             out,
             r#"{"cookie":{"originalMaxAge":null,"partitioned":true,"priority":"high","expires":null,"httpOnly":true,"path":"/","sameSite":"lax","zz":1},"k":"v"}"#
+        );
+    }
+
+    #[test]
+    fn cookie_fields_kept_compactly_write_back_the_bytes_they_were_read_from() {
+        // A canonical `expires` is kept as its time; one written any other
+        // way (no milliseconds, an offset), or an ISO-looking string in
+        // another field, comes back exactly as stored.
+        for record in [
+            r#"{"cookie":{"originalMaxAge":86400000,"expires":"2026-11-29T13:14:27.949Z","secure":false,"httpOnly":true,"path":"/","sameSite":"lax"},"user":"ada"}"#,
+            r#"{"cookie":{"expires":"2026-11-29T13:14:27Z","path":"/"}}"#,
+            r#"{"cookie":{"expires":"2026-11-29T14:14:27.949+01:00"}}"#,
+            r#"{"cookie":{"originalMaxAge":1.5,"priority":"2026-11-29T13:14:27.949Z","domain":"x","sameSite":{"k":true},"zz":[1,{"a":null}]}}"#,
+        ] {
+            let rec = decode(record.as_bytes()).unwrap();
+            assert_eq!(
+                String::from_utf8(encode(&rec.cookie, &rec.data)).unwrap(),
+                record
+            );
+        }
+        let rec = decode(br#"{"cookie":{"expires":"2026-11-29T13:14:27Z","priority":"2026-11-29T13:14:27.949Z"}}"#).unwrap();
+        assert_eq!(rec.cookie.expires_ms(), Some(1_795_958_067_000));
+        assert_eq!(
+            rec.cookie.get("expires"),
+            Some(Value::from("2026-11-29T13:14:27Z"))
+        );
+        assert_eq!(
+            rec.cookie.get("priority"),
+            Some(Value::from("2026-11-29T13:14:27.949Z"))
+        );
+        // The same cookie, however its `expires` was set, is equal.
+        let mut set = rec.cookie.clone();
+        set.set_expires(Some(1_795_958_067_949));
+        let read = decode(br#"{"cookie":{"expires":"2026-11-29T13:14:27.949Z","priority":"2026-11-29T13:14:27.949Z"}}"#).unwrap();
+        assert_eq!(set, read.cookie);
+        assert!(
+            std::mem::size_of::<(u8, Field)>() <= 32,
+            "a field is a third of a Value"
         );
     }
 

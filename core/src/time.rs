@@ -132,6 +132,33 @@ pub fn to_iso(ms: i64) -> String {
     )
 }
 
+/// [`to_iso`]'s bytes without an allocation, for years 0 to 9999 (the
+/// form `Date#toISOString` gives them); `None` for other years.
+pub(crate) fn iso_bytes(ms: i64) -> Option<[u8; 24]> {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, mo, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (0..width).rev() {
+            // `v % 10` is a digit: every part is non-negative here.
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, mo);
+    put(8, 2, d);
+    put(11, 2, rem / 3_600_000);
+    put(14, 2, rem / 60_000 % 60);
+    put(17, 2, rem / 1000 % 60);
+    put(20, 3, rem % 1000);
+    Some(out)
+}
+
 /// `Date#toUTCString`: `Sun, 29 Nov 2026 13:14:27 GMT`, the `Expires`
 /// format of `Set-Cookie`.
 pub fn to_http_date(ms: i64) -> String {
@@ -234,6 +261,20 @@ mod tests {
         assert_eq!(to_iso(ms), "2026-11-29T13:14:27.949Z");
         assert_eq!(to_http_date(ms), "Sun, 29 Nov 2026 13:14:27 GMT");
         assert_eq!(to_iso(0), "1970-01-01T00:00:00.000Z");
+        for ms in [
+            0,
+            1,
+            951_782_400_000,
+            1_796_044_467_949,
+            253_402_300_799_999,
+            -1,
+        ] {
+            assert_eq!(
+                iso_bytes(ms).map(|b| b.to_vec()),
+                Some(to_iso(ms).into_bytes())
+            );
+        }
+        assert_eq!(iso_bytes(253_402_300_800_000), None, "year 10000");
         assert_eq!(to_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(to_iso(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(parse_iso("2000-02-29T00:00:00Z"), Some(951_782_400_000));

@@ -83,7 +83,7 @@ proptest! {
         // Same keys and values (JavaScript may order integer-like keys first).
         prop_assert_eq!(&rec.data, &data);
         let fields = |c: &SessionCookie| -> Map<String, Value> {
-            c.fields().map(|(k, v)| (k.to_owned(), v.clone())).collect()
+            c.fields().map(|(k, v)| (k.to_owned(), v)).collect()
         };
         prop_assert_eq!(fields(&rec.cookie), fields(&cookie));
         prop_assert_eq!(rec.cookie.expires_ms(), cookie.expires_ms());

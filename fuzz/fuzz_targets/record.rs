@@ -26,7 +26,7 @@ fn record_eq(a: &Record, b: &Record) -> bool {
     let fields = |r: &Record| -> serde_json::Map<String, serde_json::Value> {
         r.cookie
             .fields()
-            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .map(|(k, v)| (k.to_owned(), v))
             .collect()
     };
     a.cookie.expires_ms() == b.cookie.expires_ms()
