@@ -113,7 +113,7 @@ where
 async fn execute(store: &dyn Store, request: &Request) -> Reply {
     match request {
         Request::Load { key, .. } => match store.load(key.as_bytes()).await {
-            Ok(Some(bytes)) => Reply::Found(bytes.into()),
+            Ok(Some(bytes)) => Reply::Found(bytes),
             Ok(None) => Reply::NotFound,
             Err(e) => failed(e),
         },
@@ -262,7 +262,7 @@ mod tests {
     struct Silent;
 
     impl Store for Silent {
-        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<Vec<u8>>> {
+        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<crate::Bytes>> {
             Box::pin(std::future::pending())
         }
         fn create<'a>(

@@ -44,7 +44,7 @@ pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
 pub use runtime::Runtime;
 pub use sockets::{SessionSockets, Touched};
 pub use store::{
-    CasOutcome, EventSink, KeyChange, KeyEvent, Store, StoreError, StoreEvent, StoreFuture,
+    Bytes, CasOutcome, EventSink, KeyChange, KeyEvent, Store, StoreError, StoreEvent, StoreFuture,
     Subscription,
 };
 

@@ -99,7 +99,8 @@ struct Inner {
 }
 
 struct Entry {
-    value: Vec<u8>,
+    /// Shared with every session loaded from it (no copy per load).
+    value: Bytes,
     expires: Instant,
     seq: u64,
     used: bool,
@@ -203,7 +204,7 @@ impl MemoryStore {
         ))
     }
 
-    fn do_load(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn do_load(&self, key: &[u8]) -> Option<Bytes> {
         let now = self.now();
         let mut inner = self.lock();
         let value = inner.live(key, now).map(|e| e.value.clone());
@@ -236,8 +237,9 @@ impl MemoryStore {
                 )));
             }
         }
-        inner.insert(key.to_vec(), value.to_vec(), expiry(now, ttl));
-        inner.note(key, || KeyChange::Written(Some(Bytes::from(value))));
+        let value = Bytes::from(value);
+        inner.insert(key.to_vec(), value.clone(), expiry(now, ttl));
+        inner.note(key, || KeyChange::Written(Some(value)));
         self.wake_reaper(&inner);
         self.report(inner);
         Ok(true)
@@ -260,16 +262,17 @@ impl MemoryStore {
             self.report(inner);
             return Ok(CasOutcome::Gone);
         };
-        if entry.value != expected {
-            let current = entry.value.clone();
+        if *entry.value != *expected {
+            let current = entry.value.to_vec();
             inner.mark_used(key);
             self.report(inner);
             return Ok(CasOutcome::Conflict(current));
         }
-        entry.value = new.to_vec();
+        let new = Bytes::from(new);
+        entry.value = new.clone();
         inner.mark_used(key);
         inner.set_expiry(key, expiry(now, ttl));
-        inner.note(key, || KeyChange::Written(Some(Bytes::from(new))));
+        inner.note(key, || KeyChange::Written(Some(new)));
         self.wake_reaper(&inner);
         self.report(inner);
         Ok(CasOutcome::Swapped)
@@ -404,7 +407,7 @@ impl Inner {
         self.records.get_mut(key)
     }
 
-    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>, expires: Instant) {
+    fn insert(&mut self, key: Vec<u8>, value: Bytes, expires: Instant) {
         self.remove(&key);
         self.seq += 1;
         let seq = self.seq;
@@ -481,7 +484,7 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>> {
         Box::pin(async move { Ok(self.do_load(key)) })
     }
 

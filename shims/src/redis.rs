@@ -36,7 +36,7 @@ use redis::{
     Client, Cmd, FromRedisValue, ProtocolVersion, RedisError, Script, ScriptInvocation, Value,
 };
 
-use crate::store::{CasOutcome, EventSink, Store, StoreError, StoreFuture, Subscription};
+use crate::store::{Bytes, CasOutcome, EventSink, Store, StoreError, StoreFuture, Subscription};
 
 mod events;
 
@@ -400,10 +400,12 @@ fn ttl_secs(ttl: Duration) -> u64 {
 }
 
 impl Store for RedisStore {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>> {
         Box::pin(async move {
-            self.query_idempotent("GET", redis::cmd("GET").arg(key))
-                .await
+            let value: Option<Vec<u8>> = self
+                .query_idempotent("GET", redis::cmd("GET").arg(key))
+                .await?;
+            Ok(value.map(Bytes::from))
         })
     }
 

@@ -805,7 +805,7 @@ mod tests {
     struct Down;
 
     impl Store for Down {
-        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<Vec<u8>>> {
+        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<crate::Bytes>> {
             Box::pin(std::future::ready(Err(down())))
         }
         fn create<'a>(

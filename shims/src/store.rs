@@ -4,8 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use session_sockets_core::StoreError;
 pub use session_sockets_core::event::{KeyChange, KeyEvent};
+pub use session_sockets_core::{Bytes, StoreError};
 
 /// A boxed, `Send` future, as every [`Store`] method returns (so that
 /// `Arc<dyn Store>` works and stores can be chosen at run time).
@@ -44,8 +44,10 @@ impl std::fmt::Debug for CasOutcome {
 ///
 /// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 pub trait Store: Send + Sync + 'static {
-    /// The record at `key`, or `None`.
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// The record at `key`, or `None`. A store that keeps records in
+    /// memory can hand out the very bytes it holds (a [`Bytes`] is shared,
+    /// not copied): a connected socket keeps them for as long as it lives.
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>>;
 
     /// Inserts `value` at `key` with time to live `ttl`, only if `key` does
     /// not exist (`SET NX EX`). `true` if inserted, `false` if the key
@@ -141,7 +143,7 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>> {
         (**self).load(key)
     }
     fn create<'a>(

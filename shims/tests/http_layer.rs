@@ -51,7 +51,7 @@ impl Probe {
 }
 
 impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
         self.hit();
         self.inner.load(key)
     }

@@ -48,7 +48,7 @@ impl Probe {
 }
 
 impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(key)
     }

@@ -25,7 +25,10 @@ async fn store_for(redis: &RedisServer) -> RedisStore {
 
 /// Runs `load` under an outer bound far above the expected time, so that a
 /// hang fails the test instead of blocking it.
-async fn timed_load(store: &RedisStore, key: &[u8]) -> (Duration, Result<Option<Vec<u8>>, String>) {
+async fn timed_load(
+    store: &RedisStore,
+    key: &[u8],
+) -> (Duration, Result<Option<session_sockets::Bytes>, String>) {
     let started = Instant::now();
     let r = tokio::time::timeout(Duration::from_secs(10), store.load(key))
         .await
@@ -117,7 +120,11 @@ async fn r23_paused_redis_times_out_and_recovers_on_resume() {
 
     redis.resume();
     let (took, r) = timed_load(&store, b"sess:p").await;
-    assert_eq!(r, Ok(Some(b"v".to_vec())), "first call after resume");
+    assert_eq!(
+        r,
+        Ok(Some(session_sockets::Bytes::from(&b"v"[..]))),
+        "first call after resume"
+    );
     eprintln!("redis resumed: first call succeeded in {took:?}");
 }
 

@@ -106,7 +106,10 @@ async fn server(config: Config) -> Server {
 struct Unheard(MemoryStore);
 
 impl session_sockets::Store for Unheard {
-    fn load<'a>(&'a self, key: &'a [u8]) -> session_sockets::StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(
+        &'a self,
+        key: &'a [u8],
+    ) -> session_sockets::StoreFuture<'a, Option<session_sockets::Bytes>> {
         self.0.load(key)
     }
     fn create<'a>(

@@ -61,7 +61,7 @@ pub fn spawn_smol() -> Spawn {
 pub struct Silent;
 
 impl Store for Silent {
-    fn load<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
         Box::pin(std::future::pending())
     }
     fn create<'a>(&'a self, _: &'a [u8], _: &'a [u8], _: Duration) -> StoreFuture<'a, bool> {
@@ -670,7 +670,7 @@ impl Gate {
 }
 
 impl Store for Gate {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
         self.inner.load(key)
     }
     fn create<'a>(
