@@ -239,9 +239,12 @@ impl fmt::Display for ConnectRejection {
     }
 }
 
+/// The message already holds the [`HandshakeError`]'s, so `source` is that
+/// error's own cause (a store's, say), as in the core's errors: a report
+/// walking the chain says each thing once.
 impl std::error::Error for ConnectRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        std::error::Error::source(&self.0)
     }
 }
 
@@ -506,5 +509,44 @@ impl<A: Adapter, R: Runtime + Clone> FromDisconnectParts<A> for TrySession<R> {
     type Error = MiddlewareMissing;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, Self::Error> {
         try_session_of(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+    use crate::core::{Failure, StoreError};
+
+    #[derive(Debug)]
+    struct Cause;
+
+    impl fmt::Display for Cause {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+
+    impl Error for Cause {}
+
+    #[test]
+    fn a_rejection_says_each_thing_once_along_its_source_chain() {
+        let plain = ConnectRejection(HandshakeError::NoCookieHeader);
+        assert!(plain.to_string().starts_with("no_cookie_header: "));
+        assert!(plain.source().is_none(), "the message already holds it");
+
+        let failed = ConnectRejection(HandshakeError::Failed(Failure::Store(
+            StoreError::with_source("Redis is down", Cause),
+        )));
+        let mut chain = vec![failed.to_string()];
+        let mut next = failed.source();
+        while let Some(e) = next {
+            chain.push(e.to_string());
+            next = e.source();
+        }
+        assert_eq!(chain.len(), 2, "{chain:?}");
+        assert!(chain[0].contains("Redis is down"), "{chain:?}");
+        assert_eq!(chain[1], "connection refused");
     }
 }
