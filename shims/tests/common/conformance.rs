@@ -163,6 +163,8 @@ impl<R: Runtime + Clone> Suite<R> {
             .await;
         self.r25_two_processes_writing_one_session_all_get_through()
             .await;
+        self.r32_a_second_handle_sees_the_first_handles_writes()
+            .await;
     }
 
     fn config(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
@@ -613,6 +615,33 @@ impl<R: Runtime + Clone> Suite<R> {
         }
         let s = a.reload(&SessionId::new(sid.as_str())).await.unwrap();
         assert_eq!(s.get::<u32>("n").unwrap(), Some(50), "lost increments");
+    }
+}
+
+impl<R: Runtime + Clone> Suite<R> {
+    /// Two handles on one store in one process (say, one for the HTTP
+    /// routes and one for the sockets): a socket of one follows what the
+    /// other writes, as it follows another process's writes.
+    pub async fn r32_a_second_handle_sees_the_first_handles_writes(&self) {
+        let sid = self.seed(r#""n":0"#).await;
+        let (http, sockets) = (self.sockets(|b| b), self.sockets(|b| b));
+        let cookie = cookie_header(&sid, SECRET);
+        let live = sockets
+            .live_session(&self.headers(&cookie, None), |_| {})
+            .await
+            .unwrap();
+        let stale = http.reload(&SessionId::new(sid.as_str())).await.unwrap();
+        let r = increments(&http, &stale, 1).await;
+        assert!(r[0].is_ok(), "{r:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while live.with(|s| s.get::<u32>("n").unwrap()) != Some(1) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other handle's socket still sees {:?} 5 s after the write",
+                live.with(|s| s.get::<u32>("n").unwrap())
+            );
+            self.runtime.sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
