@@ -2,7 +2,7 @@
 # End-to-end comparison, one command: what a whole socket.io connection
 # costs with sessions, next to socketioxide alone and to Node.
 #
-#   bash benches/e2e/compare.sh            # COUNT=3000 HOLD=10000 ROUNDS=3 by default
+#   bash benches/e2e/compare.sh            # COUNT=3000 HOLD=10000 ROUNDS=5 by default
 #   COUNT=1000 HOLD=2000 ROUNDS=1 bash benches/e2e/compare.sh
 #
 # Servers (each alone on the machine while it is measured, pinned to CPU 0;
@@ -19,8 +19,9 @@
 # connections carrying the cookie through the Engine.IO/Socket.IO handshake:
 # COUNT one at a time, at 50 and at 200 concurrent (websocket), and COUNT/3 one
 # at a time polling-first (then upgraded). These runs go round ROUNDS times,
-# the servers taking turns within each round (a fresh process each time),
-# and each figure is the median over the rounds: one busy moment of the
+# the servers taking turns within each round in a rotating order (a fresh
+# process each time); each figure is the median over the rounds, and each
+# ratio the median of the ratios within a round: one busy moment of the
 # machine moves one round, not the result. Then each server holds HOLD idle
 # websockets twice: all of one session (one login), then each with a
 # session of its own (a login per socket).
@@ -34,7 +35,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 count="${COUNT:-3000}"
 hold="${HOLD:-10000}"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
 case "$count$hold$rounds" in *[!0-9]*) echo "COUNT, HOLD and ROUNDS must be whole numbers" >&2; exit 2 ;; esac
 [ "$rounds" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
@@ -155,7 +156,11 @@ holds() { # name
 
 servers=(bare bare_redis memory redis node)
 for round in $(seq 1 "$rounds"); do
-  for s in "${servers[@]}"; do
+  # Each round starts one server later: on a shared host, a server always
+  # measured in the same slot of the round carries that slot's luck (seen:
+  # +19 % for one server that 7 interleaved rounds put at +6 %).
+  for i in "${!servers[@]}"; do
+    s="${servers[$(( (i + round - 1) % ${#servers[@]} ))]}"
     echo "== round $round/$rounds: $s" >&2
     connects "$s" "$round"
   done
@@ -215,12 +220,19 @@ for (const [k, what] of runs) {
 for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
   console.log(`| RSS per idle socket, ${what} (${hold} held) | ` + names.map((n) => r[n][k] ? `${(r[n][k].bytes / 1024).toFixed(1)} KiB (${r[n][k].open} open)` : "-").join(" | ") + " |");
 }
-const ratio = (a, b) => (b > 0 ? a / b : NaN);
-console.log("\nratios (same run):");
+// A ratio of two servers: the median over the rounds of the ratio within
+// each round, where both ran minutes apart at most, so that a drift of the
+// host between rounds cancels out.
+const ratio = (a, b, k, f) =>
+  median(runs_of[a][k].map((x, i) => (runs_of[b][k][i][f] > 0 ? x[f] / runs_of[b][k][i][f] : NaN)));
+console.log("\nratios (same run; each the median over the rounds of that round's ratio):");
 for (const [k, what] of runs) {
-  const over = (n, base) => ((ratio(r[n][k].cpu_us, r[base][k].cpu_us) - 1) * 100).toFixed(1);
-  console.log(`  ${what}: session overhead, server CPU/conn: memory over bare +${over("memory", "bare")}%, redis over bare_redis +${over("redis", "bare_redis")}% (goal <= 10%)`);
-  console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio(r.node[k].cpu_us, r.redis[k].cpu_us).toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio(r.redis[k].per_second, r.node[k].per_second).toFixed(2)}x (goal > 1)`);
+  const over = (n, base) => {
+    const pct = (ratio(n, base, k, "cpu_us") - 1) * 100;
+    return (pct >= 0 ? "+" : "") + pct.toFixed(1);
+  };
+  console.log(`  ${what}: session overhead, server CPU/conn: memory over bare ${over("memory", "bare")}%, redis over bare_redis ${over("redis", "bare_redis")}% (goal <= 10%)`);
+  console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio("node", "redis", k, "cpu_us").toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio("redis", "node", k, "per_second").toFixed(2)}x (goal > 1)`);
 }
 for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
   const extra = (n, base) => (r[n][k].bytes - r[base][k].bytes).toFixed(0);

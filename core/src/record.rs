@@ -909,6 +909,7 @@ mod tests {
             std::mem::size_of::<(u8, Field)>() <= 32,
             "a field is a third of a Value"
         );
+        assert_eq!(COOKIE_ORDER[usize::from(EXPIRES)], "expires");
     }
 
     #[test]
