@@ -68,9 +68,9 @@ enum Field {
     Null,
     Bool(bool),
     Number(serde_json::Number),
-    /// A string that is exactly `Date#toISOString` of this time (what
-    /// express-session stores in `expires`): kept as the time, written back
-    /// as the same string.
+    /// In `expires` only: a string that is exactly `Date#toISOString` of
+    /// this time (what express-session stores there), kept as the time and
+    /// written back as the same string.
     Iso(i64),
     String(Box<str>),
     /// Arrays and objects.
@@ -222,6 +222,12 @@ impl SessionCookie {
     }
 
     fn put_known(&mut self, i: u8, value: Field) {
+        // Only `expires` is read as a time: the other fields' accessors
+        // (`path`, `domain`, ...) read strings, whatever they look like.
+        let value = match value {
+            Field::Iso(ms) if i != EXPIRES => Field::String(time::to_iso(ms).into_boxed_str()),
+            other => other,
+        };
         // Stored records list the fields in this order: append.
         if self.known.last().is_none_or(|(last, _)| *last < i) {
             self.known.push((i, value));
@@ -899,6 +905,15 @@ mod tests {
         assert_eq!(
             rec.cookie.get("priority"),
             Some(Value::from("2026-11-29T13:14:27.949Z"))
+        );
+        // A field read as a string stays one, whatever it looks like.
+        let iso = "2026-11-29T13:14:27.949Z";
+        let strings =
+            decode(format!(r#"{{"cookie":{{"domain":"{iso}","path":"{iso}"}}}}"#).as_bytes())
+                .unwrap();
+        assert_eq!(
+            (strings.cookie.domain(), strings.cookie.path()),
+            (Some(iso), iso)
         );
         // The same cookie, however its `expires` was set, is equal.
         let mut set = rec.cookie.clone();
