@@ -242,13 +242,15 @@ impl Watch {
         let first = entry.followers.is_empty();
         entry.followers.push(follower);
         entry.touched.get_or_insert_with(Instant::now);
-        if first {
-            // Keyed by the session's own id from now on, not by the copy
-            // the watch made from the store key: one allocation of the id
-            // per followed session, not two.
-            if let Some(entry) = entries.remove(&self.id) {
-                entries.insert(loaded.id().clone(), entry);
-            }
+        // Keyed by the session's own id from now on, not by the copy the
+        // watch made from the store key: one allocation of the id per
+        // followed session, not two. (Both name the same id; a key under
+        // another name would hide the entry from the store's events.)
+        if first
+            && *loaded.id() == self.id
+            && let Some(entry) = entries.remove(&self.id)
+        {
+            entries.insert(loaded.id().clone(), entry);
         }
         followed
     }
@@ -466,6 +468,12 @@ impl Hub {
             return true;
         }
         busy.reloading = false;
+        if busy.queue.is_empty() && !busy.committing && busy.written.is_empty() {
+            // Nothing left that only writes and reloads use: a re-validation
+            // of every followed session (after lost events) does not leave
+            // each of them holding it.
+            entry.busy = None;
+        }
         if entry.idle() {
             entries.remove(id);
         }
