@@ -77,22 +77,31 @@ enum Field {
     Other(Box<Value>),
 }
 
-impl From<Value> for Field {
-    fn from(value: Value) -> Self {
+impl Field {
+    /// `value` as kept in the known field `i`.
+    fn new(value: Value, i: u8) -> Self {
         match value {
             Value::Null => Field::Null,
             Value::Bool(b) => Field::Bool(b),
             Value::Number(n) => Field::Number(n),
-            Value::String(s) => match canonical_iso(&s) {
-                Some(ms) => Field::Iso(ms),
-                None => Field::String(s.into_boxed_str()),
-            },
+            Value::String(s) => Field::string(s, i),
             other => Field::Other(Box::new(other)),
         }
     }
-}
 
-impl Field {
+    /// The string `s` as kept in the known field `i`: in `expires`, as its
+    /// time when it is exactly `Date#toISOString`'s text for it; elsewhere
+    /// (and otherwise) as the string, which `path`, `domain` and the rest
+    /// read.
+    fn string<S: AsRef<str> + Into<Box<str>>>(s: S, i: u8) -> Self {
+        let iso = if i == EXPIRES {
+            canonical_iso(s.as_ref())
+        } else {
+            None
+        };
+        iso.map_or_else(|| Field::String(s.into()), Field::Iso)
+    }
+
     fn to_value(&self) -> Value {
         match self {
             Field::Null => Value::Null,
@@ -205,7 +214,7 @@ impl SessionCookie {
     /// Stores `value` under `name`, replacing a stored value in place.
     fn put(&mut self, name: &str, value: Value) {
         match known_index(name) {
-            Some(i) => self.put_known(i, Field::from(value)),
+            Some(i) => self.put_known(i, Field::new(value, i)),
             None => self.put_extra(name, || name.to_owned(), value),
         }
     }
@@ -213,7 +222,7 @@ impl SessionCookie {
     /// [`Self::put`] with an owned name.
     fn put_owned(&mut self, name: String, value: Value) {
         match known_index(&name) {
-            Some(i) => self.put_known(i, Field::from(value)),
+            Some(i) => self.put_known(i, Field::new(value, i)),
             None => match self.extra.iter_mut().find(|(k, _)| *k == name) {
                 Some((_, v)) => *v = value,
                 None => self.extra.push((name, value)),
@@ -222,12 +231,6 @@ impl SessionCookie {
     }
 
     fn put_known(&mut self, i: u8, value: Field) {
-        // Only `expires` is read as a time: the other fields' accessors
-        // (`path`, `domain`, ...) read strings, whatever they look like.
-        let value = match value {
-            Field::Iso(ms) if i != EXPIRES => Field::String(time::to_iso(ms).into_boxed_str()),
-            other => other,
-        };
         // Stored records list the fields in this order: append.
         if self.known.last().is_none_or(|(last, _)| *last < i) {
             self.known.push((i, value));
@@ -549,7 +552,7 @@ impl<'de> serde::de::Visitor<'de> for CookieSeed {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match known_index(&key) {
                 Some(i) => {
-                    let field = map.next_value_seed(FieldSeed)?;
+                    let field = map.next_value_seed(FieldSeed(i))?;
                     cookie.put_known(i, field);
                 }
                 None => {
@@ -562,16 +565,17 @@ impl<'de> serde::de::Visitor<'de> for CookieSeed {
     }
 }
 
-/// A known cookie field, read straight into a [`Field`]: what
-/// `serde_json::Value`'s own visitor would make of it, without building the
-/// `Value` (nor its string, for a canonical ISO date) for scalars.
-struct FieldSeed;
+/// The known cookie field at this index, read straight into a [`Field`]:
+/// what [`Field::new`] makes of the `Value` that `serde_json`'s own visitor
+/// would build, without building it (nor, in `expires`, the string of a
+/// canonical ISO date) for scalars.
+struct FieldSeed(u8);
 
 impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed {
     type Value = Field;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(FieldSeed)
+        d.deserialize_any(self)
     }
 }
 
@@ -600,11 +604,11 @@ impl<'de> serde::de::Visitor<'de> for FieldSeed {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Field, E> {
-        Ok(canonical_iso(v).map_or_else(|| Field::String(v.into()), Field::Iso))
+        Ok(Field::string(v, self.0))
     }
 
     fn visit_string<E>(self, v: String) -> Result<Field, E> {
-        Ok(canonical_iso(&v).map_or_else(|| Field::String(v.into_boxed_str()), Field::Iso))
+        Ok(Field::string(v, self.0))
     }
 
     fn visit_unit<E>(self) -> Result<Field, E> {
