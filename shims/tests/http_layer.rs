@@ -154,7 +154,10 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
 }
 
 async fn server() -> Server {
-    let config = Config::builder().secret(SECRET).build().unwrap();
+    server_with(Config::builder().secret(SECRET).build().unwrap()).await
+}
+
+async fn server_with(config: Config) -> Server {
     let store = Arc::new(Probe::default());
     let sessions = SessionSockets::new(config, store.clone(), Tokio);
     let (io_layer, io) = SocketIo::new_layer();
@@ -278,6 +281,37 @@ async fn a_handler_that_does_not_extract_the_session_makes_no_store_call() {
         (401, r#"{"error":"no_cookie_header"}"#)
     );
     assert_eq!(srv.store.count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rolling_a_request_that_reads_the_session_re_sends_its_cookie() {
+    // What a page of a socket-only user can do to keep its cookie alive
+    // (README, "Live sessions"): the store's TTL is the socket's to renew,
+    // the browser's cookie is an HTTP response's.
+    let rolling = Config::builder()
+        .secret(SECRET)
+        .cookie(session_sockets::core::CookieOptions {
+            max_age: Some(std::time::Duration::from_secs(3600)),
+            ..Default::default()
+        })
+        .rolling(true)
+        .build()
+        .unwrap();
+    let srv = server_with(rolling).await;
+    let cookie = signed_in(&srv, "ada").await;
+    let res = send(&srv, "GET", "/me", &[("cookie", &cookie)]).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(cookie_of(&res), cookie, "the same session's cookie");
+    assert!(
+        res.all("set-cookie")[0].contains("; Expires="),
+        "{:?}",
+        res.headers
+    );
+    // Without rolling, the same read sends none (express-session's rule).
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let res = send(&srv, "GET", "/me", &[("cookie", &cookie)]).await;
+    assert!(res.all("set-cookie").is_empty(), "{:?}", res.headers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
