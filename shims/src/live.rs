@@ -169,7 +169,7 @@ impl<R> LiveSession<R> {
     /// session's connections share one copy again.
     fn reshare(&self) {
         let copy = Arc::clone(&self.lock());
-        if let Some(shared) = self.inner.sessions.hub.shareable(&self.inner.id, &copy) {
+        if let Some(shared) = self.inner.sessions.hub().shareable(&self.inner.id, &copy) {
             let mut now = self.lock();
             // Unless a refresh came in between.
             if Arc::ptr_eq(&now, &copy) {
@@ -322,7 +322,7 @@ mod tests {
         let a = sockets.live_session(&headers, |_| {}).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let touched = sockets.touch(a.snapshot()).await.unwrap();
-        sockets.hub.touched(&touched.session);
+        sockets.hub().touched(&touched.session);
         let expires = |s: &Session| s.cookie().expires_ms();
         assert_ne!(expires(&touched.session), expires(&a.snapshot()));
 
@@ -343,7 +343,7 @@ mod tests {
         let id = a.id().clone();
 
         // A handshake registers and loads the record...
-        let watch = sockets.hub.watch(id.clone());
+        let watch = sockets.hub().watch(id.clone());
         let old = Arc::new(sockets.session(&headers).await.unwrap());
         // ...then this process writes a newer one before it follows.
         a.with_mut(|s| s.insert("draft", 7)).unwrap();

@@ -41,10 +41,16 @@ use crate::store::{Store, StoreEvent};
 /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
 pub struct SessionSockets<R> {
+    shared: Arc<Shared<R>>,
+}
+
+/// What the clones of a handle share: one allocation, so that a clone (one
+/// per live session) is one pointer.
+struct Shared<R> {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     runtime: Arc<R>,
-    pub(crate) hub: Arc<Hub>,
+    hub: Arc<Hub>,
 }
 
 /// A touched session, and the `Set-Cookie` header to re-send when the
@@ -69,13 +75,17 @@ impl std::fmt::Debug for Touched {
     }
 }
 
+impl<R> SessionSockets<R> {
+    /// The hub of the sessions this handle's sockets follow.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.shared.hub
+    }
+}
+
 impl<R> Clone for SessionSockets<R> {
     fn clone(&self) -> Self {
         SessionSockets {
-            config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
-            runtime: Arc::clone(&self.runtime),
-            hub: Arc::clone(&self.hub),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -84,8 +94,8 @@ impl<R: std::fmt::Debug> std::fmt::Debug for SessionSockets<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Config's Debug redacts the secrets; the store is not printed.
         f.debug_struct("SessionSockets")
-            .field("config", &self.config)
-            .field("runtime", &self.runtime)
+            .field("config", &self.shared.config)
+            .field("runtime", &self.shared.runtime)
             .finish_non_exhaustive()
     }
 }
@@ -95,31 +105,33 @@ impl<R: Runtime> SessionSockets<R> {
     /// `runtime::tokio::Tokio`).
     pub fn new(config: impl Into<Arc<Config>>, store: Arc<dyn Store>, runtime: R) -> Self {
         SessionSockets {
-            config: config.into(),
-            store,
-            runtime: Arc::new(runtime),
-            hub: Arc::default(),
+            shared: Arc::new(Shared {
+                config: config.into(),
+                store,
+                runtime: Arc::new(runtime),
+                hub: Arc::default(),
+            }),
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Arc<Config> {
-        &self.config
+        &self.shared.config
     }
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.shared.store
     }
 
     /// The runtime.
     pub fn runtime(&self) -> &R {
-        &self.runtime
+        &self.shared.runtime
     }
 
     /// Runs any core machine to its outcome against this handle's store.
     pub async fn run<M: Machine + ?Sized>(&self, machine: &mut M) -> Result<M::Outcome, Stalled> {
-        drive(machine, &*self.store, &*self.runtime).await
+        drive(machine, &*self.shared.store, &*self.shared.runtime).await
     }
 
     /// The session of a connection whose handshake request carried
@@ -129,7 +141,10 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
-        let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
+        let mut hs = Handshake::new(
+            Arc::clone(&self.shared.config),
+            start(&*self.shared.runtime),
+        );
         hs.handle_header_map(headers);
         self.load(hs).await
     }
@@ -145,7 +160,10 @@ impl<R: Runtime> SessionSockets<R> {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
+        let mut hs = Handshake::new(
+            Arc::clone(&self.shared.config),
+            start(&*self.shared.runtime),
+        );
         hs.handle_headers(headers);
         self.load(hs).await
     }
@@ -157,9 +175,9 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
     pub async fn reload(&self, id: &SessionId) -> Result<Session, HandshakeError> {
         self.load(Reload::new(
-            Arc::clone(&self.config),
+            Arc::clone(&self.shared.config),
             id,
-            start(&*self.runtime),
+            start(&*self.shared.runtime),
         ))
         .await
     }
@@ -185,9 +203,9 @@ impl<R: Runtime> SessionSockets<R> {
         if !session.is_changed() || !session.is_stored() {
             // Nothing to queue: the machine answers at once (unchanged, or
             // never stored).
-            let now = start(&*self.runtime);
+            let now = start(&*self.shared.runtime);
             return self
-                .write(Save::new(Arc::clone(&self.config), session, now))
+                .write(Save::new(Arc::clone(&self.shared.config), session, now))
                 .await;
         }
         self.commit(session, None).await
@@ -233,8 +251,8 @@ impl<R: Runtime> SessionSockets<R> {
         let stored = if session.is_stored() {
             self.commit(session, Some(Box::new(run))).await?
         } else {
-            let now = start(&*self.runtime);
-            let config = Arc::clone(&self.config);
+            let now = start(&*self.shared.runtime);
+            let config = Arc::clone(&self.shared.config);
             self.write(Save::update(config, session, run, now)).await?
         };
         let value = result
@@ -265,9 +283,10 @@ impl<R: Runtime> SessionSockets<R> {
             update,
             reply,
         };
-        if self.hub.enqueue(write) {
+        if self.shared.hub.enqueue(write) {
             let this = self.clone();
-            self.runtime
+            self.shared
+                .runtime
                 .spawn(Box::pin(async move { this.run_commits(id).await }));
         }
         outcome.await.unwrap_or_else(|_| {
@@ -281,18 +300,23 @@ impl<R: Runtime> SessionSockets<R> {
     /// The commit task of session `id`: writes its queue, batch by batch,
     /// until it is empty.
     async fn run_commits(&self, id: SessionId) {
-        while let Some((mut batch, latest)) = self.hub.next_batch(&id) {
+        while let Some((mut batch, latest)) = self.shared.hub.next_batch(&id) {
             // Every queued write is of a stored session (`save` and
             // `update` answer the others at once), so the batch has a base.
             let Some(base) = latest.or_else(|| batch.first().map(|q| q.session.clone())) else {
                 continue;
             };
             let edits = batch.iter_mut().map(Queued::edit).collect();
-            let commit = Commit::new(Arc::clone(&self.config), base, edits, start(&*self.runtime));
+            let commit = Commit::new(
+                Arc::clone(&self.shared.config),
+                base,
+                edits,
+                start(&*self.shared.runtime),
+            );
             let mut commit = Observed {
                 machine: commit,
                 hook: RecordWrites {
-                    hub: &self.hub,
+                    hub: &self.shared.hub,
                     id: &id,
                 },
             };
@@ -302,7 +326,8 @@ impl<R: Runtime> SessionSockets<R> {
             };
             match outcome {
                 Ok(stored) => {
-                    let (followers, latest) = self.hub.committed(&id, stored.first().cloned());
+                    let (followers, latest) =
+                        self.shared.hub.committed(&id, stored.first().cloned());
                     for (write, session) in batch.into_iter().zip(stored) {
                         // A caller that went away needs no answer.
                         let _ = write.reply.send(Ok(session));
@@ -316,7 +341,7 @@ impl<R: Runtime> SessionSockets<R> {
                     }
                 }
                 Err(e) => {
-                    self.hub.committed(&id, None);
+                    self.shared.hub.committed(&id, None);
                     for write in batch {
                         let _ = write.reply.send(Err(e.clone()));
                     }
@@ -336,7 +361,11 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
-        let mut touch = Touch::new(Arc::clone(&self.config), session, start(&*self.runtime));
+        let mut touch = Touch::new(
+            Arc::clone(&self.shared.config),
+            session,
+            start(&*self.shared.runtime),
+        );
         let session = self.write_mut(&mut touch).await?;
         Ok(Touched {
             session,
@@ -350,9 +379,9 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn destroy(&self, id: &SessionId) -> Result<(), WriteError> {
         self.write(Destroy::new(
-            Arc::clone(&self.config),
+            Arc::clone(&self.shared.config),
             id,
-            start(&*self.runtime),
+            start(&*self.shared.runtime),
         ))
         .await?;
         // This process's sockets of the session end at once; other
@@ -371,8 +400,8 @@ impl<R: Runtime> SessionSockets<R> {
         session: Session,
         carry_over: bool,
     ) -> Result<Created, WriteError> {
-        let config = Arc::clone(&self.config);
-        let now = start(&*self.runtime);
+        let config = Arc::clone(&self.shared.config);
+        let now = start(&*self.shared.runtime);
         let old = session.id().clone();
         let created = self
             .write(Regenerate::new(config, session, carry_over, now))
@@ -389,9 +418,9 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn create(&self, data: Map<String, Value>) -> Result<Created, WriteError> {
         self.write(Create::new(
-            Arc::clone(&self.config),
+            Arc::clone(&self.shared.config),
             data,
-            start(&*self.runtime),
+            start(&*self.shared.runtime),
         ))
         .await
     }
@@ -408,7 +437,10 @@ impl<R: Runtime> SessionSockets<R> {
         &self,
         headers: &http::HeaderMap,
     ) -> (Result<Session, HandshakeError>, Option<Watch>) {
-        let mut hs = Handshake::new(Arc::clone(&self.config), start(&*self.runtime));
+        let mut hs = Handshake::new(
+            Arc::clone(&self.shared.config),
+            start(&*self.shared.runtime),
+        );
         hs.handle_header_map(headers);
         let mut watched = Observed {
             machine: hs,
@@ -447,23 +479,24 @@ impl<R: Runtime> SessionSockets<R> {
 
     /// Tells the followers of `id` that it ended.
     fn end_followers(&self, id: &SessionId, why: SessionEnd) {
-        for f in self.hub.ended(id) {
+        for f in self.shared.hub.ended(id) {
             f.end(why);
         }
     }
 
     /// Starts the task that follows the store's events, once.
     fn start_events(&self) {
-        if std::mem::replace(&mut self.hub.events().started, true) {
+        if std::mem::replace(&mut self.shared.hub.events().started, true) {
             return;
         }
         let live = Live {
-            config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
-            runtime: Arc::clone(&self.runtime),
-            hub: Arc::downgrade(&self.hub),
+            config: Arc::clone(&self.shared.config),
+            store: Arc::clone(&self.shared.store),
+            runtime: Arc::clone(&self.shared.runtime),
+            hub: Arc::downgrade(&self.shared.hub),
+            shared: Arc::downgrade(&self.shared),
         };
-        self.runtime.spawn(Box::pin(live.run()));
+        self.shared.runtime.spawn(Box::pin(live.run()));
     }
 
     async fn load<M>(&self, mut machine: M) -> Result<Session, HandshakeError>
@@ -557,10 +590,12 @@ impl<R> OnRequest for WatchOnLoad<'_, R> {
     fn on_request(&mut self, request: &Request) {
         if let Request::Load { key, .. } = request
             && self.watch.is_none()
-            && let Some(id) =
-                session_sockets_core::event::session_of_key(&self.sockets.config, key.as_bytes())
+            && let Some(id) = session_sockets_core::event::session_of_key(
+                &self.sockets.shared.config,
+                key.as_bytes(),
+            )
         {
-            self.watch = Some(self.sockets.hub.watch(id));
+            self.watch = Some(self.sockets.hub().watch(id));
         }
     }
 }
@@ -570,22 +605,20 @@ impl<R> OnRequest for WatchOnLoad<'_, R> {
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The event task's view of a handle: everything but a strong hold on the
-/// hub, so that the task ends once every handle is dropped.
+/// handle, so that the task ends once every handle is dropped.
 struct Live<R> {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     runtime: Arc<R>,
     hub: std::sync::Weak<Hub>,
+    shared: std::sync::Weak<Shared<R>>,
 }
 
 impl<R: Runtime> Live<R> {
     /// A handle again, while the hub lives.
     fn sockets(&self) -> Option<SessionSockets<R>> {
         Some(SessionSockets {
-            config: Arc::clone(&self.config),
-            store: Arc::clone(&self.store),
-            runtime: Arc::clone(&self.runtime),
-            hub: self.hub.upgrade()?,
+            shared: self.shared.upgrade()?,
         })
     }
 
@@ -641,7 +674,7 @@ impl<R: Runtime> Live<R> {
                     if lost {
                         // Redis reconnects (and re-subscribes, which sends
                         // `Resumed`) when a command needs it.
-                        let _ = sockets.store.events_resumed().await;
+                        let _ = sockets.store().events_resumed().await;
                     }
                     sockets.keep_alive();
                     sockets.check_expiry();
@@ -655,16 +688,16 @@ impl<R: Runtime> SessionSockets<R> {
     /// A store event about a key: what it means for a followed session.
     fn on_key_event(&self, event: &session_sockets_core::event::KeyEvent) {
         use session_sockets_core::event::{SessionChange, session_event};
-        let Some(ev) = session_event(&self.config, event) else {
+        let Some(ev) = session_event(&self.shared.config, event) else {
             return;
         };
-        if !self.hub.follows(&ev.id) {
+        if !self.shared.hub.follows(&ev.id) {
             return;
         }
         match ev.change {
             SessionChange::Destroyed => self.end_followers(&ev.id, SessionEnd::Destroyed),
             SessionChange::Expired => self.end_followers(&ev.id, SessionEnd::Expired),
-            SessionChange::Changed(Some(bytes)) if self.hub.is_latest(&ev.id, &bytes) => {
+            SessionChange::Changed(Some(bytes)) if self.shared.hub.is_latest(&ev.id, &bytes) => {
                 // This process's own write: its sockets know it already.
             }
             SessionChange::Changed(_) => self.reload_followed(ev.id),
@@ -674,15 +707,15 @@ impl<R: Runtime> SessionSockets<R> {
     /// Reloads a followed session (coalesced: one reload per burst of
     /// changes) and refreshes or ends its followers.
     fn reload_followed(&self, id: SessionId) {
-        if !self.hub.want_reload(&id) {
+        if !self.shared.hub.want_reload(&id) {
             return;
         }
         let this = self.clone();
-        self.runtime.spawn(Box::pin(async move {
+        self.shared.runtime.spawn(Box::pin(async move {
             loop {
                 match this.reload(&id).await {
                     Ok(fresh) => {
-                        let (followers, fresh) = this.hub.reloaded(&id, fresh);
+                        let (followers, fresh) = this.hub().reloaded(&id, fresh);
                         for f in followers {
                             f.refresh(&fresh);
                         }
@@ -695,7 +728,7 @@ impl<R: Runtime> SessionSockets<R> {
                     // event or re-validation catches up.
                     Err(_) => {}
                 }
-                if !this.hub.reload_done(&id) {
+                if !this.hub().reload_done(&id) {
                     break;
                 }
             }
@@ -706,11 +739,11 @@ impl<R: Runtime> SessionSockets<R> {
     /// session once (events in the gap were lost). `false` if it could not
     /// be re-armed (tried again on the next tick).
     async fn resume(&self) -> bool {
-        if let Err(e) = self.store.events_resumed().await {
+        if let Err(e) = self.shared.store.events_resumed().await {
             tracing::warn!("session-sockets: the store's session events are not back yet: {e}");
             return false;
         }
-        for id in self.hub.followed() {
+        for id in self.shared.hub.followed() {
             self.reload_followed(id);
         }
         true
@@ -718,18 +751,18 @@ impl<R: Runtime> SessionSockets<R> {
 
     /// Touches each followed session at most once per keep-alive interval.
     fn keep_alive(&self) {
-        let Some(interval) = self.config.keep_alive() else {
+        let Some(interval) = self.shared.config.keep_alive() else {
             return;
         };
         let Some(before) = std::time::Instant::now().checked_sub(interval) else {
             return;
         };
-        for session in self.hub.due_for_touch(before) {
+        for session in self.shared.hub.due_for_touch(before) {
             let this = self.clone();
-            self.runtime.spawn(Box::pin(async move {
+            self.shared.runtime.spawn(Box::pin(async move {
                 let id = session.id().clone();
                 match this.touch(session).await {
-                    Ok(t) => this.hub.touched(&t.session),
+                    Ok(t) => this.hub().touched(&t.session),
                     Err(WriteError::Gone) => this.end_followers(&id, SessionEnd::Destroyed),
                     Err(WriteError::Expired) => this.end_followers(&id, SessionEnd::Expired),
                     Err(_) => {}
@@ -743,11 +776,11 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     fn check_expiry(&self) {
-        if self.config.rolling() {
+        if self.shared.config.rolling() {
             return;
         }
-        let now = session_sockets_core::time::millis(self.runtime.wall());
-        for s in self.hub.latest_followed() {
+        let now = session_sockets_core::time::millis(self.shared.runtime.wall());
+        for s in self.shared.hub.latest_followed() {
             if s.cookie().is_expired(now) {
                 self.end_followers(s.id(), SessionEnd::Expired);
             }
