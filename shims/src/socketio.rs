@@ -198,7 +198,7 @@ impl<R: Runtime + Clone> SessionMiddleware<R> {
                 Slot::Session(SocketSession { live })
             }
             Err(e) if self.required => return Err(ConnectRejection(e)),
-            Err(e) => Slot::Error(e),
+            Err(e) => Slot::Error(Box::new(e)),
         };
         s.extensions.insert(slot);
         Ok(())
@@ -248,10 +248,11 @@ impl std::error::Error for ConnectRejection {
     }
 }
 
-/// What the middleware left on the socket.
+/// What the middleware left on the socket. The error is boxed: every socket
+/// keeps its slot, and most hold a session (one pointer).
 enum Slot<R> {
     Session(SocketSession<R>),
-    Error(HandshakeError),
+    Error(Box<HandshakeError>),
 }
 
 impl<R> Clone for Slot<R> {
@@ -441,7 +442,7 @@ fn session_of<A: Adapter, R: Runtime + Clone>(
 ) -> Result<SocketSession<R>, NoSession> {
     match s.extensions.get::<Slot<R>>() {
         Some(Slot::Session(session)) => Ok(session),
-        Some(Slot::Error(e)) => Err(NoSession(Some(e))),
+        Some(Slot::Error(e)) => Err(NoSession(Some(*e))),
         None => Err(NoSession(None)),
     }
 }
@@ -451,7 +452,7 @@ fn try_session_of<A: Adapter, R: Runtime + Clone>(
 ) -> Result<TrySession<R>, MiddlewareMissing> {
     match s.extensions.get::<Slot<R>>() {
         Some(Slot::Session(session)) => Ok(TrySession(Ok(session))),
-        Some(Slot::Error(e)) => Ok(TrySession(Err(e))),
+        Some(Slot::Error(e)) => Ok(TrySession(Err(*e))),
         None => Err(MiddlewareMissing),
     }
 }
