@@ -47,6 +47,15 @@ pub struct Session {
     cookie: SessionCookie,
     data: Map<String, Value>,
     loaded: Option<Arc<[u8]>>,
+    /// What a save needs to know of this copy's changes; `None` while there
+    /// is nothing to know (most copies, e.g. a connected socket's: one
+    /// pointer instead of two vectors).
+    tracking: Option<Box<Tracking>>,
+}
+
+/// The change tracking of a [`Session`].
+#[derive(Clone, Debug, Default)]
+struct Tracking {
     /// Keys this side changed since it first loaded the session.
     changes: Vec<Change>,
     /// On a session a save returned: each key the session handed to the
@@ -85,8 +94,7 @@ impl Session {
             cookie: record.cookie,
             data: record.data,
             loaded: Some(bytes),
-            changes: Vec::new(),
-            sent: None,
+            tracking: None,
         }
     }
 
@@ -97,8 +105,7 @@ impl Session {
             cookie,
             data,
             loaded: None,
-            changes: Vec::new(),
-            sent: None,
+            tracking: None,
         }
     }
 
@@ -163,9 +170,10 @@ impl Session {
     }
 
     fn note_change(&mut self, key: &str) {
-        if !self.changes.iter().any(|c| c.key == key) {
+        if !self.changes().iter().any(|c| c.key == key) {
             let at_load = self.data.get(key).cloned();
-            self.changes.push(Change {
+            let tracking = self.tracking.get_or_insert_default();
+            tracking.changes.push(Change {
                 key: key.to_owned(),
                 original: at_load.clone(),
                 base: at_load,
@@ -197,7 +205,7 @@ impl Session {
     pub fn is_changed(&self) -> bool {
         self.loaded.is_none()
             || self
-                .changes
+                .changes()
                 .iter()
                 .any(|c| self.data.get(&c.key) != c.base.as_ref())
     }
@@ -208,7 +216,7 @@ impl Session {
     /// record that already holds it, so that a later conflict re-applies it
     /// too.
     pub fn changed_keys(&self) -> impl Iterator<Item = (&str, Option<&Value>)> {
-        self.changes.iter().filter_map(|c| {
+        self.changes().iter().filter_map(|c| {
             let now = self.data.get(&c.key);
             (now != c.original.as_ref()).then_some((c.key.as_str(), now))
         })
@@ -221,7 +229,7 @@ impl Session {
     /// are not tracked: compare [`cookie`](Self::cookie)s as well before
     /// treating two such copies resting on the same record as the same.
     pub fn is_as_stored(&self) -> bool {
-        self.loaded.is_some() && self.changes.is_empty() && self.sent.is_none()
+        self.loaded.is_some() && self.tracking.is_none()
     }
 
     /// A copy of this session as stored, when its data is what its record
@@ -236,8 +244,7 @@ impl Session {
                 cookie: self.cookie.clone(),
                 data: self.data.clone(),
                 loaded: self.loaded.clone(),
-                changes: Vec::new(),
-                sent: None,
+                tracking: None,
             };
             copy.shrink_to_fit();
             copy
@@ -251,7 +258,9 @@ impl Session {
         data.extend(std::mem::take(&mut self.data));
         self.data = data;
         self.cookie.shrink_to_fit();
-        self.changes.shrink_to_fit();
+        if let Some(t) = &mut self.tracking {
+            t.changes.shrink_to_fit();
+        }
     }
 
     /// The exact bytes this session was loaded from, if it was.
@@ -272,7 +281,9 @@ impl Session {
         data: Map<String, Value>,
         loaded: Option<Arc<[u8]>>,
     ) {
-        let mine: Vec<(Change, Option<Value>)> = std::mem::take(&mut self.changes)
+        let tracking = self.tracking.take().unwrap_or_default();
+        let mine: Vec<(Change, Option<Value>)> = tracking
+            .changes
             .into_iter()
             .filter_map(|c| {
                 let now = self.data.get(&c.key).cloned();
@@ -282,6 +293,7 @@ impl Session {
         self.cookie = cookie;
         self.data = data;
         self.loaded = loaded;
+        let mut changes = Vec::with_capacity(mine.len());
         for (mut change, value) in mine {
             change.base = self.data.get(&change.key).cloned();
             match value {
@@ -292,8 +304,20 @@ impl Session {
                     self.data.shift_remove(&change.key);
                 }
             }
-            self.changes.push(change);
+            changes.push(change);
         }
+        self.set_tracking(changes, tracking.sent);
+    }
+
+    /// The keys this side changed (see [`Tracking`]).
+    fn changes(&self) -> &[Change] {
+        self.tracking.as_deref().map_or(&[], |t| &t.changes)
+    }
+
+    /// Keeps `changes` and `sent`, freeing the tracking when both are empty.
+    fn set_tracking(&mut self, changes: Vec<Change>, sent: Option<Vec<(String, Option<Value>)>>) {
+        self.tracking =
+            (!changes.is_empty() || sent.is_some()).then(|| Box::new(Tracking { changes, sent }));
     }
 
     /// Re-bases this copy onto `fresh`, the session as just loaded again
@@ -303,7 +327,7 @@ impl Session {
     /// compares against `fresh`'s bytes. The id stays this session's.
     pub fn refresh(&mut self, fresh: Session) {
         self.rest_on(fresh.cookie, fresh.data, fresh.loaded);
-        self.sent = None;
+        self.forget_sent();
     }
 
     /// Makes this copy the session a save stored (`saved`, the outcome of a
@@ -316,9 +340,13 @@ impl Session {
     /// come from a save counts as handed nothing, so every unsaved change of
     /// this copy is kept.
     pub fn adopt_saved(&mut self, saved: &Session) {
-        let sent = saved.sent.as_deref().unwrap_or_default();
+        let sent = saved
+            .tracking
+            .as_deref()
+            .and_then(|t| t.sent.as_deref())
+            .unwrap_or_default();
         let later: Vec<(String, Option<Value>)> = self
-            .changes
+            .changes()
             .iter()
             .filter(|c| {
                 // What the save was handed for this key: the value sent, or,
@@ -332,7 +360,7 @@ impl Session {
             .map(|c| (c.key.clone(), self.data.get(&c.key).cloned()))
             .collect();
         *self = saved.clone();
-        self.sent = None;
+        self.forget_sent();
         for (k, v) in later {
             match v {
                 Some(v) => {
@@ -348,7 +376,7 @@ impl Session {
     /// What a save hands on: each key this session changed, with its value
     /// now (see [`Session::adopt_saved`]).
     pub(crate) fn handed(&self) -> Vec<(String, Option<Value>)> {
-        self.changes
+        self.changes()
             .iter()
             .map(|c| (c.key.clone(), self.data.get(&c.key).cloned()))
             .collect()
@@ -356,13 +384,22 @@ impl Session {
 
     /// Records what the save that stored this session was handed.
     pub(crate) fn set_sent(&mut self, sent: Vec<(String, Option<Value>)>) {
-        self.sent = Some(sent);
+        self.tracking.get_or_insert_default().sent = Some(sent);
+    }
+
+    /// Forgets what a save was handed (see [`Session::adopt_saved`]).
+    fn forget_sent(&mut self) {
+        if let Some(t) = self.tracking.take() {
+            self.set_tracking(t.changes, None);
+        }
     }
 
     /// Marks the current state as stored (`bytes`): no pending changes.
     pub(crate) fn mark_stored(&mut self, bytes: Arc<[u8]>) {
         self.loaded = Some(bytes);
-        self.changes.clear();
+        if let Some(t) = self.tracking.take() {
+            self.set_tracking(Vec::new(), t.sent);
+        }
     }
 }
 
