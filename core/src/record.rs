@@ -38,11 +38,14 @@ const COOKIE_ORDER: [&str; 9] = [
 /// order they are written in.
 #[derive(Clone, Debug)]
 pub struct SessionCookie {
-    /// Known fields, by index into `COOKIE_ORDER`, sorted by it.
-    known: Vec<(u8, Field)>,
-    /// Every other field, in stored order.
-    extra: Vec<(String, Value)>,
+    /// The known fields present, in `COOKIE_ORDER`'s order: the field at
+    /// index `i` of `COOKIE_ORDER` is here when bit `i` of `present` is set,
+    /// after one field per lower bit set.
+    known: Vec<Field>,
+    /// Every other field, in stored order (express-session writes none).
+    extra: Box<[(String, Value)]>,
     expires: Option<i64>,
+    present: u16,
 }
 
 /// Two cookies are equal when they hold the same fields with the same
@@ -50,6 +53,7 @@ pub struct SessionCookie {
 impl PartialEq for SessionCookie {
     fn eq(&self, other: &Self) -> bool {
         self.expires == other.expires
+            && self.present == other.present
             && self.known == other.known
             && self.extra.len() == other.extra.len()
             && self
@@ -73,6 +77,9 @@ enum Field {
     /// written back as the same string.
     Iso(i64),
     String(Box<str>),
+    /// A string most cookies hold (`"/"`, `"lax"`, ...), kept without an
+    /// allocation of its own.
+    Common(&'static str),
     /// Arrays and objects.
     Other(Box<Value>),
 }
@@ -94,12 +101,14 @@ impl Field {
     /// (and otherwise) as the string, which `path`, `domain` and the rest
     /// read.
     fn string<S: AsRef<str> + Into<Box<str>>>(s: S, i: u8) -> Self {
-        let iso = if i == EXPIRES {
-            canonical_iso(s.as_ref())
-        } else {
-            None
-        };
-        iso.map_or_else(|| Field::String(s.into()), Field::Iso)
+        if i == EXPIRES {
+            if let Some(ms) = canonical_iso(s.as_ref()) {
+                return Field::Iso(ms);
+            }
+        } else if let Some(common) = COMMON.iter().find(|c| **c == s.as_ref()) {
+            return Field::Common(common);
+        }
+        Field::String(s.into())
     }
 
     fn to_value(&self) -> Value {
@@ -109,6 +118,7 @@ impl Field {
             Field::Number(n) => Value::Number(n.clone()),
             Field::Iso(ms) => Value::String(time::to_iso(*ms)),
             Field::String(s) => Value::String(s.to_string()),
+            Field::Common(s) => Value::String((*s).to_owned()),
             Field::Other(v) => Value::clone(v),
         }
     }
@@ -116,10 +126,17 @@ impl Field {
     fn as_str(&self) -> Option<&str> {
         match self {
             Field::String(s) => Some(s),
+            Field::Common(s) => Some(s),
             _ => None,
         }
     }
 }
+
+/// Strings kept as [`Field::Common`]: the `path` express-session sets, and
+/// the values of `sameSite` and `priority`.
+const COMMON: [&str; 10] = [
+    "/", "lax", "strict", "none", "Lax", "Strict", "None", "low", "medium", "high",
+];
 
 /// The time `s` names, if `s` is exactly what `Date#toISOString` writes
 /// for it (so that writing the time back gives `s` again).
@@ -150,8 +167,9 @@ impl SessionCookie {
         let mut cookie = SessionCookie {
             // The four fields below.
             known: Vec::with_capacity(4),
-            extra: Vec::new(),
+            extra: Box::default(),
             expires: None,
+            present: 0,
         };
         cookie.put(
             "originalMaxAge",
@@ -168,8 +186,9 @@ impl SessionCookie {
     pub fn from_fields(fields: Map<String, Value>) -> Option<Self> {
         let mut cookie = SessionCookie {
             known: Vec::with_capacity(COOKIE_ORDER.len()),
-            extra: Vec::new(),
+            extra: Box::default(),
             expires: None,
+            present: 0,
         };
         for (k, v) in fields {
             cookie.put_owned(k, v);
@@ -180,7 +199,6 @@ impl SessionCookie {
     /// Gives back spare capacity (see [`Session::shrink_to_fit`](crate::Session::shrink_to_fit)).
     pub(crate) fn shrink_to_fit(&mut self) {
         self.known.shrink_to_fit();
-        self.extra.shrink_to_fit();
     }
 
     /// Reads `expires` from the stored field; `false` if it is neither
@@ -200,10 +218,20 @@ impl SessionCookie {
 
     /// The known field at `i` (an index into `COOKIE_ORDER`).
     fn known_field(&self, i: u8) -> Option<&Field> {
-        self.known
-            .binary_search_by_key(&i, |(k, _)| *k)
-            .ok()
-            .map(|at| &self.known[at].1)
+        self.present_at(i).and_then(|at| self.known.get(at))
+    }
+
+    /// Where the known field at `i` is in `known`, if it is present.
+    fn present_at(&self, i: u8) -> Option<usize> {
+        let bit = 1u16 << i;
+        (self.present & bit != 0).then(|| self.place_of(i))
+    }
+
+    /// Where the known field at `i` is or would be in `known`: after the
+    /// fields before it in `COOKIE_ORDER`.
+    fn place_of(&self, i: u8) -> usize {
+        // At most 16 bits are set: the count fits any `usize`.
+        (self.present & ((1u16 << i) - 1)).count_ones() as usize
     }
 
     /// The known field `name`, if `name` is one and it is present.
@@ -225,27 +253,36 @@ impl SessionCookie {
             Some(i) => self.put_known(i, Field::new(value, i)),
             None => match self.extra.iter_mut().find(|(k, _)| *k == name) {
                 Some((_, v)) => *v = value,
-                None => self.extra.push((name, value)),
+                None => self.push_extra(name, value),
             },
         }
     }
 
+    fn push_extra(&mut self, name: String, value: Value) {
+        let mut extra = std::mem::take(&mut self.extra).into_vec();
+        extra.push((name, value));
+        self.extra = extra.into_boxed_slice();
+    }
+
     fn put_known(&mut self, i: u8, value: Field) {
-        // Stored records list the fields in this order: append.
-        if self.known.last().is_none_or(|(last, _)| *last < i) {
-            self.known.push((i, value));
-            return;
-        }
-        match self.known.binary_search_by_key(&i, |(k, _)| *k) {
-            Ok(at) => self.known[at].1 = value,
-            Err(at) => self.known.insert(at, (i, value)),
+        let at = self.place_of(i);
+        let bit = 1u16 << i;
+        if self.present & bit != 0 {
+            if let Some(field) = self.known.get_mut(at) {
+                *field = value;
+            }
+        } else {
+            // `at` counts present fields, so it is at most `known.len()`
+            // (stored records list them in this order: usually the end).
+            self.known.insert(at, value);
+            self.present |= bit;
         }
     }
 
     fn put_extra(&mut self, name: &str, owned: impl FnOnce() -> String, value: Value) {
         match self.extra.iter_mut().find(|(k, _)| k == name) {
             Some((_, v)) => *v = value,
-            None => self.extra.push((owned(), value)),
+            None => self.push_extra(owned(), value),
         }
     }
 
@@ -258,10 +295,12 @@ impl SessionCookie {
 
     /// [`Self::fields`] as kept.
     fn stored(&self) -> impl Iterator<Item = (&str, FieldRef<'_>)> {
-        self.known
+        COOKIE_ORDER
             .iter()
-            // Indexes come from `known_index`: always in range.
-            .map(|(i, v)| (COOKIE_ORDER[usize::from(*i)], FieldRef::Known(v)))
+            .enumerate()
+            .filter(|(i, _)| self.present & (1 << i) != 0)
+            .zip(&self.known)
+            .map(|((_, name), v)| (*name, FieldRef::Known(v)))
             .chain(
                 self.extra
                     .iter()
@@ -546,8 +585,9 @@ impl<'de> serde::de::Visitor<'de> for CookieSeed {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut cookie = SessionCookie {
             known: Vec::with_capacity(COOKIE_ORDER.len()),
-            extra: Vec::new(),
+            extra: Box::default(),
             expires: None,
+            present: 0,
         };
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match known_index(&key) {
@@ -715,6 +755,7 @@ fn write_field(out: &mut Vec<u8>, f: &Field) {
             None => write_string(out, &time::to_iso(*ms)),
         },
         Field::String(s) => write_string(out, s),
+        Field::Common(s) => write_string(out, s),
         Field::Other(v) => write_value(out, v),
     }
 }
