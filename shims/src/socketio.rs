@@ -16,7 +16,7 @@
 //! upgrade for websocket-only clients), checks `Origin`, resolves the
 //! session cookie exactly as express-session does and loads the session
 //! from the store, with the store deadline. On success the socket joins the
-//! session's room ([`session_room`]: a SHA-256 of the id, never the id
+//! session's room ([`session_room`]: from a SHA-256 of the id, never the id
 //! itself) and the session is kept on the socket for the extractors.
 //!
 //! Without a valid session, [`SessionMiddleware::required`] refuses the
@@ -30,6 +30,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -47,19 +49,15 @@ use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
 
 /// The name of the socket.io room that every socket of session `id` joins:
-/// the lowercase hex SHA-256 of the id. The id itself never becomes a room
-/// name, so room lists, adapters and logs never hold it (R16).
+/// the first 16 bytes of the SHA-256 of the id, base64url without padding
+/// (22 characters). The id itself never becomes a room name, so room lists,
+/// adapters and logs never hold it (R16); 128 bits keep distinct sessions
+/// apart, and the short name is what socketioxide copies into its room maps
+/// for every socket.
 pub fn session_room(id: &SessionId) -> String {
     let digest = Sha256::digest(id.expose().as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
+    URL_SAFE_NO_PAD.encode(&digest[..16])
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Disconnects every socket of session `id`, on every namespace of `io`:
 /// what an HTTP logout calls after destroying the session (R9). Sockets of
