@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use futures_channel::oneshot;
 use session_sockets_core::{Edit, Session, SessionId, WriteError};
-use smallvec::SmallVec;
 
 use crate::store::StoreEvent;
 
@@ -117,8 +116,7 @@ struct Entry {
     /// [`view`]) and shared with the followers that have no change of
     /// their own.
     latest: Option<Arc<Session>>,
-    /// Most sessions have one socket: it is kept inline.
-    followers: SmallVec<[Weak<dyn Follower>; 1]>,
+    followers: Followers,
     /// When the session was last touched (or loaded) here.
     touched: Option<Instant>,
     /// Handshakes loading the session right now.
@@ -128,6 +126,59 @@ struct Entry {
     /// session (it compares the count it saw with the count now).
     ends: u32,
     busy: Option<Box<Busy>>,
+}
+
+/// A session's followers. Most sessions have one socket: it is kept
+/// inline, in the 24 bytes a `Vec` takes (a `SmallVec` of one takes 32).
+enum Followers {
+    One(Weak<dyn Follower>),
+    Many(Vec<Weak<dyn Follower>>),
+}
+
+impl Default for Followers {
+    fn default() -> Self {
+        Followers::Many(Vec::new())
+    }
+}
+
+impl Followers {
+    fn as_slice(&self) -> &[Weak<dyn Follower>] {
+        match self {
+            Followers::One(f) => std::slice::from_ref(f),
+            Followers::Many(v) => v,
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Weak<dyn Follower>> {
+        self.as_slice().iter()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, follower: Weak<dyn Follower>) {
+        match std::mem::take(self) {
+            Followers::Many(v) if v.is_empty() => *self = Followers::One(follower),
+            Followers::Many(mut v) => {
+                v.push(follower);
+                *self = Followers::Many(v);
+            }
+            Followers::One(first) => *self = Followers::Many(vec![first, follower]),
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Weak<dyn Follower>) -> bool) {
+        match self {
+            Followers::One(f) if !keep(f) => self.clear(),
+            Followers::One(_) => {}
+            Followers::Many(v) => v.retain(keep),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Followers::default();
+    }
 }
 
 /// The part of an [`Entry`] that writes and reloads use.

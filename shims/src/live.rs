@@ -38,17 +38,23 @@ pub struct LiveSession<R> {
     inner: Arc<Inner<R>>,
 }
 
-struct Inner<R> {
+/// What a connection asked to be told when its session ends.
+type OnEnd = dyn Fn(SessionEnd) + Send + Sync;
+
+/// One connection's state. `on_end` is kept inline, last, so that the
+/// closure (usually one pointer) shares the allocation; `Inner<R>` is the
+/// unsized form every `LiveSession` holds.
+struct Inner<R, F: ?Sized = OnEnd> {
     sessions: SessionSockets<R>,
     id: SessionId,
     /// This connection's copy: shared with the hub and the session's other
     /// connections while it has no change of its own, its own from the
     /// first change on (copy on write).
     session: Mutex<Arc<Session>>,
-    on_end: Box<dyn Fn(SessionEnd) + Send + Sync>,
+    on_end: F,
 }
 
-impl<R: Runtime> Follower for Inner<R> {
+impl<R: Runtime, F: Fn(SessionEnd) + Send + Sync> Follower for Inner<R, F> {
     fn refresh(&self, fresh: &Arc<Session>) {
         let mut copy = lock(&self.session);
         if copy.rests_on_same(fresh) {
@@ -129,10 +135,11 @@ impl<R: Runtime> SessionSockets<R> {
             sessions: self.clone(),
             id: session.id().clone(),
             session: Mutex::new(Arc::clone(&session)),
-            on_end: Box::new(on_end),
+            on_end,
         });
-        let weak: std::sync::Weak<Inner<R>> = Arc::downgrade(&inner);
+        let weak = Arc::downgrade(&inner);
         let follower: std::sync::Weak<dyn Follower> = weak;
+        let inner: Arc<Inner<R>> = inner;
         if let Some(watch) = watch
             && !self.follow(watch, follower, &session)
         {
@@ -352,10 +359,12 @@ mod tests {
             sessions: sockets.clone(),
             id: id.clone(),
             session: Mutex::new(Arc::clone(&old)),
-            on_end: Box::new(|_| {}),
+            on_end: |_: SessionEnd| {},
         });
-        let weak: std::sync::Weak<Inner<Tokio>> = Arc::downgrade(&late);
+        let weak = Arc::downgrade(&late);
+        let weak: std::sync::Weak<dyn Follower> = weak;
         assert!(sockets.follow(watch, weak, &old));
+        let late: Arc<Inner<Tokio>> = late;
         let late = LiveSession { inner: late };
 
         let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
