@@ -43,9 +43,29 @@ pub struct SessionCookie {
     /// after one field per lower bit set.
     known: Vec<Field>,
     /// Every other field, in stored order (express-session writes none).
-    extra: Box<[(String, Value)]>,
+    extra: Extra,
     expires: Option<i64>,
     present: u16,
+}
+
+/// A cookie's unknown fields: one pointer, and no allocation while there
+/// are none (express-session writes none).
+#[derive(Clone, Debug, Default)]
+#[allow(clippy::box_collection)] // one word where a `Vec` takes three
+struct Extra(Option<Box<Vec<(String, Value)>>>);
+
+impl std::ops::Deref for Extra {
+    type Target = [(String, Value)];
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::DerefMut for Extra {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
 }
 
 /// Two cookies are equal when they hold the same fields with the same
@@ -63,23 +83,29 @@ impl PartialEq for SessionCookie {
     }
 }
 
-/// A known cookie field's value, as stored, in a third of a [`Value`]'s
-/// size: a connected socket keeps its session's cookie for as long as it is
-/// connected, and a `Value` takes 80 bytes whatever it holds. Cookie fields
-/// are almost always scalars.
+/// A known cookie field's value, as stored, in a fifth of a [`Value`]'s
+/// size (16 bytes: a tag and one word): a connected socket keeps its
+/// session's cookie for as long as it is connected, and a `Value` takes 80
+/// bytes whatever it holds. Cookie fields are almost always scalars.
 #[derive(Clone, Debug, PartialEq)]
 enum Field {
     Null,
     Bool(bool),
-    Number(serde_json::Number),
+    /// A number, as `serde_json::Number` keeps it: exactly one of an
+    /// unsigned integer, a negative integer or a finite float.
+    PosInt(u64),
+    NegInt(i64),
+    Float(f64),
     /// In `expires` only: a string that is exactly `Date#toISOString` of
     /// this time (what express-session stores there), kept as the time and
     /// written back as the same string.
     Iso(i64),
-    String(Box<str>),
-    /// A string most cookies hold (`"/"`, `"lax"`, ...), kept without an
+    /// Any other string (rare: `domain`), boxed to keep the field one word.
+    #[allow(clippy::box_collection)] // a `Box<str>` takes two
+    String(Box<String>),
+    /// A string most cookies hold (`"/"`, `"lax"`, ...), without an
     /// allocation of its own.
-    Common(&'static str),
+    Common(Common),
     /// Arrays and objects.
     Other(Box<Value>),
 }
@@ -90,7 +116,7 @@ impl Field {
         match value {
             Value::Null => Field::Null,
             Value::Bool(b) => Field::Bool(b),
-            Value::Number(n) => Field::Number(n),
+            Value::Number(n) => Field::number(&n),
             Value::String(s) => Field::string(s, i),
             other => Field::Other(Box::new(other)),
         }
@@ -100,25 +126,48 @@ impl Field {
     /// time when it is exactly `Date#toISOString`'s text for it; elsewhere
     /// (and otherwise) as the string, which `path`, `domain` and the rest
     /// read.
-    fn string<S: AsRef<str> + Into<Box<str>>>(s: S, i: u8) -> Self {
+    fn string<S: AsRef<str> + Into<String>>(s: S, i: u8) -> Self {
         if i == EXPIRES {
             if let Some(ms) = canonical_iso(s.as_ref()) {
                 return Field::Iso(ms);
             }
-        } else if let Some(common) = COMMON.iter().find(|c| **c == s.as_ref()) {
+        } else if let Some(common) = Common::of(s.as_ref()) {
             return Field::Common(common);
         }
-        Field::String(s.into())
+        Field::String(Box::new(s.into()))
+    }
+
+    fn number(n: &serde_json::Number) -> Self {
+        // Without `arbitrary_precision` a `Number` is one of the three, and
+        // `as_f64` answers for every one of them.
+        match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Field::PosInt(u),
+            (None, Some(i), _) => Field::NegInt(i),
+            (None, None, Some(f)) => Field::Float(f),
+            (None, None, None) => Field::Null,
+        }
+    }
+
+    /// The number this field holds, if it holds one.
+    fn as_number(&self) -> Option<serde_json::Number> {
+        match *self {
+            Field::PosInt(u) => Some(u.into()),
+            Field::NegInt(i) => Some(i.into()),
+            Field::Float(f) => serde_json::Number::from_f64(f),
+            _ => None,
+        }
     }
 
     fn to_value(&self) -> Value {
         match self {
             Field::Null => Value::Null,
             Field::Bool(b) => Value::Bool(*b),
-            Field::Number(n) => Value::Number(n.clone()),
+            Field::PosInt(_) | Field::NegInt(_) | Field::Float(_) => {
+                self.as_number().map_or(Value::Null, Value::Number)
+            }
             Field::Iso(ms) => Value::String(time::to_iso(*ms)),
-            Field::String(s) => Value::String(s.to_string()),
-            Field::Common(s) => Value::String((*s).to_owned()),
+            Field::String(s) => Value::String(String::clone(s)),
+            Field::Common(i) => Value::String(i.as_str().to_owned()),
             Field::Other(v) => Value::clone(v),
         }
     }
@@ -126,17 +175,62 @@ impl Field {
     fn as_str(&self) -> Option<&str> {
         match self {
             Field::String(s) => Some(s),
-            Field::Common(s) => Some(s),
+            Field::Common(i) => Some(i.as_str()),
             _ => None,
         }
     }
 }
 
 /// Strings kept as [`Field::Common`]: the `path` express-session sets, and
-/// the values of `sameSite` and `priority`.
-const COMMON: [&str; 10] = [
-    "/", "lax", "strict", "none", "Lax", "Strict", "None", "low", "medium", "high",
-];
+/// the values of `sameSite` and `priority`. One byte where a `&'static str`
+/// would take two words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Common {
+    Slash,
+    Lax,
+    Strict,
+    None,
+    LaxTitle,
+    StrictTitle,
+    NoneTitle,
+    Low,
+    Medium,
+    High,
+}
+
+impl Common {
+    const ALL: [Common; 10] = [
+        Common::Slash,
+        Common::Lax,
+        Common::Strict,
+        Common::None,
+        Common::LaxTitle,
+        Common::StrictTitle,
+        Common::NoneTitle,
+        Common::Low,
+        Common::Medium,
+        Common::High,
+    ];
+
+    fn of(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Common::Slash => "/",
+            Common::Lax => "lax",
+            Common::Strict => "strict",
+            Common::None => "none",
+            Common::LaxTitle => "Lax",
+            Common::StrictTitle => "Strict",
+            Common::NoneTitle => "None",
+            Common::Low => "low",
+            Common::Medium => "medium",
+            Common::High => "high",
+        }
+    }
+}
 
 /// The time `s` names, if `s` is exactly what `Date#toISOString` writes
 /// for it (so that writing the time back gives `s` again).
@@ -167,7 +261,7 @@ impl SessionCookie {
         let mut cookie = SessionCookie {
             // The four fields below.
             known: Vec::with_capacity(4),
-            extra: Box::default(),
+            extra: Extra::default(),
             expires: None,
             present: 0,
         };
@@ -186,7 +280,7 @@ impl SessionCookie {
     pub fn from_fields(fields: Map<String, Value>) -> Option<Self> {
         let mut cookie = SessionCookie {
             known: Vec::with_capacity(COOKIE_ORDER.len()),
-            extra: Box::default(),
+            extra: Extra::default(),
             expires: None,
             present: 0,
         };
@@ -199,6 +293,9 @@ impl SessionCookie {
     /// Gives back spare capacity (see [`Session::shrink_to_fit`](crate::Session::shrink_to_fit)).
     pub(crate) fn shrink_to_fit(&mut self) {
         self.known.shrink_to_fit();
+        if let Some(extra) = self.extra.0.as_mut() {
+            extra.shrink_to_fit();
+        }
     }
 
     /// Reads `expires` from the stored field; `false` if it is neither
@@ -259,9 +356,7 @@ impl SessionCookie {
     }
 
     fn push_extra(&mut self, name: String, value: Value) {
-        let mut extra = std::mem::take(&mut self.extra).into_vec();
-        extra.push((name, value));
-        self.extra = extra.into_boxed_slice();
+        self.extra.0.get_or_insert_default().push((name, value));
     }
 
     fn put_known(&mut self, i: u8, value: Field) {
@@ -341,7 +436,7 @@ impl SessionCookie {
             None => Field::Null,
             Some(e) if time::iso_bytes(e).is_some() => Field::Iso(e),
             // Outside years 0-9999: kept as the string, as a decode would.
-            Some(e) => Field::String(time::to_iso(e).into_boxed_str()),
+            Some(e) => Field::String(Box::new(time::to_iso(e))),
         };
         self.put_known(EXPIRES, field);
     }
@@ -349,7 +444,10 @@ impl SessionCookie {
     /// `originalMaxAge` in milliseconds, if it is a number.
     pub fn original_max_age(&self) -> Option<i64> {
         match self.field("originalMaxAge")? {
-            Field::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            // As a float cast would: saturating.
+            Field::PosInt(u) => Some(i64::try_from(*u).unwrap_or(i64::MAX)),
+            Field::NegInt(i) => Some(*i),
+            Field::Float(f) => Some(*f as i64),
             _ => None,
         }
     }
@@ -585,7 +683,7 @@ impl<'de> serde::de::Visitor<'de> for CookieSeed {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut cookie = SessionCookie {
             known: Vec::with_capacity(COOKIE_ORDER.len()),
-            extra: Box::default(),
+            extra: Extra::default(),
             expires: None,
             present: 0,
         };
@@ -631,16 +729,21 @@ impl<'de> serde::de::Visitor<'de> for FieldSeed {
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<Field, E> {
-        Ok(Field::Number(v.into()))
+        // As `serde_json::Number` keeps it: non-negative ones as unsigned.
+        Ok(u64::try_from(v).map_or(Field::NegInt(v), Field::PosInt))
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<Field, E> {
-        Ok(Field::Number(v.into()))
+        Ok(Field::PosInt(v))
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Field, E> {
         // As `Value` does: a JSON number is always finite.
-        Ok(serde_json::Number::from_f64(v).map_or(Field::Null, Field::Number))
+        Ok(if v.is_finite() {
+            Field::Float(v)
+        } else {
+            Field::Null
+        })
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Field, E> {
@@ -743,7 +846,10 @@ fn write_field(out: &mut Vec<u8>, f: &Field) {
         Field::Null => out.extend_from_slice(b"null"),
         Field::Bool(true) => out.extend_from_slice(b"true"),
         Field::Bool(false) => out.extend_from_slice(b"false"),
-        Field::Number(n) => write_number(out, n),
+        Field::PosInt(_) | Field::NegInt(_) | Field::Float(_) => match f.as_number() {
+            Some(n) => write_number(out, &n),
+            None => out.extend_from_slice(b"null"),
+        },
         // An ISO date needs no escapes. Only times with the 24-byte form
         // are kept as `Iso`; the other arm is for completeness.
         Field::Iso(ms) => match time::iso_bytes(*ms) {
@@ -755,7 +861,7 @@ fn write_field(out: &mut Vec<u8>, f: &Field) {
             None => write_string(out, &time::to_iso(*ms)),
         },
         Field::String(s) => write_string(out, s),
-        Field::Common(s) => write_string(out, s),
+        Field::Common(i) => write_string(out, i.as_str()),
         Field::Other(v) => write_value(out, v),
     }
 }

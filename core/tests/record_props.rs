@@ -59,8 +59,31 @@ fn cookie() -> impl Strategy<Value = SessionCookie> {
         proptest::option::of(0u64..10_000_000_000),
         0i64..4_000_000_000_000,
         btree_map(
-            key().prop_filter("not expires", |k| k != "expires"),
-            json(),
+            prop_oneof![
+                key().prop_filter("not expires", |k| k != "expires"),
+                // The fields express-session knows, with any value.
+                proptest::sample::select(
+                    &[
+                        "originalMaxAge",
+                        "partitioned",
+                        "priority",
+                        "secure",
+                        "httpOnly",
+                        "domain",
+                        "path",
+                        "sameSite",
+                    ][..]
+                )
+                .prop_map(str::to_owned),
+            ],
+            prop_oneof![
+                json(),
+                // What a cookie's known fields usually hold.
+                proptest::sample::select(&["/", "lax", "Strict", "high", "none"][..])
+                    .prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+            ],
             0..4,
         ),
     )
