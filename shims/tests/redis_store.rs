@@ -10,7 +10,7 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use redis_server::{RedisServer, Resp};
-use session_sockets::{CasOutcome, RedisStore, Store};
+use session_sockets::{CasOutcome, KeyspaceEvents, RedisStore, Store};
 
 const RECORD: &[u8] = br#"{"cookie":{"originalMaxAge":86400000,"expires":"2030-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"user":"ada"}"#;
 
@@ -235,4 +235,138 @@ async fn r16_errors_and_debug_never_show_keys_or_values() {
     assert!(err.contains("rejected GET"), "{err}");
     assert!(!err.contains("secret"), "{err}");
     assert!(!format!("{store:?}").contains("secret"));
+}
+
+/// Redis's count of read events so far (`INFO stats`).
+fn reads_processed(redis: &RedisServer) -> u64 {
+    let Resp::Bulk(info) = redis.command(&[b"INFO", b"stats"]) else {
+        panic!("INFO stats did not answer a bulk string");
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("total_reads_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO stats has total_reads_processed (Redis 6 or later)")
+}
+
+async fn store_without_events(redis: &RedisServer) -> RedisStore {
+    RedisStore::builder(redis.url())
+        .keyspace_events(KeyspaceEvents::Off)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Loads started by tasks that are runnable together (connections woken by
+/// one poll of the reactor) reach Redis as one pipeline, and each gets its
+/// own record. One worker thread, as the tasks of one busy server thread:
+/// there, without the batching, each `GET` goes out on its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn loads_started_together_share_one_pipeline_each_with_its_own_record() {
+    let redis = RedisServer::start();
+    let store = store_without_events(&redis).await;
+    for i in 0..50 {
+        let key = format!("sess:b{i}");
+        assert!(
+            store
+                .create(
+                    key.as_bytes(),
+                    format!("v{i}").as_bytes(),
+                    Duration::from_secs(60)
+                )
+                .await
+                .unwrap()
+        );
+    }
+    let before = reads_processed(&redis);
+    // Spawned from a task on the worker, so that all of them are in its
+    // run queue at once; ten of the keys do not exist.
+    let s = store.clone();
+    let results = tokio::spawn(async move {
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.load(format!("sess:b{i}").as_bytes()).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    })
+    .await
+    .unwrap();
+    // The two `INFO` commands are a read each.
+    let reads = reads_processed(&redis) - before;
+    for (i, got) in results.iter().enumerate() {
+        let want = (i < 50).then(|| format!("v{i}").into_bytes());
+        assert_eq!(got.as_deref(), want.as_deref(), "load {i}");
+    }
+    assert!(
+        reads <= 10,
+        "60 loads started together took {reads} reads in Redis"
+    );
+}
+
+/// A load that joined a batch whose leader's call is then cancelled (a
+/// deadline, a client gone) loads on its own: it never hangs.
+#[tokio::test]
+async fn a_load_whose_batch_leader_is_cancelled_loads_alone() {
+    use futures_lite::future::poll_once;
+    let redis = RedisServer::start();
+    let store = store_without_events(&redis).await;
+    let ttl = Duration::from_secs(60);
+    assert!(store.create(b"sess:x", b"x", ttl).await.unwrap());
+    assert!(store.create(b"sess:y", b"y", ttl).await.unwrap());
+    let mut lead = store.load(b"sess:x");
+    assert!(
+        poll_once(&mut lead).await.is_none(),
+        "the leader yields first"
+    );
+    let mut follow = store.load(b"sess:y");
+    assert!(poll_once(&mut follow).await.is_none());
+    drop(lead);
+    let got = tokio::time::timeout(Duration::from_secs(5), follow)
+        .await
+        .expect("the load waited for a batch that was cancelled");
+    assert_eq!(got.unwrap().as_deref(), Some(&b"y"[..]));
+    // The next loads start a new batch.
+    assert_eq!(
+        store.load(b"sess:x").await.unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+}
+
+/// In a batch, a key Redis refuses to `GET` (another type) fails only its
+/// own load, whichever of them leads.
+#[tokio::test]
+async fn a_failing_get_in_a_batch_fails_only_its_own_load() {
+    use futures_lite::future::{poll_once, zip};
+    let redis = RedisServer::start();
+    let store = store_without_events(&redis).await;
+    assert!(
+        store
+            .create(b"sess:ok", b"fine", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        redis.command(&[b"RPUSH", b"sess:list", b"item"]),
+        Resp::Int(1)
+    ));
+    for (first, second) in [
+        (&b"sess:ok"[..], &b"sess:list"[..]),
+        (b"sess:list", b"sess:ok"),
+    ] {
+        let mut a = store.load(first);
+        assert!(poll_once(&mut a).await.is_none());
+        let mut b = store.load(second);
+        assert!(poll_once(&mut b).await.is_none());
+        let (a, b) = zip(a, b).await;
+        let (ok, list) = if first == b"sess:ok" { (a, b) } else { (b, a) };
+        assert_eq!(ok.unwrap().as_deref(), Some(&b"fine"[..]));
+        let err = list.unwrap_err().to_string();
+        assert!(err.contains("rejected GET"), "{err}");
+    }
 }
