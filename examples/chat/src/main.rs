@@ -277,15 +277,19 @@ async fn run() -> Result<(), String> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    serve::serve(
+    // The accept loop runs on a runtime worker, not on the main thread that
+    // `#[tokio::main]` blocks on: from there, every accepted connection
+    // would cross threads to a worker (a wake-up each way, and a context
+    // switch each way on a busy core).
+    tokio::spawn(serve::serve(
         listener,
         app,
         args.header_timeout,
         Duration::from_secs(5),
         ctrl_c,
-    )
-    .await;
-    Ok(())
+    ))
+    .await
+    .map_err(|e| format!("the server loop stopped: {e}"))
 }
 
 // ---- socket.io -------------------------------------------------------------
