@@ -255,7 +255,7 @@ async fn run() -> Result<(), String> {
     };
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    let listener = serve::listen(addr).map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another chat running? try --port)")
     })?;
     let local = listener

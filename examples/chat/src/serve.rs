@@ -1,15 +1,37 @@
 //! The HTTP server loop, with the settings a server facing the internet
 //! needs and `axum::serve` does not set: a deadline for each request's
-//! headers (slowloris, R30) and `TCP_NODELAY`.
+//! headers (slowloris, R30), `TCP_NODELAY` and a listen backlog for bursts.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Connections the kernel may hold for `accept` (capped by
+/// `net.core.somaxconn`). `TcpListener::bind` asks for 128: a burst of a
+/// few hundred connects while the accept loop waits its turn on a busy
+/// worker overflows that, and each dropped connect is retried by the client
+/// only a second later (the SYN retransmission timeout).
+pub const BACKLOG: u32 = 1024;
+
+/// A listener on `addr` with [`BACKLOG`] and, as `TcpListener::bind` sets,
+/// `SO_REUSEADDR` (a restarted server can listen again at once).
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops
 /// accepting and gives open connections `grace` to finish.
