@@ -22,11 +22,11 @@
 //! hang ([R23]); the driver's per-call deadline bounds it again on top.
 //!
 //! Loads that start together (connections woken by the same poll of the
-//! reactor) go out as one pipeline of `GET`s: the first lets the other
-//! runnable tasks go first (one yield), and the loads they start join it.
-//! Each still gets exactly what its own `GET` would return. Under load this
-//! spares the server a write and a read per connection, and Redis a read
-//! event per connection.
+//! reactor) go out as one pipeline of `GET`s: each load yields once, so that
+//! the other runnable tasks start theirs and join it. Each still gets
+//! exactly what its own `GET` would return, and none waits on another
+//! caller's future. Under load this spares the server a write and a read
+//! per connection, and Redis a read event per connection.
 //!
 //! Runtimes: under tokio the client uses tokio; anywhere else (smol,
 //! async-std, a plain `block_on`) it uses smol's reactor and executor, which
@@ -48,7 +48,7 @@ use crate::store::{Bytes, CasOutcome, EventSink, Store, StoreError, StoreFuture,
 mod batch;
 mod events;
 
-use batch::{Join, Loads};
+use batch::{Loads, Turn};
 use events::Events;
 pub use events::{KeyspaceEvents, NEEDED_CLASSES};
 
@@ -386,49 +386,6 @@ impl RedisStore {
             .await
     }
 
-    /// `key`'s `GET` and the batch's, in one pipeline; hands each waiter
-    /// what its own `GET` would have returned (a failed pipeline fails each
-    /// of them with the same error).
-    async fn get_batch(
-        &self,
-        key: &[u8],
-        mut batch: Vec<batch::Waiter>,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors().cmd("GET").arg(key);
-        for w in &batch {
-            pipe.cmd("GET").arg(&*w.key);
-        }
-        let mut conn = self.conn.clone();
-        // Retried as `query_idempotent` retries a lone `GET`.
-        let values: Vec<redis::RedisResult<Option<Vec<u8>>>> =
-            match pipe.query_async(&mut conn).await {
-                Err(e) if e.is_connection_refusal() || e.is_connection_dropped() => {
-                    pipe.query_async(&mut conn).await
-                }
-                r => r,
-            }
-            .map_err(|e| {
-                for w in batch.drain(..) {
-                    // A waiter that went away needs no reply.
-                    let _ = w.reply.send(Err(e.clone()));
-                }
-                self.error("GET", e)
-            })?;
-        if values.len() != batch.len() + 1 {
-            // The waiters' channels close with the batch: they go alone.
-            return Err(self.unexpected("a pipeline of GETs"));
-        }
-        let mut values = values.into_iter();
-        let own = values.next();
-        for (w, v) in batch.into_iter().zip(values) {
-            let _ = w.reply.send(v);
-        }
-        own.transpose()
-            .map(Option::flatten)
-            .map_err(|e| self.error("GET", e))
-    }
-
     fn unexpected(&self, op: &str) -> StoreError {
         StoreError::new(format!(
             "Redis at {} answered {op} with an unexpected reply: is this a real Redis server (6.2 or later)?",
@@ -464,23 +421,15 @@ fn ttl_secs(ttl: Duration) -> u64 {
 impl Store for RedisStore {
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>> {
         Box::pin(async move {
-            let value = match self.loads.join(key) {
-                Join::Lead(leader) => {
-                    // Let the runnable tasks start their loads first.
-                    futures_lite::future::yield_now().await;
-                    let batch = leader.take();
-                    if batch.is_empty() {
-                        self.get(key).await?
-                    } else {
-                        self.get_batch(key, batch).await?
-                    }
-                }
-                Join::Follow(reply) => match reply.await {
-                    Ok(value) => value.map_err(|e| self.error("GET", e))?,
-                    // The batch was cancelled with its leader's call.
-                    Err(_) => self.get(key).await?,
+            let ticket = self.loads.join(key);
+            // Let the runnable tasks start their loads (and join) first.
+            futures_lite::future::yield_now().await;
+            let value = match self.loads.turn(&ticket, &self.conn) {
+                Turn::Alone => self.get(key).await?,
+                Turn::Batch(replies) => match ticket.reply(replies).await {
+                    Some(reply) => reply.map_err(|e| self.error("GET", e))?,
+                    None => return Err(self.unexpected("a pipeline of GETs")),
                 },
-                Join::Alone => self.get(key).await?,
             };
             Ok(value.map(Bytes::from))
         })

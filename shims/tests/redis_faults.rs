@@ -83,6 +83,39 @@ async fn r23_redis_killed_mid_run_errors_fast_and_recovers_after_restart() {
     assert_eq!(redis.get("sess:k").as_deref(), Some(&b"v2"[..]));
 }
 
+/// A batch of loads sent on a connection that Redis closed under it (a
+/// restart since the last call) is sent again once on a fresh connection,
+/// as a lone `GET` is: the first loads after the restart succeed.
+#[tokio::test]
+async fn r23_a_batch_sent_on_a_connection_redis_restarted_under_is_sent_again() {
+    use futures_lite::future::{poll_once, zip};
+    let mut redis = RedisServer::start();
+    let store = store_for(&redis).await;
+    assert_eq!(timed_load(&store, b"sess:a").await.1, Ok(None));
+    redis.restart();
+    for (k, v) in [(&b"sess:a"[..], &b"1"[..]), (b"sess:b", b"2")] {
+        assert!(matches!(
+            redis.command(&[b"SET", k, v]),
+            redis_server::Resp::Simple(_)
+        ));
+    }
+    let mut a = store.load(b"sess:a");
+    assert!(poll_once(&mut a).await.is_none());
+    let mut b = store.load(b"sess:b");
+    assert!(poll_once(&mut b).await.is_none());
+    let (a, b) = tokio::time::timeout(Duration::from_secs(10), zip(a, b))
+        .await
+        .expect("a batch after a restart hung");
+    assert_eq!(
+        a.map_err(|e| e.to_string()).unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        b.map_err(|e| e.to_string()).unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+}
+
 #[tokio::test]
 async fn r23_paused_redis_times_out_and_recovers_on_resume() {
     let redis = RedisServer::start();

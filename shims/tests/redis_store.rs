@@ -309,33 +309,56 @@ async fn loads_started_together_share_one_pipeline_each_with_its_own_record() {
     );
 }
 
-/// A load that joined a batch whose leader's call is then cancelled (a
-/// deadline, a client gone) loads on its own: it never hangs.
+/// No load waits on another caller's future: whether the load that
+/// started its batch is dropped before the batch is sent, dropped after it
+/// sent it, or kept but never polled again, the other load of the batch
+/// gets its record.
 #[tokio::test]
-async fn a_load_whose_batch_leader_is_cancelled_loads_alone() {
+async fn a_batch_member_dropped_or_parked_holds_up_no_one() {
     use futures_lite::future::poll_once;
     let redis = RedisServer::start();
     let store = store_without_events(&redis).await;
     let ttl = Duration::from_secs(60);
     assert!(store.create(b"sess:x", b"x", ttl).await.unwrap());
     assert!(store.create(b"sess:y", b"y", ttl).await.unwrap());
-    let mut lead = store.load(b"sess:x");
-    assert!(
-        poll_once(&mut lead).await.is_none(),
-        "the leader yields first"
-    );
-    let mut follow = store.load(b"sess:y");
-    assert!(poll_once(&mut follow).await.is_none());
-    drop(lead);
-    let got = tokio::time::timeout(Duration::from_secs(5), follow)
-        .await
-        .expect("the load waited for a batch that was cancelled");
-    assert_eq!(got.unwrap().as_deref(), Some(&b"y"[..]));
-    // The next loads start a new batch.
-    assert_eq!(
-        store.load(b"sess:x").await.unwrap().as_deref(),
-        Some(&b"x"[..])
-    );
+    let bounded = |f| tokio::time::timeout(Duration::from_secs(5), f);
+    for case in ["dropped before sending", "dropped after sending", "parked"] {
+        let mut first = store.load(b"sess:x");
+        assert!(
+            poll_once(&mut first).await.is_none(),
+            "{case}: yields first"
+        );
+        let mut second = store.load(b"sess:y");
+        assert!(
+            poll_once(&mut second).await.is_none(),
+            "{case}: joins, yields"
+        );
+        let parked = match case {
+            "dropped before sending" => {
+                drop(first);
+                None
+            }
+            "dropped after sending" => {
+                // Back from its yield, it sends the batch and waits for Redis.
+                assert!(poll_once(&mut first).await.is_none(), "{case}");
+                drop(first);
+                None
+            }
+            _ => Some(first),
+        };
+        let got = bounded(second)
+            .await
+            .unwrap_or_else(|_| panic!("{case}: the load waited on the other one"));
+        assert_eq!(got.unwrap().as_deref(), Some(&b"y"[..]), "{case}");
+        if let Some(first) = parked {
+            // Polled again, it still gets its own record.
+            let got = bounded(first).await.expect("the parked load, resumed");
+            assert_eq!(got.unwrap().as_deref(), Some(&b"x"[..]), "{case}");
+        }
+        // The next load starts a batch of its own.
+        let next = bounded(store.load(b"sess:x")).await.expect("a later load");
+        assert_eq!(next.unwrap().as_deref(), Some(&b"x"[..]), "{case}");
+    }
 }
 
 /// In a batch, a key Redis refuses to `GET` (another type) fails only its

@@ -20,14 +20,16 @@ use tokio::net::{TcpListener, TcpSocket};
 /// only a second later (the SYN retransmission timeout).
 pub const BACKLOG: u32 = 1024;
 
-/// A listener on `addr` with [`BACKLOG`] and, as `TcpListener::bind` sets,
-/// `SO_REUSEADDR` (a restarted server can listen again at once).
+/// A listener on `addr` with [`BACKLOG`] and, as `TcpListener::bind` does
+/// outside Windows, `SO_REUSEADDR` (a restarted server can listen again at
+/// once; on Windows the option would let a second server take the port).
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    #[cfg(not(windows))]
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)

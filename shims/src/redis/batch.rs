@@ -1,118 +1,148 @@
-//! Loads that arrive together leave together: one pipeline of `GET`s.
+//! Loads that start together leave together: one pipeline of `GET`s.
 //!
 //! Every socket.io connection loads its session with one `GET`. Sent one by
-//! one, each costs the server a write to Redis and a read of its reply;
-//! under load most of a connection's Redis cost is those two system calls,
-//! not Redis. So the first load to arrive leads a batch: it lets the tasks
-//! already runnable go first (one yield to the executor), and every load
-//! they start in the meantime joins its batch; then it sends all of them as
-//! one pipeline and hands each its reply. A load alone pays one yield.
+//! one, each costs the server a write to Redis and a read of its reply,
+//! and Redis a read event: under load, most of a connection's Redis cost.
+//! So a load joins the batch being gathered (or starts one), yields to the
+//! executor once, so that the tasks already runnable (typically the other
+//! connections woken by the same poll of the reactor) start their loads
+//! and join too, and then the first member of the batch back from its
+//! yield closes it and turns it into one pipeline. A load alone pays one
+//! yield and sends its own `GET`.
 //!
-//! Each load gets exactly what its own `GET` would have returned: the
-//! pipeline keeps each command's error to itself (a key holding another
-//! type fails only its own load), and a pipeline that fails as a whole
-//! (Redis down or too slow) fails each load with that error, as each of its
-//! `GET`s would have. A load whose batch is dropped unsent (its leader's
-//! call was cancelled: a deadline, a client gone) sends its own `GET`.
+//! No load depends on another caller's future: the pipeline is a shared
+//! future that every member polls, so a member whose caller stops polling
+//! it (or drops it) holds up no one, and the pipeline is dropped only with
+//! its last member. Each load gets exactly what its own `GET` would have
+//! returned: the pipeline keeps each command's error to itself (a key
+//! holding another type fails only its own load), and a pipeline that fails
+//! as a whole (Redis down or too slow) fails each load with that error, as
+//! each of its `GET`s would have.
 
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use futures_channel::oneshot;
-use redis::RedisResult;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use redis::aio::ConnectionManager;
+use redis::{RedisError, RedisResult};
 
-/// At most this many loads share one pipeline; later ones go alone.
+/// At most this many loads share one pipeline; a load that finds the
+/// batch full starts the next one.
 const MAX_BATCH: usize = 128;
 
-/// The loads waiting for a batch's pipeline, shared by a store's clones.
+/// What one load gets: what its `GET` returned.
+pub(super) type Reply = RedisResult<Option<Vec<u8>>>;
+
+/// The pipeline's replies, one per member in the order they joined.
+type Replies = Shared<BoxFuture<'static, Result<Arc<Vec<Reply>>, RedisError>>>;
+
+/// The batch being gathered, shared by a store's clones.
 #[derive(Default)]
 pub(super) struct Loads {
-    state: Mutex<State>,
+    open: Mutex<Option<Arc<Batch>>>,
 }
 
-#[derive(Default)]
-struct State {
-    /// A batch is being gathered: its leader has not sent it yet.
-    gathering: bool,
-    waiting: Vec<Waiter>,
+/// One batch: its keys while it is gathered, then its pipeline.
+struct Batch {
+    phase: Mutex<Phase>,
 }
 
-/// A load that joined a batch: its key, and where its reply goes.
-pub(super) struct Waiter {
-    pub(super) key: Box<[u8]>,
-    pub(super) reply: oneshot::Sender<RedisResult<Option<Vec<u8>>>>,
+enum Phase {
+    Gathering(Vec<Box<[u8]>>),
+    Sent(Replies),
 }
 
-/// How a load takes part.
-pub(super) enum Join {
-    /// Leads the batch being gathered: yield, then [`Leader::take`].
-    Lead(Leader),
-    /// Joined a batch: what its `GET` returned, or `Canceled` if the batch
-    /// was dropped before it was sent (its leader's call was cancelled).
-    Follow(oneshot::Receiver<RedisResult<Option<Vec<u8>>>>),
-    /// The batch is full: send alone.
+/// A load's place in a batch.
+pub(super) struct Ticket {
+    batch: Arc<Batch>,
+    index: usize,
+}
+
+/// What a member does once back from its yield.
+pub(super) enum Turn {
+    /// It was alone in its batch: it sends its own `GET`.
     Alone,
+    /// The batch's pipeline, to await (see [`Ticket::reply`]).
+    Batch(Replies),
+}
+
+/// A panic while a lock is held leaves these states whole (plain pushes,
+/// takes and swaps), so a poisoned lock is still usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Loads {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves the state consistent (plain
-        // pushes and takes), so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Joins the batch being gathered, or starts one.
-    pub(super) fn join(self: &Arc<Self>, key: &[u8]) -> Join {
-        let mut state = self.lock();
-        if !state.gathering {
-            state.gathering = true;
-            return Join::Lead(Leader {
-                loads: Arc::clone(self),
-                taken: false,
-            });
-        }
-        if state.waiting.len() >= MAX_BATCH {
-            return Join::Alone;
-        }
-        let (reply, rx) = oneshot::channel();
-        state.waiting.push(Waiter {
-            key: key.into(),
-            reply,
-        });
-        Join::Follow(rx)
-    }
-}
-
-/// The load gathering a batch. Dropped before [`take`](Self::take) (its
-/// call was cancelled), it closes the batch: the loads in it send alone.
-pub(super) struct Leader {
-    loads: Arc<Loads>,
-    taken: bool,
-}
-
-impl Leader {
-    /// Closes the batch and takes the loads that joined it; the next load
-    /// starts a new one.
-    pub(super) fn take(mut self) -> Vec<Waiter> {
-        self.taken = true;
-        let mut state = self.loads.lock();
-        state.gathering = false;
-        mem::take(&mut state.waiting)
-    }
-}
-
-impl Drop for Leader {
-    fn drop(&mut self) {
-        if !self.taken {
-            let waiting = {
-                let mut state = self.loads.lock();
-                state.gathering = false;
-                mem::take(&mut state.waiting)
+    pub(super) fn join(&self, key: &[u8]) -> Ticket {
+        let mut open = lock(&self.open);
+        if let Some(batch) = open.as_ref()
+            && let Phase::Gathering(keys) = &mut *lock(&batch.phase)
+            && keys.len() < MAX_BATCH
+        {
+            keys.push(key.into());
+            return Ticket {
+                batch: Arc::clone(batch),
+                index: keys.len() - 1,
             };
-            // Dropping the senders tells each waiter to go alone.
-            drop(waiting);
+        }
+        let batch = Arc::new(Batch {
+            phase: Mutex::new(Phase::Gathering(vec![key.into()])),
+        });
+        *open = Some(Arc::clone(&batch));
+        Ticket { batch, index: 0 }
+    }
+
+    /// The member's turn, after its yield: the first member back closes the
+    /// batch (no load joins it any more) and sends it, as a pipeline on
+    /// `conn` (sent again once if the connection was refused or turned out
+    /// dead, as a lone `GET` is); the others find it sent.
+    pub(super) fn turn(&self, ticket: &Ticket, conn: &ConnectionManager) -> Turn {
+        {
+            let mut open = lock(&self.open);
+            if open.as_ref().is_some_and(|b| Arc::ptr_eq(b, &ticket.batch)) {
+                *open = None;
+            }
+        }
+        let mut phase = lock(&ticket.batch.phase);
+        let keys = match mem::replace(&mut *phase, Phase::Gathering(Vec::new())) {
+            Phase::Sent(replies) => {
+                *phase = Phase::Sent(replies.clone());
+                return Turn::Batch(replies);
+            }
+            // Closed with this load alone in it: no one else can join.
+            Phase::Gathering(keys) if keys.len() == 1 => return Turn::Alone,
+            Phase::Gathering(keys) => keys,
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for key in &keys {
+            pipe.cmd("GET").arg(&**key);
+        }
+        let mut conn = conn.clone();
+        let replies = async move {
+            let values: Vec<Reply> = match pipe.query_async(&mut conn).await {
+                Err(e) if e.is_connection_refusal() || e.is_connection_dropped() => {
+                    pipe.query_async(&mut conn).await
+                }
+                r => r,
+            }?;
+            Ok(Arc::new(values))
+        }
+        .boxed()
+        .shared();
+        *phase = Phase::Sent(replies.clone());
+        Turn::Batch(replies)
+    }
+}
+
+impl Ticket {
+    /// This member's reply from the batch's pipeline; `None` if the reply
+    /// has no entry for it (not a real Redis server).
+    pub(super) async fn reply(&self, replies: Replies) -> Option<Reply> {
+        match replies.await {
+            Ok(values) => values.get(self.index).cloned(),
+            Err(e) => Some(Err(e)),
         }
     }
 }
