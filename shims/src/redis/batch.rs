@@ -8,7 +8,8 @@
 //! connections woken by the same poll of the reactor) start their loads
 //! and join too, and then the first member of the batch back from its
 //! yield closes it and turns it into one pipeline. A load alone pays one
-//! yield and sends its own `GET`.
+//! yield, two uncontended locks and the batch's allocations (its record
+//! and a copy of the key), and sends its own `GET`.
 //!
 //! No load depends on another caller's future: the pipeline is a shared
 //! future that every member polls, so a member whose caller stops polling
