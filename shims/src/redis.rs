@@ -361,9 +361,7 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         match cmd.query_async(&mut conn).await {
-            Err(e) if e.is_connection_refusal() || e.is_connection_dropped() => {
-                cmd.query_async(&mut conn).await
-            }
+            Err(e) if may_send_again(&e) => cmd.query_async(&mut conn).await,
             r => r,
         }
         .map_err(|e| self.error(op, e))
@@ -409,6 +407,15 @@ impl KindLabel for RedisError {
             None => format!("{:?}", self.kind()),
         }
     }
+}
+
+/// Whether a command that may run twice (a read, `EXPIRE`, `DEL`) is sent
+/// once more after `e`: the connection attempt was refused (the command was
+/// certainly not sent, and the manager is already reconnecting) or the
+/// connection it went out on turned out dead (Redis restarted since the last
+/// call).
+fn may_send_again(e: &RedisError) -> bool {
+    e.is_connection_refusal() || e.is_connection_dropped()
 }
 
 /// Whole seconds for `EX`, rounded up, at least 1 (a TTL of 0 is an error

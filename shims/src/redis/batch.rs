@@ -96,8 +96,8 @@ impl Loads {
 
     /// The member's turn, after its yield: the first member back closes the
     /// batch (no load joins it any more) and sends it, as a pipeline on
-    /// `conn` (sent again once if the connection was refused or turned out
-    /// dead, as a lone `GET` is); the others find it sent.
+    /// `conn` (sent again once when `may_send_again` says so,
+    /// as a lone `GET` is); the others find it sent.
     pub(super) fn turn(&self, ticket: &Ticket, conn: &ConnectionManager) -> Turn {
         {
             let mut open = lock(&self.open);
@@ -123,9 +123,7 @@ impl Loads {
         let mut conn = conn.clone();
         let replies = async move {
             let values: Vec<Reply> = match pipe.query_async(&mut conn).await {
-                Err(e) if e.is_connection_refusal() || e.is_connection_dropped() => {
-                    pipe.query_async(&mut conn).await
-                }
+                Err(e) if super::may_send_again(&e) => pipe.query_async(&mut conn).await,
                 r => r,
             }?;
             Ok(Arc::new(values))
