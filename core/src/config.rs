@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::cookie::Limits;
-use crate::cookie_options::CookieOptions;
+use crate::cookie_options::{CookieOptions, SameSite};
 use crate::cookie_syntax::{check_domain, check_max_age, check_name, check_path};
 use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
 use crate::signature::Key;
@@ -449,6 +449,9 @@ impl ConfigBuilder {
         {
             return Err(ConfigError::InvalidCookieDomain(domain.clone()));
         }
+        if self.cookie.same_site == Some(SameSite::None) && !self.cookie.secure {
+            return Err(ConfigError::SameSiteNoneWithoutSecure);
+        }
         Ok(Config {
             cookie_finder: memchr::memmem::Finder::new(self.cookie_name.as_bytes()).into_owned(),
             cookie_name: self.cookie_name,
@@ -499,6 +502,9 @@ pub enum ConfigError {
     InvalidCookieDomain(String),
     /// The cookie `max_age` is over 1000 years.
     InvalidMaxAge,
+    /// `SameSite=None` without `Secure`: browsers drop such a cookie, so no
+    /// one could stay signed in.
+    SameSiteNoneWithoutSecure,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -561,6 +567,11 @@ impl std::fmt::Display for ConfigError {
                 "cookie domain `{}` is not a host name (letters, digits, `-` and `.`, \
                  as npm cookie's serialize checks); use the HTTP app's cookie.domain, e.g. example.com",
                 d.escape_default()
+            ),
+            ConfigError::SameSiteNoneWithoutSecure => f.write_str(
+                "the cookie has SameSite=None but not Secure: browsers drop such a cookie, so \
+                 no login would stick; set CookieOptions { secure: true, .. } (and serve over \
+                 HTTPS), or use SameSite::Lax",
             ),
         }
     }

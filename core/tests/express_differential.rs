@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use session_sockets_core::time::{from_millis, to_iso};
-use session_sockets_core::{Config, CookieOptions, SameSite, SessionId, cookie_header, record};
+use session_sockets_core::{
+    Config, ConfigError, CookieOptions, SameSite, SessionId, cookie_header, record,
+};
 
 const SECRET: &str = "keyboard cat";
 
@@ -305,14 +307,22 @@ fn r3_r14_set_cookie_and_new_records_match_express_session() {
     assert!(written > 200 && refused > 40, "{written} {refused}");
     println!("express-session agrees on {written} written and {refused} refused headers");
 
+    let mut unusable = 0;
     for ((o, now), want) in opts.iter().zip(express["records"].as_array().unwrap()) {
-        let config = Config::builder()
-            .secret(SECRET)
-            .cookie(o.clone())
-            .build()
-            .unwrap();
+        let config = match Config::builder().secret(SECRET).cookie(o.clone()).build() {
+            Ok(config) => config,
+            // Express writes such a cookie; browsers drop it (R14).
+            Err(ConfigError::SameSiteNoneWithoutSecure)
+                if o.same_site == Some(SameSite::None) && !o.secure =>
+            {
+                unusable += 1;
+                continue;
+            }
+            Err(e) => panic!("{o:?}: {e}"),
+        };
         let cookie = config.cookie().to_session_cookie(from_millis(*now));
         let ours = String::from_utf8(record::encode(&cookie, &Map::new())).unwrap();
         assert_eq!(ours, want.as_str().unwrap(), "{o:?}");
     }
+    assert!(unusable > 0 && unusable < 30, "{unusable}");
 }

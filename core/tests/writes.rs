@@ -293,6 +293,16 @@ fn r3_r14_config_validates_cookie_options() {
     .unwrap_err();
     assert!(matches!(e, ConfigError::InvalidCookieDomain(_)));
     assert!(e.to_string().contains("cookie.domain"), "{e}");
+    // Browsers drop a SameSite=None cookie that is not Secure.
+    let none = |secure| CookieOptions {
+        same_site: Some(SameSite::None),
+        secure,
+        ..CookieOptions::default()
+    };
+    let e = build(none(false)).unwrap_err();
+    assert_eq!(e, ConfigError::SameSiteNoneWithoutSecure);
+    assert!(e.to_string().contains("secure: true"), "{e}");
+    assert!(build(none(true)).is_ok());
     assert_eq!(
         Config::builder()
             .secret("s")
