@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod adapter;
 mod serve;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -43,8 +44,7 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo};
 use socketioxide_core::adapter::DefinedAdapter;
-use socketioxide_redis::drivers::redis::RedisDriver;
-use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterCtr};
 
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
 /// laptop, never in production: anyone who knows it can forge sessions.
@@ -239,7 +239,7 @@ async fn run() -> Result<(), String> {
                 // The URL may hold a password: the error names neither.
                 .map_err(|e| format!("cannot use Redis for socket.io: {e}"))?;
             let (io_layer, io) = socketio()
-                .with_adapter::<RedisAdapter<_>>(adapter)
+                .with_adapter::<CustomRedisAdapter<_, adapter::ReconnectingDriver>>(adapter)
                 .build_layer();
             for init in namespaces(&io, &sessions, args.no_sessions) {
                 init.await
@@ -307,8 +307,11 @@ fn socketio() -> socketioxide::SocketIoBuilder {
         )
 }
 
-/// socketioxide's Redis adapter over `url`, on its own RESP3 connection.
-async fn socketio_redis(url: &str) -> Result<RedisAdapterCtr<RedisDriver>, redis::RedisError> {
+/// socketioxide's Redis adapter over `url`, on its own RESP3 connection,
+/// which reconnects and subscribes again after a Redis restart.
+async fn socketio_redis(
+    url: &str,
+) -> Result<RedisAdapterCtr<adapter::ReconnectingDriver>, redis::RedisError> {
     use redis::IntoConnectionInfo;
     let info = url.into_connection_info()?;
     let resp3 = info
@@ -316,7 +319,11 @@ async fn socketio_redis(url: &str) -> Result<RedisAdapterCtr<RedisDriver>, redis
         .clone()
         .set_protocol(redis::ProtocolVersion::RESP3);
     let client = redis::Client::open(info.set_redis_settings(resp3))?;
-    RedisAdapterCtr::new_with_redis(&client).await
+    let driver = adapter::ReconnectingDriver::new(client).await?;
+    Ok(RedisAdapterCtr::new_with_driver(
+        driver,
+        socketioxide_redis::RedisAdapterConfig::default(),
+    ))
 }
 
 /// The namespaces `/` and `/chat`; what each registration returns (the

@@ -160,7 +160,7 @@ async function main() {
     sa.disconnect(); sb.disconnect();
   });
 
-  t.test("r32 after a Redis restart, a later destroy still disconnects on both nodes", async () => {
+  t.test("r32 after a Redis restart, broadcasts cross the nodes again and a later destroy still disconnects on both", async () => {
     const cookie = await login(a.url, "restart");
     const [sa, sb] = [connect(a.url, "/", cookie), connect(b.url, "/", cookie)];
     await Promise.all([connected(sa), connected(sb)]);
@@ -177,6 +177,19 @@ async function main() {
     }, 10000);
     assert.equal((await whoami(sa)).user, "restart");
     assert.equal((await whoami(sb)).user, "restart");
+    // Broadcasts between the nodes come back too: the socket.io adapter's
+    // connection reconnects and subscribes again.
+    const [ca, cb] = [await login(a.url, "after"), await login(b.url, "listener")];
+    const [ma, mb] = [connect(a.url, "/chat", ca), connect(b.url, "/chat", cb)];
+    await Promise.all([connected(ma), connected(mb)]);
+    await eventually("a message from node A reaches node B after the restart", async () => {
+      const text = `after restart ${Date.now()}`;
+      const got = new Promise((resolve) => mb.on("message", (m) => { if (m.text === text) resolve(m); }));
+      ma.emit("message", text);
+      const m = await Promise.race([got, sleep(250).then(() => null)]);
+      return { ok: m !== null && m.user === "after", value: m };
+    }, 10000);
+    ma.disconnect(); mb.disconnect();
     // ... and a destroy after it still reaches both.
     const gone = [ended(sa), ended(sb)];
     const res = await fetch(a.url + "/logout", { method: "POST", headers: { cookie }, redirect: "manual" });
