@@ -8,8 +8,11 @@
 //! connections woken by the same poll of the reactor) start their loads
 //! and join too, and then the first member of the batch back from its
 //! yield closes it and turns it into one pipeline. A load alone pays one
-//! yield, two uncontended locks and the batch's allocations (its record
-//! and a copy of the key), and sends its own `GET`.
+//! yield, three uncontended lock operations and the batch's allocations
+//! (its record, its key list and a copy of the key), and sends its own
+//! `GET`. A load dropped during its yield leaves its key in the open batch:
+//! the next load then joins it and sends a pipeline of two `GET`s (one
+//! wasted read, no wrong result).
 //!
 //! No load depends on another caller's future: the pipeline is a shared
 //! future that every member polls, so a member whose caller stops polling
@@ -68,7 +71,8 @@ pub(super) enum Turn {
 }
 
 /// A panic while a lock is held leaves these states whole (plain pushes,
-/// takes and swaps), so a poisoned lock is still usable.
+/// takes and swaps; nothing that can panic runs between a take and its
+/// write-back), so a poisoned lock is still usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -137,7 +141,8 @@ impl Loads {
 
 impl Ticket {
     /// This member's reply from the batch's pipeline; `None` if the reply
-    /// has no entry for it (not a real Redis server).
+    /// has no entry for it (a guard: redis reads exactly one reply per
+    /// command, so only a server that is not Redis could get here).
     pub(super) async fn reply(&self, replies: Replies) -> Option<Reply> {
         match replies.await {
             Ok(values) => values.get(self.index).cloned(),
