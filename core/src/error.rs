@@ -36,29 +36,59 @@ pub enum Failure {
     ///
     /// [R23]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r23
     Timeout,
+    /// The handle is stopping (a graceful shutdown began), so it takes no
+    /// new operation ([R38]).
+    ///
+    /// [R38]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r38
+    ShuttingDown,
 }
 
 impl Failure {
     /// A stable snake_case code: `invalid_session_id`, `malformed_record`,
-    /// `store_error` or `timeout`.
+    /// `store_error`, `timeout` or `shutting_down`.
     pub fn reason(&self) -> &'static str {
         match self {
             Failure::InvalidSessionId => "invalid_session_id",
             Failure::MalformedRecord(_) => "malformed_record",
             Failure::Store(_) => "store_error",
             Failure::Timeout => "timeout",
+            Failure::ShuttingDown => "shutting_down",
         }
     }
 
-    /// Whose fault it is: the request's for an unusable id, the store's
-    /// otherwise.
+    /// Whose fault it is: the request's for an unusable id, the server's
+    /// while it stops, the store's otherwise.
     pub fn fault(&self) -> Fault {
         match self {
             Failure::InvalidSessionId => Fault::Request,
             Failure::MalformedRecord(_) | Failure::Store(_) | Failure::Timeout => Fault::Store,
+            Failure::ShuttingDown => Fault::Server,
+        }
+    }
+
+    /// A short hint for the person at the browser ([R35]): what to do, in
+    /// their words, with nothing about the server's insides (no store
+    /// address, no error chain). [`Display`](std::fmt::Display) is the
+    /// operator's message.
+    ///
+    /// [R35]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r35
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Failure::InvalidSessionId => HINT_BAD_COOKIE,
+            Failure::MalformedRecord(_) => {
+                "Your session could not be read on the server: please sign in again."
+            }
+            Failure::Store(_) | Failure::Timeout => HINT_UNAVAILABLE,
+            Failure::ShuttingDown => "The server is restarting: please try again in a moment.",
         }
     }
 }
+
+const HINT_SIGN_IN: &str = "You are not signed in: please sign in.";
+const HINT_BAD_COOKIE: &str = "Your session cookie is not valid here: please sign in again.";
+const HINT_UNAVAILABLE: &str =
+    "Sessions are unavailable on the server right now: please try again shortly.";
+const HINT_ENDED: &str = "Your session has ended: please sign in again.";
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +111,10 @@ impl std::fmt::Display for Failure {
                 "the session store did not answer before the deadline: is it up and reachable? \
                  (Config::store_deadline sets the deadline)",
             ),
+            Failure::ShuttingDown => f.write_str(
+                "the session handle is shutting down (SessionSockets::shutdown was called), so \
+                 it takes no new operation",
+            ),
         }
     }
 }
@@ -93,7 +127,7 @@ impl Error for Failure {
         match self {
             Failure::Store(e) => e.source(),
             Failure::MalformedRecord(e) => e.source(),
-            Failure::InvalidSessionId | Failure::Timeout => None,
+            Failure::InvalidSessionId | Failure::Timeout | Failure::ShuttingDown => None,
         }
     }
 }
@@ -236,6 +270,47 @@ impl WriteError {
             _ => None,
         }
     }
+
+    /// Whose fault it is: the session's when it ended, the store's (or the
+    /// data's) when it failed, the server's when it is stopping or
+    /// misconfigured.
+    pub fn fault(&self) -> Fault {
+        match self {
+            WriteError::Gone | WriteError::Expired | WriteError::NotStored => Fault::Session,
+            WriteError::Conflict { .. } | WriteError::IdCollision { .. } => Fault::Store,
+            WriteError::InvalidCookie(_) => Fault::Server,
+            WriteError::Failed(f) => f.fault(),
+        }
+    }
+
+    /// A short hint for the person at the browser ([R35]): what to do, with
+    /// nothing about the server's insides. [`Display`](std::fmt::Display) is
+    /// the operator's message.
+    ///
+    /// [R35]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r35
+    pub fn hint(&self) -> &'static str {
+        match self {
+            WriteError::Conflict { .. } => {
+                "Your change met other changes to the same session and was not saved: please \
+                 try again."
+            }
+            WriteError::Gone | WriteError::Expired => {
+                "Your session has ended, so your change was not saved: please sign in again."
+            }
+            WriteError::NotStored => HINT_SIGN_IN,
+            WriteError::IdCollision { .. } | WriteError::InvalidCookie(_) => {
+                "The server could not start your session: please try again later."
+            }
+            WriteError::Failed(Failure::Timeout) => {
+                "The server did not confirm your change in time; it may or may not be saved: \
+                 please reload to check."
+            }
+            WriteError::Failed(Failure::Store(_)) => {
+                "Your change could not be saved right now: please try again shortly."
+            }
+            WriteError::Failed(f) => f.hint(),
+        }
+    }
 }
 
 impl std::fmt::Display for WriteError {
@@ -294,8 +369,9 @@ impl From<Failure> for WriteError {
     }
 }
 
-/// Whose fault a [`HandshakeError`] or a [`Failure`] is.
+/// Whose fault a [`HandshakeError`], a [`WriteError`] or a [`Failure`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// The request: no, bad or refused credentials. Expected traffic.
     Request,
@@ -303,6 +379,16 @@ pub enum Fault {
     Session,
     /// The store or the data in it: an operator should look.
     Store,
+    /// This server: it is stopping, or its settings cannot be applied.
+    Server,
+}
+
+impl Fault {
+    /// Whether an operator should look ([`Fault::Store`], [`Fault::Server`]),
+    /// rather than expected traffic or a session's normal end.
+    pub fn needs_operator(self) -> bool {
+        matches!(self, Fault::Store | Fault::Server)
+    }
 }
 
 impl HandshakeError {
@@ -338,6 +424,33 @@ impl HandshakeError {
             HandshakeError::SessionNotFound | HandshakeError::Expired => Fault::Session,
             HandshakeError::Failed(f) => f.fault(),
             _ => Fault::Request,
+        }
+    }
+
+    /// A short hint for the person at the browser ([R35]): what to do, with
+    /// nothing about the server's insides (no store address, cookie name,
+    /// secret or error chain). [`Display`](std::fmt::Display) is the
+    /// operator's message, saying what to check.
+    ///
+    /// [R35]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r35
+    pub fn hint(&self) -> &'static str {
+        match self {
+            HandshakeError::NoCookieHeader
+            | HandshakeError::CookieAbsent { .. }
+            | HandshakeError::EmptyValue { .. } => HINT_SIGN_IN,
+            HandshakeError::Unsigned { .. }
+            | HandshakeError::SignatureInvalid { .. }
+            | HandshakeError::SignedEmptySid { .. } => HINT_BAD_COOKIE,
+            HandshakeError::HeaderTooLarge(_) => {
+                "Your browser sent too many cookies for this site: please clear this site's \
+                 cookies and sign in again."
+            }
+            HandshakeError::OriginRejected(_) => {
+                "This connection came from a page on another site, so it was refused."
+            }
+            HandshakeError::SessionNotFound => HINT_ENDED,
+            HandshakeError::Expired => "Your session has expired: please sign in again.",
+            HandshakeError::Failed(f) => f.hint(),
         }
     }
 }
@@ -411,5 +524,97 @@ impl Error for HandshakeError {
 impl From<Failure> for HandshakeError {
     fn from(f: Failure) -> Self {
         HandshakeError::Failed(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of error, with a store message that names its address.
+    fn every_error() -> (Vec<HandshakeError>, Vec<WriteError>) {
+        let store = || StoreError::new("Redis at 10.0.0.7:6379 refused the connection (GET)");
+        let failures = vec![
+            Failure::InvalidSessionId,
+            Failure::MalformedRecord(crate::record::decode(b"[1]").unwrap_err()),
+            Failure::Store(store()),
+            Failure::Timeout,
+            Failure::ShuttingDown,
+        ];
+        let name = || "connect.sid".to_owned();
+        let mut handshake = vec![
+            HandshakeError::NoCookieHeader,
+            HandshakeError::CookieAbsent {
+                cookie_name: name(),
+            },
+            HandshakeError::EmptyValue {
+                cookie_name: name(),
+            },
+            HandshakeError::Unsigned {
+                cookie_name: name(),
+            },
+            HandshakeError::SignatureInvalid {
+                cookie_name: name(),
+            },
+            HandshakeError::SignedEmptySid {
+                cookie_name: name(),
+            },
+            HandshakeError::HeaderTooLarge(LimitExceeded::Bytes { limit: 8 }),
+            HandshakeError::OriginRejected(OriginRejection::NotAllowed(
+                "https://evil.example".into(),
+            )),
+            HandshakeError::SessionNotFound,
+            HandshakeError::Expired,
+        ];
+        let mut write = vec![
+            WriteError::Conflict { attempts: 3 },
+            WriteError::Gone,
+            WriteError::Expired,
+            WriteError::NotStored,
+            WriteError::IdCollision { attempts: 3 },
+        ];
+        for f in failures {
+            handshake.push(HandshakeError::Failed(f.clone()));
+            write.push(WriteError::Failed(f));
+        }
+        (handshake, write)
+    }
+
+    #[test]
+    fn r35_hints_name_no_address_cookie_name_or_store_message() {
+        let (handshake, write) = every_error();
+        let hints = handshake
+            .iter()
+            .map(|e| (e.reason(), e.hint(), e.to_string()))
+            .chain(write.iter().map(|e| (e.reason(), e.hint(), e.to_string())));
+        for (reason, hint, detail) in hints {
+            assert!(hint.ends_with('.') && hint.len() > 20, "{reason}: {hint:?}");
+            for internal in [
+                "10.0.0.7",
+                "6379",
+                "Redis",
+                "connect.sid",
+                "evil.example",
+                "Config",
+            ] {
+                assert!(
+                    !hint.contains(internal),
+                    "{reason}: {hint:?} names {internal:?}"
+                );
+            }
+            // The operator's message is not the hint.
+            assert_ne!(hint, detail, "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_stopping_handle_is_the_servers_fault_and_says_so() {
+        let e = WriteError::Failed(Failure::ShuttingDown);
+        assert_eq!(e.reason(), "shutting_down");
+        assert_eq!(e.fault(), Fault::Server);
+        assert!(e.fault().needs_operator());
+        assert!(e.to_string().contains("shutdown"), "{e}");
+        assert_eq!(HandshakeError::Expired.fault(), Fault::Session);
+        assert!(!HandshakeError::NoCookieHeader.fault().needs_operator());
     }
 }

@@ -25,6 +25,19 @@ impl SessionId {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A short tag for logs and traces, to tell the operations of one
+    /// session from another's without the id itself ([R16]): the first 8
+    /// bytes of the id's SHA-256, base64url without padding (11
+    /// characters).
+    ///
+    /// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
+    pub fn tag(&self) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.0.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..8])
+    }
 }
 
 impl std::fmt::Debug for SessionId {
@@ -405,6 +418,16 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn r16_a_tag_tells_ids_apart_without_holding_them() {
+        let a = SessionId::new("4OHeNVatZmP7xDmJlMNKW8Qp0sb8rAgd");
+        let b = SessionId::new("4OHeNVatZmP7xDmJlMNKW8Qp0sb8rAge");
+        assert_eq!(a.tag(), a.clone().tag(), "stable");
+        assert_ne!(a.tag(), b.tag());
+        assert_eq!(a.tag().len(), 11);
+        assert!(!a.expose().contains(&a.tag()) && !a.tag().contains("4OHe"));
+    }
+
     use super::*;
 
     fn loaded(json: &str) -> Session {

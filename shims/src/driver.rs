@@ -20,6 +20,7 @@ use std::time::Duration;
 use futures_lite::future;
 use session_sockets_core::{Machine, Reply, Request, StoreError};
 
+use crate::observe::Stats;
 use crate::runtime::Runtime;
 use crate::store::{CasOutcome, Store};
 
@@ -79,10 +80,27 @@ where
     M: Machine + ?Sized,
     R: Runtime + ?Sized,
 {
+    drive_counted(machine, store, runtime, &mut Stats::default()).await
+}
+
+/// [`drive`], counting round trips and compare-and-set conflicts into
+/// `stats` (and, with the `metrics` feature, recording each store call's
+/// latency).
+pub(crate) async fn drive_counted<M, R>(
+    machine: &mut M,
+    store: &dyn Store,
+    runtime: &R,
+    stats: &mut Stats,
+) -> Result<M::Outcome, Stalled>
+where
+    M: Machine + ?Sized,
+    R: Runtime + ?Sized,
+{
     loop {
         while let Some(request) = machine.poll_request() {
             let id = request.id();
-            let call = async { Ok(execute(store, &request).await) };
+            count(stats, &request);
+            let call = async { Ok(timed(store, &request, runtime).await) };
             let reply = match machine.poll_timeout() {
                 Some(deadline) => {
                     let expiry = async {
@@ -94,7 +112,12 @@ where
                 None => call.await,
             };
             match reply {
-                Ok(reply) => machine.handle_reply(id, reply, runtime.now()),
+                Ok(reply) => {
+                    if matches!(reply, Reply::Conflict(_)) {
+                        stats.conflicts = stats.conflicts.saturating_add(1);
+                    }
+                    machine.handle_reply(id, reply, runtime.now());
+                }
                 Err(()) => machine.handle_timeout(runtime.now()),
             }
         }
@@ -107,6 +130,42 @@ where
         runtime.sleep_until(deadline).await;
         machine.handle_timeout(runtime.now());
     }
+}
+
+/// Counts `request` as it goes out.
+fn count(stats: &mut Stats, request: &Request) {
+    match request {
+        Request::Random { .. } => {}
+        Request::CompareAndSet { .. } => {
+            stats.round_trips = stats.round_trips.saturating_add(1);
+            stats.cas = stats.cas.saturating_add(1);
+        }
+        _ => stats.round_trips = stats.round_trips.saturating_add(1),
+    }
+}
+
+/// [`execute`], with the store call's latency recorded (feature `metrics`).
+#[cfg(feature = "metrics")]
+async fn timed<R: Runtime + ?Sized>(store: &dyn Store, request: &Request, runtime: &R) -> Reply {
+    let kind = match request {
+        Request::Load { .. } => "load",
+        Request::Create { .. } => "create",
+        Request::CompareAndSet { .. } => "compare_and_set",
+        Request::Touch { .. } => "touch",
+        Request::Destroy { .. } => "destroy",
+        _ => return execute(store, request).await,
+    };
+    let started = runtime.now();
+    let reply = execute(store, request).await;
+    let took = runtime.now().saturating_duration_since(started);
+    crate::observe::metrics::latency(kind, took.as_secs_f64());
+    reply
+}
+
+/// [`execute`] (latency is recorded with the `metrics` feature only).
+#[cfg(not(feature = "metrics"))]
+async fn timed<R: Runtime + ?Sized>(store: &dyn Store, request: &Request, _: &R) -> Reply {
+    execute(store, request).await
 }
 
 /// Runs one request and translates the answer into the core's [`Reply`].

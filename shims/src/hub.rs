@@ -23,6 +23,7 @@ use std::time::Instant;
 use futures_channel::oneshot;
 use session_sockets_core::{Edit, Session, SessionId, WriteError};
 
+use crate::observe::metrics;
 use crate::store::StoreEvent;
 
 /// An update closure, as queued.
@@ -102,7 +103,11 @@ pub(crate) struct Events {
     queue: VecDeque<StoreEvent>,
     waker: Option<Waker>,
     /// The event task was started.
-    pub(crate) started: bool,
+    started: bool,
+    /// The event task is running.
+    running: bool,
+    /// The handle stops: the event task must end.
+    stopped: bool,
 }
 
 /// One session's state. Kept small: a hub holds one per session with a
@@ -158,6 +163,7 @@ impl Followers {
     }
 
     fn push(&mut self, follower: Weak<dyn Follower>) {
+        metrics::followers(self.len(), self.len() + 1);
         match std::mem::take(self) {
             Followers::Many(v) if v.is_empty() => *self = Followers::One(follower),
             Followers::Many(mut v) => {
@@ -168,15 +174,27 @@ impl Followers {
         }
     }
 
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
     fn retain(&mut self, mut keep: impl FnMut(&Weak<dyn Follower>) -> bool) {
+        let before = self.len();
         match self {
-            Followers::One(f) if !keep(f) => self.clear(),
+            Followers::One(f) if !keep(f) => *self = Followers::default(),
             Followers::One(_) => {}
             Followers::Many(v) => v.retain(keep),
         }
+        metrics::followers(before, self.len());
+    }
+
+    /// Drops the followers that are gone (their connection closed).
+    fn prune(&mut self) {
+        self.retain(|f| f.strong_count() > 0);
     }
 
     fn clear(&mut self) {
+        metrics::followers(self.len(), 0);
         *self = Followers::default();
     }
 }
@@ -247,7 +265,7 @@ impl Entry {
 
     /// The followers still alive (dropped sockets are pruned).
     fn live(&mut self) -> Vec<Arc<dyn Follower>> {
-        self.followers.retain(|f| f.strong_count() > 0);
+        self.followers.prune();
         self.followers.iter().filter_map(Weak::upgrade).collect()
     }
 }
@@ -340,7 +358,7 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn events(&self) -> MutexGuard<'_, Events> {
+    fn events(&self) -> MutexGuard<'_, Events> {
         // Pushes and pops of whole events: consistent after a panic.
         self.events
             .lock()
@@ -432,6 +450,19 @@ impl Hub {
             entries.remove(id);
         }
         followers
+    }
+
+    /// A follower of `id` went away (its connection closed): prunes the
+    /// session's followers, and forgets the session once nothing else
+    /// holds it here.
+    pub(crate) fn unfollow(&self, id: &SessionId) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(id) {
+            entry.followers.prune();
+            if entry.idle() {
+                entries.remove(id);
+            }
+        }
     }
 
     /// Whether the hub follows `id` (or a handshake is loading it), i.e.
@@ -546,7 +577,7 @@ impl Hub {
         let mut entries = self.lock();
         let mut due = Vec::new();
         entries.retain(|_, e| {
-            e.followers.retain(|f| f.strong_count() > 0);
+            e.followers.prune();
             let followed = !e.followers.is_empty();
             if followed
                 && e.touched.is_none_or(|t| t < before)
@@ -587,6 +618,42 @@ impl Hub {
     }
 
     // ---- events -------------------------------------------------------------
+
+    /// `true` if the caller must start the event task: not started yet,
+    /// and the handle is not stopping.
+    pub(crate) fn start_events(&self) -> bool {
+        let mut events = self.events();
+        if events.started || events.stopped {
+            return false;
+        }
+        events.started = true;
+        events.running = true;
+        true
+    }
+
+    /// The event task ended.
+    pub(crate) fn events_ended(&self) {
+        self.events().running = false;
+    }
+
+    /// Whether the event task runs.
+    pub(crate) fn events_running(&self) -> bool {
+        self.events().running
+    }
+
+    /// Tells the event task to end (the handle stops).
+    pub(crate) fn stop_events(&self) {
+        let mut events = self.events();
+        events.stopped = true;
+        if let Some(w) = events.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Whether the event task must end.
+    pub(crate) fn events_stopped(&self) -> bool {
+        self.events().stopped
+    }
 
     /// A store event, from the store's own context: queued for the event
     /// task.

@@ -28,6 +28,7 @@ pub mod http;
 mod hub;
 mod live;
 mod memory;
+mod observe;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod runtime;
@@ -42,7 +43,7 @@ pub use hub::SessionEnd;
 pub use live::LiveSession;
 pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
 pub use runtime::Runtime;
-pub use sockets::{SessionSockets, Touched};
+pub use sockets::{SessionSockets, ShutdownReport, Touched};
 pub use store::{
     Bytes, CasOutcome, EventSink, KeyChange, KeyEvent, Store, StoreError, StoreEvent, StoreFuture,
     Subscription,

@@ -84,6 +84,14 @@ impl<R: Runtime, F: Fn(SessionEnd) + Send + Sync> Follower for Inner<R, F> {
     }
 }
 
+/// The connection is gone: the hub forgets it at once (its counts and
+/// gauges stay exact) rather than at its next sweep.
+impl<R, F: ?Sized> Drop for Inner<R, F> {
+    fn drop(&mut self) {
+        self.sessions.hub().unfollow(&self.id);
+    }
+}
+
 fn lock(m: &Mutex<Arc<Session>>) -> MutexGuard<'_, Arc<Session>> {
     // A panic in a user closure while holding the lock leaves the session
     // as it was mid-change; it is still a valid session.

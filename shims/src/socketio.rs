@@ -21,9 +21,12 @@
 //!
 //! Without a valid session, [`SessionMiddleware::required`] refuses the
 //! connection: the client gets a `connect_error` whose message is the
-//! reason code, a colon and what to check, e.g.
-//! `signature_invalid: cookie `connect.sid` has a signature that no
-//! configured secret verifies: is the secret the same as the HTTP app's?`.
+//! reason code, a colon and a hint for the person at the browser, e.g.
+//! `signature_invalid: Your session cookie is not valid here: please sign
+//! in again.`, never the server's insides (a store address, an error
+//! chain, R35). What to check (`is the secret the same as the HTTP
+//! app's?`) is [`ConnectRejection`]'s `Display`, and goes to the log (at
+//! `warn` when the store failed, at `debug` otherwise).
 //! [`SessionMiddleware::optional`] lets the connection through and hands
 //! the error to the handler in [`TrySession`].
 
@@ -153,8 +156,9 @@ impl<R> fmt::Debug for SessionMiddleware<R> {
 
 impl<R: Runtime + Clone> SessionMiddleware<R> {
     /// Refuses connections without a valid session: the client gets a
-    /// `connect_error` whose message is `reason: what to check` (see
-    /// [`ConnectRejection`]). Handlers take [`SocketSession`].
+    /// `connect_error` whose message is `reason: hint` (see
+    /// [`ConnectRejection::client_message`]). Handlers take
+    /// [`SocketSession`].
     pub fn required(sessions: SessionSockets<R>) -> Self {
         SessionMiddleware {
             sessions,
@@ -213,14 +217,15 @@ impl<A: Adapter, R: Runtime + Clone> ConnectMiddleware<A, SessionMiddleware<R>>
     ) -> Result<(), Box<dyn fmt::Display + Send>> {
         self.connect(s)
             .await
-            .map_err(|e| Box::new(e) as Box<dyn fmt::Display + Send>)
+            .map_err(|e| Box::new(e.client_message()) as Box<dyn fmt::Display + Send>)
     }
 }
 
-/// Why [`SessionMiddleware::required`] refused a connection. Its `Display`
-/// is the `connect_error` message the client receives:
-/// [`HandshakeError::reason`], `": "`, then the error's message (what to
-/// check). It never holds a session id, cookie value or secret.
+/// Why [`SessionMiddleware::required`] refused a connection. The client
+/// receives [`client_message`](Self::client_message) as its
+/// `connect_error` message; `Display` ([`HandshakeError::reason`], `": "`,
+/// then what to check) is the operator's. Neither holds a session id,
+/// cookie value or secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectRejection(pub HandshakeError);
 
@@ -228,6 +233,33 @@ impl ConnectRejection {
     /// The stable reason code ([`HandshakeError::reason`]).
     pub fn reason(&self) -> &'static str {
         self.0.reason()
+    }
+
+    /// What the client is told (R35): the reason code, `": "`, and a hint
+    /// for the person at the browser ([`HandshakeError::hint`]), with
+    /// nothing of the server's insides.
+    pub fn client_message(&self) -> ClientMessage {
+        ClientMessage {
+            reason: self.0.reason(),
+            hint: self.0.hint(),
+        }
+    }
+}
+
+/// What a client is told about an error ([R35]): `reason: hint`.
+///
+/// [R35]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r35
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientMessage {
+    /// The stable reason code.
+    pub reason: &'static str,
+    /// A hint for the person at the browser.
+    pub hint: &'static str,
+}
+
+impl fmt::Display for ClientMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.hint)
     }
 }
 

@@ -1,6 +1,9 @@
 //! [`SessionSockets`]: the handle a socket server holds.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use session_sockets_core::{
@@ -8,9 +11,11 @@ use session_sockets_core::{
     Regenerate, Reload, Reply, Request, RequestId, Save, Session, SessionId, StoreError, Touch,
     WriteError,
 };
+use tracing::Instrument as _;
 
-use crate::driver::{Stalled, drive};
+use crate::driver::{Stalled, drive, drive_counted};
 use crate::hub::{Follow, Follower, Hub, Queued, SessionEnd, Update, Watch};
+use crate::observe::{self, Failed, Observation, Op, Stats};
 use crate::runtime::{Runtime, start};
 use crate::store::{Store, StoreEvent};
 
@@ -51,6 +56,91 @@ struct Shared<R> {
     store: Arc<dyn Store>,
     runtime: Arc<R>,
     hub: Arc<Hub>,
+    stop: Stop,
+}
+
+/// Where a handle is in stopping ([R38]): operations running now, and what
+/// became of the writes that finished after the stop began.
+///
+/// [R38]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r38
+#[derive(Default)]
+struct Stop {
+    stopping: AtomicBool,
+    /// Operations, and commit tasks, running now.
+    in_flight: AtomicUsize,
+    landed: AtomicU64,
+    failed: AtomicU64,
+    refused: AtomicU64,
+    /// Past it, queued writes are failed instead of sent.
+    drain_until: Mutex<Option<Instant>>,
+}
+
+/// One running operation's place in [`Stop::in_flight`].
+struct Running<'a>(&'a Stop);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Stop {
+    /// Counts an operation in; `None` once the stop began (refused). The
+    /// count goes up before the flag is read, so [`SessionSockets::shutdown`]
+    /// either sees the operation running or the operation sees the stop.
+    fn enter(&self) -> Option<Running<'_>> {
+        let running = self.track();
+        if self.stopping.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(running)
+    }
+
+    /// Counts work that must finish before the stop completes, even after
+    /// it began (a commit task already owing answers).
+    fn track(&self) -> Running<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Running(self)
+    }
+
+    /// A write finished; counted if the stop had begun.
+    fn wrote(&self, ok: bool) {
+        if self.stopping.load(Ordering::SeqCst) {
+            let n = if ok { &self.landed } else { &self.failed };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether queued writes must now be failed instead of sent.
+    fn draining_over(&self, now: Instant) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+            && self
+                .drain_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some_and(|until| now >= until)
+    }
+}
+
+/// What [`SessionSockets::shutdown`] found: the writes that finished while
+/// it waited, and what it refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Writes (saves, updates, creates, touches, destroys, regenerates)
+    /// stored after the stop began: their callers got `Ok`.
+    pub landed: u64,
+    /// Writes that failed after the stop began: their callers got the
+    /// error (the store's, or [`Failure::ShuttingDown`] for queued writes
+    /// the drain could not send in time).
+    pub failed: u64,
+    /// Operations asked for after the stop began, refused with
+    /// [`Failure::ShuttingDown`] before any store call.
+    pub refused: u64,
+    /// Operations still running when the wait ended at the store deadline:
+    /// their outcome is unknown to this report.
+    pub unfinished: u64,
 }
 
 /// A touched session, and the `Set-Cookie` header to re-send when the
@@ -110,6 +200,7 @@ impl<R: Runtime> SessionSockets<R> {
                 store,
                 runtime: Arc::new(runtime),
                 hub: Arc::default(),
+                stop: Stop::default(),
             }),
         }
     }
@@ -141,12 +232,15 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
-        let mut hs = Handshake::new(
-            Arc::clone(&self.shared.config),
-            start(&*self.shared.runtime),
-        );
-        hs.handle_header_map(headers);
-        self.load(hs).await
+        self.observed(Op::Handshake, None, false, async {
+            let mut hs = Handshake::new(
+                Arc::clone(&self.shared.config),
+                start(&*self.shared.runtime),
+            );
+            hs.handle_header_map(headers);
+            self.load(hs).await
+        })
+        .await
     }
 
     /// [`Self::session`] for headers as `(name, value)` byte pairs in wire
@@ -160,12 +254,15 @@ impl<R: Runtime> SessionSockets<R> {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut hs = Handshake::new(
-            Arc::clone(&self.shared.config),
-            start(&*self.shared.runtime),
-        );
-        hs.handle_headers(headers);
-        self.load(hs).await
+        self.observed(Op::Handshake, None, false, async {
+            let mut hs = Handshake::new(
+                Arc::clone(&self.shared.config),
+                start(&*self.shared.runtime),
+            );
+            hs.handle_headers(headers);
+            self.load(hs).await
+        })
+        .await
     }
 
     /// The session `id` as the store holds it now (session.socket.io's
@@ -174,11 +271,14 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R9]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r9
     pub async fn reload(&self, id: &SessionId) -> Result<Session, HandshakeError> {
-        self.load(Reload::new(
-            Arc::clone(&self.shared.config),
-            id,
-            start(&*self.shared.runtime),
-        ))
+        self.observed(Op::Reload, Some(id), false, async {
+            self.load(Reload::new(
+                Arc::clone(&self.shared.config),
+                id,
+                start(&*self.shared.runtime),
+            ))
+            .await
+        })
         .await
     }
 
@@ -200,15 +300,19 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn save(&self, session: Session) -> Result<Session, WriteError> {
-        if !session.is_changed() || !session.is_stored() {
-            // Nothing to queue: the machine answers at once (unchanged, or
-            // never stored).
-            let now = start(&*self.shared.runtime);
-            return self
-                .write(Save::new(Arc::clone(&self.shared.config), session, now))
-                .await;
-        }
-        self.commit(session, None).await
+        let id = session.id().clone();
+        self.observed(Op::Save, Some(&id), true, async {
+            if !session.is_changed() || !session.is_stored() {
+                // Nothing to queue: the machine answers at once (unchanged,
+                // or never stored).
+                let now = start(&*self.shared.runtime);
+                return self
+                    .write(Save::new(Arc::clone(&self.shared.config), session, now))
+                    .await;
+            }
+            (self.commit(session, None).await, Stats::default())
+        })
+        .await
     }
 
     /// Applies `update` to `session` and saves it, as [`save`](Self::save)
@@ -248,13 +352,21 @@ impl<R: Runtime> SessionSockets<R> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(value);
         };
-        let stored = if session.is_stored() {
-            self.commit(session, Some(Box::new(run))).await?
-        } else {
-            let now = start(&*self.shared.runtime);
-            let config = Arc::clone(&self.shared.config);
-            self.write(Save::update(config, session, run, now)).await?
-        };
+        let id = session.id().clone();
+        let stored = self
+            .observed(Op::Update, Some(&id), true, async {
+                if session.is_stored() {
+                    (
+                        self.commit(session, Some(Box::new(run))).await,
+                        Stats::default(),
+                    )
+                } else {
+                    let now = start(&*self.shared.runtime);
+                    let config = Arc::clone(&self.shared.config);
+                    self.write(Save::update(config, session, run, now)).await
+                }
+            })
+            .await?;
         let value = result
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -285,9 +397,11 @@ impl<R: Runtime> SessionSockets<R> {
         };
         if self.shared.hub.enqueue(write) {
             let this = self.clone();
-            self.shared
-                .runtime
-                .spawn(Box::pin(async move { this.run_commits(id).await }));
+            self.shared.runtime.spawn(Box::pin(async move {
+                // Owes its writers an answer: a stop waits for it.
+                let _running = this.shared.stop.track();
+                this.run_commits(id).await;
+            }));
         }
         outcome.await.unwrap_or_else(|_| {
             Err(WriteError::Failed(Failure::Store(StoreError::new(
@@ -306,6 +420,17 @@ impl<R: Runtime> SessionSockets<R> {
             let Some(base) = latest.or_else(|| batch.first().map(|q| q.session.clone())) else {
                 continue;
             };
+            if self.shared.stop.draining_over(self.shared.runtime.now()) {
+                // The stop's wait is over: fail what was queued rather than
+                // write it after the process may have gone.
+                self.shared.hub.committed(&id, None);
+                for write in batch {
+                    let _ = write
+                        .reply
+                        .send(Err(WriteError::Failed(Failure::ShuttingDown)));
+                }
+                continue;
+            }
             let edits = batch.iter_mut().map(Queued::edit).collect();
             let commit = Commit::new(
                 Arc::clone(&self.shared.config),
@@ -320,10 +445,17 @@ impl<R: Runtime> SessionSockets<R> {
                     id: &id,
                 },
             };
-            let outcome = match self.run(&mut commit).await {
+            let observation = Observation::start(Op::Commit, Some(&id));
+            let mut stats = Stats::default();
+            let outcome = match self
+                .run_counted(&mut commit, &mut stats)
+                .instrument(observation.span().clone())
+                .await
+            {
                 Ok(outcome) => outcome,
                 Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
             };
+            observation.finish(&outcome, stats, true);
             match outcome {
                 Ok(stored) => {
                     let (followers, latest) =
@@ -361,16 +493,21 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
-        let mut touch = Touch::new(
-            Arc::clone(&self.shared.config),
-            session,
-            start(&*self.shared.runtime),
-        );
-        let session = self.write_mut(&mut touch).await?;
-        Ok(Touched {
-            session,
-            set_cookie: touch.set_cookie().map(str::to_owned),
+        let id = session.id().clone();
+        self.observed(Op::Touch, Some(&id), true, async {
+            let mut touch = Touch::new(
+                Arc::clone(&self.shared.config),
+                session,
+                start(&*self.shared.runtime),
+            );
+            let (outcome, stats) = self.write_mut(&mut touch).await;
+            let touched = outcome.map(|session| Touched {
+                session,
+                set_cookie: touch.set_cookie().map(str::to_owned),
+            });
+            (touched, stats)
         })
+        .await
     }
 
     /// Destroys the session `id` (logout): every later save of it fails
@@ -378,11 +515,14 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn destroy(&self, id: &SessionId) -> Result<(), WriteError> {
-        self.write(Destroy::new(
-            Arc::clone(&self.shared.config),
-            id,
-            start(&*self.shared.runtime),
-        ))
+        self.observed(Op::Destroy, Some(id), true, async {
+            self.write(Destroy::new(
+                Arc::clone(&self.shared.config),
+                id,
+                start(&*self.shared.runtime),
+            ))
+            .await
+        })
         .await?;
         // This process's sockets of the session end at once; other
         // processes' follow the store's event.
@@ -401,10 +541,13 @@ impl<R: Runtime> SessionSockets<R> {
         carry_over: bool,
     ) -> Result<Created, WriteError> {
         let config = Arc::clone(&self.shared.config);
-        let now = start(&*self.shared.runtime);
         let old = session.id().clone();
         let created = self
-            .write(Regenerate::new(config, session, carry_over, now))
+            .observed(Op::Regenerate, Some(&old), true, async {
+                let now = start(&*self.shared.runtime);
+                self.write(Regenerate::new(config, session, carry_over, now))
+                    .await
+            })
             .await?;
         self.end_followers(&old, SessionEnd::Destroyed);
         Ok(created)
@@ -417,11 +560,14 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
     /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
     pub async fn create(&self, data: Map<String, Value>) -> Result<Created, WriteError> {
-        self.write(Create::new(
-            Arc::clone(&self.shared.config),
-            data,
-            start(&*self.shared.runtime),
-        ))
+        self.observed(Op::Create, None, true, async {
+            self.write(Create::new(
+                Arc::clone(&self.shared.config),
+                data,
+                start(&*self.shared.runtime),
+            ))
+            .await
+        })
         .await
     }
 
@@ -437,23 +583,31 @@ impl<R: Runtime> SessionSockets<R> {
         &self,
         headers: &http::HeaderMap,
     ) -> (Result<Session, HandshakeError>, Option<Watch>) {
-        let mut hs = Handshake::new(
-            Arc::clone(&self.shared.config),
-            start(&*self.shared.runtime),
-        );
-        hs.handle_header_map(headers);
-        let mut watched = Observed {
-            machine: hs,
-            hook: WatchOnLoad {
-                sockets: self,
-                watch: None,
-            },
-        };
-        let outcome = match self.run(&mut watched).await {
-            Ok(outcome) => outcome,
-            Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
-        };
-        (outcome, watched.hook.watch)
+        let mut watch = None;
+        let outcome = self
+            .observed(Op::Handshake, None, false, async {
+                let mut hs = Handshake::new(
+                    Arc::clone(&self.shared.config),
+                    start(&*self.shared.runtime),
+                );
+                hs.handle_header_map(headers);
+                let mut watched = Observed {
+                    machine: hs,
+                    hook: WatchOnLoad {
+                        sockets: self,
+                        watch: None,
+                    },
+                };
+                let mut stats = Stats::default();
+                let outcome = match self.run_counted(&mut watched, &mut stats).await {
+                    Ok(outcome) => outcome,
+                    Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
+                };
+                watch = watched.hook.watch;
+                (outcome, stats)
+            })
+            .await;
+        (outcome, watch)
     }
 
     /// Makes `follower` follow its session from `watch` on: refreshed when
@@ -479,14 +633,26 @@ impl<R: Runtime> SessionSockets<R> {
 
     /// Tells the followers of `id` that it ended.
     fn end_followers(&self, id: &SessionId, why: SessionEnd) {
-        for f in self.shared.hub.ended(id) {
+        let followers = self.shared.hub.ended(id);
+        if followers.is_empty() {
+            return;
+        }
+        let _span = observe::live_event("end", id).entered();
+        tracing::debug!(
+            reason = why.reason(),
+            sockets = followers.len(),
+            "session ended"
+        );
+        observe::metrics::ends(why.reason(), followers.len());
+        for f in followers {
             f.end(why);
         }
     }
 
-    /// Starts the task that follows the store's events, once.
+    /// Starts the task that follows the store's events, once (and never
+    /// once the handle stops).
     fn start_events(&self) {
-        if std::mem::replace(&mut self.shared.hub.events().started, true) {
+        if !self.shared.hub.start_events() {
             return;
         }
         let live = Live {
@@ -499,31 +665,166 @@ impl<R: Runtime> SessionSockets<R> {
         self.shared.runtime.spawn(Box::pin(live.run()));
     }
 
-    async fn load<M>(&self, mut machine: M) -> Result<Session, HandshakeError>
+    /// [`run`](Self::run), counting into `stats`.
+    async fn run_counted<M: Machine + ?Sized>(
+        &self,
+        machine: &mut M,
+        stats: &mut Stats,
+    ) -> Result<M::Outcome, Stalled> {
+        drive_counted(machine, &*self.shared.store, &*self.shared.runtime, stats).await
+    }
+
+    async fn load<M>(&self, mut machine: M) -> (Result<Session, HandshakeError>, Stats)
     where
         M: Machine<Outcome = Result<Session, HandshakeError>>,
     {
-        match self.run(&mut machine).await {
+        let mut stats = Stats::default();
+        let outcome = match self.run_counted(&mut machine, &mut stats).await {
             Ok(outcome) => outcome,
             Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
-        }
+        };
+        (outcome, stats)
     }
 
-    async fn write<M, T>(&self, mut machine: M) -> Result<T, WriteError>
+    async fn write<M, T>(&self, mut machine: M) -> (Result<T, WriteError>, Stats)
     where
         M: Machine<Outcome = Result<T, WriteError>>,
     {
         self.write_mut(&mut machine).await
     }
 
-    async fn write_mut<M, T>(&self, machine: &mut M) -> Result<T, WriteError>
+    async fn write_mut<M, T>(&self, machine: &mut M) -> (Result<T, WriteError>, Stats)
     where
         M: Machine<Outcome = Result<T, WriteError>>,
     {
-        match self.run(machine).await {
+        let mut stats = Stats::default();
+        let outcome = match self.run_counted(machine, &mut stats).await {
             Ok(outcome) => outcome,
             Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
+        };
+        (outcome, stats)
+    }
+
+    /// Runs one operation: refused once the handle stops, otherwise in its
+    /// own span, its outcome recorded (span fields, metrics, the failure's
+    /// detail in the log once) and, for a `write`, counted for the stop's
+    /// report. Saves and updates that wait in the write queue leave the
+    /// log to their commit.
+    async fn observed<T, E, F>(
+        &self,
+        op: Op,
+        id: Option<&SessionId>,
+        write: bool,
+        run: F,
+    ) -> Result<T, E>
+    where
+        E: Failed + From<Failure>,
+        F: Future<Output = (Result<T, E>, Stats)>,
+        T: Observable,
+    {
+        let observation = Observation::start(op, id);
+        let Some(_running) = self.shared.stop.enter() else {
+            let refused = Err(E::from(Failure::ShuttingDown));
+            observation.finish(&refused, Stats::default(), true);
+            return refused;
+        };
+        let (outcome, stats) = run.instrument(observation.span().clone()).await;
+        if let Ok(value) = &outcome
+            && id.is_none()
+            && let Some(id) = value.session_id()
+        {
+            observation.session(id);
         }
+        let queued = matches!(op, Op::Save | Op::Update) && stats.round_trips == 0;
+        observation.finish(&outcome, stats, !queued);
+        if write {
+            self.shared.stop.wrote(outcome.is_ok());
+        }
+        outcome
+    }
+
+    /// Stops the handle, gracefully ([R38]): from now on every operation
+    /// is refused with [`Failure::ShuttingDown`] before any store call;
+    /// writes already asked for (queued group commits included) finish or
+    /// fail, each within its store deadline; the store's event
+    /// subscription ends. Returns once nothing is running, or after the
+    /// config's store deadline, with what became of the writes meanwhile.
+    ///
+    /// Callers of the writes that finished got their outcome; answer them
+    /// (socket.io acks, HTTP responses) before closing their connections,
+    /// so that no write is applied without its client hearing of it.
+    /// Calling it again waits again and reports the totals since the first
+    /// call.
+    ///
+    /// [R38]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r38
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let stop = &self.shared.stop;
+        let until = self.shared.runtime.now() + self.shared.config.store_deadline();
+        {
+            let mut drain = stop
+                .drain_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            drain.get_or_insert(until);
+        }
+        stop.stopping.store(true, Ordering::SeqCst);
+        self.shared.hub.stop_events();
+        while (stop.in_flight.load(Ordering::SeqCst) > 0 || self.shared.hub.events_running())
+            && self.shared.runtime.now() < until
+        {
+            self.shared.runtime.sleep(STOP_POLL).await;
+        }
+        let report = ShutdownReport {
+            landed: stop.landed.load(Ordering::Relaxed),
+            failed: stop.failed.load(Ordering::Relaxed),
+            refused: stop.refused.load(Ordering::Relaxed),
+            unfinished: stop.in_flight.load(Ordering::SeqCst) as u64,
+        };
+        tracing::info!(
+            landed = report.landed,
+            failed = report.failed,
+            refused = report.refused,
+            unfinished = report.unfinished,
+            "session handle stopped"
+        );
+        report
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.stop.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// How often a stop looks whether the work it waits for is done.
+const STOP_POLL: Duration = Duration::from_millis(5);
+
+/// An operation's successful outcome, as observation names its session.
+trait Observable {
+    fn session_id(&self) -> Option<&SessionId>;
+}
+
+impl Observable for Session {
+    fn session_id(&self) -> Option<&SessionId> {
+        Some(self.id())
+    }
+}
+
+impl Observable for Created {
+    fn session_id(&self) -> Option<&SessionId> {
+        Some(self.session.id())
+    }
+}
+
+impl Observable for Touched {
+    fn session_id(&self) -> Option<&SessionId> {
+        Some(self.session.id())
+    }
+}
+
+impl Observable for () {
+    fn session_id(&self) -> Option<&SessionId> {
+        None
     }
 }
 
@@ -600,6 +901,17 @@ impl<R> OnRequest for WatchOnLoad<'_, R> {
     }
 }
 
+/// Tells the hub the event task ended, however it ends.
+struct EventsRunning(std::sync::Weak<Hub>);
+
+impl Drop for EventsRunning {
+    fn drop(&mut self) {
+        if let Some(hub) = self.0.upgrade() {
+            hub.events_ended();
+        }
+    }
+}
+
 /// How often the event task looks at keep-alive, expiry and a lost event
 /// stream.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -632,10 +944,15 @@ impl<R: Runtime> Live<R> {
                 hub.push_event(event);
             }
         });
+        let _running = EventsRunning(self.hub.clone());
         let mut _subscription = None;
         let mut subscribed = false;
         let mut lost = false;
         loop {
+            if self.hub.upgrade().is_none_or(|hub| hub.events_stopped()) {
+                // Dropping the subscription ends it.
+                return;
+            }
             if !subscribed {
                 match self
                     .store
@@ -647,7 +964,8 @@ impl<R: Runtime> Live<R> {
                         subscribed = true;
                     }
                     Err(e) => tracing::warn!(
-                        "session-sockets: cannot follow the store's session events, retrying: {e}"
+                        error = %observe::Chain(&e),
+                        "cannot follow the store's session events; retrying"
                     ),
                 }
             }
@@ -666,9 +984,23 @@ impl<R: Runtime> Live<R> {
             let Some(sockets) = self.sockets() else {
                 return;
             };
+            if let Some(event) = &next {
+                observe::metrics::store_event(match event {
+                    StoreEvent::Key(k) => match k.change {
+                        session_sockets_core::event::KeyChange::Written(_) => "written",
+                        session_sockets_core::event::KeyChange::Deleted => "deleted",
+                        session_sockets_core::event::KeyChange::Expired => "expired",
+                    },
+                    StoreEvent::Lost => "lost",
+                    StoreEvent::Resumed => "resumed",
+                });
+            }
             match next {
                 Some(StoreEvent::Key(event)) => sockets.on_key_event(&event),
-                Some(StoreEvent::Lost) => lost = true,
+                Some(StoreEvent::Lost) => {
+                    tracing::warn!("the store's session events were lost; re-validating once back");
+                    lost = true;
+                }
                 Some(StoreEvent::Resumed) => lost = !sockets.resume().await,
                 None => {
                     if lost {
@@ -694,6 +1026,12 @@ impl<R: Runtime> SessionSockets<R> {
         if !self.shared.hub.follows(&ev.id) {
             return;
         }
+        let kind = match ev.change {
+            SessionChange::Destroyed => "destroyed",
+            SessionChange::Expired => "expired",
+            SessionChange::Changed(_) => "changed",
+        };
+        let _span = observe::live_event(kind, &ev.id).entered();
         match ev.change {
             SessionChange::Destroyed => self.end_followers(&ev.id, SessionEnd::Destroyed),
             SessionChange::Expired => self.end_followers(&ev.id, SessionEnd::Expired),
@@ -711,28 +1049,34 @@ impl<R: Runtime> SessionSockets<R> {
             return;
         }
         let this = self.clone();
-        self.shared.runtime.spawn(Box::pin(async move {
-            loop {
-                match this.reload(&id).await {
-                    Ok(fresh) => {
-                        let (followers, fresh) = this.hub().reloaded(&id, fresh);
-                        for f in followers {
-                            f.refresh(&fresh);
+        let span = observe::live_event("reload", &id);
+        self.shared.runtime.spawn(Box::pin(
+            async move {
+                loop {
+                    match this.reload(&id).await {
+                        Ok(fresh) => {
+                            let (followers, fresh) = this.hub().reloaded(&id, fresh);
+                            for f in followers {
+                                f.refresh(&fresh);
+                            }
                         }
+                        Err(HandshakeError::SessionNotFound) => {
+                            this.end_followers(&id, SessionEnd::Destroyed);
+                        }
+                        Err(HandshakeError::Expired) => {
+                            this.end_followers(&id, SessionEnd::Expired)
+                        }
+                        // The store is in trouble: keep the copies; a later
+                        // event or re-validation catches up.
+                        Err(_) => {}
                     }
-                    Err(HandshakeError::SessionNotFound) => {
-                        this.end_followers(&id, SessionEnd::Destroyed);
+                    if !this.hub().reload_done(&id) {
+                        break;
                     }
-                    Err(HandshakeError::Expired) => this.end_followers(&id, SessionEnd::Expired),
-                    // The store is in trouble: keep the copies; a later
-                    // event or re-validation catches up.
-                    Err(_) => {}
-                }
-                if !this.hub().reload_done(&id) {
-                    break;
                 }
             }
-        }));
+            .instrument(span),
+        ));
     }
 
     /// The event stream is back: re-arm it, then re-validate every followed
@@ -740,9 +1084,13 @@ impl<R: Runtime> SessionSockets<R> {
     /// be re-armed (tried again on the next tick).
     async fn resume(&self) -> bool {
         if let Err(e) = self.shared.store.events_resumed().await {
-            tracing::warn!("session-sockets: the store's session events are not back yet: {e}");
+            tracing::warn!(
+                error = %observe::Chain(&e),
+                "the store's session events are not back yet"
+            );
             return false;
         }
+        tracing::info!("the store's session events are back; re-validating followed sessions");
         for id in self.shared.hub.followed() {
             self.reload_followed(id);
         }
@@ -926,7 +1274,9 @@ mod tests {
         use std::error::Error as _;
         let config = Config::builder().secret("s").build().unwrap();
         let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
-        let e = futures_lite::future::block_on(sockets.load(Stuck)).unwrap_err();
+        let e = futures_lite::future::block_on(sockets.load(Stuck))
+            .0
+            .unwrap_err();
         assert_eq!(e.reason(), "store_error");
         let cause = e.source().expect("the stall is the cause");
         assert!(cause.downcast_ref::<Stalled>().is_some(), "{cause:?}");

@@ -33,12 +33,22 @@ use socketioxide::handler::ConnectHandler;
 
 const SECRET: &str = "http layer test secret";
 
-/// A MemoryStore that counts calls and can be made to fail destroys.
+/// A MemoryStore that counts calls and can be made to fail destroys,
+/// loads or writes (with what a Redis client would say, address and all).
 #[derive(Default)]
 struct Probe {
     inner: MemoryStore,
     calls: AtomicUsize,
     fail_destroy: AtomicBool,
+    fail_loads: AtomicBool,
+    fail_writes: AtomicBool,
+}
+
+fn refused() -> StoreError {
+    StoreError::with_source(
+        "Redis at 127.0.0.1:6399 refused the connection",
+        std::io::Error::other("Connection refused (os error 111)"),
+    )
 }
 
 impl Probe {
@@ -53,6 +63,9 @@ impl Probe {
 impl Store for Probe {
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
         self.hit();
+        if self.fail_loads.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(refused()) });
+        }
         self.inner.load(key)
     }
     fn create<'a>(
@@ -62,6 +75,9 @@ impl Store for Probe {
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         self.hit();
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(refused()) });
+        }
         self.inner.create(key, value, ttl)
     }
     fn compare_and_set<'a>(
@@ -72,6 +88,9 @@ impl Store for Probe {
         ttl: Duration,
     ) -> StoreFuture<'a, CasOutcome> {
         self.hit();
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(refused()) });
+        }
         self.inner.compare_and_set(key, expected, new, ttl)
     }
     fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
@@ -120,6 +139,11 @@ async fn logout(session: HttpSession) -> Response {
 async fn set(session: HttpSession, Path((k, v)): Path<(String, String)>) -> &'static str {
     session.insert(&k, v).unwrap();
     "set"
+}
+
+async fn set_json(session: HttpSession, Path((k, v)): Path<(String, String)>) -> Json<Value> {
+    session.insert(&k, v).unwrap();
+    Json(json!({ "set": true }))
 }
 
 fn add_one(s: &mut session_sockets::Session) -> i64 {
@@ -174,6 +198,9 @@ async fn server_with(config: Config) -> Server {
         .route("/login/{name}", post(login))
         .route("/logout", post(logout))
         .route("/set/{k}/{v}", post(set))
+        .route("/set-json/{k}/{v}", post(set_json))
+        .route("/api/me", get(me))
+        .route("/api/set/{k}/{v}", post(set))
         .route("/incr", post(incr))
         .route(
             "/set-then-logout-elsewhere",
@@ -184,7 +211,11 @@ async fn server_with(config: Config) -> Server {
                 "the handler thinks it worked"
             }),
         )
-        .layer(SessionLayer::new(sessions.clone()).with_socketio(io_layer, &io));
+        .layer(
+            SessionLayer::new(sessions.clone())
+                .with_socketio(io_layer, &io)
+                .json_errors_under("/api/"),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -422,11 +453,9 @@ async fn r24_a_change_whose_session_ended_during_the_request_is_refused_not_repo
     )
     .await;
     assert_eq!(res.status, 401, "{}", res.body);
-    assert!(
-        res.body
-            .starts_with("gone: the session ended while this request ran"),
-        "{}",
-        res.body
+    assert_eq!(
+        res.body,
+        "gone: Your session has ended, so your change was not saved: please sign in again."
     );
     assert!(res.all("set-cookie")[0].contains("Expires=Thu, 01 Jan 1970"));
     // Not brought back by the save.
@@ -447,11 +476,9 @@ async fn r26_a_cross_site_post_reaches_neither_the_handler_nor_the_store() {
         )
         .await;
         assert_eq!(res.status, 403, "{path}");
-        assert!(
-            res.body
-                .starts_with("origin_rejected: cross-site POST refused"),
-            "{}",
-            res.body
+        assert_eq!(
+            res.body,
+            "origin_rejected: This request came from a page on another site, so it was refused."
         );
         assert!(res.all("set-cookie").is_empty());
     }
@@ -460,12 +487,99 @@ async fn r26_a_cross_site_post_reaches_neither_the_handler_nor_the_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_route_without_the_layer_gets_a_500_that_says_what_to_add() {
+async fn a_route_without_the_layer_gets_a_500_and_the_developer_what_to_add() {
     let app = Router::new().route("/me", get(me));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let res = client(move || request(addr, "GET", "/me", &[], "")).await;
     assert_eq!(res.status, 500);
-    assert!(res.body.contains("SessionLayer"), "{}", res.body);
+    assert!(
+        res.body.starts_with("session_layer_missing: "),
+        "{}",
+        res.body
+    );
+    // What to add is the error's message, which goes to the log.
+    let rejection = session_sockets::http::SessionRejection::LayerMissing;
+    assert!(
+        rejection.to_string().contains("SessionLayer"),
+        "{rejection}"
+    );
+    assert!(!res.body.contains("SessionLayer"), "{}", res.body);
+}
+
+/// R35: during a store outage, clients get the reason code and a hint
+/// (text, or JSON where the handler answered JSON), never the store's
+/// address, message or error chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
+    let srv = server().await;
+    let cookie = signed_in(&srv, "ada").await;
+    let leaks = |body: &str| {
+        ["6399", "127.0.0.1", "Redis", "refused", "os error"]
+            .into_iter()
+            .find(|w| body.contains(w))
+    };
+
+    srv.store.fail_writes.store(true, Ordering::SeqCst);
+    let text = send(&srv, "POST", "/set/a/b", &[("cookie", &cookie)]).await;
+    assert_eq!(text.status, 503);
+    assert_eq!(text.all("content-type"), ["text/plain; charset=utf-8"]);
+    assert_eq!(
+        text.body,
+        "store_error: Your change could not be saved right now: please try again shortly."
+    );
+    let json = send(&srv, "POST", "/set-json/a/b", &[("cookie", &cookie)]).await;
+    assert_eq!(json.status, 503);
+    assert_eq!(json.all("content-type"), ["application/json"]);
+    let body: Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(body["error"], "store_error");
+    assert_eq!(
+        body["message"],
+        "Your change could not be saved right now: please try again shortly."
+    );
+    // Under `json_errors_under`, a text handler's failed save is JSON too.
+    let api = send(&srv, "POST", "/api/set/a/b", &[("cookie", &cookie)]).await;
+    assert_eq!(
+        (api.status, api.all("content-type")),
+        (503, vec!["application/json"])
+    );
+    srv.store.fail_writes.store(false, Ordering::SeqCst);
+
+    srv.store.fail_loads.store(true, Ordering::SeqCst);
+    let load = send(&srv, "GET", "/me", &[("cookie", &cookie)]).await;
+    assert_eq!(load.status, 503);
+    assert_eq!(
+        load.body,
+        "store_error: Sessions are unavailable on the server right now: please try again shortly."
+    );
+    let api_load = send(&srv, "GET", "/api/me", &[("cookie", &cookie)]).await;
+    assert_eq!(api_load.status, 503);
+    let body: Value = serde_json::from_str(&api_load.body).unwrap();
+    assert_eq!(body["error"], "store_error");
+    srv.store.fail_loads.store(false, Ordering::SeqCst);
+
+    // A refusal under the prefix is JSON; elsewhere, text.
+    let evil = [
+        ("cookie", cookie.as_str()),
+        ("origin", "https://evil.example"),
+    ];
+    let refused = send(&srv, "POST", "/api/set/a/b", &evil).await;
+    assert_eq!(refused.status, 403);
+    let body: Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(body["error"], "origin_rejected");
+    let refused_text = send(&srv, "POST", "/apix", &evil).await;
+    assert_eq!(refused_text.status, 403);
+    assert!(refused_text.body.starts_with("origin_rejected: "));
+
+    for body in [
+        &text.body,
+        &json.body,
+        &api.body,
+        &load.body,
+        &api_load.body,
+    ] {
+        assert_eq!(leaks(body), None, "{body}");
+    }
+    assert_eq!(me_of(&srv, &cookie).await, (200, json!({ "user": "ada" })));
 }

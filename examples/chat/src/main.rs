@@ -422,12 +422,11 @@ async fn incr<A: Adapter>(socket: SocketRef<A>, session: SocketSession, ack: Ack
         }
         Err(e) => {
             // The session ended (logout, expiry) or the store failed: say
-            // so, and close a socket whose session is gone.
-            let _ = ack.send(&json!({ "error": "save_failed", "message": e.to_string() }));
+            // so (the reason and a hint; the operation logged the detail,
+            // R35), and close a socket whose session is gone.
+            let _ = ack.send(&json!({ "error": e.reason(), "message": e.hint() }));
             if matches!(e, WriteError::Gone | WriteError::Expired) {
                 let _ = socket.disconnect();
-            } else {
-                eprintln!("chat: saving a session failed: {e}");
             }
         }
     }
@@ -466,8 +465,13 @@ fn routes<A: Adapter>(
         .route("/api/incr", post(api_incr))
         .route("/style.css", get(style))
         .route("/js/socket.io.min.js", get(client_js))
-        // Outermost: cookies, CSRF and socket.io origin checks, socket.io.
-        .layer(SessionLayer::new(sessions).with_socketio(io_layer, io))
+        // Outermost: cookies, CSRF and socket.io origin checks, socket.io;
+        // its refusals and store failures answer `/api/*` in JSON.
+        .layer(
+            SessionLayer::new(sessions)
+                .with_socketio(io_layer, io)
+                .json_errors_under("/api"),
+        )
 }
 
 async fn index(session: HttpSession) -> Html<String> {
@@ -518,7 +522,7 @@ async fn login(session: HttpSession, Form(form): Form<LoginForm>) -> Response {
     };
     match session.login([("user", name)]).await {
         Ok(()) => Redirect::to("/").into_response(),
-        Err(e) => unavailable(&e, "Signing in"),
+        Err(_) => unavailable("Signing in"),
     }
 }
 
@@ -526,7 +530,7 @@ async fn login(session: HttpSession, Form(form): Form<LoginForm>) -> Response {
 async fn logout(session: HttpSession) -> Response {
     match session.logout().await {
         Ok(()) => Redirect::to("/").into_response(),
-        Err(e) => unavailable(&e, "Signing out"),
+        Err(_) => unavailable("Signing out"),
     }
 }
 
@@ -537,23 +541,30 @@ fn valid_name(name: &str) -> Option<&str> {
     ok.then_some(name)
 }
 
-/// The 503 page when the session store could not do what the user asked.
-fn unavailable(e: &WriteError, what: &str) -> Response {
-    eprintln!("chat: {what} failed: {e}");
+/// The 503 page when the session store could not do what the user asked
+/// (the session operation logged why).
+fn unavailable(what: &str) -> Response {
     let page = login_page(Some(&format!(
         "{what} failed because the session store is unavailable; nothing changed. Try again shortly."
     )));
     (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response()
 }
 
+/// An `/api/*` error: `{"error": reason, "message": hint}` (R35).
+fn api_error(status: StatusCode, reason: &str, hint: &str) -> Response {
+    (status, Json(json!({ "error": reason, "message": hint }))).into_response()
+}
+
 /// 401 with why the request has no session, as the socket would be told.
 fn no_session(session: &HttpSession) -> Response {
-    let (error, message) = match session.error() {
-        Some(e) => (e.reason(), e.to_string()),
-        None => ("no_session", "sign in first: POST /login".to_owned()),
-    };
-    let body = json!({ "error": error, "message": message });
-    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+    match session.error() {
+        Some(e) => api_error(StatusCode::UNAUTHORIZED, e.reason(), e.hint()),
+        None => api_error(
+            StatusCode::UNAUTHORIZED,
+            "no_session",
+            "You are not signed in: please sign in.",
+        ),
+    }
 }
 
 async fn api_session(session: HttpSession) -> Response {
@@ -571,8 +582,11 @@ async fn api_incr(session: HttpSession) -> Response {
     match session.update(add_one).await {
         Ok(n) => Json(json!({ "counter": n })).into_response(),
         Err(e) => {
-            let body = json!({ "error": e.reason(), "message": e.to_string() });
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+            let status = match e {
+                WriteError::Gone | WriteError::Expired => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            api_error(status, e.reason(), e.hint())
         }
     }
 }

@@ -149,10 +149,15 @@ async function main() {
       const li = await request(url, "/login", { method: "POST", cookie, headers: { ...headers, ...form({}).headers }, body: form({ name: "mallory" }).body });
       const lo = await request(url, "/logout", { method: "POST", cookie, headers });
       const inc = await request(url, "/api/incr", { method: "POST", cookie, headers });
+      const refusal = /^(origin_rejected|cross_site_request)$/;
       for (const [what, res] of [["login", li], ["logout", lo], ["incr", inc]]) {
         assert.equal(res.status, 403, what);
         assert.equal(res.headers.get("set-cookie"), null, `${what}: no cookie set or cleared`);
-        assert.match(await res.text(), /^(origin_rejected|cross_site_request): .*CSRF/, what);
+        // R35: the reason and a hint; `/api/*` answers JSON.
+        const body = what === "incr" ? await res.json() : await res.text();
+        const [reason, hint] = what === "incr" ? [body.error, body.message] : body.split(": ");
+        assert.match(reason, refusal, what);
+        assert.match(hint, /another site/, what);
       }
       const now = await session(url, cookie);
       assert.equal(now.status, 200);

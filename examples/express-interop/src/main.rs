@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session_sockets::core::{Failure, Fault, WriteError};
+use session_sockets::core::{Failure, WriteError};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::{Config, HandshakeError, RedisStore, Session, SessionSockets, Store};
 
@@ -107,17 +107,16 @@ fn reply(status: StatusCode, body: Value) -> Response {
 }
 
 /// No session: 403 for a refused origin, 401 for the request's or the
-/// session's fault, 503 when the store failed.
+/// session's fault, 503 when the store failed or the server stops. The body
+/// holds the reason code and a hint, never the store's message (R35; the
+/// session operation logged that).
 fn no_session(e: &HandshakeError) -> Response {
     let status = match (e, e.fault()) {
         (HandshakeError::OriginRejected(_), _) => StatusCode::FORBIDDEN,
-        (_, Fault::Store) => StatusCode::SERVICE_UNAVAILABLE,
+        (_, fault) if fault.needs_operator() => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     };
-    reply(
-        status,
-        json!({ "error": e.to_string(), "reason": e.reason() }),
-    )
+    reply(status, json!({ "error": e.reason(), "message": e.hint() }))
 }
 
 /// A failed save: 410 when the session is gone (logged out or expired;
@@ -129,10 +128,7 @@ fn not_saved(e: &WriteError) -> Response {
         WriteError::Failed(Failure::Store(_) | Failure::Timeout) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    reply(
-        status,
-        json!({ "error": e.to_string(), "reason": e.reason() }),
-    )
+    reply(status, json!({ "error": e.reason(), "message": e.hint() }))
 }
 
 fn data(session: &Session) -> Value {

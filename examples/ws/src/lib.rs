@@ -24,7 +24,6 @@ use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use futures_lite::future::{Boxed, BoxedLocal};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use session_sockets::core::Fault;
 use session_sockets::runtime::Runtime;
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
 
@@ -309,10 +308,11 @@ where
         Ok(s) => s,
         Err(e) => {
             let status = match e.fault() {
-                Fault::Store => "503 Service Unavailable",
+                fault if fault.needs_operator() => "503 Service Unavailable",
                 _ => "401 Unauthorized",
             };
-            let why = format!("{}: {e}", e.reason());
+            // The reason and a hint; what to check is in the log (R35).
+            let why = format!("{}: {}", e.reason(), e.hint());
             return reject(&mut stream, status, &why).await;
         }
     };

@@ -5,9 +5,10 @@ use session_sockets_core::origin::{OriginRejection, RequestLine, RequestRefusal}
 
 use crate::Config;
 
-/// Why `SessionLayer` (or [`check_request`]) refused a request. `Display` is the `403` body:
-/// a reason code, `": "`, and what to check. It never holds a cookie or
-/// session id.
+/// Why `SessionLayer` (or [`check_request`]) refused a request. The `403`
+/// body is [`reason`](Self::reason) and [`hint`](Self::hint) (R35);
+/// `Display` (a reason code, `": "`, and what to check) is for the log. It
+/// never holds a cookie or session id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refused(pub(super) Kind);
 
@@ -31,6 +32,11 @@ impl Refused {
             Kind::LaterEngineRequest(_) | Kind::CrossSiteOrigin(..) => "origin_rejected",
             Kind::CrossSiteFetch(_) => "cross_site_request",
         }
+    }
+
+    /// A short hint for the person at the browser (R35).
+    pub fn hint(&self) -> &'static str {
+        "This request came from a page on another site, so it was refused."
     }
 
     /// The `Origin` rejection behind it, if the `Origin` header decided.

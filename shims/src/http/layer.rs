@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use ::http::{HeaderValue, Request, Response, StatusCode, header};
+use ::http::{HeaderValue, Request, Response, StatusCode};
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::response::IntoResponse;
@@ -30,6 +30,8 @@ pub(crate) struct Shared<R> {
     csrf: bool,
     /// A socket.io layer is wrapped.
     socketio: bool,
+    /// Requests under this path get error replies as JSON.
+    json_under: Option<Cow<'static, str>>,
 }
 
 impl<R: Clone> Clone for Shared<R> {
@@ -39,7 +41,19 @@ impl<R: Clone> Clone for Shared<R> {
             engine_path: self.engine_path.clone(),
             csrf: self.csrf,
             socketio: self.socketio,
+            json_under: self.json_under.clone(),
         }
+    }
+}
+
+impl<R> Shared<R> {
+    /// Whether error replies to a request for `path` are JSON.
+    fn json_for(&self, path: &str) -> bool {
+        self.json_under.as_deref().is_some_and(|prefix| {
+            let prefix = prefix.trim_end_matches('/');
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 }
 
@@ -73,8 +87,10 @@ impl<R: Clone> Clone for Shared<R> {
 ///   logout included). On by default; [`SessionLayer::csrf_check`] turns it
 ///   off for APIs that authenticate otherwise.
 ///
-/// Refusals are `403 Forbidden` with a `text/plain` body `reason: what to
-/// check` (see [`Refused`](super::Refused)).
+/// Refusals are `403 Forbidden` with a `text/plain` body `reason: hint`
+/// (see [`Refused`](super::Refused)), or JSON under
+/// [`json_errors_under`](Self::json_errors_under); what to check goes to
+/// the log, at `debug`.
 ///
 /// After the handler, for requests whose handler extracted
 /// [`HttpSession`](super::HttpSession): a changed session is saved (the same
@@ -83,6 +99,16 @@ impl<R: Clone> Clone for Shared<R> {
 /// matching `Set-Cookie` is written. A save that fails replaces the response
 /// with `503` (or `401` when the session ended meanwhile), so a handler's
 /// success is never reported for a change that was not stored.
+///
+/// Every error reply the layer (or the [`HttpSession`](super::HttpSession)
+/// extractor) sends holds a stable reason code and a hint for the person
+/// at the browser, never the store's address or message ([R35]; the detail
+/// goes to the log): `text/plain` `reason: hint`, or
+/// `{"error": reason, "message": hint}` for requests under
+/// [`json_errors_under`](Self::json_errors_under) and for handlers that
+/// answered JSON.
+///
+/// [R35]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r35
 pub struct SessionLayer<R = Tokio, L = Identity> {
     shared: Shared<R>,
     inner: L,
@@ -119,6 +145,7 @@ impl<R: Runtime + Clone> SessionLayer<R> {
                 engine_path: Cow::Borrowed(super::DEFAULT_ENGINE_PATH),
                 csrf: true,
                 socketio: false,
+                json_under: None,
             },
             inner: Identity::new(),
         }
@@ -154,6 +181,16 @@ impl<R, L> SessionLayer<R, L> {
     /// token on a separate router).
     pub fn csrf_check(mut self, on: bool) -> Self {
         self.shared.csrf = on;
+        self
+    }
+
+    /// Answers the layer's errors to requests under `prefix` (e.g. `/api`:
+    /// `/api` and `/api/...`, not `/apix`) as JSON
+    /// `{"error": reason, "message": hint}` rather than text: refusals
+    /// (`403`), a session that could not be loaded (`503`) or saved (`401`,
+    /// `503`).
+    pub fn json_errors_under(mut self, prefix: impl Into<Cow<'static, str>>) -> Self {
+        self.shared.json_under = Some(prefix.into());
         self
     }
 }
@@ -220,7 +257,8 @@ where
             req.uri(),
             req.headers(),
         ) {
-            return Box::pin(std::future::ready(Ok(refused.into_response())));
+            let json = shared.json_for(req.uri().path());
+            return Box::pin(std::future::ready(Ok(refused.reply(json))));
         }
         let mut req = req;
         if shared.socketio && opens_engine_session(&shared.engine_path, req.uri()) {
@@ -304,25 +342,70 @@ where
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let slot = Slot::new(Arc::clone(&self.shared));
         req.extensions_mut().insert(slot.clone());
+        let json = self.shared.json_for(req.uri().path());
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let res = fut.await?.map(Body::new);
-            Ok(slot.finish(res).await)
+            let mut res = fut.await?.map(Body::new);
+            if json && let Some(e) = res.extensions().get::<ClientError>().copied() {
+                // The extractor's rejection, answered as text: as JSON here.
+                res = e.reply(res.status(), true);
+            }
+            Ok(slot.finish(res, json).await)
         })
+    }
+}
+
+impl Refused {
+    /// The `403`, as text or JSON.
+    fn reply(&self, json: bool) -> Response<Body> {
+        tracing::debug!(reason = self.reason(), "request refused: {self}");
+        ClientError {
+            reason: self.reason(),
+            hint: self.hint(),
+        }
+        .reply(StatusCode::FORBIDDEN, json)
     }
 }
 
 impl IntoResponse for Refused {
     fn into_response(self) -> axum::response::Response {
-        (
-            StatusCode::FORBIDDEN,
+        self.reply(false)
+    }
+}
+
+/// An error reply to a client (R35): the reason code and a hint for the
+/// person at the browser. Kept on the response it made, so that the layer
+/// can answer it as JSON where asked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientError {
+    pub(crate) reason: &'static str,
+    pub(crate) hint: &'static str,
+}
+
+impl ClientError {
+    /// The reply: JSON `{"error": reason, "message": hint}`, or
+    /// `reason: hint` text.
+    pub(crate) fn reply(self, status: StatusCode, json: bool) -> Response<Body> {
+        let (content_type, body) = if json {
+            let body = serde_json::json!({ "error": self.reason, "message": self.hint });
+            ("application/json", body.to_string())
+        } else {
+            (
+                "text/plain; charset=utf-8",
+                format!("{}: {}", self.reason, self.hint),
+            )
+        };
+        let mut res = (
+            status,
             [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
+                ::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
             )],
-            self.to_string(),
+            body,
         )
-            .into_response()
+            .into_response();
+        res.extensions_mut().insert(self);
+        res
     }
 }
 
@@ -331,6 +414,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use ::http::header;
 
     /// Whether `bytes` lie inside `buf`'s allocation.
     fn inside(buf: &Bytes, bytes: &[u8]) -> bool {

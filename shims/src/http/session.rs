@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use session_sockets_core::record::SessionCookie;
-use session_sockets_core::{Failure, Fault, clear_cookie_header, resolve_cookie};
+use session_sockets_core::{Failure, clear_cookie_header, resolve_cookie};
 
-use super::layer::Shared;
+use super::layer::{ClientError, Shared};
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, WriteError};
@@ -111,7 +111,7 @@ impl<R: Runtime + Clone> Slot<R> {
 
     /// After the handler: saves a changed session, creates a new one,
     /// touches an unchanged one, and writes the `Set-Cookie`.
-    pub(crate) async fn finish(&self, mut res: Response<Body>) -> Response<Body> {
+    pub(crate) async fn finish(&self, mut res: Response<Body>, json: bool) -> Response<Body> {
         let plan = match &self.lock().copy {
             Copy::Stored { session, .. } if session.is_changed() => Plan::Save,
             Copy::Stored {
@@ -125,7 +125,7 @@ impl<R: Runtime + Clone> Slot<R> {
             Plan::Nothing => {}
             Plan::Save => {
                 if let Err(e) = self.save().await {
-                    res = unsaved(&e);
+                    res = unsaved(&e, json || is_json(&res));
                     if matches!(e, WriteError::Gone | WriteError::Expired) {
                         self.clear_cookie();
                     }
@@ -221,36 +221,37 @@ enum Work {
 /// Whether a load failed because of the store (rather than because the
 /// cookie names no valid session).
 fn is_outage(e: &HandshakeError) -> bool {
-    e.fault() == Fault::Store && !matches!(e, HandshakeError::Failed(Failure::MalformedRecord(_)))
+    e.fault().needs_operator() && !matches!(e, HandshakeError::Failed(Failure::MalformedRecord(_)))
 }
 
-/// The response for a request whose changes could not be stored.
-fn unsaved(e: &WriteError) -> Response<Body> {
-    let (status, what) = match e {
-        WriteError::Gone | WriteError::Expired => (
-            StatusCode::UNAUTHORIZED,
-            "the session ended while this request ran (a logout elsewhere, or expiry); \
-             its changes were not stored: sign in again",
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the session could not be saved, so this request's changes were not stored: \
-             try again shortly",
-        ),
+/// The response for a request whose changes could not be stored, in
+/// place of the handler's: `401` when the session ended meanwhile, `503`
+/// otherwise. The body holds the reason code and a hint, never the
+/// store's message (R35; the operation logged that): JSON
+/// `{"error": reason, "message": hint}` when the handler answered JSON,
+/// `reason: hint` text otherwise.
+fn unsaved(e: &WriteError, json: bool) -> Response<Body> {
+    let status = match e {
+        WriteError::Gone | WriteError::Expired => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    text(status, format!("{}: {what} ({e})", e.reason()))
+    ClientError {
+        reason: e.reason(),
+        hint: e.hint(),
+    }
+    .reply(status, json)
 }
 
-fn text(status: StatusCode, body: String) -> Response<Body> {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        body,
-    )
-        .into_response()
+/// Whether `res` is a JSON response.
+fn is_json(res: &Response<Body>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        })
 }
 
 /// The session of an HTTP request: the one its cookie names, shared with
@@ -552,7 +553,14 @@ impl<R: Runtime + Clone> HttpSession<R> {
 
 /// Why [`HttpSession`] could not be extracted. As a response: `500` when
 /// the layer is missing, `503` when the store failed (the request is not
-/// served without its session: fail closed, R23).
+/// served without its session: fail closed, R23), with a `text/plain`
+/// body `reason: hint` that says nothing of the server's insides (R35), or
+/// JSON under [`SessionLayer::json_errors_under`](super::SessionLayer::json_errors_under).
+/// [`Display`](std::fmt::Display) is the operator's message.
+///
+/// To answer otherwise, take `Result<HttpSession, SessionRejection>` in the
+/// handler and use [`status`](Self::status), [`reason`](Self::reason) and
+/// [`hint`](Self::hint).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionRejection {
@@ -583,12 +591,47 @@ impl std::error::Error for SessionRejection {
     }
 }
 
-impl IntoResponse for SessionRejection {
-    fn into_response(self) -> Response {
-        let status = match self {
+impl SessionRejection {
+    /// The status to answer with: `500` when the layer is missing, `503`
+    /// when the store failed.
+    pub fn status(&self) -> StatusCode {
+        match self {
             SessionRejection::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
             SessionRejection::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        text(status, self.to_string())
+        }
+    }
+
+    /// A stable code: `session_layer_missing`, or the store failure's
+    /// ([`HandshakeError::reason`]: `store_error`, `timeout`, ...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SessionRejection::LayerMissing => "session_layer_missing",
+            SessionRejection::Store(e) => e.reason(),
+        }
+    }
+
+    /// A short hint for the person at the browser (R35).
+    pub fn hint(&self) -> &'static str {
+        match self {
+            SessionRejection::LayerMissing => {
+                "The server cannot handle sessions on this page: please try again later."
+            }
+            SessionRejection::Store(e) => e.hint(),
+        }
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        if let SessionRejection::LayerMissing = self {
+            // A mistake in the application, not in the request: say it
+            // where its developer looks.
+            tracing::error!(reason = self.reason(), "{self}");
+        }
+        ClientError {
+            reason: self.reason(),
+            hint: self.hint(),
+        }
+        .reply(self.status(), false)
     }
 }
