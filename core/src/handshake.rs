@@ -104,6 +104,68 @@ fn verify(config: &Config, lookup: Lookup, buf: &mut ValueBuf) -> Result<usize, 
     Ok(start)
 }
 
+/// What a handshake checks before it asks the store: `Origin`, the session
+/// cookie and its signature, the id's shape. On success `buf[start..]` is
+/// the session id.
+fn check_headers<I, N, V>(
+    config: &Config,
+    headers: I,
+    buf: &mut ValueBuf,
+) -> Result<usize, HandshakeError>
+where
+    I: IntoIterator<Item = (N, V)>,
+    N: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let mut scan = Scan::new(&config.cookie_finder, config.limits, buf);
+    // `Origin` and `Host` are kept as the caller's values, not copied.
+    let mut origin = Gathered::new();
+    for (name, value) in headers {
+        let name = name.as_ref();
+        if eq_ignore_case(name, b"cookie") {
+            scan.line(value.as_ref());
+        } else {
+            origin.offer(name, || value);
+        }
+    }
+    if let Err(r) = config.origin.check_seen(&origin.seen()) {
+        return Err(HandshakeError::OriginRejected(r));
+    }
+    let lookup = scan.finish();
+    let start = verify(config, lookup, buf)?;
+    if !config.usable_sid(buf.get(start..).unwrap_or_default()) {
+        return Err(Failure::InvalidSessionId.into());
+    }
+    Ok(start)
+}
+
+/// The checks a [`Handshake`] makes before it asks the store, alone: the
+/// `Origin` policy ([R5]), then the session cookie, its signature and the
+/// id's shape, with no IO and the same errors in the same order. What a
+/// server can afford on every engine.io open, to refuse anonymous ones
+/// before anything is allocated for them ([R39]). `Ok` says only that the
+/// cookie verifies: the session may still have ended.
+///
+/// ```
+/// use session_sockets_core::{Config, HandshakeError, precheck};
+///
+/// let config = Config::builder().secret("keyboard cat").build().unwrap();
+/// assert_eq!(precheck(&config, [("accept", "*/*")]), Err(HandshakeError::NoCookieHeader));
+/// let cookie = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
+/// assert_eq!(precheck(&config, [("cookie", cookie)]), Ok(()));
+/// ```
+///
+/// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
+/// [R39]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r39
+pub fn precheck<I, N, V>(config: &Config, headers: I) -> Result<(), HandshakeError>
+where
+    I: IntoIterator<Item = (N, V)>,
+    N: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    check_headers(config, headers, &mut ValueBuf::new()).map(|_| ())
+}
+
 /// The outcome of a `Load` of `sid` answered with `reply` at `now`.
 fn loaded(
     cx: &Cx<'_>,
@@ -221,29 +283,11 @@ impl Op<HandshakeStep> {
         }
         self.begin(|step, cx| {
             let config = cx.config;
-            let mut scan = Scan::new(&config.cookie_finder, config.limits, &mut step.buf);
-            // `Origin` and `Host` are kept as the caller's values, not copied.
-            let mut origin = Gathered::new();
-            for (name, value) in headers {
-                let name = name.as_ref();
-                if eq_ignore_case(name, b"cookie") {
-                    scan.line(value.as_ref());
-                } else {
-                    origin.offer(name, || value);
-                }
-            }
-            if let Err(r) = config.origin.check_seen(&origin.seen()) {
-                return Some(Err(HandshakeError::OriginRejected(r)));
-            }
-            let lookup = scan.finish();
-            step.start = match verify(config, lookup, &mut step.buf) {
+            step.start = match check_headers(config, headers, &mut step.buf) {
                 Ok(start) => start,
                 Err(e) => return Some(Err(e)),
             };
             let sid = step.buf.get(step.start..).unwrap_or_default();
-            if !config.usable_sid(sid) {
-                return Some(Err(Failure::InvalidSessionId.into()));
-            }
             let prefix = config.key_prefix.as_bytes();
             // Built where the request is, so it is written once.
             cx.issue(|id| Request::Load {

@@ -150,7 +150,7 @@ pub use cookie_options::{CookieOptions, SameSite};
 pub use cookie_syntax::CookieSyntaxError;
 pub use create::{Create, Created, Regenerate};
 pub use error::{Failure, Fault, HandshakeError, WriteError};
-pub use handshake::{Handshake, Reload, ResolvedSid, resolve_cookie};
+pub use handshake::{Handshake, Reload, ResolvedSid, precheck, resolve_cookie};
 pub use header::{clear_cookie_header, cookie_header};
 pub use machine::{Machine, Op};
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};

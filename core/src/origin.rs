@@ -495,6 +495,45 @@ pub enum RequestRefusal {
     CrossSiteFetch,
 }
 
+/// What a request is to an engine.io server mounted at an engine path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineRequest {
+    /// It opens a new engine.io session (no `sid` yet): the request whose
+    /// headers socket.io keeps as the connection's handshake.
+    Open,
+    /// A later request of an engine.io session (it carries a `sid`).
+    Later,
+    /// Not for the engine.io server.
+    Other,
+}
+
+impl EngineRequest {
+    /// What a request for `path` with `query` (without `?`) is to an
+    /// engine.io server at `engine_path`, by engineioxide's rules: it serves
+    /// `engine_path`, and paths below it (`/socket.io`, `/socket.io/`,
+    /// `/socket.io/...`, not `/socket.iox`); a request is a later one when a
+    /// raw `&`-separated part of its query starts with `sid=` (so `xsid=`
+    /// does not count).
+    pub fn of(engine_path: &[u8], path: &[u8], query: Option<&[u8]>) -> Self {
+        let served = path.strip_prefix(engine_path).is_some_and(|rest| {
+            rest.is_empty() || rest.starts_with(b"/") || engine_path.ends_with(b"/")
+        });
+        if !served {
+            EngineRequest::Other
+        } else if has_sid(query) {
+            EngineRequest::Later
+        } else {
+            EngineRequest::Open
+        }
+    }
+}
+
+/// Whether a raw query names an engine.io session: engine.io takes the
+/// first `&`-separated part that starts with `sid=`, undecoded.
+fn has_sid(query: Option<&[u8]>) -> bool {
+    query.is_some_and(|q| q.split(|&b| b == b'&').any(|p| p.starts_with(b"sid=")))
+}
+
 /// The parts of a request [`OriginPolicy::check_request`] looks at.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLine<'a> {
@@ -532,14 +571,12 @@ impl OriginPolicy {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
+        // Every path that starts with the engine path, wider than what
+        // engine.io serves (`EngineRequest::of`): a sibling path an older
+        // engine.io served is checked too.
         let later = request.path.starts_with(engine_path);
         if later {
-            // engine.io takes the first `&`-separated part that starts with
-            // `sid=` as the session id, undecoded: the same test here.
-            let has_sid = request
-                .query
-                .is_some_and(|q| q.split(|&b| b == b'&').any(|p| p.starts_with(b"sid=")));
-            if !has_sid {
+            if !has_sid(request.query) {
                 return Ok(());
             }
         } else if !csrf || is_safe(request.method) {
@@ -579,6 +616,38 @@ fn is_safe(method: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r39_engine_requests_are_told_apart_as_engineioxide_tells_them() {
+        let of = |path: &str, query: Option<&str>| {
+            EngineRequest::of(b"/socket.io", path.as_bytes(), query.map(str::as_bytes))
+        };
+        let open = Some("EIO=4&transport=polling&t=x");
+        assert_eq!(of("/socket.io/", open), EngineRequest::Open);
+        assert_eq!(of("/socket.io", open), EngineRequest::Open);
+        assert_eq!(of("/socket.io/deeper", open), EngineRequest::Open);
+        assert_eq!(of("/socket.io/", None), EngineRequest::Open);
+        // `xsid=` is not engine.io's `sid`: still an open.
+        assert_eq!(
+            of("/socket.io/", Some("EIO=4&transport=polling&xsid=1")),
+            EngineRequest::Open
+        );
+        assert_eq!(
+            of("/socket.io/", Some("EIO=4&transport=polling&sid=abc")),
+            EngineRequest::Later
+        );
+        assert_eq!(
+            of("/socket.io/", Some("sid=abc&EIO=4")),
+            EngineRequest::Later
+        );
+        assert_eq!(of("/socket.iox/", open), EngineRequest::Other);
+        assert_eq!(of("/login", open), EngineRequest::Other);
+        assert_eq!(
+            EngineRequest::of(b"/io/", b"/io/x", None),
+            EngineRequest::Open,
+            "an engine path ending in / serves what is below it"
+        );
+    }
 
     fn list(origins: &[&str]) -> OriginPolicy {
         OriginPolicy {

@@ -362,3 +362,47 @@ fn r09_reload_loads_a_known_session_again() {
     let log = transcript(reload, Script::Answer(Reply::NotFound, Duration::ZERO));
     assert!(log[2].starts_with("= Err session_not_found"), "{log:?}");
 }
+
+/// R39: the checks before the store lookup, alone, give the handshake's own
+/// errors in the handshake's order (Origin first), with no request.
+#[test]
+fn r39_precheck_is_the_handshake_up_to_its_load() {
+    use session_sockets_core::precheck;
+    let config = config();
+    let good = COOKIE;
+    let bad = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCV";
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Headers, Result<(), &str>); 5] = [
+        (
+            &[("origin", "https://app.example"), ("cookie", good)],
+            Ok(()),
+        ),
+        (
+            &[("origin", "https://app.example")],
+            Err("no_cookie_header"),
+        ),
+        (
+            &[("origin", "https://app.example"), ("cookie", bad)],
+            Err("signature_invalid"),
+        ),
+        (
+            &[("origin", "https://evil.example"), ("cookie", good)],
+            Err("origin_rejected"),
+        ),
+        // Origin is checked before the cookie, as the handshake does.
+        (
+            &[("origin", "https://evil.example")],
+            Err("origin_rejected"),
+        ),
+    ];
+    for (headers, want) in cases {
+        let got = precheck(&config, headers.iter().copied()).map_err(|e| e.reason());
+        assert_eq!(got, want, "{headers:?}");
+        let mut hs = Handshake::new(Arc::clone(&config), t0());
+        hs.handle_headers(headers.iter().copied());
+        match want {
+            Ok(()) => assert!(matches!(hs.poll_request(), Some(Request::Load { .. }))),
+            Err(reason) => assert_eq!(hs.poll_outcome().unwrap().unwrap_err().reason(), reason),
+        }
+    }
+}

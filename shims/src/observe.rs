@@ -56,6 +56,8 @@ pub(crate) enum Op {
     Destroy,
     Regenerate,
     Create,
+    /// The check of an engine.io open, before socket.io sees it (R39).
+    Open,
 }
 
 impl Op {
@@ -70,6 +72,7 @@ impl Op {
             Op::Destroy => "destroy",
             Op::Regenerate => "regenerate",
             Op::Create => "create",
+            Op::Open => "open",
         }
     }
 }

@@ -583,3 +583,144 @@ async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
     }
     assert_eq!(me_of(&srv, &cookie).await, (200, json!({ "user": "ada" })));
 }
+
+/// R39: with every namespace requiring a session, an engine.io open whose
+/// cookie is absent or does not verify (or whose Origin fails) is answered
+/// by the layer, with no store call and nothing kept by socket.io: a
+/// polling open as an engine.io open with a connect error per namespace
+/// (worded as the middleware words it), a WebSocket open with engine.io's
+/// own `403`. An open with a cookie that verifies goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
+    let config = Config::builder().secret(SECRET).build().unwrap();
+    let store = Arc::new(Probe::default());
+    let sessions = SessionSockets::new(config, store.clone(), Tokio);
+    let (io_layer, io) = SocketIo::new_layer();
+    for ns in ["/", "/chat"] {
+        io.ns(
+            ns,
+            (async |_: SocketRef| {}).with(SessionMiddleware::required(sessions.clone())),
+        );
+    }
+    let app = Router::new().route("/login/{name}", post(login)).layer(
+        SessionLayer::new(sessions.clone())
+            .with_socketio(io_layer, &io)
+            .socketio_requires_session(true),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let srv = Server { addr, store };
+    let cookie = signed_in(&srv, "ada").await;
+    let forged = {
+        let (name, value) = cookie.split_once('=').unwrap();
+        let flipped = if value.ends_with('A') { 'B' } else { 'A' };
+        format!("{name}={}{flipped}", &value[..value.len() - 1])
+    };
+    let before = srv.store.count();
+    let polling = "/socket.io/?EIO=4&transport=polling&t=abc";
+
+    for (headers, reason) in [
+        (vec![], "no_cookie_header"),
+        (vec![("cookie", forged.as_str())], "signature_invalid"),
+        (
+            vec![
+                ("cookie", cookie.as_str()),
+                ("origin", "https://evil.example"),
+            ],
+            "origin_rejected",
+        ),
+    ] {
+        let res = send(&srv, "GET", polling, &headers).await;
+        assert_eq!(res.status, 200, "{reason}: {}", res.body);
+        assert_eq!(res.all("cache-control"), ["no-store"]);
+        let packets: Vec<&str> = res.body.split('\u{1e}').collect();
+        assert_eq!(packets.len(), 3, "{:?}", res.body);
+        let open: Value = serde_json::from_str(packets[0].strip_prefix('0').unwrap()).unwrap();
+        assert_eq!(open["sid"], "refused");
+        let hint = session_sockets::HandshakeError::NoCookieHeader.hint();
+        let message = |p: &str, pre: &str| -> String {
+            let v: Value = serde_json::from_str(p.strip_prefix(pre).unwrap()).unwrap();
+            v["message"].as_str().unwrap().to_owned()
+        };
+        // One connect error per namespace, in any order.
+        let of = |pre: &str| {
+            packets[1..]
+                .iter()
+                .find(|p| p.starts_with(pre) && !p[pre.len()..].starts_with('/'))
+                .copied()
+                .unwrap_or_else(|| panic!("no {pre} packet in {packets:?}"))
+        };
+        for pre in ["44", "44/chat,"] {
+            let m = message(of(pre), pre);
+            assert!(m.starts_with(&format!("{reason}: ")), "{m}");
+            if reason == "no_cookie_header" {
+                assert_eq!(m, format!("no_cookie_header: {hint}"));
+            }
+        }
+        // The client's next request names a session engine.io never had
+        // (or, from another site, fails R27 first).
+        let later = send(
+            &srv,
+            "POST",
+            "/socket.io/?EIO=4&transport=polling&sid=refused",
+            &headers,
+        )
+        .await;
+        let want = if reason == "origin_rejected" {
+            403
+        } else {
+            400
+        };
+        assert_eq!(later.status, want, "{}", later.body);
+
+        let ws = send(
+            &srv,
+            "GET",
+            "/socket.io/?EIO=4&transport=websocket",
+            &[
+                headers.as_slice(),
+                &[
+                    ("connection", "Upgrade"),
+                    ("upgrade", "websocket"),
+                    ("sec-websocket-version", "13"),
+                    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ],
+            ]
+            .concat(),
+        )
+        .await;
+        assert_eq!(ws.status, 403, "{reason}");
+        let body: Value = serde_json::from_str(&ws.body).unwrap();
+        assert_eq!(body["code"], 4);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{reason}: "))
+        );
+    }
+    // `xsid=` is no engine.io session id: still an open, still refused.
+    let xsid = send(
+        &srv,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling&xsid=1",
+        &[],
+    )
+    .await;
+    assert!(xsid.body.contains("no_cookie_header: "), "{}", xsid.body);
+    assert_eq!(srv.store.count(), before, "no store call for any refusal");
+    assert!(io.sockets().is_empty());
+
+    // A cookie that verifies opens a real engine.io session.
+    let (addr, c) = (srv.addr, cookie.clone());
+    let me = client(move || {
+        let mut s = Client::open(addr, &[("cookie", &c)]);
+        let sid = s.path().rsplit("sid=").next().unwrap().to_owned();
+        assert_eq!(sid.len(), 16, "engine.io's own session id: {sid}");
+        s.connect("/").unwrap();
+        s
+    })
+    .await;
+    drop(me);
+}

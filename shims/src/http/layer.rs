@@ -14,9 +14,13 @@ use axum::response::IntoResponse;
 use tower::layer::util::Identity;
 use tower::{Layer, Service};
 
+use session_sockets_core::origin::EngineRequest;
+use session_sockets_core::{HandshakeError, precheck};
+
 use super::session::Slot;
 use super::{Refused, check_request};
 use crate::SessionSockets;
+use crate::observe::{Observation, Op, Stats};
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 
@@ -32,7 +36,15 @@ pub(crate) struct Shared<R> {
     socketio: bool,
     /// Requests under this path get error replies as JSON.
     json_under: Option<Cow<'static, str>>,
+    /// Every socket.io namespace requires a session: engine.io opens
+    /// without a cookie that verifies are refused here (R39).
+    require_session: bool,
+    /// The socket.io namespaces, for a refused open's connect errors.
+    namespaces: Option<Namespaces>,
 }
+
+/// The paths of the socket.io namespaces, as they are now.
+type Namespaces = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 impl<R: Clone> Clone for Shared<R> {
     fn clone(&self) -> Self {
@@ -42,6 +54,8 @@ impl<R: Clone> Clone for Shared<R> {
             csrf: self.csrf,
             socketio: self.socketio,
             json_under: self.json_under.clone(),
+            require_session: self.require_session,
+            namespaces: self.namespaces.clone(),
         }
     }
 }
@@ -146,6 +160,8 @@ impl<R: Runtime + Clone> SessionLayer<R> {
                 csrf: true,
                 socketio: false,
                 json_under: None,
+                require_session: false,
+                namespaces: None,
             },
             inner: Identity::new(),
         }
@@ -163,10 +179,14 @@ impl<R: Runtime + Clone> SessionLayer<R> {
         io: &socketioxide::SocketIo<A>,
     ) -> SessionLayer<R, socketioxide::layer::SocketIoLayer<A>> {
         let engine_path = io.config().engine_config.req_path.clone();
+        let io = io.clone();
+        let namespaces: Namespaces =
+            Arc::new(move || io.nsps().iter().map(|ns| ns.ns_path().to_owned()).collect());
         SessionLayer {
             shared: Shared {
                 engine_path,
                 socketio: true,
+                namespaces: Some(namespaces),
                 ..self.shared
             },
             inner: io_layer,
@@ -181,6 +201,28 @@ impl<R, L> SessionLayer<R, L> {
     /// token on a separate router).
     pub fn csrf_check(mut self, on: bool) -> Self {
         self.shared.csrf = on;
+        self
+    }
+
+    /// Declares that every socket.io namespace requires a session
+    /// ([`SessionMiddleware::required`](crate::socketio::SessionMiddleware::required)),
+    /// so that an engine.io open (the first request of a socket.io
+    /// connection) whose `Origin` fails the policy or whose session cookie
+    /// is absent or does not verify is refused here, before socket.io
+    /// allocates anything for it, with the reason code a namespace connect
+    /// would give ([R39]). Only the signature is checked: no store call.
+    ///
+    /// A polling open (what socket.io clients send first by default) is
+    /// answered with an engine.io open that holds nothing on the server and
+    /// a `connect_error` for each namespace: the client's `connect_error`
+    /// handler sees `reason: hint`, as from the middleware, and the client
+    /// does not reconnect by itself. A WebSocket-only open is refused with
+    /// `403` and engine.io's `{"code":4,"message":"reason: hint"}`
+    /// (clients see `websocket error`, and retry with backoff).
+    ///
+    /// [R39]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r39
+    pub fn socketio_requires_session(mut self, on: bool) -> Self {
+        self.shared.require_session = on;
         self
     }
 
@@ -261,7 +303,26 @@ where
             return Box::pin(std::future::ready(Ok(refused.reply(json))));
         }
         let mut req = req;
-        if shared.socketio && opens_engine_session(&shared.engine_path, req.uri()) {
+        let uri = req.uri();
+        let kind = EngineRequest::of(
+            shared.engine_path.as_bytes(),
+            uri.path().as_bytes(),
+            uri.query().map(str::as_bytes),
+        );
+        if shared.socketio && kind == EngineRequest::Open {
+            if shared.require_session {
+                let observation = Observation::start(Op::Open, None);
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes()));
+                let checked = precheck(shared.sessions.config(), headers);
+                observation.finish(&checked, Stats::default(), true);
+                if let Err(e) = checked {
+                    let refusal = refuse_open(&req, &e, shared.namespaces.as_deref());
+                    return Box::pin(std::future::ready(Ok(refusal)));
+                }
+            }
             unpin_head(&mut req);
         }
         let fut = self.inner.call(req);
@@ -269,10 +330,69 @@ where
     }
 }
 
-/// Whether `uri` is an engine.io request that opens a session (no `sid`
-/// yet): socket.io keeps its head for the connection's whole life.
-fn opens_engine_session(engine_path: &str, uri: &::http::Uri) -> bool {
-    uri.path().starts_with(engine_path) && !uri.query().is_some_and(|q| q.contains("sid="))
+/// The answer to an engine.io open refused for `e` (R39), allocating
+/// nothing that outlives it. A polling open (`GET`, `EIO=4`,
+/// `transport=polling`) gets an engine.io open packet under a session id
+/// engine.io does not know, and a socket.io `CONNECT_ERROR` for each
+/// namespace, worded as the session middleware words it: the client
+/// reports `connect_error` with `reason: hint` and stays disconnected; its
+/// later requests name an unknown session and are refused by engine.io.
+/// Any other open gets engine.io's own refusal, `403`
+/// `{"code":4,"message":..}`.
+fn refuse_open(
+    req: &Request<Body>,
+    e: &HandshakeError,
+    namespaces: Option<&(dyn Fn() -> Vec<String> + Send + Sync)>,
+) -> Response<Body> {
+    let message = format!("{}: {}", e.reason(), e.hint());
+    let query = req.uri().query().unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+    };
+    let polling = req.method() == ::http::Method::GET
+        && param("EIO") == Some("4")
+        && param("transport") == Some("polling");
+    let (status, content_type, body) = match namespaces {
+        Some(namespaces) if polling => {
+            let error = serde_json::json!({ "message": message }).to_string();
+            // Not a session id engine.io could ever issue (those are 16
+            // characters): every later request with it is refused.
+            let mut body = String::from(
+                r#"0{"sid":"refused","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
+            );
+            for ns in namespaces() {
+                body.push('\u{1e}');
+                body.push_str("44");
+                if ns != "/" {
+                    body.push_str(&ns);
+                    body.push(',');
+                }
+                body.push_str(&error);
+            }
+            (StatusCode::OK, "text/plain; charset=UTF-8", body)
+        }
+        _ => {
+            let body = serde_json::json!({ "code": 4, "message": message }).to_string();
+            (StatusCode::FORBIDDEN, "application/json", body)
+        }
+    };
+    (
+        status,
+        [
+            (
+                ::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            ),
+            (
+                ::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Gives the request's URI and header values bytes of their own. hyper
@@ -420,15 +540,6 @@ mod tests {
     fn inside(buf: &Bytes, bytes: &[u8]) -> bool {
         let range = buf.as_ptr_range();
         range.contains(&bytes.as_ptr())
-    }
-
-    #[test]
-    fn only_opening_engine_requests_are_unpinned() {
-        let opens = |uri: &str| opens_engine_session("/socket.io", &uri.parse().unwrap());
-        assert!(opens("/socket.io/?EIO=4&transport=websocket"));
-        assert!(opens("/socket.io/?EIO=4&transport=polling&t=x"));
-        assert!(!opens("/socket.io/?EIO=4&transport=polling&sid=abc"));
-        assert!(!opens("/login"));
     }
 
     #[test]
