@@ -67,6 +67,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 const CHAT_HTML: &str = include_str!("../assets/chat.html");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
+/// The chat page's script: a file, so that a Content-Security-Policy can
+/// refuse every inline script; the page loads it with its integrity hash.
+const CHAT_JS: &str = include_str!("../assets/chat.js");
 /// The socket.io browser client, vendored from the pinned npm package
 /// `socket.io-client` (see assets/vendor/socket.io-client/LICENSE): served
 /// from the binary, so the page works without internet (R33).
@@ -466,6 +469,7 @@ fn routes<A: Adapter>(
         .route("/api/incr", post(api_incr))
         .route("/style.css", get(style))
         .route("/js/socket.io.min.js", get(client_js))
+        .route("/js/chat.js", get(chat_js))
         // Outermost: cookies, CSRF and socket.io origin checks, socket.io.
         .layer(SessionLayer::new(sessions).with_socketio(io_layer, io))
 }
@@ -596,6 +600,19 @@ async fn client_js() -> impl IntoResponse {
     )
 }
 
+/// The page's script. Revalidated on every load (`no-cache`): a copy
+/// cached from an older binary would fail the new page's integrity check,
+/// and the browser would not run the page at all.
+async fn chat_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        CHAT_JS,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -660,23 +677,65 @@ mod tests {
         }
     }
 
-    /// R33: the page loads the client with the Subresource Integrity hash of
-    /// the exact bytes the binary serves, so a browser refuses any other.
-    #[test]
-    fn r33_the_page_pins_the_served_client_by_its_integrity_hash() {
+    /// The Subresource Integrity value of `bytes`, as a browser checks it.
+    fn sri(bytes: &[u8]) -> String {
         use base64::Engine as _;
         use sha2::Digest as _;
-        let digest = sha2::Sha384::digest(CLIENT_JS);
-        let sri = format!(
+        let digest = sha2::Sha384::digest(bytes);
+        format!(
             "sha384-{}",
             base64::engine::general_purpose::STANDARD.encode(digest)
-        );
-        let tag = format!(r#"<script src="/js/socket.io.min.js" integrity="{sri}""#);
-        assert!(
-            CHAT_HTML.contains(&tag),
-            "chat.html must load the client with {sri}"
-        );
+        )
+    }
+
+    /// R33: the page loads the client and its own script with the
+    /// Subresource Integrity hashes of the exact bytes the binary serves, so
+    /// a browser refuses any other.
+    #[test]
+    fn r33_the_page_pins_the_served_scripts_by_their_integrity_hashes() {
+        for (src, bytes) in [
+            ("/js/socket.io.min.js", CLIENT_JS),
+            ("/js/chat.js", CHAT_JS.as_bytes()),
+        ] {
+            let sri = sri(bytes);
+            let tag = format!(r#"<script src="{src}" integrity="{sri}""#);
+            assert!(
+                CHAT_HTML.contains(&tag),
+                "chat.html must load {src} with {sri}"
+            );
+        }
         assert!(!CHAT_HTML.contains("cdn."), "no CDN fallback");
+    }
+
+    /// The pages work under a CSP that refuses inline code: no inline
+    /// script, event handler attribute, `javascript:` URL or style
+    /// attribute, and every script is a same-origin file with its hash.
+    #[test]
+    fn the_pages_have_nothing_inline_the_csp_would_refuse() {
+        for (name, page) in [
+            ("chat.html", CHAT_HTML),
+            ("login.html", LOGIN_HTML),
+            ("the login error page", &login_page(Some("x"))),
+        ] {
+            let lower = page.to_ascii_lowercase();
+            for (i, _) in lower.match_indices("<script") {
+                let tag = &lower[i..i + lower[i..].find('>').unwrap()];
+                assert!(tag.contains(" src=\"/js/"), "{name}: {tag}");
+                assert!(tag.contains(" integrity=\"sha384-"), "{name}: {tag}");
+            }
+            for bad in ["javascript:", " style=", "<style"] {
+                assert!(!lower.contains(bad), "{name}: {bad}");
+            }
+            // An event handler attribute: ` on` + letters + `=`.
+            let handler = lower.match_indices(" on").find(|(i, _)| {
+                let rest = &lower[i + 3..];
+                let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+                letters > 0 && rest[letters..].starts_with('=')
+            });
+            assert_eq!(handler, None, "{name}: an event handler attribute");
+        }
+        assert!(!STYLE_CSS.contains("expression("), "style.css");
+        assert!(!STYLE_CSS.contains("url("), "style.css loads nothing");
     }
 
     #[test]
