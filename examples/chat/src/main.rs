@@ -16,7 +16,10 @@
 //! The session layer owns every `Set-Cookie`, refuses state-changing
 //! requests from other sites (R26) and later socket.io requests from other
 //! origins (R27); socket.io payloads and attachments are bounded (R29), and
-//! request headers have a deadline (R30).
+//! request headers have a deadline (R30). Every response carries a
+//! Content-Security-Policy that runs scripts only from the chat's own
+//! origin and nothing inline, refuses framing (with `X-Frame-Options` for
+//! older browsers), `nosniff` and `Referrer-Policy: same-origin`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -30,7 +33,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Form;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -45,6 +48,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo};
 use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterCtr};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
 /// laptop, never in production: anyone who knows it can forge sessions.
@@ -63,11 +67,20 @@ const MAX_PAYLOAD: usize = 1_000_000;
 const MAX_ATTACHMENTS: usize = 10;
 /// How long a client may take to send a request's headers (R30).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The Content-Security-Policy of every response: scripts, styles, images
+/// and connections (socket.io's polling and websocket included: CSP 3's
+/// `'self'` matches `ws:`/`wss:` on the page's own host and port) only from
+/// the page's own origin, nothing inline (the page's script is a file, see
+/// [`CHAT_JS`]), no plugins, no `<base>`, forms only to the chat, and no
+/// page of any site may frame the chat (clickjacking).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
 
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 const CHAT_HTML: &str = include_str!("../assets/chat.html");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
-/// The chat page's script: a file, so that a Content-Security-Policy can
+/// The chat page's script: a file, so that the Content-Security-Policy can
 /// refuse every inline script; the page loads it with its integrity hash.
 const CHAT_JS: &str = include_str!("../assets/chat.js");
 /// The socket.io browser client, vendored from the pinned npm package
@@ -470,8 +483,31 @@ fn routes<A: Adapter>(
         .route("/style.css", get(style))
         .route("/js/socket.io.min.js", get(client_js))
         .route("/js/chat.js", get(chat_js))
-        // Outermost: cookies, CSRF and socket.io origin checks, socket.io.
+        // Cookies, CSRF and socket.io origin checks, socket.io.
         .layer(SessionLayer::new(sessions).with_socketio(io_layer, io))
+        // Outermost, so that every answer carries them: the session layer's
+        // refusals and socket.io's replies too.
+        .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+}
+
+/// One of the security headers every response carries, replacing any a
+/// handler set: the CSP above (whose `frame-ancestors 'none'` older browsers
+/// learn from `X-Frame-Options: DENY`), `nosniff` (a response is only ever
+/// what its Content-Type says, so no answer can run as a script or a style),
+/// and `Referrer-Policy: same-origin` (no `Referer` to other sites).
+fn security_header(
+    name: header::HeaderName,
+    value: &'static str,
+) -> SetResponseHeaderLayer<HeaderValue> {
+    // `from_static` panics on bytes a header value cannot hold: these are
+    // the printable ASCII constants above, and every test loads them.
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
 async fn index(session: HttpSession) -> Html<String> {
@@ -736,6 +772,28 @@ mod tests {
         }
         assert!(!STYLE_CSS.contains("expression("), "style.css");
         assert!(!STYLE_CSS.contains("url("), "style.css loads nothing");
+    }
+
+    /// The security headers are valid header values, and the CSP allows
+    /// nothing inline and nothing from elsewhere.
+    #[test]
+    fn the_content_security_policy_refuses_inline_code_and_framing() {
+        for v in [CONTENT_SECURITY_POLICY, "DENY", "nosniff", "same-origin"] {
+            assert!(HeaderValue::from_str(v).is_ok(), "{v}");
+        }
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-"));
+        assert!(!CONTENT_SECURITY_POLICY.contains('*'));
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(CONTENT_SECURITY_POLICY.contains(directive), "{directive}");
+        }
     }
 
     #[test]
