@@ -23,7 +23,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod adapter;
 mod serve;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -40,6 +39,7 @@ use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
 use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
+use session_sockets::socketio::redis as socketio_redis;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
 use socketioxide::adapter::Adapter;
@@ -47,7 +47,6 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo};
 use socketioxide_core::adapter::DefinedAdapter;
-use socketioxide_redis::{CustomRedisAdapter, RedisAdapterCtr};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
@@ -250,12 +249,14 @@ async fn run() -> Result<(), String> {
         // One node of many: broadcasts (and `disconnect_session`) reach the
         // sockets of every chat process on this Redis.
         Some(url) => {
-            let adapter = socketio_redis(url)
+            // RESP3 on its own connection, which reconnects and subscribes
+            // again after a Redis restart.
+            let adapter = socketio_redis::adapter(url)
                 .await
                 // The URL may hold a password: the error names neither.
                 .map_err(|e| format!("cannot use Redis for socket.io: {e}"))?;
             let (io_layer, io) = socketio()
-                .with_adapter::<CustomRedisAdapter<_, adapter::ReconnectingDriver>>(adapter)
+                .with_adapter::<socketio_redis::Adapter<_>>(adapter)
                 .build_layer();
             for init in namespaces(&io, &sessions, args.no_sessions) {
                 init.await
@@ -321,25 +322,6 @@ fn socketio() -> socketioxide::SocketIoBuilder {
                 .max_incoming_binaries(MAX_ATTACHMENTS)
                 .max_incoming_binary_buf_size(MAX_PAYLOAD),
         )
-}
-
-/// socketioxide's Redis adapter over `url`, on its own RESP3 connection,
-/// which reconnects and subscribes again after a Redis restart.
-async fn socketio_redis(
-    url: &str,
-) -> Result<RedisAdapterCtr<adapter::ReconnectingDriver>, redis::RedisError> {
-    use redis::IntoConnectionInfo;
-    let info = url.into_connection_info()?;
-    let resp3 = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    let client = redis::Client::open(info.set_redis_settings(resp3))?;
-    let driver = adapter::ReconnectingDriver::new(client).await?;
-    Ok(RedisAdapterCtr::new_with_driver(
-        driver,
-        socketioxide_redis::RedisAdapterConfig::default(),
-    ))
 }
 
 /// The namespaces `/` and `/chat`; what each registration returns (the
