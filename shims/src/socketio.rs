@@ -51,6 +51,9 @@ use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
 
+#[cfg(feature = "socketio-redis")]
+pub mod redis;
+
 /// The name of the socket.io room that every socket of session `id` joins:
 /// the first 16 bytes of the SHA-256 of the id, base64url without padding
 /// (22 characters). The id itself never becomes a room name, so room lists,

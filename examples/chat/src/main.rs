@@ -16,11 +16,13 @@
 //! The session layer owns every `Set-Cookie`, refuses state-changing
 //! requests from other sites (R26) and later socket.io requests from other
 //! origins (R27); socket.io payloads and attachments are bounded (R29), and
-//! request headers have a deadline (R30).
+//! request headers have a deadline (R30). Every response carries a
+//! Content-Security-Policy that runs scripts only from the chat's own
+//! origin and nothing inline, refuses framing (with `X-Frame-Options` for
+//! older browsers), `nosniff` and `Referrer-Policy: same-origin`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod adapter;
 mod serve;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,13 +32,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Form;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
 use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
+use session_sockets::socketio::redis as socketio_redis;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::{Config, MemoryStore, SessionSockets, Store};
 use socketioxide::adapter::Adapter;
@@ -44,7 +47,7 @@ use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo};
 use socketioxide_core::adapter::DefinedAdapter;
-use socketioxide_redis::{CustomRedisAdapter, RedisAdapterCtr};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
 /// laptop, never in production: anyone who knows it can forge sessions.
@@ -63,10 +66,22 @@ const MAX_PAYLOAD: usize = 1_000_000;
 const MAX_ATTACHMENTS: usize = 10;
 /// How long a client may take to send a request's headers (R30).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The Content-Security-Policy of every response: scripts, styles, images
+/// and connections (socket.io's polling and websocket included: CSP 3's
+/// `'self'` matches `ws:`/`wss:` on the page's own host and port) only from
+/// the page's own origin, nothing inline (the page's script is a file, see
+/// [`CHAT_JS`]), no plugins, no `<base>`, forms only to the chat, and no
+/// page of any site may frame the chat (clickjacking).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
 
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 const CHAT_HTML: &str = include_str!("../assets/chat.html");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
+/// The chat page's script: a file, so that the Content-Security-Policy can
+/// refuse every inline script; the page loads it with its integrity hash.
+const CHAT_JS: &str = include_str!("../assets/chat.js");
 /// The socket.io browser client, vendored from the pinned npm package
 /// `socket.io-client` (see assets/vendor/socket.io-client/LICENSE): served
 /// from the binary, so the page works without internet (R33).
@@ -234,12 +249,14 @@ async fn run() -> Result<(), String> {
         // One node of many: broadcasts (and `disconnect_session`) reach the
         // sockets of every chat process on this Redis.
         Some(url) => {
-            let adapter = socketio_redis(url)
+            // RESP3 on its own connection, which reconnects and subscribes
+            // again after a Redis restart.
+            let adapter = socketio_redis::adapter(url)
                 .await
                 // The URL may hold a password: the error names neither.
                 .map_err(|e| format!("cannot use Redis for socket.io: {e}"))?;
             let (io_layer, io) = socketio()
-                .with_adapter::<CustomRedisAdapter<_, adapter::ReconnectingDriver>>(adapter)
+                .with_adapter::<socketio_redis::Adapter<_>>(adapter)
                 .build_layer();
             for init in namespaces(&io, &sessions, args.no_sessions) {
                 init.await
@@ -305,25 +322,6 @@ fn socketio() -> socketioxide::SocketIoBuilder {
                 .max_incoming_binaries(MAX_ATTACHMENTS)
                 .max_incoming_binary_buf_size(MAX_PAYLOAD),
         )
-}
-
-/// socketioxide's Redis adapter over `url`, on its own RESP3 connection,
-/// which reconnects and subscribes again after a Redis restart.
-async fn socketio_redis(
-    url: &str,
-) -> Result<RedisAdapterCtr<adapter::ReconnectingDriver>, redis::RedisError> {
-    use redis::IntoConnectionInfo;
-    let info = url.into_connection_info()?;
-    let resp3 = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    let client = redis::Client::open(info.set_redis_settings(resp3))?;
-    let driver = adapter::ReconnectingDriver::new(client).await?;
-    Ok(RedisAdapterCtr::new_with_driver(
-        driver,
-        socketioxide_redis::RedisAdapterConfig::default(),
-    ))
 }
 
 /// The namespaces `/` and `/chat`; what each registration returns (the
@@ -465,13 +463,37 @@ fn routes<A: Adapter>(
         .route("/api/incr", post(api_incr))
         .route("/style.css", get(style))
         .route("/js/socket.io.min.js", get(client_js))
-        // Outermost: cookies, CSRF and socket.io origin checks, socket.io;
-        // its refusals and store failures answer `/api/*` in JSON.
+        .route("/js/chat.js", get(chat_js))
+        // Cookies, CSRF and socket.io origin checks, socket.io; its
+        // refusals and store failures answer `/api/*` in JSON.
         .layer(
             SessionLayer::new(sessions)
                 .with_socketio(io_layer, io)
                 .json_errors_under("/api"),
         )
+        // Outermost, so that every answer carries them: the session layer's
+        // refusals and socket.io's replies too.
+        .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+}
+
+/// One of the security headers every response carries, replacing any a
+/// handler set: the CSP above (whose `frame-ancestors 'none'` older browsers
+/// learn from `X-Frame-Options: DENY`), `nosniff` (a response is only ever
+/// what its Content-Type says, so no answer can run as a script or a style),
+/// and `Referrer-Policy: same-origin` (no `Referer` to other sites).
+fn security_header(
+    name: header::HeaderName,
+    value: &'static str,
+) -> SetResponseHeaderLayer<HeaderValue> {
+    // `from_static` panics on bytes a header value cannot hold: these are
+    // the printable ASCII constants above, and every test loads them.
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
 async fn index(session: HttpSession) -> Html<String> {
@@ -610,6 +632,19 @@ async fn client_js() -> impl IntoResponse {
     )
 }
 
+/// The page's script. Revalidated on every load (`no-cache`): a copy
+/// cached from an older binary would fail the new page's integrity check,
+/// and the browser would not run the page at all.
+async fn chat_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        CHAT_JS,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -674,23 +709,87 @@ mod tests {
         }
     }
 
-    /// R33: the page loads the client with the Subresource Integrity hash of
-    /// the exact bytes the binary serves, so a browser refuses any other.
-    #[test]
-    fn r33_the_page_pins_the_served_client_by_its_integrity_hash() {
+    /// The Subresource Integrity value of `bytes`, as a browser checks it.
+    fn sri(bytes: &[u8]) -> String {
         use base64::Engine as _;
         use sha2::Digest as _;
-        let digest = sha2::Sha384::digest(CLIENT_JS);
-        let sri = format!(
+        let digest = sha2::Sha384::digest(bytes);
+        format!(
             "sha384-{}",
             base64::engine::general_purpose::STANDARD.encode(digest)
-        );
-        let tag = format!(r#"<script src="/js/socket.io.min.js" integrity="{sri}""#);
-        assert!(
-            CHAT_HTML.contains(&tag),
-            "chat.html must load the client with {sri}"
-        );
+        )
+    }
+
+    /// R33: the page loads the client and its own script with the
+    /// Subresource Integrity hashes of the exact bytes the binary serves, so
+    /// a browser refuses any other.
+    #[test]
+    fn r33_the_page_pins_the_served_scripts_by_their_integrity_hashes() {
+        for (src, bytes) in [
+            ("/js/socket.io.min.js", CLIENT_JS),
+            ("/js/chat.js", CHAT_JS.as_bytes()),
+        ] {
+            let sri = sri(bytes);
+            let tag = format!(r#"<script src="{src}" integrity="{sri}""#);
+            assert!(
+                CHAT_HTML.contains(&tag),
+                "chat.html must load {src} with {sri}"
+            );
+        }
         assert!(!CHAT_HTML.contains("cdn."), "no CDN fallback");
+    }
+
+    /// The pages work under a CSP that refuses inline code: no inline
+    /// script, event handler attribute, `javascript:` URL or style
+    /// attribute, and every script is a same-origin file with its hash.
+    #[test]
+    fn the_pages_have_nothing_inline_the_csp_would_refuse() {
+        for (name, page) in [
+            ("chat.html", CHAT_HTML),
+            ("login.html", LOGIN_HTML),
+            ("the login error page", &login_page(Some("x"))),
+        ] {
+            let lower = page.to_ascii_lowercase();
+            for (i, _) in lower.match_indices("<script") {
+                let tag = &lower[i..i + lower[i..].find('>').unwrap()];
+                assert!(tag.contains(" src=\"/js/"), "{name}: {tag}");
+                assert!(tag.contains(" integrity=\"sha384-"), "{name}: {tag}");
+            }
+            for bad in ["javascript:", " style=", "<style"] {
+                assert!(!lower.contains(bad), "{name}: {bad}");
+            }
+            // An event handler attribute: ` on` + letters + `=`.
+            let handler = lower.match_indices(" on").find(|(i, _)| {
+                let rest = &lower[i + 3..];
+                let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+                letters > 0 && rest[letters..].starts_with('=')
+            });
+            assert_eq!(handler, None, "{name}: an event handler attribute");
+        }
+        assert!(!STYLE_CSS.contains("expression("), "style.css");
+        assert!(!STYLE_CSS.contains("url("), "style.css loads nothing");
+    }
+
+    /// The security headers are valid header values, and the CSP allows
+    /// nothing inline and nothing from elsewhere.
+    #[test]
+    fn the_content_security_policy_refuses_inline_code_and_framing() {
+        for v in [CONTENT_SECURITY_POLICY, "DENY", "nosniff", "same-origin"] {
+            assert!(HeaderValue::from_str(v).is_ok(), "{v}");
+        }
+        assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-"));
+        assert!(!CONTENT_SECURITY_POLICY.contains('*'));
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(CONTENT_SECURITY_POLICY.contains(directive), "{directive}");
+        }
     }
 
     #[test]

@@ -44,7 +44,24 @@ async function main() {
   const ada = context.pages()[0] || (await context.newPage());
   const grace = await (await browser2.newContext({ viewport: { width: 760, height: 640 } })).newPage();
   const pageErrors = [];
-  for (const p of [ada, grace]) p.on("pageerror", (e) => pageErrors.push(String(e)));
+  // What the chat's own pages log as errors: a Content-Security-Policy
+  // violation (an inline script, a blocked connection) shows up here.
+  const consoleErrors = [];
+  // The WebSockets the pages open (socket.io upgrades from polling).
+  const websockets = [];
+  for (const p of [ada, grace]) {
+    p.on("pageerror", (e) => pageErrors.push(String(e)));
+    p.on("console", (m) => {
+      // The chat has no favicon: Chromium's request for one is a 404, not a violation.
+      if (m.type() !== "error" || m.location().url === url + "/favicon.ico") return;
+      consoleErrors.push(`${p.url()}: ${m.text()} (${m.location().url})`);
+    });
+    p.on("websocket", (ws) => {
+      const seen = { url: ws.url(), received: 0 };
+      ws.on("framereceived", () => { seen.received++; });
+      websockets.push(seen);
+    });
+  }
 
   async function signIn(page, name) {
     await page.goto(url + "/");
@@ -96,10 +113,27 @@ async function main() {
     assert.deepEqual(pageErrors, []);
   });
 
-  // Another site's page that submits a form to the chat as soon as it loads.
+  t.test("the Content-Security-Policy holds: no violation reported, socket.io upgraded to a same-origin WebSocket", async () => {
+    const csp = (await ada.request.get(url + "/")).headers()["content-security-policy"] || "";
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+    const socketio = url.replace(/^http:/, "ws:") + "/socket.io/?EIO=4&transport=websocket";
+    const upgraded = websockets.filter((w) => w.url.startsWith(socketio) && w.received > 0);
+    assert.ok(upgraded.length >= 2, `each page's socket runs over a WebSocket: ${JSON.stringify(websockets)}`);
+    assert.deepEqual(consoleErrors, [], "no errors (CSP violations included) in the pages' consoles");
+    assert.deepEqual(pageErrors, []);
+  });
+
+  // Another site's page that submits a form to the chat as soon as it loads
+  // (`/?to=PATH`), or frames the chat (`/frame`).
   const evil = http.createServer((req, res) => {
-    const target = new URL(req.url, "http://x").searchParams.get("to") || "/login";
+    const u = new URL(req.url, "http://x");
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    if (u.pathname === "/frame") {
+      res.end(`<!doctype html><iframe name="chat" src="${url}/" width="600" height="400"></iframe>`);
+      return;
+    }
+    const target = u.searchParams.get("to") || "/login";
     res.end(`<!doctype html><form method="post" action="${url}${target}">
       <input name="name" value="Mallory"></form><script>document.forms[0].submit()</script>`);
   });
@@ -119,7 +153,10 @@ async function main() {
           tab.goto(`${origin}/?to=${encodeURIComponent(to)}`),
         ]);
         assert.equal(res.status(), 403, `${to} from ${origin}`);
-        assert.match(await res.text(), /^origin_rejected: /, to);
+        // `/api/*` answers JSON (R35); the form routes, text.
+        const body = await res.text();
+        const reason = to.startsWith("/api/") ? JSON.parse(body).error : body.split(": ")[0];
+        assert.equal(reason, "origin_rejected", to);
       }
       await tab.close();
       const after = await ada.evaluate(async () => (await fetch("/api/session")).json());
@@ -127,6 +164,26 @@ async function main() {
       assert.match(await ada.textContent("#status"), /connected as Ada/);
     });
   }
+
+  t.test("clickjacking: another site's page cannot frame the chat (frame-ancestors 'none', X-Frame-Options DENY)", async () => {
+    const tab = await context.newPage();
+    const refused = [];
+    tab.on("console", (m) => { if (/frame-ancestors|X-Frame-Options/.test(m.text())) refused.push(m.text()); });
+    const [res] = await Promise.all([
+      tab.waitForResponse((r) => r.url() === url + "/", { timeout: 10000 }),
+      tab.goto(`http://localhost:${evilPort}/frame`),
+    ]);
+    assert.equal(res.status(), 200, "the chat answered the framed request");
+    await tab.waitForTimeout(500);
+    const frame = tab.frame({ name: "chat" });
+    assert.ok(frame, "the frame exists");
+    // Chromium shows its own error page in the frame instead of the chat.
+    assert.notEqual(frame.url(), url + "/");
+    assert.equal(await frame.$("#log"), null, "the chat page is not in the frame");
+    assert.ok(refused.length > 0, "Chromium reported the refusal");
+    await tab.close();
+    assert.match(await ada.textContent("#status"), /connected as Ada/);
+  });
 
   t.test("screenshot of the chat page", async () => {
     fs.mkdirSync(path.dirname(shot), { recursive: true });

@@ -47,6 +47,41 @@ async function session(url, cookie) {
   return { status: res.status, body: await res.json() };
 }
 
+/**
+ * The security headers every answer of the chat carries: a CSP that runs
+ * scripts from the page's own origin only (nothing inline) and lets no site
+ * frame the chat, X-Frame-Options for older browsers, nosniff, and no
+ * Referer to other sites.
+ */
+function assertSecurityHeaders(res, what) {
+  const csp = res.headers.get("content-security-policy") || "";
+  const directives = new Map(csp.split(";").map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([k, ...v]) => [k, v]));
+  for (const [name, value] of [
+    ["default-src", ["'self'"]], ["script-src", ["'self'"]], ["style-src", ["'self'"]], ["connect-src", ["'self'"]],
+    ["object-src", ["'none'"]], ["base-uri", ["'none'"]], ["frame-ancestors", ["'none'"]],
+  ]) {
+    assert.deepEqual(directives.get(name), value, `${what}: CSP ${name} in ${JSON.stringify(csp)}`);
+  }
+  assert.doesNotMatch(csp, /unsafe-|\*/, `${what}: CSP ${csp}`);
+  assert.equal(res.headers.get("x-frame-options"), "DENY", what);
+  assert.equal(res.headers.get("x-content-type-options"), "nosniff", what);
+  assert.equal(res.headers.get("referrer-policy"), "same-origin", what);
+}
+
+/** Fails if `html` holds a script the CSP would refuse: inline code, a handler attribute, a `javascript:` URL. */
+function assertNoInlineScript(html, what) {
+  const scripts = html.match(/<script\b[^>]*>/gi) || [];
+  for (const tag of scripts) {
+    assert.match(tag, /\ssrc="\/js\/[^"]+"/, `${what}: an inline script ${tag}`);
+    assert.match(tag, /\sintegrity="sha384-[A-Za-z0-9+/]+={0,2}"/, `${what}: a script without its integrity hash ${tag}`);
+  }
+  assert.doesNotMatch(html, /<script\b[^>]*>[^<\s]/i, `${what}: code inside a script tag`);
+  assert.doesNotMatch(html, /\son[a-z]+\s*=/i, `${what}: an event handler attribute`);
+  assert.doesNotMatch(html, /javascript:/i, `${what}: a javascript: URL`);
+  assert.doesNotMatch(html, /\sstyle\s*=|<style\b/i, `${what}: an inline style`);
+  return scripts.length;
+}
+
 /** The chat process's resident memory, in bytes. */
 function rss(pid) {
   const m = fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
@@ -133,6 +168,64 @@ async function main() {
     const cookie = await login(url, "cookie-check");
     const view = await request(url, "/", { cookie });
     assert.equal(view.headers.get("set-cookie"), null, "no rolling: an unchanged session sends no cookie");
+  });
+
+  // ---- security headers: CSP, framing, sniffing, referrer -----------------
+
+  t.test("security headers on the login and chat pages, which hold no inline script; r33 every script is pinned", async () => {
+    const loginPage = await request(url, "/");
+    assert.equal(loginPage.status, 200);
+    assertSecurityHeaders(loginPage, "GET / (login page)");
+    const loginHtml = await loginPage.text();
+    assert.match(loginHtml, /action="\/login"/);
+    assert.equal(assertNoInlineScript(loginHtml, "the login page"), 0);
+    const cookie = await login(url, "headers");
+    const chatPage = await request(url, "/", { cookie });
+    assert.equal(chatPage.status, 200);
+    assertSecurityHeaders(chatPage, "GET / (chat page)");
+    const chatHtml = await chatPage.text();
+    assert.match(chatHtml, /id="log"/);
+    assert.equal(assertNoInlineScript(chatHtml, "the chat page"), 2);
+    // r33: each script the page loads is served with the hash it pins.
+    for (const [, src, integrity] of chatHtml.matchAll(/<script src="([^"]+)" integrity="([^"]+)"/g)) {
+      const js = await request(url, src);
+      assert.equal(js.status, 200, src);
+      const digest = "sha384-" + require("node:crypto").createHash("sha384").update(Buffer.from(await js.arrayBuffer())).digest("base64");
+      assert.equal(digest, integrity, `${src} matches the page's integrity attribute`);
+    }
+    const bad = await request(url, "/login", { method: "POST", ...form({ name: "" }) });
+    assert.equal(bad.status, 400);
+    assertSecurityHeaders(bad, "POST /login with an empty name");
+    assertNoInlineScript(await bad.text(), "the login error page");
+  });
+
+  t.test("security headers on /js/*, /style.css, socket.io and error answers (JSON 401, CSRF 403, 404)", async () => {
+    for (const [p, type] of [["/js/chat.js", "text/javascript; charset=utf-8"], ["/js/socket.io.min.js", "text/javascript; charset=utf-8"], ["/style.css", "text/css; charset=utf-8"]]) {
+      const res = await request(url, p);
+      assert.equal(res.status, 200, p);
+      assert.equal(res.headers.get("content-type"), type, p);
+      assertSecurityHeaders(res, `GET ${p}`);
+    }
+    // A JSON error from the chat's own route.
+    const anon = await request(url, "/api/session");
+    assert.equal(anon.status, 401);
+    assert.match(anon.headers.get("content-type") || "", /^application\/json/);
+    assert.equal((await anon.json()).error, "no_cookie_header");
+    assertSecurityHeaders(anon, "401 JSON from /api/session");
+    // A refusal from the session layer, before any route.
+    const csrf = await request(url, "/api/incr", { method: "POST", headers: { origin: "https://evil.example" } });
+    assert.equal(csrf.status, 403);
+    assertSecurityHeaders(csrf, "403 from the session layer");
+    const missing = await request(url, "/no-such-page");
+    assert.equal(missing.status, 404);
+    assertSecurityHeaders(missing, "404");
+    // socket.io's own answers (the polling open, and a refused request).
+    const open = await request(url, "/socket.io/?EIO=4&transport=polling");
+    assert.equal(open.status, 200);
+    assertSecurityHeaders(open, "socket.io polling open");
+    const unknown = await request(url, "/socket.io/?EIO=4&transport=polling&sid=nope");
+    assert.equal(unknown.status, 400);
+    assertSecurityHeaders(unknown, "socket.io 400 for an unknown sid");
   });
 
   // ---- R26: state-changing requests from other sites ----------------------
@@ -457,6 +550,7 @@ async function main() {
       // The session could not even be loaded (the layer's 503), or its
       // destroy failed (the chat's page): either way, no success.
       assert.match(await res.text(), /^(store_error|timeout): |Signing out failed because the session store is unavailable/);
+      assertSecurityHeaders(res, "503 during a store outage");
       redis = await startRedis(redisPort, redisDir);
       let now;
       for (let i = 0; i < 50; i++) {
