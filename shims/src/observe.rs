@@ -21,6 +21,7 @@ use tracing::Span;
 use tracing::field::Empty;
 
 /// The metric names, all prefixed `session_sockets_`.
+#[cfg(feature = "metrics")]
 pub(crate) mod names {
     /// Counter: finished operations, by `op` and `outcome` (`ok` or the
     /// error's reason code).
@@ -57,6 +58,7 @@ pub(crate) enum Op {
     Regenerate,
     Create,
     /// The check of an engine.io open, before socket.io sees it (R39).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     Open,
 }
 

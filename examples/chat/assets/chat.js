@@ -16,9 +16,15 @@ socket.on("connect", () => {
   });
 });
 socket.on("connect_error", (err) => { setStatus(false, err.message); });
+// The server is stopping (a restart or a deploy): it says so, then
+// disconnects; the page connects again a moment later.
+let stopping = false;
+socket.on("server_stopping", (why, ack) => { stopping = true; note(why.message); if (ack) ack(); });
 socket.on("disconnect", (reason) => {
   setStatus(false, "disconnected");
-  if (reason === "io server disconnect") { note("Signed out: this session ended."); setTimeout(() => location.assign("/"), 800); }
+  if (reason !== "io server disconnect") return;
+  if (stopping) { stopping = false; setTimeout(() => socket.connect(), 1000 + Math.random() * 2000); return; }
+  note("Signed out: this session ended."); setTimeout(() => location.assign("/"), 800);
 });
 socket.on("message", (m) => {
   const li = document.createElement("li");
@@ -33,5 +39,8 @@ $("send").addEventListener("submit", (e) => {
   if (text) { socket.emit("message", text); $("text").value = ""; }
 });
 $("incr").addEventListener("click", () => {
-  socket.emit("incr", (n) => { $("counter").value = n; });
+  socket.emit("incr", (n) => {
+    if (typeof n === "number") $("counter").value = n;
+    else note(n.message); // not saved: the reason's hint
+  });
 });

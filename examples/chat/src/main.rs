@@ -35,6 +35,7 @@ use axum::extract::Form;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::{get, post};
+use clap::Parser;
 use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
 use session_sockets::http::{HttpSession, SessionLayer};
@@ -52,6 +53,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// Used when neither `--secret` nor `SESSION_SECRET` is given. Fine on a
 /// laptop, never in production: anyone who knows it can forge sessions.
 const DEV_SECRET: &str = "session-sockets chat development secret";
+/// The socket.io namespaces.
+const NAMESPACES: [&str; 2] = ["/", "/chat"];
 /// The room every chat socket of a namespace joins.
 const LOBBY: &str = "lobby";
 const MAX_NAME: usize = 32;
@@ -64,8 +67,6 @@ const MAX_PAYLOAD: usize = 1_000_000;
 /// limit (R29). The chat uses none; the bound stops a packet announcing
 /// millions of placeholders.
 const MAX_ATTACHMENTS: usize = 10;
-/// How long a client may take to send a request's headers (R30).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Content-Security-Policy of every response: scripts, styles, images
 /// and connections (socket.io's polling and websocket included: CSP 3's
 /// `'self'` matches `ws:`/`wss:` on the page's own host and port) only from
@@ -87,35 +88,47 @@ const CHAT_JS: &str = include_str!("../assets/chat.js");
 /// from the binary, so the page works without internet (R33).
 const CLIENT_JS: &[u8] = include_bytes!("../assets/vendor/socket.io-client/socket.io.min.js");
 
-const USAGE: &str = "\
-usage: chat [--port N] [--secret S] [--redis URL] [--origin URL]... [--public-origin URL]
-            [--header-timeout SECS] [--capacity N]
-
-  --port N              listen on 127.0.0.1:N (default 3000; 0 picks a free port)
-  --secret S            the session secret (default: env SESSION_SECRET, else a
-                        development secret, with a warning)
-  --redis URL           keep sessions in Redis (connect-redis format) instead of
-                        in memory, e.g. redis://127.0.0.1:6379/
-  --origin URL          allow pages of this origin (repeatable; default: same
-                        host only)
-  --public-origin URL   the origin browsers load the chat from, behind a proxy
-                        or TLS terminator (e.g. https://chat.example): the
-                        same-host check compares its scheme too
-  --header-timeout SECS close connections that take longer to send a request's
-                        headers (default 10)
-  --capacity N          the memory store's bound, in sessions (default 100000);
-                        when full of sessions in use, new logins get a 503
-  --no-sessions         benchmark baseline only: socket.io without the session
-                        middleware (every connection is accepted)";
-
+/// The socket.io chat: an HTTP login and socket.io handlers sharing one
+/// express-session compatible session.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
 struct Args {
+    /// Listen on 127.0.0.1:PORT (0 picks a free port; the last one given
+    /// counts).
+    #[arg(long, default_value_t = 3000, overrides_with = "port")]
     port: u16,
+    /// The session secret: the same as your HTTP app's [default: a
+    /// development secret, with a warning].
+    #[arg(long, env = "SESSION_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Keep sessions in Redis (connect-redis format) instead of in memory,
+    /// e.g. redis://127.0.0.1:6379/.
+    #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Allow pages of this origin (repeatable) [default: same host only].
+    #[arg(long = "origin", value_name = "URL")]
     origins: Vec<String>,
+    /// The origin browsers load the chat from, behind a proxy or TLS
+    /// terminator (e.g. https://chat.example): the same-host check compares
+    /// its scheme too.
+    #[arg(long, value_name = "URL")]
     public_origin: Option<String>,
+    /// Close connections that take longer to send a request's headers
+    /// (slowloris, R30).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = header_timeout)]
     header_timeout: Duration,
+    /// The memory store's bound, in sessions; when it is full of sessions in
+    /// use, new logins get a 503.
+    #[arg(long, value_name = "N", default_value_t = session_sockets::DEFAULT_CAPACITY,
+          value_parser = positive)]
     capacity: usize,
+    /// Serve metrics in Prometheus text format on this address (e.g.
+    /// 127.0.0.1:9464) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Benchmark baseline only: socket.io without the session middleware
+    /// (every connection is accepted).
+    #[arg(long)]
     no_sessions: bool,
 }
 
@@ -129,66 +142,32 @@ impl std::fmt::Debug for Args {
             .field("public_origin", &self.public_origin)
             .field("header_timeout", &self.header_timeout)
             .field("capacity", &self.capacity)
+            .field("metrics", &self.metrics)
             .field("no_sessions", &self.no_sessions)
             .finish()
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut out = Args {
-        port: 3000,
-        secret: None,
-        redis: None,
-        origins: Vec::new(),
-        public_origin: None,
-        header_timeout: HEADER_TIMEOUT,
-        capacity: session_sockets::DEFAULT_CAPACITY,
-        no_sessions: false,
-    };
-    while let Some(flag) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--port" => {
-                let v = value("--port")?;
-                out.port = v
-                    .parse()
-                    .map_err(|_| format!("--port {v:?} is not a port number (0-65535)"))?;
-            }
-            "--secret" => out.secret = Some(value("--secret")?),
-            "--redis" => out.redis = Some(value("--redis")?),
-            "--origin" => out.origins.push(value("--origin")?),
-            "--public-origin" => out.public_origin = Some(value("--public-origin")?),
-            "--header-timeout" => {
-                let v = value("--header-timeout")?;
-                out.header_timeout = v
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=3600).contains(s))
-                    .map(Duration::from_secs)
-                    .ok_or_else(|| {
-                        format!("--header-timeout {v:?} is not a number of seconds (1-3600)")
-                    })?;
-            }
-            "--capacity" => {
-                let v = value("--capacity")?;
-                out.capacity = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    format!("--capacity {v:?} is not a positive number of sessions")
-                })?;
-            }
-            "--no-sessions" => out.no_sessions = true,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
-        }
-    }
-    Ok(out)
+fn header_timeout(v: &str) -> Result<Duration, String> {
+    v.parse()
+        .ok()
+        .filter(|s| (1..=3600).contains(s))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{v:?} is not a number of seconds (1-3600)"))
+}
+
+fn positive(v: &str) -> Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{v:?} is not a positive number of sessions"))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let args = Args::parse();
+    logs();
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat: {e}");
@@ -197,21 +176,41 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
-    let args = parse_args(std::env::args().skip(1))?;
-    let secret = match args.secret {
-        Some(s) => s,
-        None => match std::env::var("SESSION_SECRET") {
-            Ok(s) if !s.is_empty() => s,
-            _ => {
-                eprintln!(
-                    "chat: warning: using the built-in development secret; pass --secret or set \
-                     SESSION_SECRET (the same secret as your HTTP app) before exposing this server"
-                );
-                DEV_SECRET.to_owned()
-            }
-        },
+/// Logs to stderr, at the levels `RUST_LOG` sets (`info` by default; e.g.
+/// `RUST_LOG=session_sockets=debug` for a span per session operation).
+fn logs() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let secret = match args.secret.clone() {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            tracing::warn!(
+                "using the built-in development secret; pass --secret or set SESSION_SECRET \
+                 (the same secret as your HTTP app) before exposing this server"
+            );
+            DEV_SECRET.to_owned()
+        }
     };
+    if let Some(addr) = args.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     // SameSite=Lax keeps the cookie off other sites' subrequests; one day of
     // life, then the user signs in again.
     let cookie = CookieOptions {
@@ -221,9 +220,9 @@ async fn run() -> Result<(), String> {
     };
     let mut config = Config::builder().secret(secret).cookie(cookie);
     if !args.origins.is_empty() {
-        config = config.allowed_origins(args.origins);
+        config = config.allowed_origins(args.origins.clone());
     }
-    if let Some(public) = args.public_origin {
+    if let Some(public) = args.public_origin.clone() {
         config = config.public_origin(public);
     }
     let config = config
@@ -245,7 +244,7 @@ async fn run() -> Result<(), String> {
     };
     let sessions = SessionSockets::new(config, store, Tokio);
 
-    let app = match &args.redis {
+    match &args.redis {
         // One node of many: broadcasts (and `disconnect_session`) reach the
         // sockets of every chat process on this Redis.
         Some(url) => {
@@ -262,15 +261,30 @@ async fn run() -> Result<(), String> {
                 init.await
                     .map_err(|e| format!("cannot set up socket.io on Redis: {e}"))?;
             }
-            routes(sessions, io_layer, &io)
+            serve_until_stopped(&args, sessions, io_layer, io).await
         }
         None => {
             let (io_layer, io) = socketio().build_layer();
             namespaces(&io, &sessions, args.no_sessions);
-            routes(sessions, io_layer, &io)
+            serve_until_stopped(&args, sessions, io_layer, io).await
         }
-    };
+    }
+}
 
+/// Serves until SIGTERM or Ctrl-C, then stops without losing a write or
+/// applying one its client never hears of (R38): stop the sessions (new
+/// operations are refused, new socket.io connections answered `503` so that
+/// clients retry later, queued writes land); let the socket handlers that
+/// write answer their clients; tell every socket why it is disconnected,
+/// and disconnect it once it acknowledged; then stop accepting and let HTTP
+/// requests in flight finish. All within [`STOP_WITHIN`].
+async fn serve_until_stopped<A: Adapter>(
+    args: &Args,
+    sessions: SessionSockets<Tokio>,
+    io_layer: socketioxide::layer::SocketIoLayer<A>,
+    io: SocketIo<A>,
+) -> Result<(), String> {
+    let app = routes(sessions.clone(), io_layer, &io, !args.no_sessions);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let listener = serve::listen(addr).map_err(|e| {
         format!("cannot listen on {addr}: {e} (is another chat running? try --port)")
@@ -291,22 +305,147 @@ async fn run() -> Result<(), String> {
             ""
         }
     );
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The accept loop runs on a runtime worker, not on the main thread that
     // `#[tokio::main]` blocks on: from there, every accepted connection
     // would cross threads to a worker (a wake-up each way, and a context
     // switch each way on a busy core).
-    tokio::spawn(serve::serve(
-        listener,
-        app,
-        args.header_timeout,
-        Duration::from_secs(5),
-        ctrl_c,
-    ))
-    .await
-    .map_err(|e| format!("the server loop stopped: {e}"))
+    let server = tokio::spawn(serve::serve(listener, app, args.header_timeout, async {
+        let _ = stopped.await;
+    }));
+    let signal = stop_signal().await;
+    let started = tokio::time::Instant::now();
+    tracing::info!("{signal}: stopping");
+    // Still serving: polling clients need their next requests to hear the
+    // answers to what they sent, and the stop's own message.
+    let report = sessions.shutdown().await;
+    tracing::info!(
+        "sessions stopped: {} writes landed, {} failed, {} refused, {} unfinished",
+        report.landed,
+        report.failed,
+        report.refused,
+        report.unfinished
+    );
+    Writing::wait(STOP_HANDLERS).await;
+    disconnect_all(&io).await;
+    let _ = stop.send(());
+    let connections = server
+        .await
+        .map_err(|e| format!("the server loop stopped: {e}"))?;
+    if tokio::time::timeout(STOP_CONNECTIONS, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections were still open when the chat stopped");
+    }
+    tracing::info!("stopped in {} ms", started.elapsed().as_millis());
+    Ok(())
+}
+
+/// The whole stop stays under five seconds: the sessions' drain (at most
+/// the store deadline, 3 s), then these.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
+/// How long handlers that write may take to answer their clients.
+const STOP_HANDLERS: Duration = Duration::from_millis(300);
+/// How long a socket may take to acknowledge that it was told.
+const STOP_TELL: Duration = Duration::from_millis(600);
+/// How long sockets may take to leave, and HTTP requests to finish.
+const STOP_CONNECTIONS: Duration = Duration::from_millis(400);
+const _: () = assert!(3000 + 300 + 600 + 400 + 400 < STOP_WITHIN.as_millis() as u64);
+
+/// Waits for SIGTERM (a deploy, `kill`) or Ctrl-C; names the one that came.
+async fn stop_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    name = ctrl_c => name,
+                    _ = term.recv() => "SIGTERM",
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+                ctrl_c.await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await
+}
+
+/// The event every socket of this server receives just before it is
+/// disconnected because the server stops: `{"reason": "shutting_down",
+/// "message": hint}`, with an ack the client sends back (it then has every
+/// packet sent before, acks of its writes included). The page connects again
+/// a moment later (to this server once restarted, or to another).
+const SERVER_STOPPING: &str = "server_stopping";
+
+/// Tells every socket of this server why, waits for each to acknowledge
+/// (for at most [`STOP_TELL`]), then disconnects it, and waits (a little)
+/// for them to leave; sockets on other nodes stay.
+async fn disconnect_all<A: Adapter>(io: &SocketIo<A>) {
+    use futures_lite::StreamExt as _;
+    let why = WriteError::Failed(session_sockets::Failure::ShuttingDown);
+    let body = json!({ "reason": why.reason(), "message": why.hint() });
+    for ns in NAMESPACES {
+        let Some(ops) = io.of(ns) else { continue };
+        let told = ops
+            .clone()
+            .local()
+            .timeout(STOP_TELL)
+            .emit_with_ack::<_, Value>(SERVER_STOPPING, &body)
+            .await;
+        if let Ok(acks) = told {
+            // Each ack, or its timeout.
+            acks.for_each(drop).await;
+        }
+        let _ = ops.local().disconnect().await;
+    }
+    let until = tokio::time::Instant::now() + STOP_CONNECTIONS;
+    while tokio::time::Instant::now() < until
+        && NAMESPACES
+            .iter()
+            .filter_map(|ns| io.of(ns))
+            .any(|ops| !ops.local().sockets().is_empty())
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Socket handlers that write, running now: a stop lets them answer their
+/// clients before it disconnects them, so no write is applied without its
+/// client hearing of it.
+struct Writing;
+
+static WRITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Writing {
+    fn enter() -> Self {
+        WRITING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Writing
+    }
+
+    /// Waits until none runs, for at most `limit`.
+    async fn wait(limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while WRITING.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 // ---- socket.io -------------------------------------------------------------
@@ -332,7 +471,7 @@ fn namespaces<A: Adapter + DefinedAdapter>(
     no_sessions: bool,
 ) -> Vec<A::InitRes> {
     let middleware = SessionMiddleware::required(sessions.clone());
-    ["/", "/chat"]
+    NAMESPACES
         .into_iter()
         .map(|ns| {
             if no_sessions {
@@ -414,6 +553,7 @@ fn add_one(s: &mut session_sockets::Session) -> i64 {
 
 /// `incr`: saves `counter + 1` in the session and acks the new value.
 async fn incr<A: Adapter>(socket: SocketRef<A>, session: SocketSession, ack: AckSender<A>) {
+    let _writing = Writing::enter();
     match session.update(add_one).await {
         Ok(n) => {
             let _ = ack.send(&n);
@@ -454,6 +594,7 @@ fn routes<A: Adapter>(
     sessions: SessionSockets<Tokio>,
     io_layer: socketioxide::layer::SocketIoLayer<A>,
     io: &SocketIo<A>,
+    sockets_need_a_session: bool,
 ) -> Router {
     Router::new()
         .route("/", get(index))
@@ -464,11 +605,14 @@ fn routes<A: Adapter>(
         .route("/style.css", get(style))
         .route("/js/socket.io.min.js", get(client_js))
         .route("/js/chat.js", get(chat_js))
-        // Cookies, CSRF and socket.io origin checks, socket.io; its
-        // refusals and store failures answer `/api/*` in JSON.
+        // Cookies, CSRF and socket.io origin checks, socket.io; every
+        // namespace requires a session, so anonymous engine.io opens are
+        // refused before socket.io allocates anything (R39); refusals and
+        // store failures answer `/api/*` in JSON.
         .layer(
             SessionLayer::new(sessions)
                 .with_socketio(io_layer, io)
+                .socketio_requires_session(sockets_need_a_session)
                 .json_errors_under("/api"),
         )
         // Outermost, so that every answer carries them: the session layer's
@@ -651,7 +795,8 @@ mod tests {
     use super::*;
 
     fn args(v: &[&str]) -> Result<Args, String> {
-        parse_args(v.iter().map(|s| s.to_string()))
+        Args::try_parse_from(std::iter::once("chat").chain(v.iter().copied()))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -666,19 +811,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.port, 0);
+        assert_eq!(args(&["--port", "0", "--port", "7"]).unwrap().port, 7);
         assert_eq!(a.secret.as_deref(), Some("s"));
         assert_eq!(a.origins, ["https://a.example"]);
-        assert!(
-            args(&["--port"])
-                .unwrap_err()
-                .starts_with("--port needs a value")
-        );
+        assert!(args(&["--port"]).unwrap_err().contains("--port"));
         assert!(
             args(&["--port", "x"])
                 .unwrap_err()
-                .contains("not a port number")
+                .contains("invalid value 'x'")
         );
-        assert!(args(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        assert!(
+            args(&["--bogus"])
+                .unwrap_err()
+                .contains("unexpected argument")
+        );
         assert!(!args(&[]).unwrap().no_sessions);
         assert_eq!(
             args(&["--public-origin", "https://chat.example"])
@@ -694,12 +840,13 @@ mod tests {
                 .contains("positive number")
         );
         assert!(args(&["--no-sessions"]).unwrap().no_sessions);
-        assert_eq!(args(&[]).unwrap().header_timeout, HEADER_TIMEOUT);
+        assert_eq!(args(&[]).unwrap().header_timeout, Duration::from_secs(10));
         assert_eq!(
             args(&["--header-timeout", "2"]).unwrap().header_timeout,
             Duration::from_secs(2)
         );
-        for bad in ["0", "x", "-1", "3601"] {
+        assert!(args(&["--header-timeout", "-1"]).is_err());
+        for bad in ["0", "x", "3601"] {
             assert!(
                 args(&["--header-timeout", bad])
                     .unwrap_err()
@@ -707,6 +854,13 @@ mod tests {
                 "{bad}"
             );
         }
+        assert_eq!(
+            args(&["--metrics", "127.0.0.1:9464"]).unwrap().metrics,
+            Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)))
+        );
+        assert!(args(&["--metrics", "nowhere"]).is_err());
+        let dbg = format!("{:?}", args(&["--secret", "hunter2"]).unwrap());
+        assert!(!dbg.contains("hunter2"), "{dbg}");
     }
 
     /// The Subresource Integrity value of `bytes`, as a browser checks it.

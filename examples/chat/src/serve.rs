@@ -36,7 +36,9 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops
-/// accepting and gives open connections `grace` to finish.
+/// accepting and returns the open connections, to be shut down gracefully
+/// once the application has said goodbye to its sockets (each finishes the
+/// request it is serving, then closes).
 ///
 /// A connection that has not sent a request's complete headers within
 /// `header_timeout` is closed (R30). socket.io answers the open packet with
@@ -47,11 +49,14 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
-    grace: Duration,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Connections {
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut connections = tokio::task::JoinSet::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = Connections {
+        stop,
+        tasks: tokio::task::JoinSet::new(),
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -62,30 +67,51 @@ pub async fn serve(
             Err(e) => {
                 // Out of descriptors or a connection reset before accept:
                 // keep serving the others.
-                eprintln!("chat: accepting a connection failed: {e}");
+                tracing::warn!("accepting a connection failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         if let Err(e) = tcp.set_nodelay(true) {
-            eprintln!("chat: cannot set TCP_NODELAY: {e}");
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
         let service = TowerToHyperService::new(app.clone());
-        connections.spawn(async move {
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(tcp), service)
-                // WebSocket upgrades (socket.io's websocket transport).
-                .with_upgrades();
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(tcp), service)
+            // WebSocket upgrades (socket.io's websocket transport).
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        connections.tasks.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
             // A client that goes away mid-request is not the server's error.
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+            conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         });
         // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
+        while connections.tasks.try_join_next().is_some() {}
     }
-    let _ = tokio::time::timeout(grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    connections
+}
+
+/// The connections a stopped accept loop leaves open.
+pub struct Connections {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Connections {
+    /// Asks every connection to close once the request it serves is
+    /// answered (idle keep-alive connections close at once), and waits
+    /// until they have. A connection upgraded to a WebSocket is socket.io's
+    /// from then on, and does not count here.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
 }

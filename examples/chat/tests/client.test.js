@@ -63,9 +63,17 @@ async function main() {
     t.test(`${label}: rejected without a cookie, connect_error names the reason`, async () => {
       const s = connect(url, "/", { transports });
       const err = await rejected(s);
-      assert.match(err.message, /^no_cookie_header: /);
-      // R35: a hint for the person at the browser, not what to check.
-      assert.match(err.message, /not signed in/);
+      if (label === "polling") {
+        assert.match(err.message, /^no_cookie_header: /);
+        // R35: a hint for the person at the browser, not what to check.
+        assert.match(err.message, /not signed in/);
+      } else {
+        // R39: a WebSocket-only open without a cookie is refused with
+        // engine.io's 403 before socket.io allocates anything; the reason
+        // is in the refusal's body (browsers show only "websocket error").
+        assert.equal(err.message, "websocket error");
+        assert.match(String(err.description && err.description.message), /403/);
+      }
     });
 
     t.test(`${label}: rejected with a tampered cookie (signature_invalid)`, async () => {
@@ -77,20 +85,35 @@ async function main() {
       assert.notEqual(tampered, cookie);
       const s = connect(url, "/", { transports, extraHeaders: { cookie: tampered } });
       const err = await rejected(s);
-      assert.match(err.message, /^signature_invalid: /);
-      assert.match(err.message, /not valid here/);
-      assert.doesNotMatch(err.message, /secret|connect\.sid/);
+      if (label === "polling") {
+        assert.match(err.message, /^signature_invalid: /);
+        assert.match(err.message, /not valid here/);
+        assert.doesNotMatch(err.message, /secret|connect\.sid/);
+      } else {
+        assert.equal(err.message, "websocket error"); // R39, as above
+      }
     });
   }
 
-  t.test("r05 websocket from a foreign Origin is rejected (origin_rejected)", async () => {
+  t.test("r05 a socket from a foreign Origin is rejected (origin_rejected), on both transports", async () => {
     const cookie = await login(url, "mallory");
-    const s = connect(url, "/", {
-      transports: ["websocket"],
-      extraHeaders: { cookie, origin: "https://evil.example" },
+    const headers = { cookie, origin: "https://evil.example" };
+    const polling = await rejected(connect(url, "/", { transports: ["polling"], extraHeaders: headers }));
+    assert.match(polling.message, /^origin_rejected: /);
+    // A WebSocket open is refused at the upgrade (R39): engine.io's 403,
+    // with the reason in its body.
+    const refusal = await new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`, { headers: { cookie }, origin: headers.origin });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (c) => { body += c; });
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      ws.on("open", () => { ws.close(); reject(new Error("upgraded")); });
+      ws.on("error", () => {});
     });
-    const err = await rejected(s);
-    assert.match(err.message, /^origin_rejected: /);
+    assert.equal(refusal.status, 403);
+    assert.match(JSON.parse(refusal.body).message, /^origin_rejected: /);
   });
 
   t.test("r06 a later request of a connection (the WebSocket upgrade) from another site is refused", async () => {
@@ -164,6 +187,37 @@ async function main() {
     assert.equal(body.error, "no_cookie_header");
     assert.ok(body.message.length > 10);
   });
+
+  t.test("r39 20,000 engine.io opens without a cookie grow the chat by under 40 MB", async () => {
+    const http = require("node:http");
+    const fs = require("node:fs");
+    const rss = () => Number(fs.readFileSync(`/proc/${chat.child.pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/)[1]) * 1024;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 50 });
+    const open = (i) => new Promise((resolve, reject) => {
+      http.get(`${url}/socket.io/?EIO=4&transport=polling&t=${i}`, { agent }, (res) => {
+        let body = "";
+        res.on("data", (d) => { body += d; });
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      }).on("error", reject);
+    });
+    const first = await open(0);
+    assert.equal(first.status, 200);
+    assert.match(first.body, /^0\{"sid":"refused"/);
+    assert.match(first.body, /\u001e44\{"message":"no_cookie_header: /);
+    const before = rss();
+    let next = 1;
+    const worker = async () => {
+      while (next <= 20000) {
+        const res = await open(next++);
+        if (res.status !== 200 || !res.body.includes('"sid":"refused"')) throw new Error(`open ${next}: ${res.status} ${res.body}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 50 }, worker));
+    agent.destroy();
+    const grown = rss() - before;
+    console.log(`     20,000 refused opens: RSS ${(before / 2 ** 20).toFixed(1)} -> ${(rss() / 2 ** 20).toFixed(1)} MiB`);
+    assert.ok(grown < 40 * 2 ** 20, `grew by ${(grown / 2 ** 20).toFixed(1)} MiB`);
+  }, 60000);
 
   t.test("GET / serves the login form without a session and the chat page with one", async () => {
     const anon = await (await get(url, "/")).text();

@@ -279,7 +279,8 @@ async function main() {
       assert.equal(wrong.status, 403, "https page for an http site");
       const right = await request(pub.url, "/api/incr", { method: "POST", cookie, headers: { origin: `http://127.0.0.1:${port}` } });
       assert.equal(right.status, 200);
-      const s = connect(pub.url, "/", { transports: ["websocket"], extraHeaders: { cookie, origin: `https://127.0.0.1:${port}` } });
+      // Over polling, so that the refusal (R39, at the open) reads as a connect_error.
+      const s = connect(pub.url, "/", { transports: ["polling"], extraHeaders: { cookie, origin: `https://127.0.0.1:${port}` } });
       const err = await new Promise((resolve, reject) => {
         s.once("connect", () => reject(new Error("an https page connected to the http site")));
         s.once("connect_error", resolve);

@@ -61,6 +61,12 @@ echo "== HTTP routes and sockets on one session, Redis (with a store outage)"
 echo "== live sessions: two chat nodes + Express + redis-server with default settings"
 (cd "$chat_dir" && node tests/live.test.js "$bin") || status=1
 
+echo "== metrics: a scripted workload, every counter exact (--metrics, Redis)"
+(cd "$chat_dir" && node tests/metrics.test.js "$bin") || status=1
+
+echo "== a clean stop: SIGTERM during bursts of incr (R38, Redis)"
+(cd "$chat_dir" && node tests/shutdown.test.js "$bin") || status=1
+
 echo "== headless Chromium (playwright-core)"
 (cd "$chat_dir" && node tests/browser.test.js "$bin" "$root/docs/chat.png") || status=1
 exit $status

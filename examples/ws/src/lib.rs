@@ -204,6 +204,12 @@ where
             return ExitCode::from(2);
         }
     };
+    // The session layer's detail (a store's failure, with its cause) goes
+    // to the log, never to clients (R35).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
     block_on(Box::pin(async move {
         let sockets = match options.sockets(runtime).await {
             Ok(s) => s,

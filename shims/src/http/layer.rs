@@ -310,6 +310,11 @@ where
             uri.query().map(str::as_bytes),
         );
         if shared.socketio && kind == EngineRequest::Open {
+            if shared.sessions.is_shutting_down() {
+                // Clients retry a refused open with backoff: against this
+                // server once restarted, or another.
+                return Box::pin(std::future::ready(Ok(stopping())));
+            }
             if shared.require_session {
                 let observation = Observation::start(Op::Open, None);
                 let headers = req
@@ -328,6 +333,26 @@ where
         let fut = self.inner.call(req);
         Box::pin(async move { Ok(fut.await?.map(Body::new)) })
     }
+}
+
+/// The answer to an engine.io open while the sessions stop: `503`, in
+/// engine.io's error format, so that socket.io clients retry.
+fn stopping() -> Response<Body> {
+    let why = session_sockets_core::Failure::ShuttingDown;
+    let message = format!("{}: {}", why.reason(), why.hint());
+    let body = serde_json::json!({ "code": 4, "message": message }).to_string();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (
+                ::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (::http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The answer to an engine.io open refused for `e` (R39), allocating
