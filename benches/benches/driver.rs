@@ -1,7 +1,11 @@
 //! The whole handshake through the async driver: `SessionSockets` over a
 //! `MemoryStore` on a current-thread tokio runtime, from request headers to
 //! the loaded `Session` (origin check, cookie, signature, store load,
-//! record decode).
+//! record decode). Three times in one run, for what observing it costs:
+//! with no tracing subscriber and no metrics recorder; with a subscriber at
+//! `info` (the operation spans, at `debug`, disabled) and a Prometheus
+//! recorder (production settings); and with every span recorded and
+//! formatted (to a sink) plus the recorder.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -32,8 +36,26 @@ fn driver(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("driver");
     g.throughput(Throughput::Bytes(HEADER.len() as u64));
-    g.bench_function("memory_store_tokio_handshake", |b| {
-        b.iter(|| black_box(rt.block_on(sockets.session_from_pairs(black_box(headers)))))
+    let mut handshake = |name: &str| {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(rt.block_on(sockets.session_from_pairs(black_box(headers)))))
+        });
+    };
+    handshake("memory_store_tokio_handshake");
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let subscriber = |level| {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_max_level(level)
+            .finish()
+    };
+    metrics::with_local_recorder(&recorder, || {
+        tracing::subscriber::with_default(subscriber(tracing::Level::INFO), || {
+            handshake("memory_store_tokio_handshake_info_logs_metrics");
+        });
+        tracing::subscriber::with_default(subscriber(tracing::Level::DEBUG), || {
+            handshake("memory_store_tokio_handshake_debug_spans_metrics");
+        });
     });
     g.finish();
 }

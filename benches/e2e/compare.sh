@@ -15,6 +15,11 @@
 #   redis    the chat --redis: session middleware + RedisStore
 #   node     Node socket.io 4 + express-session 1.19 + connect-redis 9
 #            (benches/node/e2e/node_server.js, io.engine.use(session))
+#   memory_metrics  the chat with --metrics (a Prometheus recorder; logs at info)
+#   memory_debug    the same with RUST_LOG=debug: every operation span recorded
+# SERVERS picks the servers (default: bare bare_redis memory redis node), e.g.
+#   SERVERS="memory memory_metrics memory_debug" HOLD=0 bash benches/e2e/compare.sh
+# for what observing the sessions costs (HOLD=0 skips the idle-socket runs).
 # Load: benches/src/bin/loadgen.rs (Rust, one thread) logs in once, then opens
 # connections carrying the cookie through the Engine.IO/Socket.IO handshake:
 # COUNT one at a time, at 50 and at 200 concurrent (websocket), and COUNT/3 one
@@ -101,6 +106,9 @@ start_server() { # name -> sets srv_pid, srv_url
     memory) pin 0 "$chat" --port "$port" --secret "$secret" >"$work/$1.log" 2>&1 & ;;
     redis) pin 0 "$chat" --port "$port" --secret "$secret" --redis "$redis" >"$work/$1.log" 2>&1 & ;;
     node) REDIS_URL="$redis" SECRET="$secret" PORT="$port" pin 0 node "$root/benches/node/e2e/node_server.js" >"$work/$1.log" 2>&1 & ;;
+    memory_metrics) pin 0 "$chat" --port "$port" --secret "$secret" --metrics 127.0.0.1:0 >"$work/$1.log" 2>&1 & ;;
+    memory_debug) RUST_LOG=debug pin 0 "$chat" --port "$port" --secret "$secret" --metrics 127.0.0.1:0 >"$work/$1.log" 2>&1 & ;;
+    *) echo "unknown server $1" >&2; exit 2 ;;
   esac
   srv_pid=$!
   pids+=("$srv_pid")
@@ -154,7 +162,7 @@ holds() { # name
   done
 }
 
-servers=(bare bare_redis memory redis node)
+read -r -a servers <<<"${SERVERS:-bare bare_redis memory redis node}"
 for round in $(seq 1 "$rounds"); do
   # Each round starts one server later: on a shared host, a server always
   # measured in the same slot of the round carries that slot's luck (seen:
@@ -165,10 +173,12 @@ for round in $(seq 1 "$rounds"); do
     connects "$s" "$round"
   done
 done
-for s in "${servers[@]}"; do
-  echo "== $s: $hold idle sockets, one session, then a session each" >&2
-  holds "$s"
-done
+if [ "$hold" -gt 0 ]; then
+  for s in "${servers[@]}"; do
+    echo "== $s: $hold idle sockets, one session, then a session each" >&2
+    holds "$s"
+  done
+fi
 
 node - "$work/results" "$count" "$hold" "$rounds" <<'EOF'
 const [file, count, hold, rounds] = process.argv.slice(2);
@@ -205,8 +215,9 @@ for (const [name, byRun] of Object.entries(runs_of)) {
     };
   }
 }
-const names = ["bare", "bare_redis", "memory", "redis", "node"];
-const label = { bare: "bare socketioxide", bare_redis: "bare, Redis adapter", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis" };
+const names = ["bare", "bare_redis", "memory", "redis", "node", "memory_metrics", "memory_debug"].filter((n) => r[n]);
+const label = { bare: "bare socketioxide", bare_redis: "bare, Redis adapter", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis", memory_metrics: "chat, MemoryStore, --metrics", memory_debug: "chat, MemoryStore, --metrics, RUST_LOG=debug" };
+const has = (...ns) => ns.every((n) => runs_of[n]);
 const runs = [["ws_c1", "websocket, 1 at a time"], ["ws_c50", "websocket, 50 concurrent"], ["ws_c200", "websocket, 200 concurrent"], ["polling_c1", "polling-first, 1 at a time"]];
 const pad = (s, n) => String(s).padStart(n);
 console.log(`\n${count} connections per run (polling: ${Math.floor(count / 3)}), median of ${rounds} round(s); ${hold} idle sockets held\n`);
@@ -231,10 +242,18 @@ for (const [k, what] of runs) {
     const pct = (ratio(n, base, k, "cpu_us") - 1) * 100;
     return (pct >= 0 ? "+" : "") + pct.toFixed(1);
   };
-  console.log(`  ${what}: session overhead, server CPU/conn: memory over bare ${over("memory", "bare")}%, redis over bare_redis ${over("redis", "bare_redis")}% (goal <= 10%)`);
-  console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio("node", "redis", k, "cpu_us").toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio("redis", "node", k, "per_second").toFixed(2)}x (goal > 1)`);
+  if (has("memory", "bare", "redis", "bare_redis")) {
+    console.log(`  ${what}: session overhead, server CPU/conn: memory over bare ${over("memory", "bare")}%, redis over bare_redis ${over("redis", "bare_redis")}% (goal <= 10%)`);
+  }
+  if (has("node", "redis")) {
+    console.log(`  ${what}: Node / chat(redis) server CPU/conn: ${ratio("node", "redis", k, "cpu_us").toFixed(1)}x (goal >= 5x); conn/s chat(redis) / Node: ${ratio("redis", "node", k, "per_second").toFixed(2)}x (goal > 1)`);
+  }
+  if (has("memory", "memory_metrics", "memory_debug")) {
+    console.log(`  ${what}: observing, server CPU/conn: --metrics over memory ${over("memory_metrics", "memory")}%, debug spans + metrics over memory ${over("memory_debug", "memory")}%`);
+  }
 }
 for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
+  if (!has("memory", "bare", "redis", "bare_redis") || !r.memory[k]) continue;
   const extra = (n, base) => (r[n][k].bytes - r[base][k].bytes).toFixed(0);
   console.log(`  RSS per idle socket, ${what}: memory over bare ${extra("memory", "bare")} B, redis over bare_redis ${extra("redis", "bare_redis")} B (goal <= 1024 B)`);
 }
