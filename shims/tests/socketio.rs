@@ -574,8 +574,37 @@ impl session_sockets::Store for Down {
 /// R35: a store outage, a record of the wrong type and a malformed cookie
 /// reach the client as a reason code and a hint, never the store's address,
 /// its message or what to check.
+/// Everything this test binary logs, at every level.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    Arc::clone(LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || Capture(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    }))
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r35_connect_errors_carry_a_reason_and_a_hint_never_internals() {
+    let logs = captured_logs();
     let cookie = format!(
         "connect.sid={}",
         config().sign("someid").replace(':', "%3A")
@@ -626,4 +655,27 @@ async fn r35_connect_errors_carry_a_reason_and_a_hint_never_internals() {
             assert!(!msg.contains(internal), "{msg:?} names {internal:?}");
         }
     }
+    // The operator's log has the detail: the store's message and its cause,
+    // once, at warn, with the reason code.
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let warned: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("6399"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{logs}");
+    assert!(
+        warned[0].contains("reason=\"store_error\""),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        warned[0].contains("Connection refused (os error 111)"),
+        "{}",
+        warned[0]
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("malformed_record") && l.contains("WARN")),
+        "{logs}"
+    );
 }
