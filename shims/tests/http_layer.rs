@@ -572,6 +572,30 @@ async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
     assert_eq!(refused_text.status, 403);
     assert!(refused_text.body.starts_with("origin_rejected: "));
 
+    // A record of the wrong type, and a malformed cookie: no session, and
+    // the reason code only.
+    let key = format!("sess:{}", sid_of(&cookie));
+    Store::destroy(&srv.store.inner, key.as_bytes())
+        .await
+        .unwrap();
+    Store::create(
+        &srv.store.inner,
+        key.as_bytes(),
+        b"[1,2,3]",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        me_of(&srv, &cookie).await,
+        (401, json!({ "error": "malformed_record" }))
+    );
+    let garbage = "connect.sid=s%3A%E0%A4.x";
+    assert_eq!(
+        me_of(&srv, garbage).await,
+        (401, json!({ "error": "unsigned" }))
+    );
+
     for body in [
         &text.body,
         &json.body,
