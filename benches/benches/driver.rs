@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{MemoryStore, SessionSockets, Store};
+use session_sockets::store::Store;
+use session_sockets::{MemoryStore, SessionSockets};
 use session_sockets_benches::{HEADER, RECORD, SID, config, request_headers};
 
 fn driver(c: &mut Criterion) {

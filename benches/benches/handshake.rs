@@ -15,9 +15,11 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use session_sockets_benches::{BareVerify, HEADER, SID, SIGNED, config, now, request_headers};
-use session_sockets_core::cookie::{decode, pairs};
-use session_sockets_core::signature::unsign;
-use session_sockets_core::{Handshake, Machine, resolve_cookie};
+use session_sockets_core::Machine;
+use session_sockets_core::codec::cookie::{decode, pairs};
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::codec::signature::unsign;
+use session_sockets_core::machines::Handshake;
 
 fn handshake(c: &mut Criterion) {
     let config = config();
@@ -27,8 +29,9 @@ fn handshake(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(HEADER.len() as u64));
     g.bench_function("core_headers_to_load", |b| {
         b.iter(|| {
-            let mut hs = Handshake::new(config.clone(), now());
-            hs.handle_headers(black_box(&headers).iter().copied());
+            let start = now();
+            let mut hs = Handshake::new(config.clone(), start);
+            hs.handle_headers(black_box(&headers).iter().copied(), start.instant);
             black_box(hs.poll_request())
         })
     });

@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use session_sockets_benches::RECORD;
-use session_sockets_core::record::{decode, encode};
+use session_sockets_core::codec::record::{decode, encode};
 
 fn record(c: &mut Criterion) {
     let rec = match decode(RECORD) {

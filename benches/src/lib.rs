@@ -130,22 +130,28 @@ impl Default for BareVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_sockets_core::{Handshake, Machine, Request, resolve_cookie};
+    use session_sockets_core::codec::resolve::resolve_cookie;
+    use session_sockets_core::machines::Handshake;
+    use session_sockets_core::{Machine, Request};
 
     #[test]
     fn inputs_agree_with_each_other() {
         assert_eq!(HEADER.len(), 383);
-        assert_eq!(session_sockets_core::cookie::pairs(HEADER).count(), 7);
+        assert_eq!(
+            session_sockets_core::codec::cookie::pairs(HEADER).count(),
+            7
+        );
         assert!(BareVerify::new().verify(SID.as_bytes()));
         assert!(!BareVerify::new().verify(b"Ok2nHBR1sXyDbU3bVw9lVwFqcsT1mU5w"));
         let sid = resolve_cookie(&config(), [HEADER]).unwrap();
         assert_eq!(sid.expose(), SID.as_bytes());
-        let mut hs = Handshake::new(config(), now());
-        hs.handle_headers(request_headers());
+        let start = now();
+        let mut hs = Handshake::new(config(), start);
+        hs.handle_headers(request_headers(), start.instant);
         let Some(Request::Load { key, .. }) = hs.poll_request() else {
             panic!("no Load request");
         };
         assert_eq!(key.as_bytes(), format!("sess:{SID}").as_bytes());
-        assert!(session_sockets_core::record::decode(RECORD).is_ok());
+        assert!(session_sockets_core::codec::record::decode(RECORD).is_ok());
     }
 }

@@ -4,7 +4,9 @@
 //! allocator, so the test harness's own threads do not interfere.
 
 use session_sockets_benches::{HEADER, SID, config, now, request_headers};
-use session_sockets_core::{Handshake, Machine, Request, resolve_cookie};
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::machines::Handshake;
+use session_sockets_core::{Machine, Request};
 
 #[test]
 fn the_counter_sees_allocations() {
@@ -23,16 +25,18 @@ fn handshake_headers_to_load_request_allocate_nothing() {
     let config = config();
     let headers = request_headers();
     // Warm up once outside the measurement (lazy statics, if any).
-    let mut hs = Handshake::new(config.clone(), now());
-    hs.handle_headers(headers.iter().copied());
+    let start = now();
+    let mut hs = Handshake::new(config.clone(), start);
+    hs.handle_headers(headers.iter().copied(), start.instant);
     assert!(hs.poll_request().is_some());
     drop(hs);
 
     let mut key_ok = true;
     let info = allocation_counter::measure(|| {
         for _ in 0..1000 {
-            let mut hs = Handshake::new(config.clone(), now());
-            hs.handle_headers(headers.iter().copied());
+            let start = now();
+            let mut hs = Handshake::new(config.clone(), start);
+            hs.handle_headers(headers.iter().copied(), start.instant);
             match hs.poll_request() {
                 Some(Request::Load { key, .. }) => {
                     key_ok &= key.as_bytes().strip_prefix(b"sess:") == Some(SID.as_bytes());

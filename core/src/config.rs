@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use crate::cookie::Limits;
+use crate::codec::cookie::Limits;
+use crate::codec::set_cookie::{check_domain, check_max_age, check_name, check_path};
+use crate::codec::signature::Key;
 use crate::cookie_options::{CookieOptions, SameSite};
-use crate::cookie_syntax::{check_domain, check_max_age, check_name, check_path};
 use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
-use crate::signature::Key;
 
 /// Settings shared by every session machine. Build with [`Config::builder`].
 ///

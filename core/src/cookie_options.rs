@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::record::SessionCookie;
+use crate::codec::record::SessionCookie;
 use crate::time::millis;
 
 /// The `SameSite` attribute of the session cookie.

@@ -8,10 +8,10 @@
 
 use std::error::Error;
 
-use crate::cookie::LimitExceeded;
-use crate::cookie_syntax::CookieSyntaxError;
+use crate::codec::cookie::LimitExceeded;
+use crate::codec::record::RecordError;
+use crate::codec::set_cookie::CookieSyntaxError;
 use crate::origin::OriginRejection;
-use crate::record::RecordError;
 use crate::request::Reply;
 use crate::store_error::StoreError;
 
@@ -204,9 +204,9 @@ pub enum HandshakeError {
     Failed(Failure),
 }
 
-/// Why a write ([`Create`](crate::Create), [`Save`](crate::Save),
-/// [`Touch`](crate::Touch), [`Destroy`](crate::Destroy),
-/// [`Regenerate`](crate::Regenerate)) did not happen, or may not have.
+/// Why a write ([`Create`](crate::machines::Create), [`Save`](crate::machines::Save),
+/// [`Touch`](crate::machines::Touch), [`Destroy`](crate::machines::Destroy),
+/// [`Regenerate`](crate::machines::Regenerate)) did not happen, or may not have.
 ///
 /// None of the variants carries a session id, cookie value or secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -536,7 +536,7 @@ mod tests {
         let store = || StoreError::new("Redis at 10.0.0.7:6379 refused the connection (GET)");
         let failures = vec![
             Failure::InvalidSessionId,
-            Failure::MalformedRecord(crate::record::decode(b"[1]").unwrap_err()),
+            Failure::MalformedRecord(crate::codec::record::decode(b"[1]").unwrap_err()),
             Failure::Store(store()),
             Failure::Timeout,
             Failure::ShuttingDown,

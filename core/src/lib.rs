@@ -27,7 +27,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::{Instant, SystemTime};
-//! use session_sockets_core::{Config, Handshake, Machine, Now, Reply, Request};
+//! use session_sockets_core::machines::{Handshake};
+//! use session_sockets_core::{Config, Machine, Now, Reply, Request};
 //!
 //! # fn load(_key: &[u8]) -> Reply { Reply::NotFound }
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +43,7 @@
 //!
 //! let now = Now::new(Instant::now(), SystemTime::now());
 //! let mut hs = Handshake::new(config.clone(), now);
-//! hs.handle_headers(headers);
+//! hs.handle_headers(headers, now.instant);
 //! loop {
 //!     while let Some(req) = hs.poll_request() {
 //!         if let Request::Load { id, key } = req {
@@ -96,7 +97,9 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::{Instant, SystemTime};
-//! use session_sockets_core::{record, Config, Machine, Now, Reply, Request, Save, Session, SessionId};
+//! use session_sockets_core::codec::record;
+//! use session_sockets_core::machines::{Save};
+//! use session_sockets_core::{Config, Machine, Now, Reply, Request, Session, SessionId};
 //!
 //! let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
 //! let loaded = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
@@ -124,39 +127,24 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod codec;
 mod config;
-pub mod cookie;
 mod cookie_options;
-mod cookie_syntax;
-mod create;
 mod error;
 pub mod event;
-mod handshake;
-pub mod header;
-mod machine;
+pub mod machines;
 pub mod origin;
-pub mod record;
 mod request;
-mod save;
 mod session;
-pub mod signature;
 mod store_error;
 pub mod time;
-mod touch;
-mod write;
 
+pub use codec::cookie::Limits;
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use cookie_options::{CookieOptions, SameSite};
-pub use cookie_syntax::CookieSyntaxError;
-pub use create::{Create, Created, Regenerate};
 pub use error::{Failure, Fault, HandshakeError, WriteError};
-pub use handshake::{Handshake, Reload, ResolvedSid, precheck, resolve_cookie};
-pub use header::{clear_cookie_header, cookie_header};
-pub use machine::{Machine, Op};
+pub use machines::Machine;
 pub use request::{Bytes, Reply, Request, RequestId, StoreKey};
-pub use save::{Commit, Edit, Save};
 pub use session::{Session, SessionId};
 pub use store_error::StoreError;
 pub use time::Now;
-pub use touch::{Destroy, Touch};
-pub use write::{SID_RANDOM_BYTES, sid_from_random, ttl_secs};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::record::{self, Record, SessionCookie};
+use crate::codec::record::{self, Record, SessionCookie};
 
 /// A session id. `Debug` is redacted ([R16]); read it with [`SessionId::expose`]
 /// only where it must leave the process (a store key, a signed cookie).
@@ -334,7 +334,7 @@ impl Session {
     }
 
     /// Re-bases this copy onto `fresh`, the session as just loaded again
-    /// (e.g. by a [`Reload`](crate::Reload)): takes its cookie, data and
+    /// (e.g. by a [`Reload`](crate::machines::Reload)): takes its cookie, data and
     /// stored bytes, then re-applies the changes this copy has not saved,
     /// exactly as a save re-applies them after a conflict. A later save
     /// compares against `fresh`'s bytes. The id stays this session's.
@@ -344,7 +344,7 @@ impl Session {
     }
 
     /// Makes this copy the session a save stored (`saved`, the outcome of a
-    /// [`Save`](crate::Save) of an earlier copy of this session), plus
+    /// [`Save`](crate::machines::Save) of an earlier copy of this session), plus
     /// whatever changed on this copy since that earlier copy was handed to
     /// the save. Changes that were saved are forgotten, so a later conflict
     /// never re-applies them over another writer's newer values.
@@ -512,7 +512,8 @@ mod tests {
     /// Runs `sent` through a save the store accepts, as a socket's copy
     /// would be saved.
     fn saved(sent: Session) -> Session {
-        use crate::{Config, Machine, Now, Reply, Save};
+        use crate::machines::Save;
+        use crate::{Config, Machine, Now, Reply};
         let config = Arc::new(Config::builder().secret("s").build().unwrap());
         let now = Now::new(std::time::Instant::now(), std::time::SystemTime::now());
         let mut save = Save::new(config, sent, now);

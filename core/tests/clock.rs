@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Map;
+use session_sockets_core::codec::record;
+use session_sockets_core::machines::{Create, Destroy, Handshake, Regenerate, Reload, Save, Touch};
 use session_sockets_core::time::{from_millis, millis, to_iso};
 use session_sockets_core::{
-    Config, Create, Destroy, Handshake, HandshakeError, Machine, Now, Regenerate, Reload, Reply,
-    Request, Save, Session, SessionId, Touch, record,
+    Config, HandshakeError, Machine, Now, Reply, Request, Session, SessionId,
 };
 
 const T0_MS: i64 = 1_795_954_467_949;
@@ -126,7 +127,7 @@ fn r23_a_wall_clock_stepped_an_hour_either_way_mid_operation_fails_nothing() {
         let c = config();
 
         let mut hs = Handshake::new(Arc::clone(&c), os.start);
-        hs.handle_headers([("cookie", COOKIE)]);
+        hs.handle_headers([("cookie", COOKIE)], os.start.instant);
         let found = |_: &Request| Reply::Found(rec.as_bytes().into());
         let (_, out) = run(&mut hs, &os, later, found);
         assert!(out.is_ok(), "handshake, forward {forward}: {out:?}");
@@ -172,12 +173,12 @@ fn r13_the_wall_time_of_a_step_is_the_start_plus_the_monotonic_time_elapsed() {
     let found = |_: &Request| Reply::Found(rec.as_bytes().into());
     // Answered 0.5 s after the start: the record still lives.
     let mut hs = Handshake::new(config(), os.start);
-    hs.handle_headers([("cookie", COOKIE)]);
+    hs.handle_headers([("cookie", COOKIE)], os.start.instant);
     assert!(run(&mut hs, &os, 500, found).1.is_ok());
     // Answered 1.5 s after the start (within the 2 s deadline): it expired
     // on the way, by the start's wall time plus the time elapsed.
     let mut hs = Handshake::new(config(), os.start);
-    hs.handle_headers([("cookie", COOKIE)]);
+    hs.handle_headers([("cookie", COOKIE)], os.start.instant);
     assert_eq!(
         run(&mut hs, &os, 1500, found).1.unwrap_err(),
         HandshakeError::Expired

@@ -12,10 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use session_sockets_core::codec::record;
+use session_sockets_core::codec::set_cookie::cookie_header;
 use session_sockets_core::time::{from_millis, to_iso};
-use session_sockets_core::{
-    Config, ConfigError, CookieOptions, SameSite, SessionId, cookie_header, record,
-};
+use session_sockets_core::{Config, ConfigError, CookieOptions, SameSite, SessionId};
 
 const SECRET: &str = "keyboard cat";
 

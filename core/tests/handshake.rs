@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use session_sockets_core::cookie::Limits;
-use session_sockets_core::{
-    Config, Handshake, Machine, Now, Reload, Reply, Request, RequestId, SessionId,
-};
+use session_sockets_core::codec::cookie::Limits;
+use session_sockets_core::machines::{Handshake, Reload};
+use session_sockets_core::{Config, Machine, Now, Reply, Request, RequestId, SessionId};
 
 const COOKIE: &str = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
 const RECORD: &str = r#"{"cookie":{"originalMaxAge":3600000,"expires":"2026-11-29T13:14:27.949Z","httpOnly":true,"path":"/"},"user":"ada"}"#;
@@ -120,9 +119,9 @@ fn describe(r: &Reply) -> String {
 
 fn handshake(headers: &[(&str, &str)]) -> Handshake {
     let mut hs = Handshake::new(config(), t0());
-    hs.handle_headers(headers.iter().copied());
+    hs.handle_headers(headers.iter().copied(), t0().instant);
     // A second call is ignored.
-    hs.handle_headers([("cookie", "connect.sid=s%3Aother")]);
+    hs.handle_headers([("cookie", "connect.sid=s%3Aother")], t0().instant);
     hs
 }
 
@@ -191,7 +190,7 @@ fn r13_with_rolling_the_store_ttl_is_the_authority_on_expiry() {
             .unwrap(),
     );
     let mut hs = Handshake::new(config, t0());
-    hs.handle_headers([("cookie", COOKIE)]);
+    hs.handle_headers([("cookie", COOKIE)], t0().instant);
     let log = transcript(hs, found(&stale));
     assert!(log[2].starts_with("= Ok id=apple"), "{log:?}");
     // Without rolling the same record is expired.
@@ -326,11 +325,14 @@ fn r15_ids_with_control_characters_are_not_store_keys() {
             .unwrap(),
     );
     let mut hs = Handshake::new(config.clone(), t0());
-    hs.handle_headers([("cookie", "connect.sid=a%0Ab")]);
+    hs.handle_headers([("cookie", "connect.sid=a%0Ab")], t0().instant);
     let log = transcript(hs, Script::Silent);
     assert!(log[0].starts_with("= Err invalid_session_id"), "{log:?}");
     let mut hs = Handshake::new(config, t0());
-    hs.handle_headers([("cookie", format!("connect.sid={}", "a".repeat(257)))]);
+    hs.handle_headers(
+        [("cookie", format!("connect.sid={}", "a".repeat(257)))],
+        t0().instant,
+    );
     let log = transcript(hs, Script::Silent);
     assert!(log[0].starts_with("= Err invalid_session_id"), "{log:?}");
 }
@@ -341,7 +343,7 @@ fn http_header_map_and_multiple_cookie_lines() {
     map.append("cookie", "a=1".parse().unwrap());
     map.append("cookie", COOKIE.parse().unwrap());
     let mut hs = Handshake::new(config(), t0());
-    hs.handle_header_map(&map);
+    hs.handle_header_map(&map, t0().instant);
     let log = transcript(hs, found(RECORD));
     assert_eq!(log[0], "-> Load #1 sess:apple");
     assert!(log[2].starts_with("= Ok id=apple"), "{log:?}");
@@ -367,7 +369,7 @@ fn r09_reload_loads_a_known_session_again() {
 /// errors in the handshake's order (Origin first), with no request.
 #[test]
 fn r39_precheck_is_the_handshake_up_to_its_load() {
-    use session_sockets_core::precheck;
+    use session_sockets_core::codec::resolve::precheck;
     let config = config();
     let good = COOKIE;
     let bad = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCV";
@@ -399,7 +401,7 @@ fn r39_precheck_is_the_handshake_up_to_its_load() {
         let got = precheck(&config, headers.iter().copied()).map_err(|e| e.reason());
         assert_eq!(got, want, "{headers:?}");
         let mut hs = Handshake::new(Arc::clone(&config), t0());
-        hs.handle_headers(headers.iter().copied());
+        hs.handle_headers(headers.iter().copied(), t0().instant);
         match want {
             Ok(()) => assert!(matches!(hs.poll_request(), Some(Request::Load { .. }))),
             Err(reason) => assert_eq!(hs.poll_outcome().unwrap().unwrap_err().reason(), reason),

@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use session_sockets_core::codec::record;
+use session_sockets_core::machines::{Destroy, Regenerate, Reload, Save, Touch};
 use session_sockets_core::time::from_millis;
-use session_sockets_core::{
-    Config, Destroy, Machine, Now, Regenerate, Reload, Reply, Request, Save, Session, SessionId,
-    Touch, record,
-};
+use session_sockets_core::{Config, Machine, Now, Reply, Request, Session, SessionId};
 
 const SID: &str = "sid-1";
 const KEY: &[u8] = b"sess:sid-1";

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use serde_json::Map;
+use session_sockets_core::codec::record;
+use session_sockets_core::machines::{Create, Destroy, Regenerate, Save, Touch};
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Bytes, Config, Create, Destroy, Machine, Now, Regenerate, Reply, Request, RequestId, Save,
-    Session, SessionId, Touch, WriteError, record,
+    Bytes, Config, Machine, Now, Reply, Request, RequestId, Session, SessionId, WriteError,
 };
 
 const REC: &str = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:15:27.949Z","httpOnly":true,"path":"/"},"n":1}"#;

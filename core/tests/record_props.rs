@@ -9,7 +9,7 @@ use std::sync::Arc;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use session_sockets_core::record::{self, SessionCookie};
+use session_sockets_core::codec::record::{self, SessionCookie};
 use session_sockets_core::{Session, SessionId};
 
 /// Object keys: arbitrary text, JavaScript array indexes (which

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use session_sockets_core::{Config, record, resolve_cookie};
+use session_sockets_core::Config;
+use session_sockets_core::codec::record;
+use session_sockets_core::codec::resolve::resolve_cookie;
 
 fn vectors() -> Value {
     let path = concat!(

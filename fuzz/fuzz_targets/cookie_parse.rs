@@ -21,8 +21,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_sockets_core::cookie::LimitExceeded;
-use session_sockets_core::{Config, HandshakeError, resolve_cookie};
+use session_sockets_core::codec::cookie::LimitExceeded;
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::{Config, HandshakeError};
 use session_sockets_fuzz::{cookie_config, split_lines};
 
 /// A comparable verdict: the id bytes, or the error.

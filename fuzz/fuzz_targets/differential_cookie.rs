@@ -33,7 +33,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_sockets_core::cookie::{decode, pairs};
+use session_sockets_core::codec::cookie::{decode, pairs};
 
 use cookie::{Cookie, ParseError};
 

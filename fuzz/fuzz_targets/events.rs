@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
             !(payload == b"set" && was_announced.as_deref() == Some(key)),
             "this process's own write was reported"
         );
-        assert!(payload != b"expire" && payload != b"persist", "a touch was reported");
+        assert!(
+            payload != b"expire" && payload != b"persist",
+            "a touch was reported"
+        );
         if let Some(ev) = session_event(&config, &event) {
             let sid = ev.id.expose().as_bytes();
             assert_eq!(event.key, [config.key_prefix().as_bytes(), sid].concat());

@@ -23,11 +23,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_sockets_core::record::decode;
+use session_sockets_core::codec::record::decode;
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::machines::{Handshake, Reload};
 use session_sockets_core::time::millis;
-use session_sockets_core::{
-    Handshake, HandshakeError, Machine, Reload, Reply, Request, SessionId, resolve_cookie,
-};
+use session_sockets_core::{HandshakeError, Machine, Reply, Request, SessionId};
 use session_sockets_fuzz::{Script, drive, machine_config, start_time};
 
 fuzz_target!(|data: &[u8]| {
@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
     let mut hs = Handshake::new(config.clone(), start);
     let mut script = Script::new(ops);
     let report = drive(&mut hs, &mut script, |m: &mut Handshake| {
-        m.handle_headers(headers.iter().copied());
+        m.handle_headers(headers.iter().copied(), start.instant);
         if let Some(t) = m.poll_timeout() {
             assert_eq!(t, deadline, "timeout is not start + store deadline");
         }

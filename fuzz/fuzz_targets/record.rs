@@ -18,16 +18,13 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use session_sockets_core::record::{Record, decode, encode};
+use session_sockets_core::codec::record::{Record, decode, encode};
 use session_sockets_core::{Session, SessionId};
 use session_sockets_fuzz::js_map_eq as map_eq;
 
 fn record_eq(a: &Record, b: &Record) -> bool {
     let fields = |r: &Record| -> serde_json::Map<String, serde_json::Value> {
-        r.cookie
-            .fields()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect()
+        r.cookie.fields().map(|(k, v)| (k.to_owned(), v)).collect()
     };
     a.cookie.expires_ms() == b.cookie.expires_ms()
         && map_eq(&fields(a), &fields(b))

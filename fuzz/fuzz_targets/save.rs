@@ -33,8 +33,9 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use session_sockets_core::record::decode;
-use session_sockets_core::{Reply, Request, Save, Session, SessionId};
+use session_sockets_core::codec::record::decode;
+use session_sockets_core::machines::Save;
+use session_sockets_core::{Reply, Request, Session, SessionId};
 use session_sockets_fuzz::{RECORDS, Script, drive, js_opt_eq, machine_config, start_time};
 
 const SID: &str = "Ok2nHBR1sXyDbU3bVw9lVwFqcsT1mU5v";

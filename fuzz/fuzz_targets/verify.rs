@@ -20,7 +20,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_sockets_core::signature::{Key, sign, unsign};
+use session_sockets_core::codec::signature::{Key, sign, unsign};
 
 /// Whether `input` is byte for byte some key's signature of `value`.
 fn canonical(input: &[u8], value: &[u8], keys: &[Key]) -> bool {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use session_sockets_core::cookie::Limits;
+use session_sockets_core::codec::cookie::Limits;
 use session_sockets_core::{Bytes, Config, Machine, Now, Reply, Request, RequestId};
 
 /// Splits fuzz bytes into `Cookie` header lines the way the Node reference
@@ -55,7 +55,7 @@ pub fn cookie_config(sel: u8, first_line: Option<&[u8]>) -> Config {
         1 => "sid".into(),
         2 => "a".into(),
         _ => first_line
-            .and_then(|l| session_sockets_core::cookie::pairs(l).next())
+            .and_then(|l| session_sockets_core::codec::cookie::pairs(l).next())
             .and_then(|(n, _)| std::str::from_utf8(n).ok())
             .filter(|n| !n.is_empty())
             .unwrap_or("connect.sid")

@@ -16,38 +16,30 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-pub use serde_json;
 pub use session_sockets_core as core;
+pub use session_sockets_core::machines::{Created, Touched};
 pub use session_sockets_core::{
-    Config, ConfigBuilder, ConfigError, Created, Failure, HandshakeError, Session, SessionId,
-    WriteError,
+    Config, ConfigBuilder, ConfigError, CookieOptions, Failure, Fault, HandshakeError, SameSite,
+    Session, SessionId, WriteError,
 };
 
-mod driver;
+mod handle;
 pub mod http;
-mod hub;
 mod live;
-mod memory;
 mod observe;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod runtime;
 #[cfg(feature = "socketioxide")]
 pub mod socketio;
-mod sockets;
-mod store;
+pub mod store;
+mod write_queue;
+
+pub use handle::{SessionSockets, ShutdownReport};
+pub use live::{LiveSession, SessionEnd};
 #[cfg(feature = "redis")]
-pub use crate::redis::{KeyspaceEvents, RedisStore, RedisStoreBuilder};
-pub use driver::{Stalled, drive};
-pub use hub::SessionEnd;
-pub use live::LiveSession;
-pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
-pub use runtime::Runtime;
-pub use sockets::{SessionSockets, ShutdownReport, Touched};
-pub use store::{
-    Bytes, CasOutcome, EventSink, KeyChange, KeyEvent, Store, StoreError, StoreEvent, StoreFuture,
-    Subscription,
-};
+pub use redis::{KeyspaceEvents, RedisStore, RedisStoreBuilder};
+pub use store::MemoryStore;
 
 /// The README's Rust snippets, compiled and run as doctests.
 #[cfg(all(

@@ -81,7 +81,7 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// connection.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), session_sockets::StoreError> {
+/// # async fn run() -> Result<(), session_sockets::store::StoreError> {
 /// use std::time::Duration;
 /// use session_sockets::RedisStore;
 ///

@@ -23,9 +23,8 @@ use serde_json::{Value, json};
 use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
-use session_sockets::{
-    CasOutcome, Config, MemoryStore, SessionSockets, Store, StoreError, StoreFuture,
-};
+use session_sockets::store::{CasOutcome, Store, StoreError, StoreFuture};
+use session_sockets::{Config, MemoryStore, SessionSockets};
 use sio_client::{Client, Response as HttpResponse, client, request};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -61,7 +60,7 @@ impl Probe {
 }
 
 impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
         self.hit();
         if self.fail_loads.load(Ordering::SeqCst) {
             return Box::pin(async { Err(refused()) });

@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
-use session_sockets::{
-    CasOutcome, Config, EventSink, MemoryStore, SessionId, SessionSockets, Store, StoreEvent,
-    StoreFuture, Subscription,
-};
+use session_sockets::store::{CasOutcome, EventSink, Store, StoreEvent, StoreFuture, Subscription};
+use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
 use sio_client::{Client, client};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
@@ -48,7 +46,7 @@ impl Probe {
 }
 
 impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(key)
     }

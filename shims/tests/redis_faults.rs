@@ -10,7 +10,8 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
-use session_sockets::{RedisStore, Store};
+use session_sockets::RedisStore;
+use session_sockets::store::Store;
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -28,7 +29,10 @@ async fn store_for(redis: &RedisServer) -> RedisStore {
 async fn timed_load(
     store: &RedisStore,
     key: &[u8],
-) -> (Duration, Result<Option<session_sockets::Bytes>, String>) {
+) -> (
+    Duration,
+    Result<Option<session_sockets::store::Bytes>, String>,
+) {
     let started = Instant::now();
     let r = tokio::time::timeout(Duration::from_secs(10), store.load(key))
         .await
@@ -155,7 +159,7 @@ async fn r23_paused_redis_times_out_and_recovers_on_resume() {
     let (took, r) = timed_load(&store, b"sess:p").await;
     assert_eq!(
         r,
-        Ok(Some(session_sockets::Bytes::from(&b"v"[..]))),
+        Ok(Some(session_sockets::store::Bytes::from(&b"v"[..]))),
         "first call after resume"
     );
     eprintln!("redis resumed: first call succeeded in {took:?}");
@@ -191,11 +195,12 @@ mod handshake {
     use std::sync::Arc;
     use std::time::{Duration, Instant, SystemTime};
 
-    use session_sockets::core::signature::sign_cookie;
+    use http::{HeaderMap, HeaderValue, header};
+    use session_sockets::core::codec::signature::sign_cookie;
     use session_sockets::core::time::{millis, to_iso};
-    use session_sockets::http::{HeaderMap, HeaderValue, header};
     use session_sockets::runtime::tokio::Tokio;
-    use session_sockets::{Config, Failure, HandshakeError, RedisStore, SessionSockets, Store};
+    use session_sockets::store::Store;
+    use session_sockets::{Config, Failure, HandshakeError, RedisStore, SessionSockets};
 
     use crate::redis_server::RedisServer;
 

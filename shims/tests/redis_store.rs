@@ -10,7 +10,8 @@ mod redis_server;
 use std::time::{Duration, Instant};
 
 use redis_server::{RedisServer, Resp};
-use session_sockets::{CasOutcome, KeyspaceEvents, RedisStore, Store};
+use session_sockets::store::{CasOutcome, Store};
+use session_sockets::{KeyspaceEvents, RedisStore};
 
 const RECORD: &[u8] = br#"{"cookie":{"originalMaxAge":86400000,"expires":"2030-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"user":"ada"}"#;
 

@@ -35,7 +35,7 @@ async fn followed(
     sessions: &SessionSockets<Tokio>,
 ) -> (Session, session_sockets::LiveSession<Tokio>) {
     let created = sessions.create(Map::new()).await.unwrap();
-    let mut headers = session_sockets::http::HeaderMap::new();
+    let mut headers = http::HeaderMap::new();
     let pair = created.set_cookie.split(';').next().unwrap();
     headers.insert("cookie", pair.parse().unwrap());
     let live = sessions.live_session(&headers, |_| {}).await.unwrap();
@@ -101,7 +101,7 @@ async fn r38_queued_writes_land_new_ones_are_refused_and_events_end() {
     let refused = sessions.update(session.clone(), add_one).await.unwrap_err();
     assert_eq!(refused, WriteError::Failed(Failure::ShuttingDown));
     assert_eq!(refused.reason(), "shutting_down");
-    let headers = session_sockets::http::HeaderMap::new();
+    let headers = http::HeaderMap::new();
     assert_eq!(
         sessions.session(&headers).await.unwrap_err(),
         HandshakeError::Failed(Failure::ShuttingDown)
@@ -113,7 +113,7 @@ async fn r38_queued_writes_land_new_ones_are_refused_and_events_end() {
 
     // What the store holds is what the callers were told.
     let key = format!("sess:{}", session.id().expose());
-    let bytes = session_sockets::Store::load(&*store, key.as_bytes())
+    let bytes = session_sockets::store::Store::load(&*store, key.as_bytes())
         .await
         .unwrap()
         .unwrap();

@@ -105,11 +105,11 @@ async fn server(config: Config) -> Server {
 /// made behind its back (as with a store without events).
 struct Unheard(MemoryStore);
 
-impl session_sockets::Store for Unheard {
+impl session_sockets::store::Store for Unheard {
     fn load<'a>(
         &'a self,
         key: &'a [u8],
-    ) -> session_sockets::StoreFuture<'a, Option<session_sockets::Bytes>> {
+    ) -> session_sockets::store::StoreFuture<'a, Option<session_sockets::store::Bytes>> {
         self.0.load(key)
     }
     fn create<'a>(
@@ -117,7 +117,7 @@ impl session_sockets::Store for Unheard {
         key: &'a [u8],
         value: &'a [u8],
         ttl: Duration,
-    ) -> session_sockets::StoreFuture<'a, bool> {
+    ) -> session_sockets::store::StoreFuture<'a, bool> {
         self.0.create(key, value, ttl)
     }
     fn compare_and_set<'a>(
@@ -126,18 +126,22 @@ impl session_sockets::Store for Unheard {
         expected: &'a [u8],
         new: &'a [u8],
         ttl: Duration,
-    ) -> session_sockets::StoreFuture<'a, session_sockets::CasOutcome> {
+    ) -> session_sockets::store::StoreFuture<'a, session_sockets::store::CasOutcome> {
         self.0.compare_and_set(key, expected, new, ttl)
     }
-    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> session_sockets::StoreFuture<'a, bool> {
+    fn touch<'a>(
+        &'a self,
+        key: &'a [u8],
+        ttl: Duration,
+    ) -> session_sockets::store::StoreFuture<'a, bool> {
         self.0.touch(key, ttl)
     }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> session_sockets::StoreFuture<'a, ()> {
+    fn destroy<'a>(&'a self, key: &'a [u8]) -> session_sockets::store::StoreFuture<'a, ()> {
         self.0.destroy(key)
     }
 }
 
-async fn server_on(config: Config, store: Arc<dyn session_sockets::Store>) -> Server {
+async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>) -> Server {
     let sessions = SessionSockets::new(config, store, Tokio);
     let (layer, io) = SocketIo::new_layer();
     io.ns(
@@ -378,7 +382,7 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
         c
     })
     .await;
-    session_sockets::Store::destroy(&*store, format!("sess:{}", id.expose()).as_bytes())
+    session_sockets::store::Store::destroy(&*store, format!("sess:{}", id.expose()).as_bytes())
         .await
         .unwrap();
     let ended = client(move || {
@@ -461,7 +465,7 @@ async fn destroy_from_a_handler_ends_the_session_for_http_too() {
 
 #[test]
 fn r06_later_requests_of_a_connection_must_pass_the_origin_policy() {
-    use session_sockets::http::{HeaderMap, HeaderValue, Uri, header};
+    use http::{HeaderMap, HeaderValue, Uri, header};
     use session_sockets::socketio::check_later_origin;
 
     let config = config();
@@ -532,18 +536,18 @@ async fn get_session_for_a_client_from_outside_its_handlers() {
 /// the address included.
 struct Down;
 
-fn refused() -> session_sockets::StoreError {
-    session_sockets::StoreError::with_source(
+fn refused() -> session_sockets::store::StoreError {
+    session_sockets::store::StoreError::with_source(
         "Redis at 127.0.0.1:6399 refused the connection (GET)",
         std::io::Error::other("Connection refused (os error 111)"),
     )
 }
 
-impl session_sockets::Store for Down {
+impl session_sockets::store::Store for Down {
     fn load<'a>(
         &'a self,
         _: &'a [u8],
-    ) -> session_sockets::StoreFuture<'a, Option<session_sockets::Bytes>> {
+    ) -> session_sockets::store::StoreFuture<'a, Option<session_sockets::store::Bytes>> {
         Box::pin(async { Err(refused()) })
     }
     fn create<'a>(
@@ -551,7 +555,7 @@ impl session_sockets::Store for Down {
         _: &'a [u8],
         _: &'a [u8],
         _: Duration,
-    ) -> session_sockets::StoreFuture<'a, bool> {
+    ) -> session_sockets::store::StoreFuture<'a, bool> {
         Box::pin(async { Err(refused()) })
     }
     fn compare_and_set<'a>(
@@ -560,13 +564,17 @@ impl session_sockets::Store for Down {
         _: &'a [u8],
         _: &'a [u8],
         _: Duration,
-    ) -> session_sockets::StoreFuture<'a, session_sockets::CasOutcome> {
+    ) -> session_sockets::store::StoreFuture<'a, session_sockets::store::CasOutcome> {
         Box::pin(async { Err(refused()) })
     }
-    fn touch<'a>(&'a self, _: &'a [u8], _: Duration) -> session_sockets::StoreFuture<'a, bool> {
+    fn touch<'a>(
+        &'a self,
+        _: &'a [u8],
+        _: Duration,
+    ) -> session_sockets::store::StoreFuture<'a, bool> {
         Box::pin(async { Err(refused()) })
     }
-    fn destroy<'a>(&'a self, _: &'a [u8]) -> session_sockets::StoreFuture<'a, ()> {
+    fn destroy<'a>(&'a self, _: &'a [u8]) -> session_sockets::store::StoreFuture<'a, ()> {
         Box::pin(async { Err(refused()) })
     }
 }
@@ -612,9 +620,14 @@ async fn r35_connect_errors_carry_a_reason_and_a_hint_never_internals() {
     let down = server_on(config(), Arc::new(Down)).await;
     let store = Arc::new(MemoryStore::new());
     // Another application's value under the session's key.
-    session_sockets::Store::create(&*store, b"sess:someid", b"[1,2,3]", Duration::from_secs(60))
-        .await
-        .unwrap();
+    session_sockets::store::Store::create(
+        &*store,
+        b"sess:someid",
+        b"[1,2,3]",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     let wrong_type = server_on(config(), store).await;
     let plain = server(config()).await;
     let cases = [

@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_sockets::{KeyspaceEvents, RedisStore, Store};
+use session_sockets::{KeyspaceEvents, RedisStore};
+
+use session_sockets::store::Store;
 use session_sockets_benches::procs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -19,7 +19,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use session_sockets_benches::{BareVerify, HEADER, SID, config, now, request_headers};
-use session_sockets_core::{Handshake, Machine, resolve_cookie};
+use session_sockets_core::Machine;
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::machines::Handshake;
 
 struct Opts {
     rounds: usize,
@@ -114,8 +116,9 @@ fn main() -> ExitCode {
     })
     .and_then(|()| {
         time("rust_handshake", &o, || {
-            let mut hs = Handshake::new(config.clone(), now());
-            hs.handle_headers(black_box(&headers).iter().copied());
+            let start = now();
+            let mut hs = Handshake::new(config.clone(), start);
+            hs.handle_headers(black_box(&headers).iter().copied(), start.instant);
             black_box(hs.poll_request()).is_some()
         })
     })

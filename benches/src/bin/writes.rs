@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use session_sockets::core::{Now, Save};
+use session_sockets::core::Now;
+use session_sockets::core::machines::Save;
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{Config, KeyspaceEvents, RedisStore, Session, SessionSockets, Store};
+use session_sockets::store::Store;
+use session_sockets::{Config, KeyspaceEvents, RedisStore, Session, SessionSockets};
 
 fn main() -> ExitCode {
     let secs = std::env::args()

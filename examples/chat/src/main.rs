@@ -42,7 +42,8 @@ use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::redis as socketio_redis;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
-use session_sockets::{Config, MemoryStore, SessionSockets, Store};
+use session_sockets::store::Store;
+use session_sockets::{Config, MemoryStore, SessionSockets};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -119,7 +120,7 @@ struct Args {
     header_timeout: Duration,
     /// The memory store's bound, in sessions; when it is full of sessions in
     /// use, new logins get a 503.
-    #[arg(long, value_name = "N", default_value_t = session_sockets::DEFAULT_CAPACITY,
+    #[arg(long, value_name = "N", default_value_t = session_sockets::store::DEFAULT_CAPACITY,
           value_parser = positive)]
     capacity: usize,
     /// Serve metrics in Prometheus text format on this address (e.g.

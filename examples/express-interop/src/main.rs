@@ -32,7 +32,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use session_sockets::core::{Failure, WriteError};
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{Config, HandshakeError, RedisStore, Session, SessionSockets, Store};
+use session_sockets::store::Store;
+use session_sockets::{Config, HandshakeError, RedisStore, Session, SessionSockets};
 
 type Sockets = SessionSockets<Tokio>;
 

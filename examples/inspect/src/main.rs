@@ -14,8 +14,9 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use session_sockets_core::cookie::Limits;
-use session_sockets_core::{Config, HandshakeError, resolve_cookie};
+use session_sockets_core::codec::cookie::Limits;
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::{Config, HandshakeError};
 
 const USAGE: &str =
     "usage: inspect [--secret S]... [--name NAME] [--accept-unsigned] [--explain] < cookie-lines
@@ -127,7 +128,7 @@ fn main() -> ExitCode {
 fn explain(
     config: &Config,
     lines: usize,
-    verdict: &Result<session_sockets_core::ResolvedSid, HandshakeError>,
+    verdict: &Result<session_sockets_core::codec::resolve::ResolvedSid, HandshakeError>,
 ) -> String {
     let seen = format!(
         "{lines} Cookie header line(s) read; looking for cookie `{}` with {} secret(s){}.",

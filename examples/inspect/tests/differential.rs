@@ -11,9 +11,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use session_sockets_core::cookie::Limits;
-use session_sockets_core::signature::sign_cookie;
-use session_sockets_core::{Config, resolve_cookie};
+use session_sockets_core::Config;
+use session_sockets_core::codec::cookie::Limits;
+use session_sockets_core::codec::resolve::resolve_cookie;
+use session_sockets_core::codec::signature::sign_cookie;
 
 /// xorshift64*: deterministic, so a failure names a reproducible case.
 struct Rng(u64);

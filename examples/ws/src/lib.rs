@@ -25,7 +25,8 @@ use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use futures_lite::future::{Boxed, BoxedLocal};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use session_sockets::runtime::Runtime;
-use session_sockets::{Config, MemoryStore, SessionSockets, Store};
+use session_sockets::store::Store;
+use session_sockets::{Config, MemoryStore, SessionSockets};
 
 /// The longest upgrade request head read (R4).
 const MAX_HEAD: usize = 16 * 1024;
@@ -129,7 +130,7 @@ impl Options {
         let config = self.config()?;
         let store = MemoryStore::new();
         for (sid, json) in &self.seeds {
-            session_sockets::core::record::decode(json.as_bytes()).map_err(|e| {
+            session_sockets::core::codec::record::decode(json.as_bytes()).map_err(|e| {
                 format!("--seed-session: the JSON is not an express-session record: {e}")
             })?;
             let key = format!("{}{sid}", config.key_prefix());

@@ -11,7 +11,7 @@ use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::HeaderValue;
 use async_tungstenite::tungstenite::{Error, Message};
 use futures_lite::{FutureExt, StreamExt};
-use session_sockets::core::signature::sign_cookie;
+use session_sockets::core::codec::signature::sign_cookie;
 
 const SECRET: &str = "ws example secret";
 const SID: &str = "0123456789abcdefghijABCDEFGHIJ-_";

@@ -81,7 +81,8 @@ impl std::error::Error for Refused {}
 ///
 /// ```
 /// use session_sockets::Config;
-/// use session_sockets::http::{HeaderMap, HeaderValue, Method, Uri, check_request, header};
+/// use http::{HeaderMap, HeaderValue, Method, Uri, header};
+/// use session_sockets::http::check_request;
 ///
 /// let config = Config::builder().secret("s").build().unwrap();
 /// let mut headers = HeaderMap::new();

@@ -7,29 +7,31 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use ::http::{HeaderValue, Request, Response, StatusCode};
+use ::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::response::IntoResponse;
 use tower::layer::util::Identity;
 use tower::{Layer, Service};
 
+use session_sockets_core::HandshakeError;
+use session_sockets_core::codec::resolve::precheck;
 use session_sockets_core::origin::EngineRequest;
-use session_sockets_core::{HandshakeError, precheck};
 
-use super::session::Slot;
+use super::reply::ClientError;
+use super::slot::{Redacted, RequestSession, Slot};
 use super::{Refused, check_request};
-use crate::SessionSockets;
 use crate::observe::{Observation, Op, Stats};
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
+use crate::{Session, SessionSockets, WriteError};
 
 /// A future the services return.
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// What the layer's services share.
-pub(crate) struct Shared<R> {
-    pub(crate) sessions: SessionSockets<R>,
+/// The layer's settings, which its services share.
+struct Settings<R> {
+    sessions: SessionSockets<R>,
     engine_path: Cow<'static, str>,
     csrf: bool,
     /// A socket.io layer is wrapped.
@@ -46,9 +48,9 @@ pub(crate) struct Shared<R> {
 /// The paths of the socket.io namespaces, as they are now.
 type Namespaces = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-impl<R: Clone> Clone for Shared<R> {
+impl<R: Clone> Clone for Settings<R> {
     fn clone(&self) -> Self {
-        Shared {
+        Settings {
             sessions: self.sessions.clone(),
             engine_path: self.engine_path.clone(),
             csrf: self.csrf,
@@ -60,7 +62,7 @@ impl<R: Clone> Clone for Shared<R> {
     }
 }
 
-impl<R> Shared<R> {
+impl<R> Settings<R> {
     /// Whether error replies to a request for `path` are JSON.
     fn json_for(&self, path: &str) -> bool {
         self.json_under.as_deref().is_some_and(|prefix| {
@@ -124,7 +126,7 @@ impl<R> Shared<R> {
 ///
 /// [R35]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r35
 pub struct SessionLayer<R = Tokio, L = Identity> {
-    shared: Shared<R>,
+    shared: Settings<R>,
     inner: L,
 }
 
@@ -152,7 +154,7 @@ impl<R: Runtime + Clone> SessionLayer<R> {
     /// socket.io middleware uses.
     pub fn new(sessions: SessionSockets<R>) -> Self {
         SessionLayer {
-            shared: Shared {
+            shared: Settings {
                 sessions,
                 // Checked even when no socket.io layer is attached;
                 // `with_socketio` replaces it with the real one.
@@ -183,7 +185,7 @@ impl<R: Runtime + Clone> SessionLayer<R> {
         let namespaces: Namespaces =
             Arc::new(move || io.nsps().iter().map(|ns| ns.ns_path().to_owned()).collect());
         SessionLayer {
-            shared: Shared {
+            shared: Settings {
                 engine_path,
                 socketio: true,
                 namespaces: Some(namespaces),
@@ -260,7 +262,7 @@ where
 /// before anything else sees them.
 pub struct SessionService<S, R = Tokio> {
     inner: S,
-    shared: Arc<Shared<R>>,
+    shared: Arc<Settings<R>>,
 }
 
 impl<S: Clone, R> Clone for SessionService<S, R> {
@@ -455,7 +457,7 @@ fn unpin_head(req: &mut Request<Body>) {
 /// `Set-Cookie`.
 pub struct RouteService<S, R = Tokio> {
     inner: S,
-    shared: Arc<Shared<R>>,
+    shared: Arc<Settings<R>>,
 }
 
 impl<S: Clone, R> Clone for RouteService<S, R> {
@@ -485,7 +487,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let slot = Slot::new(Arc::clone(&self.shared));
+        let slot = Slot::new(self.shared.sessions.clone());
         req.extensions_mut().insert(slot.clone());
         let json = self.shared.json_for(req.uri().path());
         let fut = self.inner.call(req);
@@ -495,7 +497,7 @@ where
                 // The extractor's rejection, answered as text: as JSON here.
                 res = e.reply(res.status(), true);
             }
-            Ok(slot.finish(res, json).await)
+            Ok(finish(&slot, res, json).await)
         })
     }
 }
@@ -518,40 +520,88 @@ impl IntoResponse for Refused {
     }
 }
 
-/// An error reply to a client (R35): the reason code and a hint for the
-/// person at the browser. Kept on the response it made, so that the layer
-/// can answer it as JSON where asked.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ClientError {
-    pub(crate) reason: &'static str,
-    pub(crate) hint: &'static str,
+/// After the handler: saves a changed session, creates a new one, touches
+/// an unchanged one (as express-session does), and writes the `Set-Cookie`.
+/// A save that fails replaces the handler's response (`json`: its errors
+/// are answered in JSON).
+async fn finish<R: Runtime + Clone>(
+    slot: &Slot<R>,
+    mut res: Response<Body>,
+    json: bool,
+) -> Response<Body> {
+    let plan = match &slot.lock().copy {
+        RequestSession::Stored { session, .. } if session.is_changed() => Plan::Save,
+        RequestSession::Stored {
+            session,
+            written: false,
+        } => Plan::Touch(Box::new(session.clone())),
+        RequestSession::Anonymous(data) if !data.is_empty() => Plan::Save,
+        _ => Plan::Nothing,
+    };
+    match plan {
+        Plan::Nothing => {}
+        Plan::Save => {
+            if let Err(e) = slot.save().await {
+                res = unsaved(&e, json || is_json(&res));
+                if matches!(e, WriteError::Gone | WriteError::Expired) {
+                    slot.clear_cookie();
+                }
+            }
+        }
+        Plan::Touch(session) => {
+            // A failed touch leaves the session as it was; a read-only
+            // request still succeeds.
+            if let Ok(touched) = slot.sessions().touch(*session).await
+                && let Some(cookie) = touched.set_cookie
+            {
+                slot.lock().cookie = Some(Redacted(cookie));
+            }
+        }
+    }
+    if let Some(Redacted(cookie)) = slot.lock().cookie.take()
+        && let Ok(v) = HeaderValue::from_str(&cookie)
+    {
+        // The core writes only valid cookie values (R3), so this parse
+        // does not fail.
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
 }
 
-impl ClientError {
-    /// The reply: JSON `{"error": reason, "message": hint}`, or
-    /// `reason: hint` text.
-    pub(crate) fn reply(self, status: StatusCode, json: bool) -> Response<Body> {
-        let (content_type, body) = if json {
-            let body = serde_json::json!({ "error": self.reason, "message": self.hint });
-            ("application/json", body.to_string())
-        } else {
-            (
-                "text/plain; charset=utf-8",
-                format!("{}: {}", self.reason, self.hint),
-            )
-        };
-        let mut res = (
-            status,
-            [(
-                ::http::header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type),
-            )],
-            body,
-        )
-            .into_response();
-        res.extensions_mut().insert(self);
-        res
+enum Plan {
+    Nothing,
+    Save,
+    Touch(Box<Session>),
+}
+
+/// The response for a request whose changes could not be stored, in
+/// place of the handler's: `401` when the session ended meanwhile, `503`
+/// otherwise. The body holds the reason code and a hint, never the
+/// store's message (R35; the operation logged that): JSON
+/// `{"error": reason, "message": hint}` when the handler answered JSON,
+/// `reason: hint` text otherwise.
+fn unsaved(e: &WriteError, json: bool) -> Response<Body> {
+    let status = match e {
+        WriteError::Gone | WriteError::Expired => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ClientError {
+        reason: e.reason(),
+        hint: e.hint(),
     }
+    .reply(status, json)
+}
+
+/// Whether `res` is a JSON response.
+fn is_json(res: &Response<Body>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.to_ascii_lowercase().ends_with("+json")
+        })
 }
 
 #[cfg(test)]

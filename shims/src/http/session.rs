@@ -1,258 +1,20 @@
 //! [`HttpSession`]: the session of an HTTP request, as an axum extractor.
+//! It reads and edits the request's [`Slot`]; the layer decides, after the
+//! handler, what to store and which `Set-Cookie` to send.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use ::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use axum::body::Body;
+use ::http::{StatusCode, request::Parts};
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use session_sockets_core::record::SessionCookie;
-use session_sockets_core::{Failure, clear_cookie_header, resolve_cookie};
 
-use super::layer::{ClientError, Shared};
+use super::reply::ClientError;
+use super::slot::{Redacted, RequestSession, Slot};
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, WriteError};
-
-/// The request's session slot, shared by the layer and every
-/// [`HttpSession`] extracted from the request.
-pub(crate) struct Slot<R>(Arc<SlotInner<R>>);
-
-impl<R> Clone for Slot<R> {
-    fn clone(&self) -> Self {
-        Slot(Arc::clone(&self.0))
-    }
-}
-
-pub(crate) struct SlotInner<R> {
-    shared: Arc<Shared<R>>,
-    state: Mutex<State>,
-}
-
-struct State {
-    copy: Copy,
-    /// Why the request came without a stored session, if it did.
-    why: Option<HandshakeError>,
-    /// The `Set-Cookie` the response must carry.
-    cookie: Option<Redacted>,
-}
-
-/// The request's copy of its session.
-enum Copy {
-    /// No handler asked for the session: the layer does nothing.
-    Unloaded,
-    /// No stored session (no cookie, or one that resolves to none). Data
-    /// inserted here is stored as a new session at the end of the request.
-    Anonymous(Map<String, Value>),
-    /// The stored session. `written`: saved, created or regenerated during
-    /// this request (then it is not touched again at the end).
-    Stored { session: Session, written: bool },
-    /// Logged out during this request.
-    Ended,
-}
-
-/// A `Set-Cookie` value: it holds the signed id, so `Debug` is redacted.
-struct Redacted(String);
-
-impl<R> Slot<R> {
-    pub(crate) fn new(shared: Arc<Shared<R>>) -> Self {
-        Slot(Arc::new(SlotInner {
-            shared,
-            state: Mutex::new(State {
-                copy: Copy::Unloaded,
-                why: None,
-                cookie: None,
-            }),
-        }))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every mutation below leaves the state consistent; a panic in a
-        // user closure elsewhere cannot leave it half written.
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl<R: Runtime + Clone> Slot<R> {
-    /// Resolves the request's session cookie exactly as express-session
-    /// does and loads the session. A cookie that names no session is an
-    /// anonymous session; a store failure is an error (fail closed, R23).
-    async fn load(
-        &self,
-        headers: &HeaderMap,
-    ) -> Result<(Copy, Option<HandshakeError>), HandshakeError> {
-        let sessions = &self.0.shared.sessions;
-        let lines = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .map(HeaderValue::as_bytes);
-        let sid = match resolve_cookie(sessions.config(), lines) {
-            Ok(sid) => sid,
-            Err(e) => return Ok((Copy::Anonymous(Map::new()), Some(e))),
-        };
-        match sessions.reload(&sid.to_session_id()).await {
-            Ok(session) => Ok((
-                Copy::Stored {
-                    session,
-                    written: false,
-                },
-                None,
-            )),
-            Err(e) if is_outage(&e) => Err(e),
-            Err(e) => Ok((Copy::Anonymous(Map::new()), Some(e))),
-        }
-    }
-
-    /// After the handler: saves a changed session, creates a new one,
-    /// touches an unchanged one, and writes the `Set-Cookie`.
-    pub(crate) async fn finish(&self, mut res: Response<Body>, json: bool) -> Response<Body> {
-        let plan = match &self.lock().copy {
-            Copy::Stored { session, .. } if session.is_changed() => Plan::Save,
-            Copy::Stored {
-                session,
-                written: false,
-            } => Plan::Touch(Box::new(session.clone())),
-            Copy::Anonymous(data) if !data.is_empty() => Plan::Save,
-            _ => Plan::Nothing,
-        };
-        match plan {
-            Plan::Nothing => {}
-            Plan::Save => {
-                if let Err(e) = self.save().await {
-                    res = unsaved(&e, json || is_json(&res));
-                    if matches!(e, WriteError::Gone | WriteError::Expired) {
-                        self.clear_cookie();
-                    }
-                }
-            }
-            Plan::Touch(session) => {
-                // A failed touch leaves the session as it was; a read-only
-                // request still succeeds.
-                if let Ok(touched) = self.0.shared.sessions.touch(*session).await
-                    && let Some(cookie) = touched.set_cookie
-                {
-                    self.lock().cookie = Some(Redacted(cookie));
-                }
-            }
-        }
-        if let Some(Redacted(cookie)) = self.lock().cookie.take()
-            && let Ok(v) = HeaderValue::from_str(&cookie)
-        {
-            // The core writes only valid cookie values (R3), so this parse
-            // does not fail.
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-        res
-    }
-
-    /// Stores the request's changes now: a save of the stored session (the
-    /// same compare-and-set, conflict rule and adopt step as a socket's
-    /// save), or the creation of a new one.
-    async fn save(&self) -> Result<(), WriteError> {
-        let sessions = &self.0.shared.sessions;
-        let work = match &self.lock().copy {
-            Copy::Stored { session, .. } if session.is_changed() => Work::Save(session.clone()),
-            Copy::Anonymous(data) if !data.is_empty() => Work::Create(data.clone()),
-            _ => return Ok(()),
-        };
-        match work {
-            Work::Save(sent) => {
-                let saved = sessions.save(sent).await?;
-                self.adopt(&saved);
-            }
-            Work::Create(data) => {
-                let created = sessions.create(data.clone()).await?;
-                let mut state = self.lock();
-                // What was inserted while the create ran stays a change.
-                let mut session = created.session;
-                if let Copy::Anonymous(now) = &state.copy {
-                    for (k, v) in now {
-                        if data.get(k) != Some(v) {
-                            session.insert_value(k, v.clone());
-                        }
-                    }
-                }
-                state.copy = Copy::Stored {
-                    session,
-                    written: true,
-                };
-                state.cookie = Some(Redacted(created.set_cookie));
-            }
-        }
-        Ok(())
-    }
-
-    /// The copy becomes the stored session plus what changed on it while
-    /// the save ran.
-    fn adopt(&self, saved: &Session) {
-        let mut state = self.lock();
-        if let Copy::Stored { session, written } = &mut state.copy {
-            session.adopt_saved(saved);
-            *written = true;
-        }
-    }
-
-    fn clear_cookie(&self) {
-        // `clear_cookie` fails only for a config whose cookie settings
-        // cannot be written, which `Config::build` refuses.
-        if let Ok(c) = clear_cookie_header(self.0.shared.sessions.config()) {
-            self.lock().cookie = Some(Redacted(c));
-        }
-    }
-}
-
-enum Plan {
-    Nothing,
-    Save,
-    Touch(Box<Session>),
-}
-
-enum Work {
-    Save(Session),
-    Create(Map<String, Value>),
-}
-
-/// Whether a load failed because of the store (rather than because the
-/// cookie names no valid session).
-fn is_outage(e: &HandshakeError) -> bool {
-    e.fault().needs_operator() && !matches!(e, HandshakeError::Failed(Failure::MalformedRecord(_)))
-}
-
-/// The response for a request whose changes could not be stored, in
-/// place of the handler's: `401` when the session ended meanwhile, `503`
-/// otherwise. The body holds the reason code and a hint, never the
-/// store's message (R35; the operation logged that): JSON
-/// `{"error": reason, "message": hint}` when the handler answered JSON,
-/// `reason: hint` text otherwise.
-fn unsaved(e: &WriteError, json: bool) -> Response<Body> {
-    let status = match e {
-        WriteError::Gone | WriteError::Expired => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    ClientError {
-        reason: e.reason(),
-        hint: e.hint(),
-    }
-    .reply(status, json)
-}
-
-/// Whether `res` is a JSON response.
-fn is_json(res: &Response<Body>) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let essence = v.split(';').next().unwrap_or_default().trim();
-            essence.eq_ignore_ascii_case("application/json")
-                || essence.to_ascii_lowercase().ends_with("+json")
-        })
-}
+use session_sockets_core::codec::record::SessionCookie;
 
 /// The session of an HTTP request: the one its cookie names, shared with
 /// the sockets (the same store, the same save path), or an anonymous one.
@@ -290,10 +52,12 @@ impl<R> std::fmt::Debug for HttpSession<R> {
         let state = self.slot.lock();
         let mut d = f.debug_struct("HttpSession");
         match &state.copy {
-            Copy::Stored { session, .. } => d.field("session", session),
-            Copy::Anonymous(data) => d.field("anonymous_keys", &data.keys().collect::<Vec<_>>()),
-            Copy::Ended => d.field("ended", &true),
-            Copy::Unloaded => d.field("loaded", &false),
+            RequestSession::Stored { session, .. } => d.field("session", session),
+            RequestSession::Anonymous(data) => {
+                d.field("anonymous_keys", &data.keys().collect::<Vec<_>>())
+            }
+            RequestSession::Ended => d.field("ended", &true),
+            RequestSession::Unloaded => d.field("loaded", &false),
         };
         d.finish_non_exhaustive()
     }
@@ -312,13 +76,13 @@ where
             .get::<Slot<R>>()
             .cloned()
             .ok_or(SessionRejection::LayerMissing)?;
-        if matches!(slot.lock().copy, Copy::Unloaded) {
+        if matches!(slot.lock().copy, RequestSession::Unloaded) {
             let (copy, why) = slot
                 .load(&parts.headers)
                 .await
                 .map_err(SessionRejection::Store)?;
             let mut state = slot.lock();
-            if matches!(state.copy, Copy::Unloaded) {
+            if matches!(state.copy, RequestSession::Unloaded) {
                 state.copy = copy;
                 state.why = why;
             }
@@ -332,7 +96,7 @@ impl<R> HttpSession<R> {
     /// cookie, or this request created one). `false` for an anonymous
     /// session and after [`logout`](Self::logout).
     pub fn is_stored(&self) -> bool {
-        matches!(self.slot.lock().copy, Copy::Stored { .. })
+        matches!(self.slot.lock().copy, RequestSession::Stored { .. })
     }
 
     /// Why the request came without a stored session (no cookie, a bad
@@ -345,25 +109,25 @@ impl<R> HttpSession<R> {
     /// The value under `key`, deserialized; `Ok(None)` if absent.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
         match &self.slot.lock().copy {
-            Copy::Stored { session, .. } => session.get(key),
-            Copy::Anonymous(data) => data.get(key).map(T::deserialize).transpose(),
-            Copy::Ended | Copy::Unloaded => Ok(None),
+            RequestSession::Stored { session, .. } => session.get(key),
+            RequestSession::Anonymous(data) => data.get(key).map(T::deserialize).transpose(),
+            RequestSession::Ended | RequestSession::Unloaded => Ok(None),
         }
     }
 
     /// All data, in stored order (empty for an anonymous session).
     pub fn data(&self) -> Map<String, Value> {
         match &self.slot.lock().copy {
-            Copy::Stored { session, .. } => session.data().clone(),
-            Copy::Anonymous(data) => data.clone(),
-            Copy::Ended | Copy::Unloaded => Map::new(),
+            RequestSession::Stored { session, .. } => session.data().clone(),
+            RequestSession::Anonymous(data) => data.clone(),
+            RequestSession::Ended | RequestSession::Unloaded => Map::new(),
         }
     }
 
     /// Reads the stored session; `None` when there is none.
     pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> Option<T> {
         match &self.slot.lock().copy {
-            Copy::Stored { session, .. } => Some(f(session)),
+            RequestSession::Stored { session, .. } => Some(f(session)),
             _ => None,
         }
     }
@@ -376,20 +140,20 @@ impl<R> HttpSession<R> {
         let value = serde_json::to_value(value)?;
         let mut state = self.slot.lock();
         match &mut state.copy {
-            Copy::Stored { session, .. } => {
+            RequestSession::Stored { session, .. } => {
                 session.insert_value(key, value);
             }
-            Copy::Anonymous(data) => {
+            RequestSession::Anonymous(data) => {
                 if key != "cookie" {
                     data.insert(key.to_owned(), value);
                 }
             }
-            copy @ (Copy::Ended | Copy::Unloaded) => {
+            copy @ (RequestSession::Ended | RequestSession::Unloaded) => {
                 let mut data = Map::new();
                 if key != "cookie" {
                     data.insert(key.to_owned(), value);
                 }
-                *copy = Copy::Anonymous(data);
+                *copy = RequestSession::Anonymous(data);
             }
         }
         Ok(())
@@ -398,9 +162,9 @@ impl<R> HttpSession<R> {
     /// Removes `key`, returning its value. Stored at the end of the request.
     pub fn remove(&self, key: &str) -> Option<Value> {
         match &mut self.slot.lock().copy {
-            Copy::Stored { session, .. } => session.remove(key),
-            Copy::Anonymous(data) => data.shift_remove(key),
-            Copy::Ended | Copy::Unloaded => None,
+            RequestSession::Stored { session, .. } => session.remove(key),
+            RequestSession::Anonymous(data) => data.shift_remove(key),
+            RequestSession::Ended | RequestSession::Unloaded => None,
         }
     }
 }
@@ -436,9 +200,9 @@ impl<R: Runtime + Clone> HttpSession<R> {
         F: FnMut(&mut Session) -> T + Send + 'static,
         T: Send + 'static,
     {
-        let sessions = &self.slot.0.shared.sessions;
+        let sessions = &self.slot.sessions();
         let stored = match &self.slot.lock().copy {
-            Copy::Stored { session, .. } => Some(session.clone()),
+            RequestSession::Stored { session, .. } => Some(session.clone()),
             _ => None,
         };
         match stored {
@@ -453,7 +217,7 @@ impl<R: Runtime + Clone> HttpSession<R> {
                 let value = update(&mut fresh);
                 let created = sessions.create(fresh.data().clone()).await?;
                 let mut state = self.slot.lock();
-                state.copy = Copy::Stored {
+                state.copy = RequestSession::Stored {
                     session: created.session,
                     written: true,
                 };
@@ -493,16 +257,18 @@ impl<R: Runtime + Clone> HttpSession<R> {
     }
 
     async fn renew(&self, data: Option<Map<String, Value>>) -> Result<(), WriteError> {
-        let sessions = &self.slot.0.shared.sessions;
+        let sessions = &self.slot.sessions();
         let (old, data) = {
             let state = self.slot.lock();
             match &state.copy {
-                Copy::Stored { session, .. } => {
+                RequestSession::Stored { session, .. } => {
                     let data = data.unwrap_or_else(|| session.data().clone());
                     (Some(session.clone()), data)
                 }
-                Copy::Anonymous(d) => (None, data.unwrap_or_else(|| d.clone())),
-                Copy::Ended | Copy::Unloaded => (None, data.unwrap_or_default()),
+                RequestSession::Anonymous(d) => (None, data.unwrap_or_else(|| d.clone())),
+                RequestSession::Ended | RequestSession::Unloaded => {
+                    (None, data.unwrap_or_default())
+                }
             }
         };
         let created = match old {
@@ -521,7 +287,7 @@ impl<R: Runtime + Clone> HttpSession<R> {
             None => sessions.create(data).await?,
         };
         let mut state = self.slot.lock();
-        state.copy = Copy::Stored {
+        state.copy = RequestSession::Stored {
             session: created.session,
             written: true,
         };
@@ -536,16 +302,16 @@ impl<R: Runtime + Clone> HttpSession<R> {
     /// session is still valid: answer `503` and let the user retry. A logout
     /// never reports success while the session still exists (R31).
     pub async fn logout(&self) -> Result<(), WriteError> {
-        let sessions = &self.slot.0.shared.sessions;
+        let sessions = &self.slot.sessions();
         let id = match &self.slot.lock().copy {
-            Copy::Stored { session, .. } => Some(session.id().clone()),
+            RequestSession::Stored { session, .. } => Some(session.id().clone()),
             _ => None,
         };
         if let Some(id) = id {
             // Ends the session's sockets too.
             sessions.destroy(&id).await?;
         }
-        self.slot.lock().copy = Copy::Ended;
+        self.slot.lock().copy = RequestSession::Ended;
         self.slot.clear_cookie();
         Ok(())
     }

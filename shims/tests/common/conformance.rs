@@ -19,13 +19,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use session_sockets::core::signature::sign_cookie;
+use http::{HeaderMap, HeaderValue, header};
+use serde_json::{Map, Value, json};
+use session_sockets::core::codec::signature::sign_cookie;
 use session_sockets::core::time::{millis, to_iso};
-use session_sockets::http::{HeaderMap, HeaderValue, header};
-use session_sockets::serde_json::{Map, Value, json};
+use session_sockets::runtime::Runtime;
+use session_sockets::store::{CasOutcome, Store, StoreFuture};
 use session_sockets::{
-    CasOutcome, Config, ConfigBuilder, Failure, HandshakeError, Runtime, SessionId, SessionSockets,
-    Store, StoreFuture, WriteError,
+    Config, ConfigBuilder, Failure, HandshakeError, SessionId, SessionSockets, WriteError,
 };
 
 /// The secret the suite's HTTP app would use.
@@ -61,7 +62,7 @@ pub fn spawn_smol() -> Spawn {
 pub struct Silent;
 
 impl Store for Silent {
-    fn load<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
+    fn load<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
         Box::pin(std::future::pending())
     }
     fn create<'a>(&'a self, _: &'a [u8], _: &'a [u8], _: Duration) -> StoreFuture<'a, bool> {
@@ -508,7 +509,7 @@ impl<R: Runtime + Clone> Suite<R> {
             .load(format!("sess:{id}").as_bytes())
             .await
             .unwrap();
-        let stored: Value = session_sockets::serde_json::from_slice(&stored.unwrap()).unwrap();
+        let stored: Value = serde_json::from_slice(&stored.unwrap()).unwrap();
         assert_eq!(stored["user"], json!("grace"));
         assert!(stored["cookie"].is_object());
     }
@@ -699,7 +700,7 @@ impl Gate {
 }
 
 impl Store for Gate {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::Bytes>> {
+    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
         self.inner.load(key)
     }
     fn create<'a>(

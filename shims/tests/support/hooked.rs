@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use session_sockets::{
-    Bytes, CasOutcome, EventSink, MemoryStore, Store, StoreError, StoreEvent, StoreFuture,
-    Subscription,
+use session_sockets::MemoryStore;
+
+use session_sockets::store::{
+    Bytes, CasOutcome, EventSink, Store, StoreError, StoreEvent, StoreFuture, Subscription,
 };
 
 /// A store call, as hooks see it.

@@ -55,7 +55,8 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_sockets::{MemoryStore, Store};
+/// use session_sockets::MemoryStore;
+/// use session_sockets::store::Store;
 ///
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::with_capacity(10_000));
 /// # let _ = store;

@@ -68,14 +68,14 @@ use crate::time::Now;
 /// [`poll_outcome`](Machine::poll_outcome) after it finished; from then on
 /// it asks nothing, has no deadline and ignores every input.
 ///
-/// [`Handshake`]: crate::Handshake
-/// [`Handshake::handle_headers`]: crate::Handshake::handle_headers
-/// [`Reload`]: crate::Reload
-/// [`Create`]: crate::Create
-/// [`Save`]: crate::Save
-/// [`Touch`]: crate::Touch
-/// [`Destroy`]: crate::Destroy
-/// [`Regenerate`]: crate::Regenerate
+/// [`Handshake`]: crate::machines::Handshake
+/// [`Handshake::handle_headers`]: crate::machines::Handshake::handle_headers
+/// [`Reload`]: crate::machines::Reload
+/// [`Create`]: crate::machines::Create
+/// [`Save`]: crate::machines::Save
+/// [`Touch`]: crate::machines::Touch
+/// [`Destroy`]: crate::machines::Destroy
+/// [`Regenerate`]: crate::machines::Regenerate
 pub trait Machine {
     /// What the machine produces when it finishes.
     type Outcome;
@@ -100,6 +100,31 @@ pub trait Machine {
 
     /// Whether the machine has finished (its outcome may already be taken).
     fn is_finished(&self) -> bool;
+}
+
+/// A machine borrowed is a machine: a driver that takes one by value can run
+/// one the caller keeps, to read something of it afterwards.
+impl<M: Machine + ?Sized> Machine for &mut M {
+    type Outcome = M::Outcome;
+
+    fn poll_request(&mut self) -> Option<Request> {
+        (**self).poll_request()
+    }
+    fn handle_reply(&mut self, id: RequestId, reply: Reply, now: Instant) {
+        (**self).handle_reply(id, reply, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now);
+    }
+    fn poll_outcome(&mut self) -> Option<Self::Outcome> {
+        (**self).poll_outcome()
+    }
+    fn is_finished(&self) -> bool {
+        (**self).is_finished()
+    }
 }
 
 /// What a machine decides on each reply: the part that differs between
@@ -178,10 +203,10 @@ impl Io {
 /// A session operation: the single implementation of [`Machine`], holding
 /// the I/O plumbing every machine shares around the decisions of one
 /// machine-specific step (the type parameter, which only this crate
-/// defines). Use it through its aliases: [`Handshake`](crate::Handshake),
-/// [`Reload`](crate::Reload), [`Create`](crate::Create),
-/// [`Save`](crate::Save), [`Touch`](crate::Touch),
-/// [`Destroy`](crate::Destroy), [`Regenerate`](crate::Regenerate).
+/// defines). Use it through its aliases: [`Handshake`](crate::machines::Handshake),
+/// [`Reload`](crate::machines::Reload), [`Create`](crate::machines::Create),
+/// [`Save`](crate::machines::Save), [`Touch`](crate::machines::Touch),
+/// [`Destroy`](crate::machines::Destroy), [`Regenerate`](crate::machines::Regenerate).
 ///
 /// `Debug` shows the machine's name, its outstanding request id and whether
 /// it finished; never ids, keys or session data.
@@ -192,7 +217,6 @@ pub struct Op<S: Step> {
     io: Io,
     pub(crate) step: S,
     finished: bool,
-    failed: bool,
     outcome: Option<Result<S::Output, S::Error>>,
 }
 
@@ -220,7 +244,6 @@ impl<S: Step> Op<S> {
             },
             step,
             finished: false,
-            failed: false,
             outcome: None,
         }
     }
@@ -244,9 +267,33 @@ impl<S: Step> Op<S> {
         }
     }
 
-    /// Whether the machine finished with an error.
-    pub(crate) fn failed(&self) -> bool {
-        self.failed
+    /// Runs `f` on the step at `now` (an input with a time of its own):
+    /// past the store deadline counted from the machine's start, finishes
+    /// with a timeout instead.
+    pub(crate) fn begin_at(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut S, &mut Cx<'_>) -> Option<Result<S::Output, S::Error>>,
+    ) {
+        if self.finished {
+            return;
+        }
+        let late = self
+            .start
+            .instant
+            .checked_add(self.config.store_deadline)
+            .is_none_or(|deadline| now >= deadline);
+        if late {
+            return self.finish(Err(Failure::Timeout.into()));
+        }
+        let mut cx = Cx {
+            config: &self.config,
+            now: self.start.at(now),
+            io: &mut self.io,
+        };
+        if let Some(outcome) = f(&mut self.step, &mut cx) {
+            self.finish(outcome);
+        }
     }
 
     /// Finishes with `outcome` and drops the outstanding request, unless
@@ -254,7 +301,6 @@ impl<S: Step> Op<S> {
     fn finish(&mut self, outcome: Result<S::Output, S::Error>) {
         if !self.finished {
             self.finished = true;
-            self.failed = outcome.is_err();
             self.io.unsent = None;
             self.io.waiting = None;
             self.io.wake = None;

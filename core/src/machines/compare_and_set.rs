@@ -2,7 +2,7 @@
 //! from, so that concurrent writers lose nothing and nothing destroyed comes
 //! back ([R24], [R25]).
 //!
-//! [`Save`] saves one writer's session; [`Commit`] saves several writers'
+//! [`Save`](super::Save) saves one writer's session; [`Commit`](super::Commit) saves several writers'
 //! edits of one session with a single compare-and-set (a group commit: the
 //! edits are applied in order onto the record and written at once). Both
 //! are the same step.
@@ -10,19 +10,19 @@
 //! The conflict rule: each writer's own changed keys (set or removed since
 //! it loaded the session) win over the stored record; every other key keeps
 //! the value the stored record has now. An update closure
-//! ([`Save::update`], [`Edit::update`]) is re-run on the current record, so
+//! ([`Save::update`](super::Save::update), [`Edit::update`]) is re-run on the current record, so
 //! a read-modify-write such as a counter increment composes with other
 //! writers.
 //!
 //! Conflicts are retried for as long as the store deadline allows, counted
-//! from the start of the save ([`Config::store_deadline`]): the first retry
+//! from the start of the save ([`Config::store_deadline`](crate::Config::store_deadline)): the first retry
 //! at once, later ones after a random backoff (full jitter, doubling from
 //! 1 ms up to 16 ms), so writers on several servers do not retry in step.
 //! An attempt sent after a backoff was built from what the writer knew
 //! before it; when it conflicts, its reply carries the current record and
 //! the retry goes at once, so a server whose write queue saves without
 //! pause cannot starve the others.
-//! The random bytes are a [`Request::Random`]: the core draws none itself.
+//! The random bytes are a [`Request::Random`](crate::Request::Random): the core draws none itself.
 //!
 //! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 //! [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
@@ -32,14 +32,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::codec::record;
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
-use crate::machine::{Cx, Op, Step};
-use crate::record;
+use crate::machines::op::Cx;
+use crate::machines::write::{expired, ttl_secs};
 use crate::request::{Bytes, Reply, Request, StoreKey};
 use crate::session::Session;
 use crate::time::Now;
-use crate::write::{expired, ttl_secs};
 
 /// A change to apply to a session, re-run on the current record after a
 /// conflict.
@@ -59,7 +59,7 @@ pub struct Edit {
     update: Option<Update>,
     /// What the writer's copy held for its changed keys when it handed
     /// them over (see [`Session::adopt_saved`]).
-    sent: Vec<(String, Option<Value>)>,
+    pub(crate) sent: Vec<(String, Option<Value>)>,
 }
 
 impl std::fmt::Debug for Edit {
@@ -97,7 +97,7 @@ impl Edit {
         }
     }
 
-    fn apply(&mut self, session: &mut Session) {
+    pub(crate) fn apply(&mut self, session: &mut Session) {
         for (k, v) in &self.changes {
             match v {
                 Some(v) => {
@@ -131,11 +131,12 @@ enum Phase {
     Seeding,
 }
 
-/// What [`Save`] and [`Commit`] share: the edits, the attempts, the backoff.
-struct Writes {
+/// What [`Save`](super::Save) and [`Commit`](super::Commit) share: the
+/// edits, the attempts, the backoff.
+pub(crate) struct Writes {
     key: StoreKey,
-    edits: Vec<Edit>,
-    attempts: u32,
+    pub(crate) edits: Vec<Edit>,
+    pub(crate) attempts: u32,
     /// No new attempt starts at or after this instant (the store deadline
     /// counted from the start of the save).
     until: Instant,
@@ -151,7 +152,7 @@ struct Writes {
 }
 
 impl Writes {
-    fn new(config: &Config, base: &Session, edits: Vec<Edit>, now: Now) -> Self {
+    pub(crate) fn new(config: &Config, base: &Session, edits: Vec<Edit>, now: Now) -> Self {
         let sid = base.id().expose().as_bytes();
         Writes {
             key: StoreKey::new(config.key_prefix.as_bytes(), sid),
@@ -169,7 +170,11 @@ impl Writes {
     }
 
     /// The first attempt, from `base` with every edit applied.
-    fn begin(&mut self, cx: &mut Cx<'_>, mut base: Session) -> Option<Result<Session, WriteError>> {
+    pub(crate) fn begin(
+        &mut self,
+        cx: &mut Cx<'_>,
+        mut base: Session,
+    ) -> Option<Result<Session, WriteError>> {
         if !cx.config.usable_sid(base.id().expose().as_bytes()) {
             return Some(Err(Failure::InvalidSessionId.into()));
         }
@@ -186,7 +191,7 @@ impl Writes {
     }
 
     /// Sends the next compare-and-set, or the destroy of an expired record.
-    fn attempt(
+    pub(crate) fn attempt(
         &mut self,
         cx: &mut Cx<'_>,
         session: Session,
@@ -218,7 +223,11 @@ impl Writes {
         None
     }
 
-    fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
+    pub(crate) fn on_reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        reply: Reply,
+    ) -> Option<Result<Session, WriteError>> {
         // Every request is issued with its pending state: the machine only
         // passes on replies to an outstanding request.
         let (phase, mut session) = self.pending.take()?;
@@ -289,7 +298,7 @@ impl Writes {
 
     /// Waits a random part of the current backoff cap before the next
     /// attempt with `session`; gives up if that would pass the deadline.
-    fn back_off(
+    pub(crate) fn back_off(
         &mut self,
         cx: &mut Cx<'_>,
         session: Session,
@@ -311,13 +320,13 @@ impl Writes {
         }
     }
 
-    fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Session, WriteError>> {
+    pub(crate) fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Session, WriteError>> {
         let session = self.waiting.take()?;
         self.after_wait = true;
         self.attempt(cx, session)
     }
 
-    fn next_random(&mut self) -> u64 {
+    pub(crate) fn next_random(&mut self) -> u64 {
         let mut x = self.rng.unwrap_or(0x9E37_79B9_7F4A_7C15);
         x ^= x << 13;
         x ^= x >> 7;
@@ -328,200 +337,9 @@ impl Writes {
 
     /// The stored session as `edit` sees it: remembering what that writer
     /// handed over.
-    fn stored_for(session: &Session, sent: Vec<(String, Option<Value>)>) -> Session {
+    pub(crate) fn stored_for(session: &Session, sent: Vec<(String, Option<Value>)>) -> Session {
         let mut s = session.clone();
         s.set_sent(sent);
         s
-    }
-}
-
-/// The step of [`Save`].
-pub struct SaveStep(Writes);
-
-impl Step for SaveStep {
-    type Output = Session;
-    type Error = WriteError;
-    const NAME: &'static str = "Save";
-
-    fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Session, WriteError>> {
-        let outcome = self.0.on_reply(cx, reply)?;
-        Some(outcome.map(|s| self.stored(s)))
-    }
-
-    fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Session, WriteError>> {
-        let outcome = self.0.on_wake(cx)?;
-        Some(outcome.map(|s| self.stored(s)))
-    }
-}
-
-impl SaveStep {
-    /// The saved session, remembering what it was handed.
-    fn stored(&mut self, mut session: Session) -> Session {
-        let sent = self
-            .0
-            .edits
-            .first_mut()
-            .map(|e| std::mem::take(&mut e.sent))
-            .unwrap_or_default();
-        session.set_sent(sent);
-        session
-    }
-}
-
-/// Saves a changed session. Drive it through [`Machine`](crate::Machine).
-///
-/// ```text
-/// Save::new(config, session, now)       unchanged -> Ok(session), no request
-///   poll_request() -> Request::CompareAndSet { key, expected, new, ttl_secs }
-///   handle_reply(id, Swapped, now)          -> Ok(session)
-///   handle_reply(id, Conflict(current), now)
-///       re-apply this side's changed keys onto `current` (and re-run the
-///       update closure on it), then compare-and-set again: at once the
-///       first time, after a random backoff later (Request::Random once,
-///       then poll_timeout / handle_timeout), until the store deadline
-///       counted from the start         -> Err(Conflict)
-///   handle_reply(id, Gone, now)             -> Err(Gone), never re-created
-/// TTL <= 0 (cookie.expires passed): Request::Destroy -> Err(Expired)
-/// ```
-///
-/// The conflict rule: this save's own changed keys (set or removed since
-/// load) win over the stored record; every other key keeps the value the
-/// stored record has now. With [`Save::update`] the update closure is
-/// re-run on the current record too.
-///
-/// The outcome is `Ok(Session)` (the session as now stored,
-/// [`Session::is_changed`] `false`) or a [`WriteError`]: `Conflict`,
-/// `Gone`, `Expired`, `NotStored`, or a [`Failure`] (`InvalidSessionId`,
-/// `MalformedRecord`, `Store`, `Timeout`).
-pub type Save = Op<SaveStep>;
-
-impl Op<SaveStep> {
-    /// Saves `session` if its data changed since it was loaded (or
-    /// created); finishes at once with `Ok` and no request if not, as
-    /// express-session does. On a conflict, this session's changed keys are
-    /// re-applied onto the current record.
-    pub fn new(config: Arc<Config>, session: Session, now: Now) -> Self {
-        let edit = Edit::save(&session);
-        Self::start(config, session, edit, now)
-    }
-
-    /// Applies `update` to `session`, then saves as [`Save::new`]; on a
-    /// conflict, re-applies the session's changed keys onto the current
-    /// record and runs `update` again on it. Use it for read-modify-write
-    /// changes (a counter, appending to a list) so that concurrent writers
-    /// lose nothing.
-    pub fn update<F>(config: Arc<Config>, session: Session, update: F, now: Now) -> Self
-    where
-        F: FnMut(&mut Session) + Send + 'static,
-    {
-        let edit = Edit::update(&session, update);
-        Self::start(config, session, edit, now)
-    }
-
-    fn start(config: Arc<Config>, session: Session, edit: Edit, now: Now) -> Self {
-        let writes = Writes::new(&config, &session, vec![edit], now);
-        let mut op = Op::with_step(config, now, SaveStep(writes));
-        op.begin(|step, cx| {
-            let outcome = step.0.begin(cx, session)?;
-            Some(outcome.map(|s| step.stored(s)))
-        });
-        op
-    }
-
-    /// How many compare-and-set requests this save has sent.
-    pub fn attempts(&self) -> u32 {
-        self.step.0.attempts
-    }
-}
-
-/// The step of [`Commit`].
-pub struct CommitStep(Writes);
-
-impl CommitStep {
-    /// One stored session per edit, each remembering what its writer handed.
-    fn stored(&mut self, session: Session) -> Vec<Session> {
-        self.0
-            .edits
-            .iter_mut()
-            .map(|e| Writes::stored_for(&session, std::mem::take(&mut e.sent)))
-            .collect()
-    }
-}
-
-impl Step for CommitStep {
-    type Output = Vec<Session>;
-    type Error = WriteError;
-    const NAME: &'static str = "Commit";
-
-    fn on_reply(
-        &mut self,
-        cx: &mut Cx<'_>,
-        reply: Reply,
-    ) -> Option<Result<Vec<Session>, WriteError>> {
-        let outcome = self.0.on_reply(cx, reply)?;
-        Some(outcome.map(|s| self.stored(s)))
-    }
-
-    fn on_wake(&mut self, cx: &mut Cx<'_>) -> Option<Result<Vec<Session>, WriteError>> {
-        let outcome = self.0.on_wake(cx)?;
-        Some(outcome.map(|s| self.stored(s)))
-    }
-}
-
-/// Saves the edits of several writers of one session with one
-/// compare-and-set (a group commit): the edits are applied in order onto
-/// `base`, then, after each conflict, onto the current record, exactly as
-/// [`Save`] applies one writer's. Drive it through
-/// [`Machine`](crate::Machine).
-///
-/// `base` is the session the first attempt starts from: the newest stored
-/// copy the caller knows (its unsaved changes are written only in that
-/// first attempt; give changes to keep as edits). The outcome is one
-/// stored session per edit, in order (the same record, each remembering
-/// what its writer handed over, for [`Session::adopt_saved`]), or one
-/// [`WriteError`] for all.
-///
-/// ```
-/// use std::sync::Arc;
-/// use std::time::{Instant, SystemTime};
-/// use session_sockets_core::time::Now;
-/// use session_sockets_core::{Commit, Config, Edit, Machine, Reply, Request, Session, SessionId, record};
-///
-/// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
-/// let loaded = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1}"#;
-/// let base = Session::from_record(SessionId::new("abc"), record::decode(loaded).unwrap(), Arc::from(&loaded[..]));
-/// let mut socket = base.clone();
-/// socket.insert("theme", "dark").unwrap();
-/// let add = |s: &mut Session| {
-///     let n = s.get::<i64>("n").unwrap().unwrap_or(0);
-///     s.insert("n", n + 1).unwrap();
-/// };
-/// let edits = vec![Edit::save(&socket), Edit::update(&base, add), Edit::update(&base, add)];
-/// let now = Now::new(Instant::now(), SystemTime::now());
-/// let mut commit = Commit::new(config, base, edits, now);
-/// let Some(Request::CompareAndSet { id, new, .. }) = commit.poll_request() else { panic!() };
-/// assert!(std::str::from_utf8(&new).unwrap().ends_with(r#""n":3,"theme":"dark"}"#));
-/// commit.handle_reply(id, Reply::Swapped, now.instant);
-/// let stored = commit.poll_outcome().unwrap().unwrap();
-/// assert_eq!(stored.len(), 3);
-/// assert_eq!(stored[2].get::<i64>("n").unwrap(), Some(3));
-/// ```
-pub type Commit = Op<CommitStep>;
-
-impl Op<CommitStep> {
-    /// Saves `edits`, in order, starting from `base`.
-    pub fn new(config: Arc<Config>, base: Session, edits: Vec<Edit>, now: Now) -> Self {
-        let writes = Writes::new(&config, &base, edits, now);
-        let mut op = Op::with_step(config, now, CommitStep(writes));
-        op.begin(|step, cx| {
-            let outcome = step.0.begin(cx, base)?;
-            Some(outcome.map(|s| step.stored(s)))
-        });
-        op
-    }
-
-    /// How many compare-and-set requests this commit has sent.
-    pub fn attempts(&self) -> u32 {
-        self.step.0.attempts
     }
 }

@@ -6,18 +6,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use session_sockets_core::machines::{
+    Create, Created, Destroy, Handshake, Regenerate, Reload, Save, Touch, Touched,
+};
 use session_sockets_core::{
-    Commit, Config, Create, Created, Destroy, Failure, Handshake, HandshakeError, Machine,
-    Regenerate, Reload, Reply, Request, RequestId, Save, Session, SessionId, StoreError, Touch,
-    WriteError,
+    Config, Failure, HandshakeError, Machine, Reply, Request, RequestId, Session, SessionId,
+    StoreError, WriteError,
 };
 use tracing::Instrument as _;
 
-use crate::driver::{Stalled, drive, drive_counted};
-use crate::hub::{Follow, Follower, Hub, Queued, SessionEnd, Update, Watch};
-use crate::observe::{self, Failed, Observation, Op, Stats};
+use crate::live::hub::Hub;
+use crate::observe::{Failed, Observation, Op, Stats};
 use crate::runtime::{Runtime, start};
-use crate::store::{Store, StoreEvent};
+use crate::store::Store;
+use crate::store::{Stalled, drive, drive_counted};
 
 /// Sessions for socket connections: a [`Config`], a [`Store`] and a
 /// [`Runtime`]. Cheap to clone and to share between tasks; clones share one
@@ -46,17 +48,17 @@ use crate::store::{Store, StoreEvent};
 /// [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 /// [R25]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r25
 pub struct SessionSockets<R> {
-    shared: Arc<Shared<R>>,
+    pub(crate) shared: Arc<Handle<R>>,
 }
 
 /// What the clones of a handle share: one allocation, so that a clone (one
 /// per live session) is one pointer.
-struct Shared<R> {
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    runtime: Arc<R>,
-    hub: Arc<Hub>,
-    stop: Stop,
+pub(crate) struct Handle<R> {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) runtime: Arc<R>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) stop: Stop,
 }
 
 /// Where a handle is in stopping ([R38]): operations running now, and what
@@ -64,7 +66,7 @@ struct Shared<R> {
 ///
 /// [R38]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r38
 #[derive(Default)]
-struct Stop {
+pub(crate) struct Stop {
     stopping: AtomicBool,
     /// Operations, and commit tasks, running now.
     in_flight: AtomicUsize,
@@ -76,7 +78,7 @@ struct Stop {
 }
 
 /// One running operation's place in [`Stop::in_flight`].
-struct Running<'a>(&'a Stop);
+pub(crate) struct Running<'a>(&'a Stop);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
@@ -88,7 +90,7 @@ impl Stop {
     /// Counts an operation in; `None` once the stop began (refused). The
     /// count goes up before the flag is read, so [`SessionSockets::shutdown`]
     /// either sees the operation running or the operation sees the stop.
-    fn enter(&self) -> Option<Running<'_>> {
+    pub(crate) fn enter(&self) -> Option<Running<'_>> {
         let running = self.track();
         if self.stopping.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::Relaxed);
@@ -99,13 +101,13 @@ impl Stop {
 
     /// Counts work that must finish before the stop completes, even after
     /// it began (a commit task already owing answers).
-    fn track(&self) -> Running<'_> {
+    pub(crate) fn track(&self) -> Running<'_> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         Running(self)
     }
 
     /// A write finished; counted if the stop had begun.
-    fn wrote(&self, ok: bool) {
+    pub(crate) fn wrote(&self, ok: bool) {
         if self.stopping.load(Ordering::SeqCst) {
             let n = if ok { &self.landed } else { &self.failed };
             n.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +115,7 @@ impl Stop {
     }
 
     /// Whether queued writes must now be failed instead of sent.
-    fn draining_over(&self, now: Instant) -> bool {
+    pub(crate) fn draining_over(&self, now: Instant) -> bool {
         self.stopping.load(Ordering::SeqCst)
             && self
                 .drain_until
@@ -141,28 +143,6 @@ pub struct ShutdownReport {
     /// Operations still running when the wait ended at the store deadline:
     /// their outcome is unknown to this report.
     pub unfinished: u64,
-}
-
-/// A touched session, and the `Set-Cookie` header to re-send when the
-/// config is `rolling`. `Debug` redacts the header (it holds the signed id).
-#[derive(Clone)]
-pub struct Touched {
-    /// The session with its refreshed cookie.
-    pub session: Session,
-    /// With `rolling`, the `Set-Cookie` header value with the new expiry.
-    pub set_cookie: Option<String>,
-}
-
-impl std::fmt::Debug for Touched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Touched")
-            .field("session", &self.session)
-            .field(
-                "set_cookie",
-                &self.set_cookie.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
 }
 
 impl<R> SessionSockets<R> {
@@ -195,7 +175,7 @@ impl<R: Runtime> SessionSockets<R> {
     /// `runtime::tokio::Tokio`).
     pub fn new(config: impl Into<Arc<Config>>, store: Arc<dyn Store>, runtime: R) -> Self {
         SessionSockets {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Handle {
                 config: config.into(),
                 store,
                 runtime: Arc::new(runtime),
@@ -221,7 +201,7 @@ impl<R: Runtime> SessionSockets<R> {
     }
 
     /// Runs any core machine to its outcome against this handle's store.
-    pub async fn run<M: Machine + ?Sized>(&self, machine: &mut M) -> Result<M::Outcome, Stalled> {
+    pub async fn run<M: Machine>(&self, machine: M) -> Result<M::Outcome, Stalled> {
         drive(machine, &*self.shared.store, &*self.shared.runtime).await
     }
 
@@ -233,11 +213,9 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
     pub async fn session(&self, headers: &http::HeaderMap) -> Result<Session, HandshakeError> {
         self.observed(Op::Handshake, None, false, async {
-            let mut hs = Handshake::new(
-                Arc::clone(&self.shared.config),
-                start(&*self.shared.runtime),
-            );
-            hs.handle_header_map(headers);
+            let now = start(&*self.shared.runtime);
+            let mut hs = Handshake::new(Arc::clone(&self.shared.config), now);
+            hs.handle_header_map(headers, now.instant);
             self.load(hs).await
         })
         .await
@@ -255,11 +233,9 @@ impl<R: Runtime> SessionSockets<R> {
         V: AsRef<[u8]>,
     {
         self.observed(Op::Handshake, None, false, async {
-            let mut hs = Handshake::new(
-                Arc::clone(&self.shared.config),
-                start(&*self.shared.runtime),
-            );
-            hs.handle_headers(headers);
+            let now = start(&*self.shared.runtime);
+            let mut hs = Handshake::new(Arc::clone(&self.shared.config), now);
+            hs.handle_headers(headers, now.instant);
             self.load(hs).await
         })
         .await
@@ -381,112 +357,6 @@ impl<R: Runtime> SessionSockets<R> {
         }
     }
 
-    /// Queues a write of `session` on its session's queue; starts the
-    /// session's commit task if none runs.
-    async fn commit(
-        &self,
-        session: Session,
-        update: Option<Update>,
-    ) -> Result<Session, WriteError> {
-        let (reply, outcome) = futures_channel::oneshot::channel();
-        let id = session.id().clone();
-        let write = Queued {
-            session,
-            update,
-            reply,
-        };
-        if self.shared.hub.enqueue(write) {
-            let this = self.clone();
-            self.shared.runtime.spawn(Box::pin(async move {
-                // Owes its writers an answer: a stop waits for it.
-                let _running = this.shared.stop.track();
-                this.run_commits(id).await;
-            }));
-        }
-        outcome.await.unwrap_or_else(|_| {
-            Err(WriteError::Failed(Failure::Store(StoreError::new(
-                "the task writing this session ended before it answered (was the runtime shut \
-                 down?); the write may or may not have happened: reload to find out",
-            ))))
-        })
-    }
-
-    /// The commit task of session `id`: writes its queue, batch by batch,
-    /// until it is empty.
-    async fn run_commits(&self, id: SessionId) {
-        while let Some((mut batch, latest)) = self.shared.hub.next_batch(&id) {
-            // Every queued write is of a stored session (`save` and
-            // `update` answer the others at once), so the batch has a base.
-            let Some(base) = latest.or_else(|| batch.first().map(|q| q.session.clone())) else {
-                continue;
-            };
-            if self.shared.stop.draining_over(self.shared.runtime.now()) {
-                // The stop's wait is over: fail what was queued rather than
-                // write it after the process may have gone.
-                self.shared.hub.committed(&id, None);
-                for write in batch {
-                    let _ = write
-                        .reply
-                        .send(Err(WriteError::Failed(Failure::ShuttingDown)));
-                }
-                continue;
-            }
-            let edits = batch.iter_mut().map(Queued::edit).collect();
-            let commit = Commit::new(
-                Arc::clone(&self.shared.config),
-                base,
-                edits,
-                start(&*self.shared.runtime),
-            );
-            let mut commit = Observed {
-                machine: commit,
-                hook: RecordWrites {
-                    hub: &self.shared.hub,
-                    id: &id,
-                },
-            };
-            let observation = Observation::start(Op::Commit, Some(&id));
-            let mut stats = Stats::default();
-            let outcome = match self
-                .run_counted(&mut commit, &mut stats)
-                .instrument(observation.span().clone())
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
-            };
-            observation.finish(&outcome, stats, true);
-            match outcome {
-                Ok(stored) => {
-                    let (followers, latest) =
-                        self.shared.hub.committed(&id, stored.first().cloned());
-                    for (write, session) in batch.into_iter().zip(stored) {
-                        // A caller that went away needs no answer.
-                        let _ = write.reply.send(Ok(session));
-                    }
-                    // The other sockets of the session see the write at
-                    // once (a store does not report its own writes).
-                    if let Some(latest) = latest {
-                        for f in followers {
-                            f.refresh(&latest);
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.shared.hub.committed(&id, None);
-                    for write in batch {
-                        let _ = write.reply.send(Err(e.clone()));
-                    }
-                    match e {
-                        WriteError::Gone => self.end_followers(&id, SessionEnd::Destroyed),
-                        WriteError::Expired => self.end_followers(&id, SessionEnd::Expired),
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-
     /// Refreshes the session's expiry and the store's time to live without
     /// rewriting its data ([R25]). [`WriteError::Gone`] if it no longer
     /// exists.
@@ -495,17 +365,12 @@ impl<R: Runtime> SessionSockets<R> {
     pub async fn touch(&self, session: Session) -> Result<Touched, WriteError> {
         let id = session.id().clone();
         self.observed(Op::Touch, Some(&id), true, async {
-            let mut touch = Touch::new(
+            self.write(Touch::new(
                 Arc::clone(&self.shared.config),
                 session,
                 start(&*self.shared.runtime),
-            );
-            let (outcome, stats) = self.write_mut(&mut touch).await;
-            let touched = outcome.map(|session| Touched {
-                session,
-                set_cookie: touch.set_cookie().map(str::to_owned),
-            });
-            (touched, stats)
+            ))
+            .await
         })
         .await
     }
@@ -526,7 +391,7 @@ impl<R: Runtime> SessionSockets<R> {
         .await?;
         // This process's sockets of the session end at once; other
         // processes' follow the store's event.
-        self.end_followers(id, SessionEnd::Destroyed);
+        self.end_followers(id, crate::live::SessionEnd::Destroyed);
         Ok(())
     }
 
@@ -549,7 +414,7 @@ impl<R: Runtime> SessionSockets<R> {
                     .await
             })
             .await?;
-        self.end_followers(&old, SessionEnd::Destroyed);
+        self.end_followers(&old, crate::live::SessionEnd::Destroyed);
         Ok(created)
     }
 
@@ -571,110 +436,16 @@ impl<R: Runtime> SessionSockets<R> {
         .await
     }
 
-    // ---- live sessions ----------------------------------------------------
-
-    /// The session of a connection, as [`session`](Self::session) finds
-    /// it, with a watch on it taken before it was loaded (so that a session
-    /// ending during the handshake is noticed, [R32]); `None` when the
-    /// handshake failed before loading.
-    ///
-    /// [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
-    pub(crate) async fn watched_session(
-        &self,
-        headers: &http::HeaderMap,
-    ) -> (Result<Session, HandshakeError>, Option<Watch>) {
-        let mut watch = None;
-        let outcome = self
-            .observed(Op::Handshake, None, false, async {
-                let mut hs = Handshake::new(
-                    Arc::clone(&self.shared.config),
-                    start(&*self.shared.runtime),
-                );
-                hs.handle_header_map(headers);
-                let mut watched = Observed {
-                    machine: hs,
-                    hook: WatchOnLoad {
-                        sockets: self,
-                        watch: None,
-                    },
-                };
-                let mut stats = Stats::default();
-                let outcome = match self.run_counted(&mut watched, &mut stats).await {
-                    Ok(outcome) => outcome,
-                    Err(stalled) => Err(HandshakeError::Failed(stalled_failure(stalled))),
-                };
-                watch = watched.hook.watch;
-                (outcome, stats)
-            })
-            .await;
-        (outcome, watch)
-    }
-
-    /// Makes `follower` follow its session from `watch` on: refreshed when
-    /// another writer changes it, ended when it ends. `false` if the session
-    /// ended while the handshake loaded it (refuse the connection).
-    pub(crate) fn follow(
-        &self,
-        watch: Watch,
-        follower: std::sync::Weak<dyn Follower>,
-        loaded: &Arc<Session>,
-    ) -> bool {
-        let id = match watch.follow(follower, loaded) {
-            Follow::Ended => return false,
-            Follow::Following => None,
-            Follow::Differs(id) => Some(id),
-        };
-        self.start_events();
-        if let Some(id) = id {
-            self.reload_followed(id);
-        }
-        true
-    }
-
-    /// Tells the followers of `id` that it ended.
-    fn end_followers(&self, id: &SessionId, why: SessionEnd) {
-        let followers = self.shared.hub.ended(id);
-        if followers.is_empty() {
-            return;
-        }
-        let _span = observe::live_event("end", id).entered();
-        tracing::debug!(
-            reason = why.reason(),
-            sockets = followers.len(),
-            "session ended"
-        );
-        observe::metrics::ends(why.reason(), followers.len());
-        for f in followers {
-            f.end(why);
-        }
-    }
-
-    /// Starts the task that follows the store's events, once (and never
-    /// once the handle stops).
-    fn start_events(&self) {
-        if !self.shared.hub.start_events() {
-            return;
-        }
-        let live = Live {
-            config: Arc::clone(&self.shared.config),
-            store: Arc::clone(&self.shared.store),
-            runtime: Arc::clone(&self.shared.runtime),
-            hub: Arc::downgrade(&self.shared.hub),
-            shared: Arc::downgrade(&self.shared),
-        };
-        self.shared.runtime.spawn(Box::pin(live.run()));
-    }
-
     /// [`run`](Self::run), counting into `stats`.
-    async fn run_counted<M: Machine + ?Sized>(
+    pub(crate) async fn run_counted<M: Machine>(
         &self,
-        machine: &mut M,
+        machine: M,
         stats: &mut Stats,
     ) -> Result<M::Outcome, Stalled> {
         drive_counted(machine, &*self.shared.store, &*self.shared.runtime, stats).await
     }
 
-    async fn load<M>(&self, mut machine: M) -> (Result<Session, HandshakeError>, Stats)
+    pub(crate) async fn load<M>(&self, mut machine: M) -> (Result<Session, HandshakeError>, Stats)
     where
         M: Machine<Outcome = Result<Session, HandshakeError>>,
     {
@@ -686,19 +457,12 @@ impl<R: Runtime> SessionSockets<R> {
         (outcome, stats)
     }
 
-    async fn write<M, T>(&self, mut machine: M) -> (Result<T, WriteError>, Stats)
-    where
-        M: Machine<Outcome = Result<T, WriteError>>,
-    {
-        self.write_mut(&mut machine).await
-    }
-
-    async fn write_mut<M, T>(&self, machine: &mut M) -> (Result<T, WriteError>, Stats)
+    pub(crate) async fn write<M, T>(&self, mut machine: M) -> (Result<T, WriteError>, Stats)
     where
         M: Machine<Outcome = Result<T, WriteError>>,
     {
         let mut stats = Stats::default();
-        let outcome = match self.run_counted(machine, &mut stats).await {
+        let outcome = match self.run_counted(&mut machine, &mut stats).await {
             Ok(outcome) => outcome,
             Err(stalled) => Err(WriteError::Failed(stalled_failure(stalled))),
         };
@@ -710,7 +474,7 @@ impl<R: Runtime> SessionSockets<R> {
     /// detail in the log once) and, for a `write`, counted for the stop's
     /// report. Saves and updates that wait in the write queue leave the
     /// log to their commit.
-    async fn observed<T, E, F>(
+    pub(crate) async fn observed<T, E, F>(
         &self,
         op: Op,
         id: Option<&SessionId>,
@@ -800,7 +564,7 @@ impl<R: Runtime> SessionSockets<R> {
 const STOP_POLL: Duration = Duration::from_millis(5);
 
 /// An operation's successful outcome, as observation names its session.
-trait Observable {
+pub(crate) trait Observable {
     fn session_id(&self) -> Option<&SessionId>;
 }
 
@@ -830,13 +594,13 @@ impl Observable for () {
 
 /// A machine whose every request is shown to `hook` just before it goes
 /// out (the store may report a write before its reply arrives).
-struct Observed<M, H> {
-    machine: M,
-    hook: H,
+pub(crate) struct Observed<M, H> {
+    pub(crate) machine: M,
+    pub(crate) hook: H,
 }
 
 /// What [`Observed`] does with each request.
-trait OnRequest {
+pub(crate) trait OnRequest {
     fn on_request(&mut self, request: &Request);
 }
 
@@ -865,281 +629,10 @@ impl<M: Machine, H: OnRequest> Machine for Observed<M, H> {
     }
 }
 
-/// A commit's hook: tells the hub what each compare-and-set writes, so
-/// that the store's report of it is known as this process's own.
-struct RecordWrites<'a> {
-    hub: &'a Hub,
-    id: &'a SessionId,
-}
-
-impl OnRequest for RecordWrites<'_> {
-    fn on_request(&mut self, request: &Request) {
-        if let Request::CompareAndSet { new, .. } = request {
-            self.hub.writing(self.id, new);
-        }
-    }
-}
-
-/// A handshake's hook: registers a watch on its session just before the
-/// load request goes out.
-struct WatchOnLoad<'a, R> {
-    sockets: &'a SessionSockets<R>,
-    watch: Option<Watch>,
-}
-
-impl<R> OnRequest for WatchOnLoad<'_, R> {
-    fn on_request(&mut self, request: &Request) {
-        if let Request::Load { key, .. } = request
-            && self.watch.is_none()
-            && let Some(id) = session_sockets_core::event::session_of_key(
-                &self.sockets.shared.config,
-                key.as_bytes(),
-            )
-        {
-            self.watch = Some(self.sockets.hub().watch(id));
-        }
-    }
-}
-
-/// Tells the hub the event task ended, however it ends.
-struct EventsRunning(std::sync::Weak<Hub>);
-
-impl Drop for EventsRunning {
-    fn drop(&mut self) {
-        if let Some(hub) = self.0.upgrade() {
-            hub.events_ended();
-        }
-    }
-}
-
-/// How often the event task looks at keep-alive, expiry and a lost event
-/// stream.
-const TICK: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The event task's view of a handle: everything but a strong hold on the
-/// handle, so that the task ends once every handle is dropped.
-struct Live<R> {
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    runtime: Arc<R>,
-    hub: std::sync::Weak<Hub>,
-    shared: std::sync::Weak<Shared<R>>,
-}
-
-impl<R: Runtime> Live<R> {
-    /// A handle again, while the hub lives.
-    fn sockets(&self) -> Option<SessionSockets<R>> {
-        Some(SessionSockets {
-            shared: self.shared.upgrade()?,
-        })
-    }
-
-    /// Follows the store's events until the hub is gone: subscribes, then
-    /// handles each event, and once a second refreshes TTLs (keep-alive),
-    /// ends sessions whose cookie expired and nudges a lost event stream.
-    async fn run(self) {
-        let sink_hub = self.hub.clone();
-        let sink: crate::store::EventSink = Arc::new(move |event| {
-            if let Some(hub) = sink_hub.upgrade() {
-                hub.push_event(event);
-            }
-        });
-        let _running = EventsRunning(self.hub.clone());
-        let mut _subscription = None;
-        let mut subscribed = false;
-        let mut lost = false;
-        loop {
-            if self.hub.upgrade().is_none_or(|hub| hub.events_stopped()) {
-                // Dropping the subscription ends it.
-                return;
-            }
-            if !subscribed {
-                match self
-                    .store
-                    .subscribe(self.config.key_prefix().as_bytes(), Arc::clone(&sink))
-                    .await
-                {
-                    Ok(sub) => {
-                        _subscription = sub;
-                        subscribed = true;
-                    }
-                    Err(e) => tracing::warn!(
-                        error = %observe::Chain(&e),
-                        "cannot follow the store's session events; retrying"
-                    ),
-                }
-            }
-            let Some(hub) = self.hub.upgrade() else {
-                return;
-            };
-            let next = futures_lite::future::or(
-                async { Some(std::future::poll_fn(|cx| hub.poll_event(cx)).await) },
-                async {
-                    self.runtime.sleep(TICK).await;
-                    None
-                },
-            )
-            .await;
-            drop(hub);
-            let Some(sockets) = self.sockets() else {
-                return;
-            };
-            if let Some(event) = &next {
-                observe::metrics::store_event(match event {
-                    StoreEvent::Key(k) => match k.change {
-                        session_sockets_core::event::KeyChange::Written(_) => "written",
-                        session_sockets_core::event::KeyChange::Deleted => "deleted",
-                        session_sockets_core::event::KeyChange::Expired => "expired",
-                    },
-                    StoreEvent::Lost => "lost",
-                    StoreEvent::Resumed => "resumed",
-                });
-            }
-            match next {
-                Some(StoreEvent::Key(event)) => sockets.on_key_event(&event),
-                Some(StoreEvent::Lost) => {
-                    tracing::warn!("the store's session events were lost; re-validating once back");
-                    lost = true;
-                }
-                Some(StoreEvent::Resumed) => lost = !sockets.resume().await,
-                None => {
-                    if lost {
-                        // Redis reconnects (and re-subscribes, which sends
-                        // `Resumed`) when a command needs it.
-                        let _ = sockets.store().events_resumed().await;
-                    }
-                    sockets.keep_alive();
-                    sockets.check_expiry();
-                }
-            }
-        }
-    }
-}
-
-impl<R: Runtime> SessionSockets<R> {
-    /// A store event about a key: what it means for a followed session.
-    fn on_key_event(&self, event: &session_sockets_core::event::KeyEvent) {
-        use session_sockets_core::event::{SessionChange, session_event};
-        let Some(ev) = session_event(&self.shared.config, event) else {
-            return;
-        };
-        if !self.shared.hub.follows(&ev.id) {
-            return;
-        }
-        let kind = match ev.change {
-            SessionChange::Destroyed => "destroyed",
-            SessionChange::Expired => "expired",
-            SessionChange::Changed(_) => "changed",
-        };
-        let _span = observe::live_event(kind, &ev.id).entered();
-        match ev.change {
-            SessionChange::Destroyed => self.end_followers(&ev.id, SessionEnd::Destroyed),
-            SessionChange::Expired => self.end_followers(&ev.id, SessionEnd::Expired),
-            SessionChange::Changed(Some(bytes)) if self.shared.hub.is_latest(&ev.id, &bytes) => {
-                // This process's own write: its sockets know it already.
-            }
-            SessionChange::Changed(_) => self.reload_followed(ev.id),
-        }
-    }
-
-    /// Reloads a followed session (coalesced: one reload per burst of
-    /// changes) and refreshes or ends its followers.
-    fn reload_followed(&self, id: SessionId) {
-        if !self.shared.hub.want_reload(&id) {
-            return;
-        }
-        let this = self.clone();
-        let span = observe::live_event("reload", &id);
-        self.shared.runtime.spawn(Box::pin(
-            async move {
-                loop {
-                    match this.reload(&id).await {
-                        Ok(fresh) => {
-                            let (followers, fresh) = this.hub().reloaded(&id, fresh);
-                            for f in followers {
-                                f.refresh(&fresh);
-                            }
-                        }
-                        Err(HandshakeError::SessionNotFound) => {
-                            this.end_followers(&id, SessionEnd::Destroyed);
-                        }
-                        Err(HandshakeError::Expired) => {
-                            this.end_followers(&id, SessionEnd::Expired)
-                        }
-                        // The store is in trouble: keep the copies; a later
-                        // event or re-validation catches up.
-                        Err(_) => {}
-                    }
-                    if !this.hub().reload_done(&id) {
-                        break;
-                    }
-                }
-            }
-            .instrument(span),
-        ));
-    }
-
-    /// The event stream is back: re-arm it, then re-validate every followed
-    /// session once (events in the gap were lost). `false` if it could not
-    /// be re-armed (tried again on the next tick).
-    async fn resume(&self) -> bool {
-        if let Err(e) = self.shared.store.events_resumed().await {
-            tracing::warn!(
-                error = %observe::Chain(&e),
-                "the store's session events are not back yet"
-            );
-            return false;
-        }
-        tracing::info!("the store's session events are back; re-validating followed sessions");
-        for id in self.shared.hub.followed() {
-            self.reload_followed(id);
-        }
-        true
-    }
-
-    /// Touches each followed session at most once per keep-alive interval.
-    fn keep_alive(&self) {
-        let Some(interval) = self.shared.config.keep_alive() else {
-            return;
-        };
-        let Some(before) = std::time::Instant::now().checked_sub(interval) else {
-            return;
-        };
-        for session in self.shared.hub.due_for_touch(before) {
-            let this = self.clone();
-            self.shared.runtime.spawn(Box::pin(async move {
-                let id = session.id().clone();
-                match this.touch(session).await {
-                    Ok(t) => this.hub().touched(&t.session),
-                    Err(WriteError::Gone) => this.end_followers(&id, SessionEnd::Destroyed),
-                    Err(WriteError::Expired) => this.end_followers(&id, SessionEnd::Expired),
-                    Err(_) => {}
-                }
-            }));
-        }
-    }
-
-    /// Ends followed sessions whose stored `cookie.expires` has passed
-    /// ([R13]; with `rolling`, the store's TTL decides, as for loads).
-    ///
-    /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
-    fn check_expiry(&self) {
-        if self.shared.config.rolling() {
-            return;
-        }
-        let now = session_sockets_core::time::millis(self.shared.runtime.wall());
-        for s in self.shared.hub.latest_followed() {
-            if s.cookie().is_expired(now) {
-                self.end_followers(s.id(), SessionEnd::Expired);
-            }
-        }
-    }
-}
-
 /// A stalled machine as a store failure whose cause is the [`Stalled`]
 /// itself, so that callers can tell it from a failing store
 /// (`error.source()` downcasts to it).
-fn stalled_failure(stalled: Stalled) -> Failure {
+pub(crate) fn stalled_failure(stalled: Stalled) -> Failure {
     Failure::Store(StoreError::with_source(stalled.to_string(), stalled))
 }
 
@@ -1168,7 +661,7 @@ mod tests {
         let id = SessionId::new("abc");
         let headers = http::HeaderMap::new();
         let session = || {
-            let cookie = session_sockets_core::record::SessionCookie::new(None, 0);
+            let cookie = session_sockets_core::codec::record::SessionCookie::new(None, 0);
             Session::new(id.clone(), cookie, Map::new())
         };
         assert_send(&sockets.session(&headers));
@@ -1186,7 +679,10 @@ mod tests {
     struct Down;
 
     impl Store for Down {
-        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<crate::Bytes>> {
+        fn load<'a>(
+            &'a self,
+            _: &'a [u8],
+        ) -> crate::store::StoreFuture<'a, Option<crate::store::Bytes>> {
             Box::pin(std::future::ready(Err(down())))
         }
         fn create<'a>(
@@ -1194,7 +690,7 @@ mod tests {
             _: &'a [u8],
             _: &'a [u8],
             _: std::time::Duration,
-        ) -> crate::StoreFuture<'a, bool> {
+        ) -> crate::store::StoreFuture<'a, bool> {
             Box::pin(std::future::ready(Err(down())))
         }
         fn compare_and_set<'a>(
@@ -1203,17 +699,17 @@ mod tests {
             _: &'a [u8],
             _: &'a [u8],
             _: std::time::Duration,
-        ) -> crate::StoreFuture<'a, crate::CasOutcome> {
+        ) -> crate::store::StoreFuture<'a, crate::store::CasOutcome> {
             Box::pin(std::future::ready(Err(down())))
         }
         fn touch<'a>(
             &'a self,
             _: &'a [u8],
             _: std::time::Duration,
-        ) -> crate::StoreFuture<'a, bool> {
+        ) -> crate::store::StoreFuture<'a, bool> {
             Box::pin(std::future::ready(Err(down())))
         }
-        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, ()> {
+        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::store::StoreFuture<'a, ()> {
             Box::pin(std::future::ready(Err(down())))
         }
     }
@@ -1387,7 +883,7 @@ mod tests {
         let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
         let dbg = format!("{sockets:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
-        let cookie = session_sockets_core::record::SessionCookie::new(None, 0);
+        let cookie = session_sockets_core::codec::record::SessionCookie::new(None, 0);
         let touched = Touched {
             session: Session::new(SessionId::new("the-sid"), cookie, Map::new()),
             set_cookie: Some("connect.sid=s%3Athe-sid.sig".into()),

@@ -4,7 +4,7 @@
 //! - **the write queue**: every save and update of a session, from HTTP
 //!   requests and sockets alike, queues here; one task at a time writes the
 //!   queued edits with one compare-and-set
-//!   ([`Commit`](session_sockets_core::Commit), a group commit), so writers
+//!   ([`Commit`](session_sockets_core::machines::Commit), a group commit), so writers
 //!   in one process never conflict with each other and each caller still
 //!   gets its own outcome;
 //! - **the followers**: the sockets connected with the session, told when
@@ -21,7 +21,8 @@ use std::task::Waker;
 use std::time::Instant;
 
 use futures_channel::oneshot;
-use session_sockets_core::{Edit, Session, SessionId, WriteError};
+use session_sockets_core::machines::Edit;
+use session_sockets_core::{Session, SessionId, WriteError};
 
 use crate::observe::metrics;
 use crate::store::StoreEvent;

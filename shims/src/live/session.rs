@@ -7,7 +7,7 @@
 //! on it; a plain WebSocket server uses it directly:
 //!
 //! ```no_run
-//! # async fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>, headers: session_sockets::http::HeaderMap) {
+//! # async fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>, headers: http::HeaderMap) {
 //! let live = sessions
 //!     .live_session(&headers, |why| eprintln!("close the connection: {why}"))
 //!     .await;
@@ -26,7 +26,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::hub::{Follower, SessionEnd, interchangeable};
+use crate::live::hub::{Follower, SessionEnd, interchangeable};
 use crate::runtime::Runtime;
 use crate::{HandshakeError, Session, SessionId, SessionSockets, WriteError};
 

@@ -1,7 +1,7 @@
 //! HTTP types, and (feature `axum`) one session for HTTP routes and sockets.
 //!
 //! This module re-exports the [`http`](https://docs.rs/http) crate (so
-//! `session_sockets::http::HeaderMap` is the type the handshake takes). With
+//! `http::HeaderMap` is the type the handshake takes). With
 //! the `axum` feature it adds the HTTP half of the session seam:
 //!
 //! - [`SessionLayer`]: a tower layer over a [`SessionSockets`](crate::SessionSockets)
@@ -43,13 +43,15 @@
 //! # }
 //! ```
 
-pub use ::http::*;
-
 mod check;
 #[cfg(feature = "axum")]
 mod layer;
 #[cfg(feature = "axum")]
+mod reply;
+#[cfg(feature = "axum")]
 mod session;
+#[cfg(feature = "axum")]
+mod slot;
 
 pub use check::{Refused, check_request};
 #[cfg(feature = "axum")]

@@ -97,7 +97,7 @@ impl std::fmt::Debug for Key {
 /// cookie-signature's `sign(value, secret)`: `value.signature`.
 ///
 /// ```
-/// use session_sockets_core::signature::sign;
+/// use session_sockets_core::codec::signature::sign;
 /// assert_eq!(
 ///     sign("hello", "tobiiscool"),
 ///     "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"
@@ -126,7 +126,7 @@ pub fn sign_cookie(sid: &str, secret: &str) -> String {
 /// `s:` prefix. Returns the signed value, or `None` if no key verifies.
 ///
 /// ```
-/// use session_sockets_core::signature::{Key, unsign};
+/// use session_sockets_core::codec::signature::{Key, unsign};
 /// let keys = [Key::new(b"old"), Key::new(b"tobiiscool")];
 /// let input = b"hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI";
 /// assert_eq!(unsign(input, &keys), Some(&b"hello"[..]));

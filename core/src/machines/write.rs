@@ -3,9 +3,9 @@
 
 use std::time::SystemTime;
 
+use crate::codec::record::SessionCookie;
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
-use crate::record::SessionCookie;
 use crate::request::Reply;
 use crate::time::millis;
 

@@ -45,8 +45,8 @@ use socketioxide::socket::{DisconnectReason, Socket};
 
 use crate::core::WriteError;
 use crate::core::origin::OriginRejection;
-use crate::hub::SessionEnd;
 use crate::live::LiveSession;
+use crate::live::hub::SessionEnd;
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
 use crate::{HandshakeError, Session, SessionId, SessionSockets};
@@ -93,7 +93,7 @@ pub async fn disconnect_session<A: Adapter>(
 ///
 /// ```
 /// use session_sockets::Config;
-/// use session_sockets::http::{HeaderMap, HeaderValue, Uri, header};
+/// use http::{HeaderMap, HeaderValue, Uri, header};
 /// use session_sockets::socketio::check_later_origin;
 ///
 /// let config = Config::builder().secret("s").build().unwrap();

@@ -11,16 +11,16 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::codec::record::{self, SessionCookie};
+use crate::codec::set_cookie::cookie_header;
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
-use crate::header::cookie_header;
-use crate::machine::{Cx, Op, Step};
-use crate::record::{self, SessionCookie};
+use crate::machines::op::{Cx, Op, Step};
+use crate::machines::write::{Redacted, SID_RANDOM_BYTES, sid_from_random, ttl_secs};
 use crate::request::{Bytes, Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
 use crate::store_error::StoreError;
 use crate::time::Now;
-use crate::write::{Redacted, SID_RANDOM_BYTES, destroyed, sid_from_random, ttl_secs};
 
 /// How many fresh ids a create tries before giving up. With 192-bit ids a
 /// single collision already means a broken random source.
@@ -30,7 +30,7 @@ const MAX_ID_ATTEMPTS: u32 = 3;
 #[derive(Clone)]
 pub struct Created {
     /// The session as stored: [`Session::is_changed`] is `false` and a
-    /// [`Save`](crate::Save) of it compares against the stored bytes.
+    /// [`Save`](crate::machines::Save) of it compares against the stored bytes.
     pub session: Session,
     /// The full `Set-Cookie` header value, exactly as express-session writes
     /// it, e.g. `connect.sid=s%3A<sid>.<signature>; Path=/; HttpOnly`. It
@@ -48,7 +48,7 @@ impl std::fmt::Debug for Created {
 }
 
 /// The create steps shared by [`Create`] and [`Regenerate`].
-struct Creating {
+pub(crate) struct Creating {
     data: Map<String, Value>,
     cookie: SessionCookie,
     attempts: u32,
@@ -57,7 +57,7 @@ struct Creating {
 }
 
 impl Creating {
-    fn new(config: &Config, data: Map<String, Value>, now: Now) -> Self {
+    pub(crate) fn new(config: &Config, data: Map<String, Value>, now: Now) -> Self {
         Creating {
             data,
             cookie: config.cookie.to_session_cookie(now.wall),
@@ -66,7 +66,7 @@ impl Creating {
         }
     }
 
-    fn ask_random(&mut self, cx: &mut Cx<'_>) {
+    pub(crate) fn ask_random(&mut self, cx: &mut Cx<'_>) {
         self.inserting = None;
         cx.issue(|id| Request::Random {
             id,
@@ -75,7 +75,11 @@ impl Creating {
     }
 
     /// Takes a reply; `Some` when creating is over.
-    fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Created, WriteError>> {
+    pub(crate) fn on_reply(
+        &mut self,
+        cx: &mut Cx<'_>,
+        reply: Reply,
+    ) -> Option<Result<Created, WriteError>> {
         let config = cx.config;
         match self.inserting.take() {
             None => match reply {
@@ -185,92 +189,6 @@ impl Op<CreateStep> {
         let creating = Creating::new(&config, data, now);
         let mut op = Op::with_step(config, now, CreateStep { creating });
         op.begin(|step, cx| {
-            step.creating.ask_random(cx);
-            None
-        });
-        op
-    }
-}
-
-/// The regenerate's step: creating, then destroying the old record.
-pub struct RegenerateStep {
-    creating: Creating,
-    old_key: Option<StoreKey>,
-    /// The new session, while the old record's destroy is outstanding.
-    created: Option<Created>,
-}
-
-impl Step for RegenerateStep {
-    type Output = Created;
-    type Error = WriteError;
-    const NAME: &'static str = "Regenerate";
-
-    fn on_reply(&mut self, cx: &mut Cx<'_>, reply: Reply) -> Option<Result<Created, WriteError>> {
-        if let Some(created) = self.created.take() {
-            return Some(destroyed(reply).map(|()| created));
-        }
-        match self.creating.on_reply(cx, reply)? {
-            Err(e) => Some(Err(e)),
-            Ok(created) => match self.old_key.take() {
-                Some(key) => {
-                    cx.issue(|id| Request::Destroy { id, key });
-                    self.created = Some(created);
-                    None
-                }
-                // `new` finishes at once without an old key.
-                None => Some(Err(Failure::InvalidSessionId.into())),
-            },
-        }
-    }
-}
-
-/// Gives a session a new id (on login or any privilege change, [R11]):
-/// creates a new record, with the old data if `carry_over`, else empty, and
-/// fresh cookie settings, exactly as [`Create`]; then destroys the old
-/// record. Drive it through [`Machine`](crate::Machine).
-///
-/// ```text
-/// Regenerate::new(config, session, carry_over, now)
-///   Random, then Create, as Create does
-///   poll_request()  -> Request::Destroy { old key }
-///   handle_reply(id, Done, now)         -> Ok(Created { session, set_cookie })
-/// ```
-///
-/// The outcome is `Ok(`[`Created`]`)` with the new session and the
-/// `Set-Cookie` header to send, or a [`WriteError`]. If the new record was
-/// stored but destroying the old one failed, the outcome is that error
-/// (fail closed): the old id may still be valid, so treat the login as
-/// failed.
-///
-/// [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
-pub type Regenerate = Op<RegenerateStep>;
-
-impl Op<RegenerateStep> {
-    /// Regenerates `session` at `now`.
-    pub fn new(config: Arc<Config>, session: Session, carry_over: bool, now: Now) -> Self {
-        let old = session.id().expose().as_bytes();
-        let old_key = config
-            .usable_sid(old)
-            .then(|| StoreKey::new(config.key_prefix.as_bytes(), old));
-        let data = if carry_over {
-            session.data().clone()
-        } else {
-            Map::new()
-        };
-        let creating = Creating::new(&config, data, now);
-        let mut op = Op::with_step(
-            config,
-            now,
-            RegenerateStep {
-                creating,
-                old_key,
-                created: None,
-            },
-        );
-        op.begin(|step, cx| {
-            if step.old_key.is_none() {
-                return Some(Err(Failure::InvalidSessionId.into()));
-            }
             step.creating.ask_random(cx);
             None
         });

@@ -41,8 +41,8 @@ impl std::fmt::Display for Stalled {
 impl std::error::Error for Stalled {}
 
 /// Runs `machine` to its outcome against `store`, sleeping on `runtime`.
-/// The machine is borrowed so that what it holds after finishing (e.g.
-/// `Touch::set_cookie`) can still be read.
+/// Pass `&mut machine` to keep the machine (every `&mut` of a machine is a
+/// machine).
 ///
 /// Every store call is raced against the machine's deadline, so a store
 /// that never answers fails the machine at the deadline
@@ -54,8 +54,10 @@ impl std::error::Error for Stalled {}
 /// ```
 /// use std::sync::Arc;
 /// use std::time::{Instant, SystemTime};
-/// use session_sockets::core::{Now, Reload};
-/// use session_sockets::{Config, HandshakeError, MemoryStore, SessionId, drive};
+/// use session_sockets::core::Now;
+/// use session_sockets::core::machines::Reload;
+/// use session_sockets::{Config, HandshakeError, MemoryStore, SessionId};
+/// use session_sockets::store::drive;
 /// # #[derive(Clone, Copy)] struct Rt;
 /// # impl session_sockets::runtime::Runtime for Rt {
 /// #     type Sleep = std::future::Pending<()>;
@@ -65,19 +67,15 @@ impl std::error::Error for Stalled {}
 /// let config = Arc::new(Config::builder().secret("keyboard cat").build().unwrap());
 /// let store = MemoryStore::new();
 /// let now = Now::new(Instant::now(), SystemTime::now());
-/// let mut reload = Reload::new(config, &SessionId::new("no-such-id"), now);
-/// let outcome = futures_lite::future::block_on(drive(&mut reload, &store, &Rt)).unwrap();
+/// let reload = Reload::new(config, &SessionId::new("no-such-id"), now);
+/// let outcome = futures_lite::future::block_on(drive(reload, &store, &Rt)).unwrap();
 /// assert_eq!(outcome.unwrap_err(), HandshakeError::SessionNotFound);
 /// ```
 ///
 /// [R10]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r10
-pub async fn drive<M, R>(
-    machine: &mut M,
-    store: &dyn Store,
-    runtime: &R,
-) -> Result<M::Outcome, Stalled>
+pub async fn drive<M, R>(machine: M, store: &dyn Store, runtime: &R) -> Result<M::Outcome, Stalled>
 where
-    M: Machine + ?Sized,
+    M: Machine,
     R: Runtime + ?Sized,
 {
     drive_counted(machine, store, runtime, &mut Stats::default()).await
@@ -87,13 +85,13 @@ where
 /// `stats` (and, with the `metrics` feature, recording each store call's
 /// latency).
 pub(crate) async fn drive_counted<M, R>(
-    machine: &mut M,
+    mut machine: M,
     store: &dyn Store,
     runtime: &R,
     stats: &mut Stats,
 ) -> Result<M::Outcome, Stalled>
 where
-    M: Machine + ?Sized,
+    M: Machine,
     R: Runtime + ?Sized,
 {
     loop {
@@ -311,8 +309,11 @@ mod tests {
                 .unwrap(),
         );
         let id = session_sockets_core::SessionId::new("abc");
-        let mut reload =
-            session_sockets_core::Reload::new(config, &id, crate::runtime::start(&NoTimer));
+        let mut reload = session_sockets_core::machines::Reload::new(
+            config,
+            &id,
+            crate::runtime::start(&NoTimer),
+        );
         let out = future::block_on(drive(&mut reload, &store, &NoTimer)).unwrap();
         assert_eq!(out.unwrap_err(), crate::HandshakeError::SessionNotFound);
     }
@@ -321,7 +322,10 @@ mod tests {
     struct Silent;
 
     impl Store for Silent {
-        fn load<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, Option<crate::Bytes>> {
+        fn load<'a>(
+            &'a self,
+            _: &'a [u8],
+        ) -> crate::store::StoreFuture<'a, Option<crate::store::Bytes>> {
             Box::pin(std::future::pending())
         }
         fn create<'a>(
@@ -329,7 +333,7 @@ mod tests {
             _: &'a [u8],
             _: &'a [u8],
             _: Duration,
-        ) -> crate::StoreFuture<'a, bool> {
+        ) -> crate::store::StoreFuture<'a, bool> {
             Box::pin(std::future::pending())
         }
         fn compare_and_set<'a>(
@@ -338,13 +342,13 @@ mod tests {
             _: &'a [u8],
             _: &'a [u8],
             _: Duration,
-        ) -> crate::StoreFuture<'a, CasOutcome> {
+        ) -> crate::store::StoreFuture<'a, CasOutcome> {
             Box::pin(std::future::pending())
         }
-        fn touch<'a>(&'a self, _: &'a [u8], _: Duration) -> crate::StoreFuture<'a, bool> {
+        fn touch<'a>(&'a self, _: &'a [u8], _: Duration) -> crate::store::StoreFuture<'a, bool> {
             Box::pin(std::future::pending())
         }
-        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::StoreFuture<'a, ()> {
+        fn destroy<'a>(&'a self, _: &'a [u8]) -> crate::store::StoreFuture<'a, ()> {
             Box::pin(std::future::pending())
         }
     }
@@ -403,8 +407,11 @@ mod tests {
             let rt = VirtualClock::new(wall_ahead);
             let id = session_sockets_core::SessionId::new("abc");
             let started = rt.now();
-            let mut reload =
-                session_sockets_core::Reload::new(config.clone(), &id, crate::runtime::start(&rt));
+            let mut reload = session_sockets_core::machines::Reload::new(
+                config.clone(),
+                &id,
+                crate::runtime::start(&rt),
+            );
             let out = future::block_on(drive(&mut reload, &Silent, &rt)).unwrap();
             assert_eq!(
                 out.unwrap_err(),

@@ -1,9 +1,17 @@
-//! The `Store` trait: bytes in, bytes out, runtime-agnostic.
+//! What a store implementor needs: the [`Store`] trait (bytes in, bytes
+//! out, runtime-agnostic), its events, the embedded [`MemoryStore`], and
+//! [`drive`], the loop that runs a core machine against a store.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+mod driver;
+mod memory;
+
+pub(crate) use driver::drive_counted;
+pub use driver::{Stalled, drive};
+pub use memory::{Clock, DEFAULT_CAPACITY, MemoryStore};
 pub use session_sockets_core::event::{KeyChange, KeyEvent};
 pub use session_sockets_core::{Bytes, StoreError};
 
