@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use session_sockets::runtime::tokio::Tokio;
 use session_sockets::store::Store;
 use session_sockets::{MemoryStore, SessionSockets};
 use session_sockets_benches::{HEADER, RECORD, SID, config, request_headers};
@@ -30,7 +29,7 @@ fn driver(c: &mut Criterion) {
     if let Err(e) = rt.block_on(store.create(key.as_bytes(), RECORD, Duration::from_secs(3600))) {
         panic!("seeding the store: {e}");
     }
-    let sockets = SessionSockets::new(config(), store, Tokio);
+    let sockets = SessionSockets::new(config(), store);
     let headers = request_headers();
     if let Err(e) = rt.block_on(sockets.session_from_pairs(headers)) {
         panic!("the bench handshake finds no session: {e}");

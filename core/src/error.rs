@@ -465,8 +465,9 @@ impl std::fmt::Display for HandshakeError {
             ),
             HandshakeError::CookieAbsent { cookie_name } => write!(
                 f,
-                "the request has cookies but no `{cookie_name}`: is the cookie name the same as \
-                 the HTTP app's express-session `name`, and has the client logged in?"
+                "the request's Cookie header (empty, or other cookies only) holds no \
+                 `{cookie_name}`: is the cookie name the same as the HTTP app's express-session \
+                 `name`, and has the client logged in?"
             ),
             HandshakeError::EmptyValue { cookie_name } => {
                 write!(

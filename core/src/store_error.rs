@@ -50,12 +50,17 @@ impl StoreError {
     }
 }
 
+/// The message and its causes on one line, as `Display` and `source()`
+/// say them: what a `main` that returns this error prints.
 impl std::fmt::Debug for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreError")
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
+        f.write_str(&self.message)?;
+        let mut next = self.source.as_deref().map(|e| e as &dyn Error);
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
     }
 }
 

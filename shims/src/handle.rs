@@ -170,14 +170,34 @@ impl<R: std::fmt::Debug> std::fmt::Debug for SessionSockets<R> {
     }
 }
 
+#[cfg(feature = "tokio")]
+impl SessionSockets<crate::runtime::tokio::Tokio> {
+    /// A handle over `store` on tokio: the HTTP app's settings (`config`,
+    /// its secret above all) and its store. Use it inside a tokio runtime
+    /// with the time driver (`#[tokio::main]` has it).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use session_sockets::{Config, MemoryStore, SessionSockets};
+    /// let config = Config::builder().secret("the HTTP app's secret").build()?;
+    /// let sessions = SessionSockets::new(config, MemoryStore::new());
+    /// # let _ = sessions; Ok(()) }
+    /// ```
+    pub fn new(config: impl Into<Arc<Config>>, store: impl Store) -> Self {
+        SessionSockets::with_runtime(config, store, crate::runtime::tokio::Tokio)
+    }
+}
+
 impl<R: Runtime> SessionSockets<R> {
-    /// A handle over `store`, sleeping on `runtime` (e.g.
-    /// `runtime::tokio::Tokio`).
-    pub fn new(config: impl Into<Arc<Config>>, store: Arc<dyn Store>, runtime: R) -> Self {
+    /// A handle over `store` (any [`Store`]; an `Arc<dyn Store>` chosen at
+    /// run time is one too), on `runtime`: `runtime::smol::Smol`,
+    /// `runtime::async_std::AsyncStd`, `runtime::tokio::Tokio` (for which
+    /// [`SessionSockets::new`] is shorter), or your own.
+    pub fn with_runtime(config: impl Into<Arc<Config>>, store: impl Store, runtime: R) -> Self {
         SessionSockets {
             shared: Arc::new(Handle {
                 config: config.into(),
-                store,
+                store: Arc::new(store),
                 runtime: Arc::new(runtime),
                 hub: Arc::default(),
                 stop: Stop::default(),
@@ -657,7 +677,7 @@ mod tests {
     #[test]
     fn every_operation_future_is_send() {
         let config = Config::builder().secret("s").build().unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let sockets = SessionSockets::with_runtime(config, MemoryStore::new(), NoTimer);
         let id = SessionId::new("abc");
         let headers = http::HeaderMap::new();
         let session = || {
@@ -725,7 +745,7 @@ mod tests {
     fn a_store_errors_cause_reaches_the_callers_error() {
         use std::error::Error as _;
         let config = Config::builder().secret("s").build().unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(Down), NoTimer);
+        let sockets = SessionSockets::with_runtime(config, Down, NoTimer);
         let e = futures_lite::future::block_on(sockets.reload(&SessionId::new("abc"))).unwrap_err();
         assert_eq!(e.reason(), "store_error");
         assert!(e.to_string().contains("the test store is down"), "{e}");
@@ -769,7 +789,7 @@ mod tests {
     fn a_stalled_machine_is_its_own_cause_not_a_store_message() {
         use std::error::Error as _;
         let config = Config::builder().secret("s").build().unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let sockets = SessionSockets::with_runtime(config, MemoryStore::new(), NoTimer);
         let e = futures_lite::future::block_on(sockets.load(Stuck))
             .0
             .unwrap_err();
@@ -830,7 +850,8 @@ mod tests {
                     forward,
                     reads: Arc::default(),
                 };
-                let sockets = SessionSockets::new(Arc::clone(&config), Arc::clone(&store), rt);
+                let sockets =
+                    SessionSockets::with_runtime(Arc::clone(&config), Arc::clone(&store), rt);
                 let reads = Arc::clone(&sockets.runtime().reads);
                 let once = move || {
                     assert_eq!(
@@ -880,7 +901,7 @@ mod tests {
     #[test]
     fn r16_debug_redacts_secrets_and_set_cookie() {
         let config = Config::builder().secret("hunter2-secret").build().unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), NoTimer);
+        let sockets = SessionSockets::with_runtime(config, MemoryStore::new(), NoTimer);
         let dbg = format!("{sockets:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         let cookie = session_sockets_core::codec::record::SessionCookie::new(None, 0);

@@ -166,10 +166,11 @@ impl RedisStoreBuilder {
 
     /// What to do about Redis's `notify-keyspace-events` setting, which the
     /// store needs for live sessions (it reports changes, deletes and expiry
-    /// of session keys, so sockets follow their session): check it and fail
-    /// with a message naming the setting when it lacks classes (the default,
-    /// [`KeyspaceEvents::Require`]), set it ([`KeyspaceEvents::Configure`]),
-    /// or report nothing ([`KeyspaceEvents::Off`]).
+    /// of session keys, so sockets follow their session): add the missing
+    /// classes with `CONFIG SET` (the default, [`KeyspaceEvents::Configure`]),
+    /// only check it and fail with a message naming the setting
+    /// ([`KeyspaceEvents::Require`]), or report nothing
+    /// ([`KeyspaceEvents::Off`]).
     pub fn keyspace_events(mut self, mode: KeyspaceEvents) -> Self {
         self.keyspace_events = mode;
         self

@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use session_sockets::http::{HttpSession, SessionLayer};
-use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::{CasOutcome, Store, StoreError, StoreFuture};
 use session_sockets::{Config, MemoryStore, SessionSockets};
@@ -182,7 +181,7 @@ async fn server() -> Server {
 
 async fn server_with(config: Config) -> Server {
     let store = Arc::new(Probe::default());
-    let sessions = SessionSockets::new(config, store.clone(), Tokio);
+    let sessions = SessionSockets::new(config, store.clone());
     let (io_layer, io) = SocketIo::new_layer();
     io.ns(
         "/",
@@ -622,7 +621,7 @@ fn sid_of(pair: &str) -> String {
 async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
     let config = Config::builder().secret(SECRET).build().unwrap();
     let store = Arc::new(Probe::default());
-    let sessions = SessionSockets::new(config, store.clone(), Tokio);
+    let sessions = SessionSockets::new(config, store.clone());
     let (io_layer, io) = SocketIo::new_layer();
     for ns in ["/", "/chat"] {
         io.ns(

@@ -116,7 +116,7 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
 
 async fn server(config: Config) -> Server {
     let store = Arc::new(Probe::default());
-    let sessions = SessionSockets::new(config, store.clone() as Arc<dyn Store>, Tokio);
+    let sessions = SessionSockets::new(config, store.clone() as Arc<dyn Store>);
     let (layer, io) = SocketIo::new_layer();
     io.ns(
         "/",

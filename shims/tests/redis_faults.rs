@@ -251,7 +251,7 @@ mod handshake {
             .build()
             .unwrap();
         let shared: Arc<dyn Store> = Arc::new(store.clone());
-        (store, SessionSockets::new(config, shared, Tokio))
+        (store, SessionSockets::new(config, shared))
     }
 
     async fn timed(sockets: &SessionSockets<Tokio>) -> (Duration, Result<String, HandshakeError>) {

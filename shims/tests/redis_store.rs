@@ -394,3 +394,45 @@ async fn a_failing_get_in_a_batch_fails_only_its_own_load() {
         assert!(err.contains("rejected GET"), "{err}");
     }
 }
+
+/// A stock redis-server (keyspace notifications off) works as it is with the
+/// default settings: the store adds the classes live sessions need, keeping
+/// what was set. `Require` leaves the server alone and says what to set.
+#[tokio::test]
+async fn a_stock_redis_works_by_default_and_require_names_the_setting() {
+    let redis = RedisServer::start_with_defaults();
+    let events = |redis: &RedisServer| match redis.command(&[
+        b"CONFIG",
+        b"GET",
+        b"notify-keyspace-events",
+    ]) {
+        Resp::Array(v) => match v.get(1) {
+            Some(Resp::Bulk(b)) => String::from_utf8(b.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(events(&redis), "");
+    let err = RedisStore::builder(redis.url())
+        .keyspace_events(KeyspaceEvents::Require)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("notify-keyspace-events \"Kg$xe\""),
+        "{err}"
+    );
+    // What a `main` returning it prints: the message, not a struct.
+    assert!(
+        format!("{err:?}").starts_with("Redis at 127.0.0.1:"),
+        "{err:?}"
+    );
+    assert_eq!(events(&redis), "", "Require changes nothing");
+
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let set = events(&redis);
+    for class in ['K', 'g', '$', 'x', 'e'] {
+        assert!(set.contains(class), "{set}");
+    }
+    drop(store);
+}

@@ -45,7 +45,7 @@ async fn followed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r38_queued_writes_land_new_ones_are_refused_and_events_end() {
     let store = Arc::new(Hooked::default());
-    let sessions = SessionSockets::new(config(Duration::from_secs(3)), store.clone(), Tokio);
+    let sessions = SessionSockets::new(config(Duration::from_secs(3)), store.clone());
     let (session, _live) = followed(&sessions).await;
     let until = Instant::now() + Duration::from_secs(2);
     while store.subscriptions() == 0 && Instant::now() < until {
@@ -125,7 +125,7 @@ async fn r38_queued_writes_land_new_ones_are_refused_and_events_end() {
 async fn r38_a_store_that_never_answers_stops_within_the_deadline_and_nothing_is_reported_done() {
     let deadline = Duration::from_millis(300);
     let store = Arc::new(Hooked::default());
-    let sessions = SessionSockets::new(config(deadline), store.clone(), Tokio);
+    let sessions = SessionSockets::new(config(deadline), store.clone());
     let session = sessions.create(Map::new()).await.unwrap().session;
     store.set_hook(|call| match call {
         Call::CompareAndSet => Act::Hang,

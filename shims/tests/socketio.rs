@@ -142,7 +142,7 @@ impl session_sockets::store::Store for Unheard {
 }
 
 async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>) -> Server {
-    let sessions = SessionSockets::new(config, store, Tokio);
+    let sessions = SessionSockets::new(config, store);
     let (layer, io) = SocketIo::new_layer();
     io.ns(
         "/",

@@ -132,7 +132,7 @@ async fn measure(
                 .await
                 .map_err(|e| e.to_string())?,
         );
-        handles.push(SessionSockets::new(Arc::clone(config), store, Tokio));
+        handles.push(SessionSockets::new(Arc::clone(config), store));
     }
     let mut data = serde_json::Map::new();
     data.insert("n".into(), 0.into());

@@ -243,7 +243,7 @@ async fn run(args: Args) -> Result<(), String> {
         ),
         None => Arc::new(MemoryStore::with_capacity(args.capacity)),
     };
-    let sessions = SessionSockets::new(config, store, Tokio);
+    let sessions = SessionSockets::new(config, store);
 
     match &args.redis {
         // One node of many: broadcasts (and `disconnect_session`) reach the
@@ -534,7 +534,7 @@ async fn on_connect<A: Adapter>(_socket: SocketRef<A>, _session: SocketSession) 
 
 /// Acks the session data (without its cookie).
 async fn whoami<A: Adapter>(session: SocketSession, ack: AckSender<A>) {
-    let data: Map<String, Value> = session.with(|s| s.data().clone());
+    let data: Map<String, Value> = session.data();
     let _ = ack.send(&data);
 }
 
@@ -581,7 +581,11 @@ async fn message<A: Adapter>(
     if text.is_empty() {
         return;
     }
-    let user = session.with(|s| s.get::<String>("user").ok().flatten().unwrap_or_default());
+    let user = session
+        .get::<String>("user")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let _ = socket
         .within(LOBBY)
         .emit("message", &json!({ "user": user, "text": text }))

@@ -82,7 +82,7 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let sockets = SessionSockets::new(config, store, Tokio);
+    let sockets = SessionSockets::new(config, store);
 
     let app = Router::new()
         .route("/whoami", get(whoami))

@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
@@ -141,7 +140,7 @@ impl Options {
                 Err(e) => return Err(format!("--seed-session: {e}")),
             }
         }
-        Ok(SessionSockets::new(config, Arc::new(store), runtime))
+        Ok(SessionSockets::with_runtime(config, store, runtime))
     }
 }
 

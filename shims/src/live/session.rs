@@ -168,6 +168,39 @@ impl<R> LiveSession<R> {
         &self.inner.id
     }
 
+    /// The value under `key`, deserialized; `Ok(None)` if absent (the same
+    /// verb as `HttpSession::get`).
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, serde_json::Error> {
+        self.with(|s| s.get(key))
+    }
+
+    /// All data, in stored order.
+    pub fn data(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.with(|s| s.data().clone())
+    }
+
+    /// Sets `key` to `value` on this copy; [`save`](Self::save) writes it.
+    /// `cookie` is not a data key (express-session keeps its cookie there)
+    /// and is ignored.
+    pub fn insert<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Result<(), serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        self.with_mut(|s| s.insert_value(key, value));
+        Ok(())
+    }
+
+    /// Removes `key` from this copy, returning its value;
+    /// [`save`](Self::save) writes it.
+    pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
+        self.with_mut(|s| s.remove(key))
+    }
+
     /// Reads the session: `session.with(|s| s.get::<String>("user"))`.
     pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
         f(&self.lock())
@@ -283,10 +316,41 @@ mod tests {
         s.with(|s| s.get::<i64>("draft").unwrap())
     }
 
+    /// The verbs of `HttpSession`: `get`, `insert`, `remove`, `data`; the
+    /// changes are this copy's until `save`.
+    #[tokio::test]
+    async fn the_same_verbs_as_http_then_save() {
+        let config = Config::builder().secret("s").build().unwrap();
+        let sockets = SessionSockets::new(config, MemoryStore::new());
+        let headers = signed_in(&sockets).await;
+        let a = sockets.live_session(&headers, |_| {}).await.unwrap();
+        assert_eq!(a.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        assert_eq!(a.get::<i64>("n").unwrap(), None);
+        a.insert("n", 1).unwrap();
+        a.insert("cookie", 5).unwrap();
+        assert_eq!(a.get::<i64>("n").unwrap(), Some(1));
+        assert_eq!(a.remove("user"), Some(serde_json::json!("ada")));
+        assert_eq!(
+            sockets
+                .session(&headers)
+                .await
+                .unwrap()
+                .get::<String>("user")
+                .unwrap()
+                .as_deref(),
+            Some("ada"),
+            "not stored before save"
+        );
+        a.save().await.unwrap();
+        let stored = sockets.session(&headers).await.unwrap();
+        assert_eq!(stored.data(), &a.data());
+        assert_eq!(a.data().keys().collect::<Vec<_>>(), ["n"]);
+    }
+
     #[tokio::test]
     async fn the_sockets_of_a_session_share_one_copy_until_one_changes_it() {
         let config = Config::builder().secret("s").build().unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+        let sockets = SessionSockets::new(config, MemoryStore::new());
         let headers = signed_in(&sockets).await;
         let a = sockets.live_session(&headers, |_| {}).await.unwrap();
         let b = sockets.live_session(&headers, |_| {}).await.unwrap();
@@ -332,7 +396,7 @@ mod tests {
             })
             .build()
             .unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+        let sockets = SessionSockets::new(config, MemoryStore::new());
         let headers = signed_in(&sockets).await;
         let a = sockets.live_session(&headers, |_| {}).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -352,7 +416,7 @@ mod tests {
     #[tokio::test]
     async fn a_socket_that_loaded_an_older_record_catches_up() {
         let config = Config::builder().secret("s").build().unwrap();
-        let sockets = SessionSockets::new(config, Arc::new(MemoryStore::new()), Tokio);
+        let sockets = SessionSockets::new(config, MemoryStore::new());
         let headers = signed_in(&sockets).await;
         let a = sockets.live_session(&headers, |_| {}).await.unwrap();
         let id = a.id().clone();

@@ -37,14 +37,15 @@ pub const NEEDED_CLASSES: &str = "Kg$xe";
 #[non_exhaustive]
 pub enum KeyspaceEvents {
     /// Check the setting at connect (and after every reconnect) and fail
-    /// with a message naming the exact setting when classes are missing.
-    /// The default: managed Redis services often forbid `CONFIG`, and an
-    /// operator should know a server setting is needed.
-    #[default]
+    /// with a message naming the exact setting when classes are missing:
+    /// for operators who want the server's configuration left alone.
     Require,
-    /// Add the missing classes with `CONFIG SET`, keeping the classes
-    /// already set (again after Redis restarts with its default settings);
-    /// fail with the same message when `CONFIG` is refused.
+    /// The default: add the missing classes with `CONFIG SET`, keeping the
+    /// classes already set (again after Redis restarts with its default
+    /// settings), so a stock redis-server works as it is; fail with the
+    /// message naming the setting when `CONFIG` is refused (managed Redis
+    /// services often refuse it: set the parameter there).
+    #[default]
     Configure,
     /// No keyspace notifications: the store reports no changes, and sockets
     /// keep the session they loaded until they reload it.

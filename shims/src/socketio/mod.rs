@@ -354,6 +354,39 @@ impl<R> SocketSession<R> {
         session_room(self.live.id())
     }
 
+    /// The value under `key`, deserialized; `Ok(None)` if absent (the same
+    /// verb as `HttpSession::get`).
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, serde_json::Error> {
+        self.with(|s| s.get(key))
+    }
+
+    /// All data, in stored order.
+    pub fn data(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.with(|s| s.data().clone())
+    }
+
+    /// Sets `key` to `value` on this copy; [`save`](Self::save) writes it.
+    /// `cookie` is not a data key (express-session keeps its cookie there)
+    /// and is ignored.
+    pub fn insert<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Result<(), serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        self.with_mut(|s| s.insert_value(key, value));
+        Ok(())
+    }
+
+    /// Removes `key` from this copy, returning its value;
+    /// [`save`](Self::save) writes it.
+    pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
+        self.with_mut(|s| s.remove(key))
+    }
+
     /// Reads the session: `session.with(|s| s.get::<String>("user"))`. The
     /// copy follows the store: another writer's changes (an HTTP route,
     /// another server, Express) show here without a reload.

@@ -174,12 +174,12 @@ impl<R: Runtime + Clone> Suite<R> {
 
     /// A handle on the store under test.
     pub fn sockets(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::new(self.config(f), self.store.clone(), self.runtime.clone())
+        SessionSockets::with_runtime(self.config(f), self.store.clone(), self.runtime.clone())
     }
 
     /// A handle on [`Silent`]: any store lookup would time out.
     fn silent(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::new(self.config(f), Arc::new(Silent), self.runtime.clone())
+        SessionSockets::with_runtime(self.config(f), Silent, self.runtime.clone())
     }
 
     /// Stores a session expiring in an hour holding `data`; its id.
@@ -555,7 +555,8 @@ impl<R: Runtime + Clone> Suite<R> {
     pub async fn r25_writes_in_one_process_are_grouped_and_never_conflict(&self) {
         let sid = self.seed(r#""user":"ada","n":0"#).await;
         let gate = Gate::new(self.store.clone(), true);
-        let sockets = SessionSockets::new(self.config(|b| b), gate.clone(), self.runtime.clone());
+        let sockets =
+            SessionSockets::with_runtime(self.config(|b| b), gate.clone(), self.runtime.clone());
         let stale = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
         let writes = {
             let (sockets, stale) = (sockets.clone(), stale.clone());
