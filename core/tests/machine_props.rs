@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use serde_json::Map;
 use session_sockets_core::codec::record;
-use session_sockets_core::machines::{Create, Destroy, Regenerate, Save, Touch};
+use session_sockets_core::machines::{
+    Commit, Create, Destroy, Edit, Handshake, Regenerate, Reload, Save, Touch,
+};
 use session_sockets_core::time::from_millis;
 use session_sockets_core::{
     Bytes, Config, Machine, Now, Reply, Request, RequestId, Session, SessionId, WriteError,
@@ -132,8 +134,86 @@ where
     Ok(())
 }
 
+/// After any events, a machine whose store answers nothing more finishes
+/// once `handle_timeout` is called at its deadline (R23): an unfinished
+/// machine always has a deadline, and going from deadline to deadline ends
+/// it, with a timeout, within the store deadline of its last request (and
+/// a backoff).
+fn finishes_at_its_deadline<M: Machine>(mut m: M, events: &[Event]) -> Result<(), TestCaseError> {
+    let mut last: Option<RequestId> = None;
+    let mut now = 0;
+    let mut finished = false;
+    for ev in events {
+        while let Some(r) = m.poll_request() {
+            last = Some(r.id());
+        }
+        match ev {
+            Event::Reply { wrong, reply, at } => {
+                now = now.max(*at);
+                let id = last.map_or(RequestId(*wrong), |i| RequestId(i.0 + wrong));
+                m.handle_reply(id, reply.clone(), t(now));
+            }
+            Event::Timeout { at } => {
+                now = now.max(*at);
+                m.handle_timeout(t(now));
+            }
+        }
+        finished |= m.poll_outcome().is_some();
+    }
+    let silent_from = t(now);
+    let deadline = config().store_deadline();
+    for _ in 0..64 {
+        while m.poll_request().is_some() {}
+        finished |= m.poll_outcome().is_some();
+        if finished || m.is_finished() {
+            return Ok(());
+        }
+        let Some(at) = m.poll_timeout() else {
+            return Err(TestCaseError::fail(
+                "an unfinished machine has no deadline: it would wait forever",
+            ));
+        };
+        prop_assert!(
+            at <= silent_from + 2 * deadline + Duration::from_millis(16),
+            "a deadline {:?} past the store deadline",
+            at - silent_from
+        );
+        m.handle_timeout(at);
+    }
+    Err(TestCaseError::fail("not finished after 64 deadlines"))
+}
+
+fn handshake() -> Handshake {
+    let mut hs = Handshake::new(config(), at(0));
+    let cookie = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
+    hs.handle_headers([("cookie", cookie)], t(0));
+    hs
+}
+
+fn commit() -> Commit {
+    let (a, b) = (loaded(), loaded());
+    Commit::new(
+        config(),
+        a.clone(),
+        vec![Edit::save(&a), Edit::save(&b)],
+        at(0),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn r23_every_machine_finishes_once_its_deadline_is_called(ev in events()) {
+        finishes_at_its_deadline(handshake(), &ev)?;
+        finishes_at_its_deadline(Reload::new(config(), &SessionId::new("sid-1"), at(0)), &ev)?;
+        finishes_at_its_deadline(Create::new(config(), Map::new(), at(0)), &ev)?;
+        finishes_at_its_deadline(Save::new(config(), loaded(), at(0)), &ev)?;
+        finishes_at_its_deadline(commit(), &ev)?;
+        finishes_at_its_deadline(Touch::new(config(), loaded(), at(0)), &ev)?;
+        finishes_at_its_deadline(Destroy::new(config(), &SessionId::new("sid-1"), at(0)), &ev)?;
+        finishes_at_its_deadline(Regenerate::new(config(), loaded(), true, at(0)), &ev)?;
+    }
 
     #[test]
     fn create_survives_anything(ev in events()) {
