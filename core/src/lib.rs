@@ -121,6 +121,14 @@
 //! assert!(!saved.is_changed());
 //! ```
 //!
+//! [`Create`]: machines::Create
+//! [`Save`]: machines::Save
+//! [`Save::update`]: machines::Save::update
+//! [`Commit`]: machines::Commit
+//! [`Edit`]: machines::Edit
+//! [`Touch`]: machines::Touch
+//! [`Destroy`]: machines::Destroy
+//! [`Regenerate`]: machines::Regenerate
 //! [R11]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r11
 //! [R24]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r24
 #![forbid(unsafe_code)]

@@ -134,7 +134,7 @@ where
     Ok(start)
 }
 
-/// The checks a [`Handshake`] makes before it asks the store, alone: the
+/// The checks a [`Handshake`](crate::machines::Handshake) makes before it asks the store, alone: the
 /// `Origin` policy ([R5]), then the session cookie, its signature and the
 /// id's shape, with no IO and the same errors in the same order. What a
 /// server can afford on every engine.io open, to refuse anonymous ones

@@ -50,7 +50,7 @@ impl Step for CommitStep {
 /// Saves the edits of several writers of one session with one
 /// compare-and-set (a group commit): the edits are applied in order onto
 /// `base`, then, after each conflict, onto the current record, exactly as
-/// [`Save`] applies one writer's. Drive it through
+/// [`Save`](super::Save) applies one writer's. Drive it through
 /// [`Machine`](crate::Machine).
 ///
 /// `base` is the session the first attempt starts from: the newest stored

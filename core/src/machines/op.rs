@@ -147,7 +147,7 @@ pub trait Step {
         reply: Reply,
     ) -> Option<Result<Self::Output, Self::Error>>;
 
-    /// The instant the step asked to be woken at ([`Cx::wake_at`]) has
+    /// The instant the step asked to be woken at (`Cx::wake_at`) has
     /// come. Like [`Step::on_reply`], it issues the next request or returns
     /// the outcome.
     fn on_wake(&mut self, _cx: &mut Cx<'_>) -> Option<Result<Self::Output, Self::Error>> {

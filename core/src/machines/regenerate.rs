@@ -48,7 +48,7 @@ impl Step for RegenerateStep {
 
 /// Gives a session a new id (on login or any privilege change, [R11]):
 /// creates a new record, with the old data if `carry_over`, else empty, and
-/// fresh cookie settings, exactly as [`Create`]; then destroys the old
+/// fresh cookie settings, exactly as [`Create`](super::Create); then destroys the old
 /// record. Drive it through [`Machine`](crate::Machine).
 ///
 /// ```text

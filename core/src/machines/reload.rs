@@ -32,7 +32,7 @@ impl Step for ReloadStep {
 
 /// Loads a known session again: session.socket.io's `getSession`, and how a
 /// long-lived socket picks up what an HTTP route changed ([R9]). Same shape
-/// and outcomes as [`Handshake`] after its headers: one `Load`, then
+/// and outcomes as [`Handshake`](super::Handshake) after its headers: one `Load`, then
 /// `Ok(Session)`, `SessionNotFound`, `Expired`, or a [`Failure`]
 /// (`InvalidSessionId`, `MalformedRecord`, `Store`, `Timeout`).
 ///

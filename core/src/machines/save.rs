@@ -68,7 +68,7 @@ impl SaveStep {
 ///
 /// The outcome is `Ok(Session)` (the session as now stored,
 /// [`Session::is_changed`] `false`) or a [`WriteError`]: `Conflict`,
-/// `Gone`, `Expired`, `NotStored`, or a [`Failure`] (`InvalidSessionId`,
+/// `Gone`, `Expired`, `NotStored`, or a [`Failure`](crate::Failure) (`InvalidSessionId`,
 /// `MalformedRecord`, `Store`, `Timeout`).
 pub type Save = Op<SaveStep>;
 

@@ -110,7 +110,7 @@ struct Args {
     #[arg(long = "origin", value_name = "URL")]
     origins: Vec<String>,
     /// The origin browsers load the chat from, behind a proxy or TLS
-    /// terminator (e.g. https://chat.example): the same-host check compares
+    /// terminator (e.g. `https://chat.example`): the same-host check compares
     /// its scheme too.
     #[arg(long, value_name = "URL")]
     public_origin: Option<String>,

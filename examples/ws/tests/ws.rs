@@ -199,3 +199,52 @@ fn ws_example_refuses_to_start_without_a_secret() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SESSION_SECRET"), "{err}");
 }
+
+/// The axum route: the session of the upgrade request, held live by the
+/// connection; the connections of a session close, with the reason, when
+/// it ends (R32); no session, no upgrade.
+#[test]
+fn ws_axum_connections_hold_a_live_session_and_close_when_it_ends() {
+    let server = start(env!("CARGO_BIN_EXE_ws-axum"));
+    let addr = server.addr.as_str();
+    let origin = Some("https://app.example");
+    let checks = async {
+        let cookie = browser_cookie(SID, SECRET);
+        let mut a = connect(addr, Some(&cookie), origin).await.expect("upgrade");
+        let mut b = connect(addr, Some(&cookie), origin).await.expect("upgrade");
+        assert_eq!(whoami(&mut a).await["user"], "ada");
+        a.send(Message::text("incr")).await.unwrap();
+        assert_eq!(a.next().await.unwrap().unwrap().to_text().unwrap(), "1");
+        // b follows: a's write shows there without a reload.
+        assert_eq!(whoami(&mut b).await["counter"], 1);
+
+        // A logout on one connection ends both, with the reason.
+        a.send(Message::text("logout")).await.unwrap();
+        assert_eq!(a.next().await.unwrap().unwrap().to_text().unwrap(), "bye");
+        for ws in [&mut a, &mut b] {
+            let close = loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(frame))) => break frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("expected a close frame, got {other:?}"),
+                }
+            };
+            let frame = close.expect("a close frame with a reason");
+            assert_eq!(u16::from(frame.code), 4001);
+            assert_eq!(frame.reason.as_str(), "destroyed");
+        }
+        // The session is gone: a new upgrade is refused, as one without a
+        // cookie is.
+        let (status, body) = refusal(connect(addr, Some(&cookie), origin).await);
+        assert_eq!(status, 401);
+        assert!(body.starts_with("session_not_found: "), "{body}");
+        let (status, body) = refusal(connect(addr, None, origin).await);
+        assert_eq!(status, 401);
+        assert!(body.starts_with("no_cookie_header: "), "{body}");
+    };
+    let timeout = async {
+        smol::Timer::after(Duration::from_secs(20)).await;
+        panic!("ws-axum did not answer within 20 s");
+    };
+    smol::block_on(checks.or(timeout));
+}

@@ -121,7 +121,7 @@ impl<R: Runtime> SessionSockets<R> {
     /// another writer's change refreshes the copy (keeping its unsaved
     /// changes), and `on_end` is called once when the session is destroyed
     /// or expires, on this server or any other (with a store that reports
-    /// events, [`Store::subscribe`](crate::Store::subscribe)). A session
+    /// events, [`Store::subscribe`](crate::store::Store::subscribe)). A session
     /// that ends while the handshake loads it is refused
     /// ([`HandshakeError::SessionNotFound`]), so no connection outlives its
     /// session ([R32]).

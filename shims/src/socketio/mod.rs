@@ -1,34 +1,4 @@
-//! socket.io sessions with [socketioxide](https://docs.rs/socketioxide) 0.18
-//! (feature `socketioxide`, tokio): session.socket.io's API in Rust.
-//!
-//! | session.socket.io                                  | here |
-//! |----------------------------------------------------|------|
-//! | `new SessionSockets(io, store, cookieParser, key)` | [`SessionMiddleware::required`] / [`SessionMiddleware::optional`] over a [`SessionSockets`] handle (its [`Config`](crate::Config) holds the secret and the cookie name) |
-//! | `sessionSockets.on('connection', (err, socket, session) => ..)` | `io.ns("/", handler.with(SessionMiddleware::optional(..)))`, the handler taking [`TrySession`] |
-//! | `sessionSockets.of('/chat')`                       | `io.ns("/chat", handler.with(..))` |
-//! | `session.foo = 'bar'; session.save()`              | [`SocketSession::with_mut`], then [`SocketSession::save`] |
-//! | `sessionSockets.getSession(socket, cb)`            | [`SocketSession::reload`] |
-//! | (none)                                             | [`SocketSession::destroy`], [`disconnect_session`] (logout, R9) |
-//!
-//! The middleware runs once per namespace connection. It reads the headers
-//! of the HTTP request that opened the engine.io connection
-//! ([`Socket::req_parts`]: the first polling request, or the WebSocket
-//! upgrade for websocket-only clients), checks `Origin`, resolves the
-//! session cookie exactly as express-session does and loads the session
-//! from the store, with the store deadline. On success the socket joins the
-//! session's room ([`session_room`]: from a SHA-256 of the id, never the id
-//! itself) and the session is kept on the socket for the extractors.
-//!
-//! Without a valid session, [`SessionMiddleware::required`] refuses the
-//! connection: the client gets a `connect_error` whose message is the
-//! reason code, a colon and a hint for the person at the browser, e.g.
-//! `signature_invalid: Your session cookie is not valid here: please sign
-//! in again.`, never the server's insides (a store address, an error
-//! chain, R35). What to check (`is the secret the same as the HTTP
-//! app's?`) is [`ConnectRejection`]'s `Display`, and goes to the log (at
-//! `warn` when the store failed, at `debug` otherwise).
-//! [`SessionMiddleware::optional`] lets the connection through and hands
-//! the error to the handler in [`TrySession`].
+#![doc = include_str!("../../docs/socketio.md")]
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,13 +13,12 @@ use socketioxide::handler::{
 };
 use socketioxide::socket::{DisconnectReason, Socket};
 
-use crate::core::WriteError;
 use crate::core::origin::OriginRejection;
 use crate::live::LiveSession;
 use crate::live::hub::SessionEnd;
 use crate::runtime::Runtime;
 use crate::runtime::tokio::Tokio;
-use crate::{HandshakeError, Session, SessionId, SessionSockets};
+use crate::{HandshakeError, SessionId, SessionSockets};
 
 #[cfg(feature = "socketio-redis")]
 pub mod redis;
@@ -308,7 +277,11 @@ pub const SESSION_ENDED: &str = "session_ended";
 /// disconnect handlers, and the handle to read, change, save, reload and
 /// destroy it from any of them. Clones share one session.
 ///
-/// Changes stay on the socket until [`save`](Self::save); the save writes
+/// It is the socket's [`LiveSession`] (it derefs to it), with the verbs of
+/// `HttpSession`: `session.get::<String>("user")`, `session.insert("n",
+/// 1)`, `session.remove("draft")`, then `session.save().await`.
+///
+/// Changes stay on the socket until [`save`](LiveSession::save); the save writes
 /// only the keys this socket changed, merged onto whatever the store holds
 /// now, so an HTTP route's concurrent changes are kept (R25), and it never
 /// brings back a session that was destroyed meanwhile (R24).
@@ -344,65 +317,9 @@ impl SocketSession {
 }
 
 impl<R> SocketSession<R> {
-    /// The session id (redacted in `Debug`; never log it).
-    pub fn id(&self) -> &SessionId {
-        self.live.id()
-    }
-
     /// The name of this session's room (see [`session_room`]).
     pub fn room(&self) -> String {
         session_room(self.live.id())
-    }
-
-    /// The value under `key`, deserialized; `Ok(None)` if absent (the same
-    /// verb as `HttpSession::get`).
-    pub fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, serde_json::Error> {
-        self.with(|s| s.get(key))
-    }
-
-    /// All data, in stored order.
-    pub fn data(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.with(|s| s.data().clone())
-    }
-
-    /// Sets `key` to `value` on this copy; [`save`](Self::save) writes it.
-    /// `cookie` is not a data key (express-session keeps its cookie there)
-    /// and is ignored.
-    pub fn insert<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: T,
-    ) -> Result<(), serde_json::Error> {
-        let value = serde_json::to_value(value)?;
-        self.with_mut(|s| s.insert_value(key, value));
-        Ok(())
-    }
-
-    /// Removes `key` from this copy, returning its value;
-    /// [`save`](Self::save) writes it.
-    pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
-        self.with_mut(|s| s.remove(key))
-    }
-
-    /// Reads the session: `session.with(|s| s.get::<String>("user"))`. The
-    /// copy follows the store: another writer's changes (an HTTP route,
-    /// another server, Express) show here without a reload.
-    pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> T {
-        self.live.with(f)
-    }
-
-    /// Changes the session on this socket (not yet in the store: call
-    /// [`save`](Self::save)): `session.with_mut(|s| s.insert("foo", "bar"))`.
-    pub fn with_mut<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
-        self.live.with_mut(f)
-    }
-
-    /// A copy of the session as this socket sees it now.
-    pub fn snapshot(&self) -> Session {
-        self.live.snapshot()
     }
 
     /// The live session underneath.
@@ -411,55 +328,14 @@ impl<R> SocketSession<R> {
     }
 }
 
-impl<R: Runtime + Clone> SocketSession<R> {
-    /// Writes this socket's changes to the store, so that HTTP routes see
-    /// them (session.socket.io's `session.save()`). Does nothing when
-    /// nothing changed. Only the keys this socket changed are written, onto
-    /// the record as it is now (R25). Fails with [`WriteError::Gone`] when
-    /// the session was destroyed meanwhile: it is not recreated (R24).
-    pub async fn save(&self) -> Result<(), WriteError> {
-        self.live.save().await
-    }
+/// A socket's session is a [`LiveSession`]: `get`, `insert`, `remove`,
+/// `data`, `with`, `with_mut`, `save`, `update`, `reload`, `destroy` are
+/// its methods.
+impl<R> std::ops::Deref for SocketSession<R> {
+    type Target = LiveSession<R>;
 
-    /// Applies `update` to the session and saves it, with this socket's
-    /// other unsaved changes; if another writer changed the record first,
-    /// `update` runs again on the record as it is now (a read-modify-write
-    /// that composes, such as a counter). Returns what `update` returned on
-    /// the stored record: this call's own result, even when the write was
-    /// grouped with others (see [`SessionSockets::save`]).
-    ///
-    /// ```no_run
-    /// # async fn demo(session: session_sockets::socketio::SocketSession) -> Result<(), session_sockets::core::WriteError> {
-    /// let n: i64 = session
-    ///     .update(|s| {
-    ///         let n = s.get::<i64>("counter").ok().flatten().unwrap_or(0) + 1;
-    ///         let _ = s.insert("counter", n);
-    ///         n
-    ///     })
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn update<F, T>(&self, update: F) -> Result<T, WriteError>
-    where
-        F: FnMut(&mut Session) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.live.update(update).await
-    }
-
-    /// Loads the session again from the store and makes it this socket's
-    /// session (session.socket.io's `getSession`; the copy also follows the
-    /// store by itself, R9). Unsaved changes on this socket are dropped.
-    /// Returns a copy.
-    pub async fn reload(&self) -> Result<Session, HandshakeError> {
-        self.live.reload().await
-    }
-
-    /// Destroys the session in the store (a logout): every socket of the
-    /// session, this one included, gets [`SESSION_ENDED`] and is
-    /// disconnected (on other servers through the store's events).
-    pub async fn destroy(&self) -> Result<(), WriteError> {
-        self.live.destroy().await
+    fn deref(&self) -> &LiveSession<R> {
+        &self.live
     }
 }
 
