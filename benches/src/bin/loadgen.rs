@@ -32,15 +32,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use session_sockets_benches::client::{Http, login, login_as, open_polling, open_websocket};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
-
-const USAGE: &str = "\
-usage: loadgen --url http://127.0.0.1:PORT connect [--count N] [--concurrency C] [--transport websocket|polling] [--timeout SECS]
-       loadgen --url http://127.0.0.1:PORT hold --count N [--hold-secs S] [--ready-file PATH] [--session-each] [--timeout SECS]
-       loadgen --url http://127.0.0.1:PORT logins --count N [--concurrency C] [--timeout SECS]";
 
 /// Deadline for one connection's handshake.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
@@ -52,9 +48,9 @@ enum Mode {
     Logins,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Transport {
-    WebSocket,
+    Websocket,
     Polling,
 }
 
@@ -70,66 +66,131 @@ struct Args {
     timeout: Duration,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut url = None;
-    let mut mode = None;
+/// A socket.io load generator for the end-to-end benchmarks (loopback only).
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A socket.io load generator for the end-to-end benchmarks (loopback only)"
+)]
+struct Cli {
+    /// The server under test: `http://127.0.0.1:PORT` (loopback only).
+    #[arg(long, global = true, value_name = "URL", value_parser = loopback)]
+    url: Option<SocketAddr>,
+    /// Give up on the whole run after this many seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120, value_parser = positive)]
+    timeout: u64,
+    #[command(subcommand)]
+    mode: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open connections through the handshake, some at a time, and report
+    /// connections/s and latency.
+    Connect {
+        /// How many connections.
+        #[arg(long, default_value_t = 1000, value_parser = positive)]
+        count: u64,
+        /// How many at a time.
+        #[arg(long, default_value_t = 1, value_parser = positive)]
+        concurrency: u64,
+        /// The transport the client starts with.
+        #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+        transport: Transport,
+    },
+    /// Open WebSocket connections and hold them, answering pings.
+    Hold {
+        /// How many connections.
+        #[arg(long, value_parser = positive)]
+        count: u64,
+        /// How long to hold them.
+        #[arg(long, default_value_t = 10, value_parser = positive)]
+        hold_secs: u64,
+        /// A file written (with the number open) once every socket is open.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<String>,
+        /// A login (a session) per socket, instead of one for all.
+        #[arg(long)]
+        session_each: bool,
+    },
+    /// Anonymous `POST /login` requests: a login flood.
+    Logins {
+        /// How many logins.
+        #[arg(long, value_parser = positive)]
+        count: u64,
+        /// How many workers, each on one keep-alive connection.
+        #[arg(long, default_value_t = 1, value_parser = positive)]
+        concurrency: u64,
+    },
+}
+
+/// A loopback `http://IP:PORT`.
+fn loopback(url: &str) -> Result<SocketAddr, String> {
+    url.strip_prefix("http://")
+        .and_then(|host| host.parse::<SocketAddr>().ok())
+        .filter(|a| a.ip().is_loopback())
+        .ok_or_else(|| "must be http://127.0.0.1:PORT (loopback only)".to_owned())
+}
+
+fn positive(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "needs a positive whole number".to_owned())
+}
+
+/// Counts from the command line, as this platform's sizes.
+fn size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn parse_args() -> Result<Args, String> {
+    let cli = Cli::parse();
+    let addr = cli.url.ok_or("--url http://127.0.0.1:PORT is required")?;
     let mut args = Args {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        addr,
         mode: Mode::Connect,
         count: 1000,
         concurrency: 1,
-        transport: Transport::WebSocket,
+        transport: Transport::Websocket,
         hold_secs: 10,
         ready_file: None,
         session_each: false,
-        timeout: Duration::from_secs(120),
+        timeout: Duration::from_secs(cli.timeout),
     };
-    let number = |flag: &str, v: Option<String>| -> Result<u64, String> {
-        v.as_deref()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{flag} needs a positive whole number\n\n{USAGE}"))
-    };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--url" => url = it.next(),
-            "--count" => args.count = number("--count", it.next())? as usize,
-            "--concurrency" => args.concurrency = number("--concurrency", it.next())? as usize,
-            "--hold-secs" => args.hold_secs = number("--hold-secs", it.next())?,
-            "--timeout" => args.timeout = Duration::from_secs(number("--timeout", it.next())?),
-            "--ready-file" => args.ready_file = it.next(),
-            "--session-each" => args.session_each = true,
-            "--transport" => {
-                args.transport = match it.next().as_deref() {
-                    Some("websocket") => Transport::WebSocket,
-                    Some("polling") => Transport::Polling,
-                    _ => return Err(format!("--transport is websocket or polling\n\n{USAGE}")),
-                }
-            }
-            "connect" | "hold" | "logins" => mode = Some(a),
-            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+    match cli.mode {
+        Command::Connect {
+            count,
+            concurrency,
+            transport,
+        } => {
+            (args.count, args.concurrency, args.transport) =
+                (size(count), size(concurrency), transport);
+        }
+        Command::Hold {
+            count,
+            hold_secs,
+            ready_file,
+            session_each,
+        } => {
+            args.mode = Mode::Hold;
+            (
+                args.count,
+                args.hold_secs,
+                args.ready_file,
+                args.session_each,
+            ) = (size(count), hold_secs, ready_file, session_each);
+        }
+        Command::Logins { count, concurrency } => {
+            args.mode = Mode::Logins;
+            (args.count, args.concurrency) = (size(count), size(concurrency));
         }
     }
-    let url = url.ok_or_else(|| format!("--url is required\n\n{USAGE}"))?;
-    let host = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "--url must be http://127.0.0.1:PORT (loopback only)".to_owned())?;
-    args.addr = host
-        .parse::<SocketAddr>()
-        .ok()
-        .filter(|a| a.ip().is_loopback())
-        .ok_or_else(|| "--url must be http://127.0.0.1:PORT (loopback only)".to_owned())?;
-    args.mode = match mode.as_deref() {
-        Some("hold") => Mode::Hold,
-        Some("logins") => Mode::Logins,
-        Some(_) => Mode::Connect,
-        None => return Err(format!("say connect, hold or logins\n\n{USAGE}")),
-    };
     Ok(args)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -391,7 +452,7 @@ fn json_string(s: Option<&str>) -> String {
 
 async fn connect_once(addr: SocketAddr, cookie: &str, transport: Transport) -> Result<(), String> {
     match transport {
-        Transport::WebSocket => {
+        Transport::Websocket => {
             let mut ws = open_websocket(addr, cookie, None).await?;
             let _ = ws.close(None).await;
         }

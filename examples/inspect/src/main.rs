@@ -9,54 +9,42 @@
 //! Reads `Cookie` header lines from stdin as raw bytes, one per
 //! `\n`-terminated line (no lines: no `Cookie` header), and prints one line
 //! of JSON: `{"ok":bool,"sid":string|null,"reason":string}`. Exit status 0
-//! for any verdict, 2 for usage errors.
+//! for any verdict, 2 for usage errors. `inspect --help` lists the flags.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
+
+use clap::Parser;
 
 use session_sockets_core::codec::cookie::Limits;
 use session_sockets_core::codec::resolve::resolve_cookie;
 use session_sockets_core::{Config, HandshakeError};
 
-const USAGE: &str =
-    "usage: inspect [--secret S]... [--name NAME] [--accept-unsigned] [--explain] < cookie-lines
-  Reads Cookie header lines from stdin (one per line, raw bytes) and prints
-  {\"ok\":..,\"sid\":..,\"reason\":..} as express-session would resolve them.
-  --secret S          a secret of the HTTP app (repeat for rotation; the first signs)
-  --name NAME         the session cookie name (default connect.sid)
-  --accept-unsigned   accept ids without the s: signature prefix
-  --explain           explain the verdict on stderr";
-
+/// Says whether, and why, `Cookie` header lines resolve to a session id as
+/// express-session would: reads the lines from stdin (one per line, raw
+/// bytes; no lines: no `Cookie` header) and prints
+/// `{"ok":..,"sid":..,"reason":..}`.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
 struct Args {
+    /// A secret of the HTTP app (repeat for rotation; the first signs).
+    #[arg(
+        long = "secret",
+        value_name = "S",
+        env = "SESSION_SECRET",
+        hide_env_values = true,
+        required = true
+    )]
     secrets: Vec<String>,
+    /// The session cookie name [default: connect.sid].
+    #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Accept ids without the `s:` signature prefix.
+    #[arg(long)]
     accept_unsigned: bool,
+    /// Explain the verdict on stderr.
+    #[arg(long)]
     explain: bool,
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut out = Args {
-        secrets: Vec::new(),
-        name: None,
-        accept_unsigned: false,
-        explain: false,
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--secret" => out
-                .secrets
-                .push(args.next().ok_or("--secret needs a value")?),
-            "--name" => out.name = Some(args.next().ok_or("--name needs a value")?),
-            "--accept-unsigned" => out.accept_unsigned = true,
-            "--explain" => out.explain = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument `{}`", other.escape_default())),
-        }
-    }
-    if out.secrets.is_empty() {
-        return Err("give the HTTP app's secret with --secret (repeat it for rotation)".into());
-    }
-    Ok(out)
 }
 
 /// Splits stdin into header lines: each `\n` ends one; bytes after the last
@@ -70,16 +58,7 @@ fn lines(input: &[u8]) -> Vec<&[u8]> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("inspect: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     let mut builder = Config::builder()
         .secrets(&args.secrets)
         .accept_unsigned(args.accept_unsigned)
