@@ -6,8 +6,7 @@
 #![cfg(all(feature = "axum", feature = "socketioxide"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/sio_client.rs"]
-mod sio_client;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,10 +23,10 @@ use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::{CasOutcome, Store, StoreError, StoreFuture};
 use session_sockets::{Config, MemoryStore, SessionSockets};
-use sio_client::{Client, Response as HttpResponse, client, request};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use support::sio_client::{Client, Response as HttpResponse, client, request};
 
 const SECRET: &str = "http layer test secret";
 

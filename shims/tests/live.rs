@@ -5,8 +5,7 @@
 #![cfg(feature = "socketioxide")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/sio_client.rs"]
-mod sio_client;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,10 +17,10 @@ use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::{CasOutcome, EventSink, Store, StoreEvent, StoreFuture, Subscription};
 use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
-use sio_client::{Client, client};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use support::sio_client::{self, Client, client};
 
 const SECRET: &str = "live test secret";
 

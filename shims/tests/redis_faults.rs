@@ -4,14 +4,13 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use redis_server::RedisServer;
 use session_sockets::RedisStore;
 use session_sockets::store::Store;
+use support::redis_server::{self, RedisServer};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -202,7 +201,7 @@ mod handshake {
     use session_sockets::store::Store;
     use session_sockets::{Config, Failure, HandshakeError, RedisStore, SessionSockets};
 
-    use crate::redis_server::RedisServer;
+    use crate::support::redis_server::RedisServer;
 
     const SECRET: &str = "fault secret";
     const SID: &str = "fault-test-session-id-0123456789";

@@ -4,16 +4,15 @@
 #![cfg(feature = "tokio")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/hooked.rs"]
-mod hooked;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hooked::{Act, Call, Hooked};
 use serde_json::Map;
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::{Config, Failure, HandshakeError, Session, SessionSockets, WriteError};
+use support::hooked::{Act, Call, Hooked};
 
 fn config(deadline: Duration) -> Config {
     Config::builder()

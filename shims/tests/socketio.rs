@@ -4,8 +4,7 @@
 #![cfg(feature = "socketioxide")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/sio_client.rs"]
-mod sio_client;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +16,10 @@ use session_sockets::socketio::{
     SessionMiddleware, SocketSession, TrySession, disconnect_session, session_room,
 };
 use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
-use sio_client::{Client, client};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use support::sio_client::{self, Client, client};
 
 const SECRET: &str = "socketio test secret";
 

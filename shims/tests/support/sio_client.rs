@@ -1,8 +1,7 @@
 //! A minimal socket.io client speaking the engine.io v4 / socket.io v5
 //! polling protocol over plain HTTP/1.1, for the tests of `shims/`: enough
 //! to connect to namespaces, emit with acks, receive events and see a
-//! disconnect. Include it with
-//! `#[path = "support/sio_client.rs"] mod sio_client;`.
+//! disconnect.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};

@@ -5,8 +5,8 @@
 //! `tests/conformance.rs` and `tests/redis_conformance.rs`), or by hand:
 //!
 //! ```ignore
-//! mod common;
-//! use common::conformance::{Suite, spawn_tokio};
+//! mod support;
+//! use support::conformance::{Suite, spawn_tokio};
 //! let suite = Suite::new(store /* Arc<dyn Store> */, Tokio, spawn_tokio());
 //! runtime.block_on(suite.run_all());
 //! ```
@@ -798,18 +798,19 @@ async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Out
 /// full (`session_sockets::MemoryStore`, `crate::...`).
 ///
 /// ```ignore
-/// common::conformance::on_every_runtime! {
-///     per_check: let redis = crate::redis_server::RedisServer::start();
+/// support::conformance::on_every_runtime! {
+///     per_check: let redis = crate::support::redis_server::RedisServer::start();
 ///     store: session_sockets::RedisStore::connect(redis.url()).await.unwrap(),
 /// }
 /// ```
+#[allow(unused_macros)] // Only the conformance binaries expand it.
 macro_rules! on_every_runtime {
     (
         $(per_check: let $fixture:ident = $start:expr;)?
         store: $store:expr
         $(, also: $($extra:ident),+)? $(,)?
     ) => {
-        $crate::common::conformance::on_every_runtime! {
+        $crate::support::conformance::on_every_runtime! {
             $(per_check: let $fixture = $start;)?
             store: $store,
             checks:
@@ -836,7 +837,7 @@ macro_rules! on_every_runtime {
         store: $store:expr,
         checks: $($check:ident),+ $(,)?
     ) => {
-        $crate::common::conformance::on_every_runtime!(
+        $crate::support::conformance::on_every_runtime!(
             @runtime tokio, "tokio", session_sockets::runtime::tokio::Tokio, spawn_tokio(),
             |f| tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -847,13 +848,13 @@ macro_rules! on_every_runtime {
             [$(let $fixture = $start;)?] $store;
             $($check),+
         );
-        $crate::common::conformance::on_every_runtime!(
+        $crate::support::conformance::on_every_runtime!(
             @runtime smol, "smol", session_sockets::runtime::smol::Smol, spawn_smol(),
             smol::block_on;
             [$(let $fixture = $start;)?] $store;
             $($check),+
         );
-        $crate::common::conformance::on_every_runtime!(
+        $crate::support::conformance::on_every_runtime!(
             @runtime async_std, "async-std", session_sockets::runtime::async_std::AsyncStd,
             spawn_async_std(), async_std::task::block_on;
             [$(let $fixture = $start;)?] $store;
@@ -867,11 +868,11 @@ macro_rules! on_every_runtime {
     ) => {
         #[cfg(feature = $feature)]
         mod $m {
-            use $crate::common::conformance::*;
+            use $crate::support::conformance::*;
             $(
                 #[test]
                 fn $check() {
-                    $crate::common::conformance::on_every_runtime!(
+                    $crate::support::conformance::on_every_runtime!(
                         @check $setup $store, $runtime, $spawn, $block_on, $check
                     );
                 }
@@ -890,4 +891,5 @@ macro_rules! on_every_runtime {
         });
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_every_runtime;
