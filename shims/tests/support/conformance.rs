@@ -24,10 +24,12 @@ use serde_json::{Map, Value, json};
 use session_sockets::core::codec::signature::sign_cookie;
 use session_sockets::core::time::{millis, to_iso};
 use session_sockets::runtime::Runtime;
-use session_sockets::store::{CasOutcome, Store, StoreFuture};
+use session_sockets::store::{CasOutcome, Store};
 use session_sockets::{
     Config, ConfigBuilder, Failure, HandshakeError, SessionId, SessionSockets, WriteError,
 };
+
+use super::hooked::{Act, Call, Gate, Hooked};
 
 /// The secret the suite's HTTP app would use.
 pub const SECRET: &str = "conformance secret";
@@ -56,33 +58,6 @@ pub fn spawn_async_std() -> Spawn {
 /// `Spawn` for smol.
 pub fn spawn_smol() -> Spawn {
     Arc::new(|t| Box::pin(smol::spawn(t)))
-}
-
-/// A store that never answers: every future stays pending forever.
-pub struct Silent;
-
-impl Store for Silent {
-    fn load<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        Box::pin(std::future::pending())
-    }
-    fn create<'a>(&'a self, _: &'a [u8], _: &'a [u8], _: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(std::future::pending())
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: &'a [u8],
-        _: &'a [u8],
-        _: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        Box::pin(std::future::pending())
-    }
-    fn touch<'a>(&'a self, _: &'a [u8], _: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(std::future::pending())
-    }
-    fn destroy<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, ()> {
-        Box::pin(std::future::pending())
-    }
 }
 
 /// A fresh random session id (express-session's length, 32 characters).
@@ -177,9 +152,10 @@ impl<R: Runtime + Clone> Suite<R> {
         SessionSockets::with_runtime(self.config(f), self.store.clone(), self.runtime.clone())
     }
 
-    /// A handle on [`Silent`]: any store lookup would time out.
+    /// A handle on a store that never answers: any store lookup would time
+    /// out.
     fn silent(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::with_runtime(self.config(f), Silent, self.runtime.clone())
+        SessionSockets::with_runtime(self.config(f), Hooked::silent(), self.runtime.clone())
     }
 
     /// Stores a session expiring in an hour holding `data`; its id.
@@ -554,9 +530,16 @@ impl<R: Runtime + Clone> Suite<R> {
     /// grouped while it was held) and without a single conflict.
     pub async fn r25_writes_in_one_process_are_grouped_and_never_conflict(&self) {
         let sid = self.seed(r#""user":"ada","n":0"#).await;
-        let gate = Gate::new(self.store.clone(), true);
+        // Every compare-and-set waits at the gate until it opens.
+        let store = Arc::new(Hooked::new(self.store.clone()).without_events());
+        let gate = Gate::shut();
+        let held = gate.clone();
+        store.set_hook(move |call| match call {
+            Call::CompareAndSet => Act::After(held.passed()),
+            _ => Act::Pass,
+        });
         let sockets =
-            SessionSockets::with_runtime(self.config(|b| b), gate.clone(), self.runtime.clone());
+            SessionSockets::with_runtime(self.config(|b| b), store.clone(), self.runtime.clone());
         let stale = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
         let writes = {
             let (sockets, stale) = (sockets.clone(), stale.clone());
@@ -576,7 +559,7 @@ impl<R: Runtime + Clone> Suite<R> {
         };
         // The first commit is held at the store while the others queue.
         let until = Instant::now() + Duration::from_secs(10);
-        while gate.cas() == 0 {
+        while store.count(Call::CompareAndSet) == 0 {
             assert!(Instant::now() < until, "no compare-and-set within 10 s");
             self.runtime.sleep(Duration::from_millis(5)).await;
         }
@@ -584,11 +567,11 @@ impl<R: Runtime + Clone> Suite<R> {
         gate.open();
         writes.await;
         assert!(
-            gate.cas() <= 2,
+            store.count(Call::CompareAndSet) <= 2,
             "{} compare-and-sets for 50 writes",
-            gate.cas()
+            store.count(Call::CompareAndSet)
         );
-        assert_eq!(gate.conflicts(), 0, "writers in one process conflicted");
+        assert_eq!(store.conflicts(), 0, "writers in one process conflicted");
         let s = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
         assert_eq!(s.get::<u32>("n").unwrap(), Some(50));
         assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
@@ -644,97 +627,6 @@ impl<R: Runtime + Clone> Suite<R> {
             );
             self.runtime.sleep(Duration::from_millis(10)).await;
         }
-    }
-}
-
-/// A store in front of the store under test that counts compare-and-sets
-/// and their conflicts, and can hold every compare-and-set until opened.
-pub struct Gate {
-    inner: Arc<dyn Store>,
-    cas: std::sync::atomic::AtomicUsize,
-    conflicts: std::sync::atomic::AtomicUsize,
-    shut: std::sync::Mutex<(bool, Vec<std::task::Waker>)>,
-}
-
-impl Gate {
-    /// A gate over `inner`, shut when `shut`.
-    pub fn new(inner: Arc<dyn Store>, shut: bool) -> Arc<Gate> {
-        Arc::new(Gate {
-            inner,
-            cas: Default::default(),
-            conflicts: Default::default(),
-            shut: std::sync::Mutex::new((shut, Vec::new())),
-        })
-    }
-
-    /// Lets every held compare-and-set through, and every later one.
-    pub fn open(&self) {
-        let mut g = self.shut.lock().unwrap();
-        g.0 = false;
-        for w in g.1.drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Compare-and-sets sent so far.
-    pub fn cas(&self) -> usize {
-        self.cas.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Of those, how many found the record changed.
-    pub fn conflicts(&self) -> usize {
-        self.conflicts.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    async fn passed(&self) {
-        std::future::poll_fn(|cx| {
-            let mut g = self.shut.lock().unwrap();
-            if g.0 {
-                g.1.push(cx.waker().clone());
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await
-    }
-}
-
-impl Store for Gate {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.inner.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        Box::pin(async move {
-            self.cas.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.passed().await;
-            let out = self.inner.compare_and_set(key, expected, new, ttl).await?;
-            if matches!(out, CasOutcome::Conflict(_)) {
-                self.conflicts
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            Ok(out)
-        })
-    }
-    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
-        self.inner.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.inner.destroy(key)
     }
 }
 
