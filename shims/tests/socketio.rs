@@ -19,6 +19,7 @@ use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use support::hooked::{Hooked, refused};
 use support::sio_client::{self, Client, client};
 
 const SECRET: &str = "socketio test secret";
@@ -98,46 +99,6 @@ async fn on_connect_optional(socket: SocketRef, TrySession(session): TrySession)
 
 async fn server(config: Config) -> Server {
     server_on(config, Arc::new(MemoryStore::new())).await
-}
-
-/// A MemoryStore that reports no events: the server never hears of changes
-/// made behind its back (as with a store without events).
-struct Unheard(MemoryStore);
-
-impl session_sockets::store::Store for Unheard {
-    fn load<'a>(
-        &'a self,
-        key: &'a [u8],
-    ) -> session_sockets::store::StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.0.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        self.0.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, session_sockets::store::CasOutcome> {
-        self.0.compare_and_set(key, expected, new, ttl)
-    }
-    fn touch<'a>(
-        &'a self,
-        key: &'a [u8],
-        ttl: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        self.0.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> session_sockets::store::StoreFuture<'a, ()> {
-        self.0.destroy(key)
-    }
 }
 
 async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>) -> Server {
@@ -371,7 +332,7 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
     // socket stays connected and saves: the save fails and brings nothing
     // back, and the socket, now known to have no session, is disconnected
     // with the reason (R32).
-    let store = Arc::new(Unheard(MemoryStore::new()));
+    let store = Arc::new(Hooked::default().without_events());
     let srv = server_on(config(), store.clone()).await;
     let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
     let addr = srv.addr;
@@ -381,7 +342,9 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
         c
     })
     .await;
-    session_sockets::store::Store::destroy(&*store, format!("sess:{}", id.expose()).as_bytes())
+    store
+        .inner()
+        .destroy(format!("sess:{}", id.expose()).as_bytes())
         .await
         .unwrap();
     let ended = client(move || {
@@ -531,53 +494,6 @@ async fn get_session_for_a_client_from_outside_its_handlers() {
     );
 }
 
-/// A store that is down: every call fails with what a Redis client says,
-/// the address included.
-struct Down;
-
-fn refused() -> session_sockets::store::StoreError {
-    session_sockets::store::StoreError::with_source(
-        "Redis at 127.0.0.1:6399 refused the connection (GET)",
-        std::io::Error::other("Connection refused (os error 111)"),
-    )
-}
-
-impl session_sockets::store::Store for Down {
-    fn load<'a>(
-        &'a self,
-        _: &'a [u8],
-    ) -> session_sockets::store::StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn create<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: &'a [u8],
-        _: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: &'a [u8],
-        _: &'a [u8],
-        _: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, session_sockets::store::CasOutcome> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn touch<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn destroy<'a>(&'a self, _: &'a [u8]) -> session_sockets::store::StoreFuture<'a, ()> {
-        Box::pin(async { Err(refused()) })
-    }
-}
-
 /// R35: a store outage, a record of the wrong type and a malformed cookie
 /// reach the client as a reason code and a hint, never the store's address,
 /// its message or what to check.
@@ -616,7 +532,9 @@ async fn r35_connect_errors_carry_a_reason_and_a_hint_never_internals() {
         "connect.sid={}",
         config().sign("someid").replace(':', "%3A")
     );
-    let down = server_on(config(), Arc::new(Down)).await;
+    // A store that is down: every call fails with what a Redis client
+    // says, the address included.
+    let down = server_on(config(), Arc::new(Hooked::failing(refused))).await;
     let store = Arc::new(MemoryStore::new());
     // Another application's value under the session's key.
     session_sockets::store::Store::create(
