@@ -118,6 +118,17 @@ impl Hooked {
         *self.hook.lock().unwrap() = Some(Arc::new(Box::new(hook)));
     }
 
+    /// Fails the `calls` from now on with `error()`; the others pass.
+    pub fn fail(&self, calls: &'static [Call], error: fn() -> StoreError) {
+        self.set_hook(move |call| {
+            if calls.contains(&call) {
+                Act::Fail(error())
+            } else {
+                Act::Pass
+            }
+        });
+    }
+
     /// Every call passes from now on.
     pub fn clear_hook(&self) {
         *self.hook.lock().unwrap() = None;
