@@ -8,92 +8,27 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
-use session_sockets::store::{CasOutcome, EventSink, Store, StoreEvent, StoreFuture, Subscription};
-use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
+use session_sockets::store::{CasOutcome, Store, StoreEvent};
+use session_sockets::{Config, SessionId, SessionSockets};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use support::hooked::{Call, Hooked};
 use support::sio_client::{self, Client, client};
 
 const SECRET: &str = "live test secret";
 
-/// MemoryStore that counts loads and touches and can break its event
-/// stream on demand.
-#[derive(Default)]
-struct Probe {
-    inner: MemoryStore,
-    loads: AtomicUsize,
-    touches: AtomicUsize,
-    sinks: Mutex<Vec<EventSink>>,
-    /// While set, the store's events are dropped (the stream is "lost").
-    deaf: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Probe {
-    fn emit(&self, e: StoreEvent) {
-        for s in self.sinks.lock().unwrap().iter() {
-            s(e.clone());
-        }
-    }
-}
-
-impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        self.inner.compare_and_set(key, expected, new, ttl)
-    }
-    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
-        self.touches.fetch_add(1, Ordering::SeqCst);
-        self.inner.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.inner.destroy(key)
-    }
-    fn subscribe<'a>(
-        &'a self,
-        prefix: &'a [u8],
-        sink: EventSink,
-    ) -> StoreFuture<'a, Option<Subscription>> {
-        Box::pin(async move {
-            self.sinks.lock().unwrap().push(Arc::clone(&sink));
-            let deaf = Arc::clone(&self.deaf);
-            let heard: EventSink = Arc::new(move |e| {
-                if !deaf.load(Ordering::SeqCst) {
-                    sink(e);
-                }
-            });
-            self.inner.subscribe(prefix, heard).await
-        })
-    }
-}
-
 struct Server {
     addr: SocketAddr,
-    store: Arc<Probe>,
+    /// A MemoryStore that counts calls and can break its event stream on
+    /// demand.
+    store: Arc<Hooked>,
     sessions: SessionSockets<Tokio>,
 }
 
@@ -114,7 +49,7 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
 }
 
 async fn server(config: Config) -> Server {
-    let store = Arc::new(Probe::default());
+    let store = Arc::new(Hooked::default());
     let sessions = SessionSockets::new(config, store.clone() as Arc<dyn Store>);
     let (layer, io) = SocketIo::new_layer();
     io.ns(
@@ -155,13 +90,19 @@ async fn connected(srv: &Server, cookie: &str) -> Client {
 /// Writes `data` into the stored record directly, as another process would.
 async fn write_behind(srv: &Server, id: &SessionId, k: &str, v: Value) {
     let key = format!("sess:{}", id.expose());
-    let cur = srv.store.inner.load(key.as_bytes()).await.unwrap().unwrap();
+    let cur = srv
+        .store
+        .inner()
+        .load(key.as_bytes())
+        .await
+        .unwrap()
+        .unwrap();
     let mut rec: Value = serde_json::from_slice(&cur).unwrap();
     rec[k] = v;
     let new = serde_json::to_vec(&rec).unwrap();
     let out = srv
         .store
-        .inner
+        .inner()
         .compare_and_set(key.as_bytes(), &cur, &new, Duration::from_secs(60))
         .await
         .unwrap();
@@ -196,7 +137,7 @@ async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_wit
     let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
     let a = connected(&srv, &cookie).await;
     let mut b = connected(&srv, &cookie).await;
-    let loads = srv.store.loads.load(Ordering::SeqCst);
+    let loads = srv.store.count(Call::Load);
     let (ok, _a) = client(move || {
         let mut a = a;
         (a.call("/", "set", &[json!("theme"), json!("dark")]), a)
@@ -207,11 +148,7 @@ async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_wit
     assert_eq!(me["theme"], json!("dark"), "the other socket sees the save");
     // Neither the writer's own save nor the other socket's refresh loaded
     // the record again.
-    assert_eq!(
-        srv.store.loads.load(Ordering::SeqCst),
-        loads,
-        "needless reloads"
-    );
+    assert_eq!(srv.store.count(Call::Load), loads, "needless reloads");
     assert!(
         srv.sessions
             .reload(&id)
@@ -231,7 +168,7 @@ async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnecte
     let mut a = connected(&srv, &c1).await;
     let mut b = connected(&srv, &c2).await;
     srv.store
-        .inner
+        .inner()
         .destroy(format!("sess:{}", gone.expose()).as_bytes())
         .await
         .unwrap();
@@ -250,7 +187,7 @@ async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnecte
     let (short, c3) = login(&srv, json!({ "user": "short" })).await;
     let mut c = connected(&srv, &c3).await;
     srv.store
-        .inner
+        .inner()
         .touch(
             format!("sess:{}", short.expose()).as_bytes(),
             Duration::from_secs(1),
@@ -285,7 +222,7 @@ async fn r32_keep_alive_touches_a_connected_session_and_stops_when_it_disconnect
     let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
     let c = connected(&srv, &cookie).await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let touched = srv.store.touches.load(Ordering::SeqCst);
+    let touched = srv.store.count(Call::Touch);
     assert!(touched >= 1, "no keep-alive touch in 2.6 s");
     assert!(
         touched <= 3,
@@ -302,7 +239,7 @@ async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalida
     // The stream breaks; meanwhile the session is destroyed and its event
     // is lost.
     srv.store.emit(StoreEvent::Lost);
-    srv.store.deaf.store(true, Ordering::SeqCst);
+    srv.store.set_deaf(true);
     srv.sessions
         .store()
         .destroy(format!("sess:{}", id.expose()).as_bytes())
@@ -320,7 +257,7 @@ async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalida
         json!("ada"),
         "during the gap the socket keeps its copy"
     );
-    srv.store.deaf.store(false, Ordering::SeqCst);
+    srv.store.set_deaf(false);
     srv.store.emit(StoreEvent::Resumed);
     let ended = client(move || {
         let e = c.event("/", "session_ended");
