@@ -23,12 +23,13 @@ use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::StoreError;
 use session_sockets::{Config, SessionSockets};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use support::hooked::{Call, Hooked, refused};
-use support::sio_client::{Client, Response as HttpResponse, client, request};
-
-const SECRET: &str = "http layer test secret";
+use support::sio_client::{
+    Client, Response as HttpResponse, client, connected, on_whoami_and_set, request,
+};
+use support::{config, config_with};
 
 struct Server {
     addr: SocketAddr,
@@ -91,16 +92,7 @@ async fn incr(session: HttpSession) -> Response {
 }
 
 async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
-    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
-        ack.send(&session.with(|s| s.data().clone())).ok();
-    });
-    socket.on(
-        "set",
-        async |session: SocketSession, Data::<(String, Value)>((k, v)), ack: AckSender| {
-            session.with_mut(|s| s.insert_value(&k, v));
-            ack.send(&session.save().await.is_ok()).ok();
-        },
-    );
+    on_whoami_and_set(&socket);
     socket.on("incr", async |session: SocketSession, ack: AckSender| {
         let n = session.update(add_one).await;
         ack.send(&n.ok()).ok();
@@ -109,7 +101,7 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
 }
 
 async fn server() -> Server {
-    server_with(Config::builder().secret(SECRET).build().unwrap()).await
+    server_with(config()).await
 }
 
 async fn server_with(config: Config) -> Server {
@@ -184,13 +176,7 @@ async fn me_of(srv: &Server, cookie: &str) -> (u16, Value) {
 async fn r25_http_and_socket_writes_share_one_session_and_keep_each_others_keys() {
     let srv = server().await;
     let cookie = signed_in(&srv, "ada").await;
-    let (addr, c) = (srv.addr, cookie.clone());
-    let mut sock = client(move || {
-        let mut s = Client::open(addr, &[("cookie", &c)]);
-        s.connect("/").unwrap();
-        s
-    })
-    .await;
+    let mut sock = connected(srv.addr, &cookie).await;
     // An HTTP route writes `a` (saved by the layer at the end of the request) ...
     let res = send(&srv, "POST", "/set/a/1", &[("cookie", &cookie)]).await;
     assert_eq!(res.status, 200);
@@ -250,15 +236,13 @@ async fn with_rolling_a_request_that_reads_the_session_re_sends_its_cookie() {
     // What a page of a socket-only user can do to keep its cookie alive
     // (README, "Live sessions"): the store's TTL is the socket's to renew,
     // the browser's cookie is an HTTP response's.
-    let rolling = Config::builder()
-        .secret(SECRET)
-        .cookie(session_sockets::core::CookieOptions {
+    let rolling = config_with(|b| {
+        b.cookie(session_sockets::core::CookieOptions {
             max_age: Some(std::time::Duration::from_secs(3600)),
             ..Default::default()
         })
         .rolling(true)
-        .build()
-        .unwrap();
+    });
     let srv = server_with(rolling).await;
     let cookie = signed_in(&srv, "ada").await;
     let res = send(&srv, "GET", "/me", &[("cookie", &cookie)]).await;
@@ -297,13 +281,7 @@ async fn data_inserted_without_a_session_creates_one_and_the_layer_sets_its_cook
 async fn r11_login_gives_a_fresh_id_and_disconnects_the_old_sessions_sockets() {
     let srv = server().await;
     let first = signed_in(&srv, "ada").await;
-    let (addr, c) = (srv.addr, first.clone());
-    let sock = client(move || {
-        let mut s = Client::open(addr, &[("cookie", &c)]);
-        s.connect("/").unwrap();
-        s
-    })
-    .await;
+    let sock = connected(srv.addr, &first).await;
     let res = send(&srv, "POST", "/login/ada", &[("cookie", &first)]).await;
     assert_eq!(res.status, 303);
     let second = cookie_of(&res);
@@ -324,13 +302,7 @@ async fn r11_login_gives_a_fresh_id_and_disconnects_the_old_sessions_sockets() {
 async fn r31_a_logout_whose_destroy_fails_answers_503_and_the_session_stays_valid() {
     let srv = server().await;
     let cookie = signed_in(&srv, "ada").await;
-    let (addr, c) = (srv.addr, cookie.clone());
-    let sock = client(move || {
-        let mut s = Client::open(addr, &[("cookie", &c)]);
-        s.connect("/").unwrap();
-        s
-    })
-    .await;
+    let sock = connected(srv.addr, &cookie).await;
     srv.store.fail(&[Call::Destroy], || {
         StoreError::new("the test store refuses destroys")
     });
@@ -550,9 +522,8 @@ fn sid_of(pair: &str) -> String {
 /// own `403`. An open with a cookie that verifies goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
-    let config = Config::builder().secret(SECRET).build().unwrap();
     let store = probe();
-    let sessions = SessionSockets::new(config, store.clone());
+    let sessions = SessionSockets::new(config(), store.clone());
     let (io_layer, io) = SocketIo::new_layer();
     for ns in ["/", "/chat"] {
         io.ns(

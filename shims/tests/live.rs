@@ -17,12 +17,11 @@ use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::{CasOutcome, Store, StoreEvent};
 use session_sockets::{Config, SessionId, SessionSockets};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
 use support::hooked::{Call, Hooked};
-use support::sio_client::{self, Client, client};
-
-const SECRET: &str = "live test secret";
+use support::sio_client::{Client, client, connected, on_whoami_and_set};
+use support::{config, config_with, login};
 
 struct Server {
     addr: SocketAddr,
@@ -33,18 +32,7 @@ struct Server {
 }
 
 async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
-    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
-        ack.send(&session.with(|s| s.data().clone())).ok();
-    });
-    socket.on(
-        "set",
-        async |session: SocketSession,
-               socketioxide::extract::Data::<(String, Value)>((k, v)),
-               ack: AckSender| {
-            session.with_mut(|s| s.insert_value(&k, v));
-            ack.send(&session.save().await.is_ok()).ok();
-        },
-    );
+    on_whoami_and_set(&socket);
     Ok(())
 }
 
@@ -67,24 +55,6 @@ async fn server(config: Config) -> Server {
         store,
         sessions,
     }
-}
-
-fn config() -> Config {
-    Config::builder().secret(SECRET).build().unwrap()
-}
-
-async fn login(srv: &Server, data: Value) -> (SessionId, String) {
-    sio_client::login(&srv.sessions, data).await
-}
-
-async fn connected(srv: &Server, cookie: &str) -> Client {
-    let (addr, cookie) = (srv.addr, cookie.to_owned());
-    client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await
 }
 
 /// Writes `data` into the stored record directly, as another process would.
@@ -124,8 +94,8 @@ fn whoami_until(c: &mut Client, pred: impl Fn(&Value) -> bool) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_a_change_made_elsewhere_is_seen_by_the_socket_without_a_reload() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let mut c = connected(&srv, &cookie).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     write_behind(&srv, &id, "color", json!("red")).await;
     let me = client(move || whoami_until(&mut c, |me| me["color"] == "red")).await;
     assert_eq!(me, json!({ "user": "ada", "color": "red" }));
@@ -134,9 +104,9 @@ async fn r32_a_change_made_elsewhere_is_seen_by_the_socket_without_a_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_with_no_reload() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let a = connected(&srv, &cookie).await;
-    let mut b = connected(&srv, &cookie).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let a = connected(srv.addr, &cookie).await;
+    let mut b = connected(srv.addr, &cookie).await;
     let loads = srv.store.count(Call::Load);
     let (ok, _a) = client(move || {
         let mut a = a;
@@ -163,10 +133,10 @@ async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnected() {
     let srv = server(config()).await;
-    let (gone, c1) = login(&srv, json!({ "user": "gone" })).await;
-    let (_, c2) = login(&srv, json!({ "user": "stays" })).await;
-    let mut a = connected(&srv, &c1).await;
-    let mut b = connected(&srv, &c2).await;
+    let (gone, c1) = login(&srv.sessions, json!({ "user": "gone" })).await;
+    let (_, c2) = login(&srv.sessions, json!({ "user": "stays" })).await;
+    let mut a = connected(srv.addr, &c1).await;
+    let mut b = connected(srv.addr, &c2).await;
     srv.store
         .inner()
         .destroy(format!("sess:{}", gone.expose()).as_bytes())
@@ -184,8 +154,8 @@ async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnecte
     assert_eq!(me["user"], json!("stays"));
     b = b2;
     // Now the other one expires: its record's TTL runs out in the store.
-    let (short, c3) = login(&srv, json!({ "user": "short" })).await;
-    let mut c = connected(&srv, &c3).await;
+    let (short, c3) = login(&srv.sessions, json!({ "user": "short" })).await;
+    let mut c = connected(srv.addr, &c3).await;
     srv.store
         .inner()
         .touch(
@@ -213,14 +183,12 @@ async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnecte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_keep_alive_touches_a_connected_session_and_stops_when_it_disconnects() {
-    let config = Config::builder()
-        .secret(SECRET)
-        .keep_alive(Some(Duration::from_millis(500)))
-        .build()
-        .unwrap();
-    let srv = server(config).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let c = connected(&srv, &cookie).await;
+    let srv = server(config_with(|b| {
+        b.keep_alive(Some(Duration::from_millis(500)))
+    }))
+    .await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let c = connected(srv.addr, &cookie).await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let touched = srv.store.count(Call::Touch);
     assert!(touched >= 1, "no keep-alive touch in 2.6 s");
@@ -234,8 +202,8 @@ async fn r32_keep_alive_touches_a_connected_session_and_stops_when_it_disconnect
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalidated() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let mut c = connected(&srv, &cookie).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     // The stream breaks; meanwhile the session is destroyed and its event
     // is lost.
     srv.store.emit(StoreEvent::Lost);

@@ -20,9 +20,8 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use support::hooked::{Hooked, refused};
-use support::sio_client::{self, Client, client};
-
-const SECRET: &str = "socketio test secret";
+use support::sio_client::{Client, client, connected};
+use support::{SECRET, config, login};
 
 // ---- the server -------------------------------------------------------------
 
@@ -127,20 +126,12 @@ async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>
     Server { addr, io, sessions }
 }
 
-fn config() -> Config {
-    Config::builder().secret(SECRET).build().unwrap()
-}
-
-async fn login(srv: &Server, data: Value) -> (SessionId, String) {
-    sio_client::login(&srv.sessions, data).await
-}
-
 // ---- tests -----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extractor_hands_the_http_session_to_connect_and_message_handlers() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let me = client(move || {
         let mut c = Client::open(addr, &[("cookie", &cookie)]);
@@ -154,7 +145,7 @@ async fn extractor_hands_the_http_session_to_connect_and_message_handlers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_rejects_without_a_valid_session_and_connect_error_names_the_reason() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     // The same id signed with another secret.
     let forged = {
         let sid = cookie
@@ -231,7 +222,7 @@ async fn required_rejects_without_a_valid_session_and_connect_error_names_the_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_an_origin_of_the_same_host_passes() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let own = format!("http://{addr}");
     let ok = client(move || {
@@ -245,7 +236,7 @@ async fn r05_an_origin_of_the_same_host_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_mode_lets_the_connection_through_with_the_error_for_the_handler() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "grace" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "grace" })).await;
     let addr = srv.addr;
     let (anon, known) = client(move || {
         let mut a = Client::open(addr, &[]);
@@ -263,7 +254,7 @@ async fn optional_mode_lets_the_connection_through_with_the_error_for_the_handle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_from_a_handler_is_what_http_sees_and_reload_sees_http_changes() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let mut c = client(move || {
         let mut c = Client::open(addr, &[("cookie", &cookie)]);
@@ -295,14 +286,8 @@ async fn save_from_a_handler_is_what_http_sees_and_reload_sees_http_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_socket_save_keeps_keys_an_http_route_wrote_meanwhile() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada", "counter": 0 })).await;
-    let addr = srv.addr;
-    let mut c = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada", "counter": 0 })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     // After the socket loaded the session, HTTP writes two keys.
     let mut s = srv.sessions.reload(&id).await.unwrap();
     s.insert("cart", json!(["book"])).unwrap();
@@ -334,14 +319,8 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
     // with the reason (R32).
     let store = Arc::new(Hooked::default().without_events());
     let srv = server_on(config(), store.clone()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let mut c = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     store
         .inner()
         .destroy(format!("sess:{}", id.expose()).as_bytes())
@@ -364,8 +343,8 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_disconnect_session_closes_that_sessions_sockets_on_every_namespace_only() {
     let srv = server(config()).await;
-    let (leaving, c1) = login(&srv, json!({ "user": "leaving" })).await;
-    let (_, c2) = login(&srv, json!({ "user": "staying" })).await;
+    let (leaving, c1) = login(&srv.sessions, json!({ "user": "leaving" })).await;
+    let (_, c2) = login(&srv.sessions, json!({ "user": "staying" })).await;
     let addr = srv.addr;
     let (mut a, mut b) = client(move || {
         let mut a = Client::open(addr, &[("cookie", &c1)]);
@@ -396,7 +375,7 @@ async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
         "ungWv48Bz-pBQUDeXa4iIw"
     );
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let got = client(move || {
         let mut c = Client::open(addr, &[("cookie", &cookie)]);
@@ -413,7 +392,7 @@ async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_from_a_handler_ends_the_session_for_http_too() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let res = client(move || {
         let mut c = Client::open(addr, &[("cookie", &cookie)]);
@@ -463,14 +442,8 @@ fn r06_later_requests_of_a_connection_must_pass_the_origin_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_session_for_a_client_from_outside_its_handlers() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let _c = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let _c = connected(srv.addr, &cookie).await;
     let sockets = srv.io.sockets();
     assert_eq!(sockets.len(), 1);
     let session = SocketSession::of(&sockets[0]).unwrap();

@@ -21,18 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Map, Value, json};
-use session_sockets::core::codec::signature::sign_cookie;
-use session_sockets::core::time::{millis, to_iso};
 use session_sockets::runtime::Runtime;
 use session_sockets::store::{CasOutcome, Store};
 use session_sockets::{
-    Config, ConfigBuilder, Failure, HandshakeError, SessionId, SessionSockets, WriteError,
+    ConfigBuilder, Failure, HandshakeError, SessionId, SessionSockets, WriteError,
 };
 
 use super::hooked::{Act, Call, Gate, Hooked};
+use super::{SECRET, config, config_with, connect_sid, cookie_header, fresh_sid, record};
 
-/// The secret the suite's HTTP app would use.
-pub const SECRET: &str = "conformance secret";
 /// The allowed origin in the origin checks.
 pub const APP_ORIGIN: &str = "https://app.example";
 
@@ -58,46 +55,6 @@ pub fn spawn_async_std() -> Spawn {
 /// `Spawn` for smol.
 pub fn spawn_smol() -> Spawn {
     Arc::new(|t| Box::pin(smol::spawn(t)))
-}
-
-/// A fresh random session id (express-session's length, 32 characters).
-pub fn fresh_sid() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// JavaScript's `encodeURIComponent`, as express-session applies to the
-/// cookie value (browsers send it back verbatim).
-pub fn encode_uri_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The `Cookie` header a browser sends for `sid` signed with `secret`.
-pub fn cookie_header(sid: &str, secret: &str) -> String {
-    format!(
-        "theme=dark; connect.sid={}; lang=en",
-        encode_uri_component(&sign_cookie(sid, secret))
-    )
-}
-
-/// An express-session record expiring at `expires` holding `data` (a JSON
-/// object body without braces, e.g. `"user":"ada"`).
-pub fn record(expires: SystemTime, data: &str) -> Vec<u8> {
-    let sep = if data.is_empty() { "" } else { "," };
-    format!(
-        r#"{{"cookie":{{"originalMaxAge":3600000,"expires":"{}","httpOnly":true,"path":"/"}}{sep}{data}}}"#,
-        to_iso(millis(expires))
-    )
-    .into_bytes()
 }
 
 /// The suite over one store and one runtime.
@@ -143,19 +100,15 @@ impl<R: Runtime + Clone> Suite<R> {
             .await;
     }
 
-    fn config(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
-        f(Config::builder().secret(SECRET)).build().unwrap()
-    }
-
     /// A handle on the store under test.
     pub fn sockets(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::with_runtime(self.config(f), self.store.clone(), self.runtime.clone())
+        SessionSockets::with_runtime(config_with(f), self.store.clone(), self.runtime.clone())
     }
 
     /// A handle on a store that never answers: any store lookup would time
     /// out.
     fn silent(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::with_runtime(self.config(f), Hooked::silent(), self.runtime.clone())
+        SessionSockets::with_runtime(config_with(f), Hooked::silent(), self.runtime.clone())
     }
 
     /// Stores a session expiring in an hour holding `data`; its id.
@@ -193,10 +146,9 @@ impl<R: Runtime + Clone> Suite<R> {
         assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
         assert_eq!(s.get::<u32>("n").unwrap(), Some(1));
         // Raw pairs; HTTP/2 split Cookie lines are one list (R17).
-        let signed = encode_uri_component(&sign_cookie(&sid, SECRET));
         let pairs = [
             ("Cookie", "theme=dark".to_string()),
-            ("cookie", format!("connect.sid={signed}")),
+            ("cookie", connect_sid(&sid, SECRET)),
         ];
         let s = sockets.session_from_pairs(pairs).await.unwrap();
         assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
@@ -253,8 +205,7 @@ impl<R: Runtime + Clone> Suite<R> {
             "{e:?}"
         );
         assert!(e.to_string().contains("secret"), "{e}");
-        let signed = encode_uri_component(&sign_cookie(&sid, SECRET));
-        let garbage = format!("connect.sid={signed}garbage");
+        let garbage = format!("{}garbage", connect_sid(&sid, SECRET));
         let e = silent
             .session(&self.headers(&garbage, None))
             .await
@@ -538,8 +489,7 @@ impl<R: Runtime + Clone> Suite<R> {
             Call::CompareAndSet => Act::After(held.passed()),
             _ => Act::Pass,
         });
-        let sockets =
-            SessionSockets::with_runtime(self.config(|b| b), store.clone(), self.runtime.clone());
+        let sockets = SessionSockets::with_runtime(config(), store.clone(), self.runtime.clone());
         let stale = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
         let writes = {
             let (sockets, stale) = (sockets.clone(), stale.clone());
