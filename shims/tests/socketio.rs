@@ -132,13 +132,8 @@ async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>
 async fn extractor_hands_the_http_session_to_connect_and_message_handlers() {
     let srv = server(config()).await;
     let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let me = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c.call("/", "whoami", &[])
-    })
-    .await;
+    let mut c = connected(srv.addr, &cookie).await;
+    let me = client(move || c.call("/", "whoami", &[])).await;
     assert_eq!(me, json!({ "user": "ada" }));
 }
 
@@ -376,13 +371,8 @@ async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
     );
     let srv = server(config()).await;
     let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let got = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c.call("/", "rooms", &[])
-    })
-    .await;
+    let mut c = connected(srv.addr, &cookie).await;
+    let got = client(move || c.call("/", "rooms", &[])).await;
     let room = session_room(&id);
     assert_eq!(got["room"], json!(room));
     assert!(got["rooms"].as_array().unwrap().contains(&json!(room)));
@@ -393,13 +383,8 @@ async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
 async fn destroy_from_a_handler_ends_the_session_for_http_too() {
     let srv = server(config()).await;
     let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let res = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c.call("/", "destroy", &[])
-    })
-    .await;
+    let mut c = connected(srv.addr, &cookie).await;
+    let res = client(move || c.call("/", "destroy", &[])).await;
     assert_eq!(res, json!({ "ok": true }));
     assert!(srv.sessions.reload(&id).await.is_err());
 }
