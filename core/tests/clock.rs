@@ -5,30 +5,18 @@
 //! expiry or TTL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Map;
-use session_sockets_core::codec::record;
 use session_sockets_core::machines::{Create, Destroy, Handshake, Regenerate, Reload, Save, Touch};
-use session_sockets_core::time::{from_millis, millis, to_iso};
-use session_sockets_core::{
-    Config, HandshakeError, Machine, Now, Reply, Request, Session, SessionId,
-};
+use session_sockets_core::time::{millis, to_iso};
+use session_sockets_core::{HandshakeError, Machine, Now, Reply, Request, SessionId};
+use support::{COOKIE, T0_MS, at, config, good_reply, loaded};
 
-const T0_MS: i64 = 1_795_954_467_949;
-const COOKIE: &str = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn config() -> Arc<Config> {
-    Arc::new(
-        Config::builder()
-            .secret("keyboard cat")
-            .store_deadline(Duration::from_secs(2))
-            .build()
-            .unwrap(),
-    )
-}
 
 /// A record whose cookie expires `secs` after the start's wall time.
 fn record_expiring_in(secs: i64) -> String {
@@ -37,11 +25,6 @@ fn record_expiring_in(secs: i64) -> String {
         r#"{{"cookie":{{"originalMaxAge":{},"expires":"{expires}","httpOnly":true,"path":"/"}},"n":1}}"#,
         secs * 1000
     )
-}
-
-fn loaded(json: &str) -> Session {
-    let rec = record::decode(json.as_bytes()).unwrap();
-    Session::from_record(SessionId::new("apple"), rec, Arc::from(json.as_bytes()))
 }
 
 /// The machine's clock as an operating system shows it: a monotonic clock
@@ -57,7 +40,7 @@ struct Os {
 impl Os {
     fn new(forward: bool) -> Self {
         Os {
-            start: Now::new(Instant::now(), from_millis(T0_MS)),
+            start: at(0),
             jump: HOUR,
             forward,
         }
@@ -97,15 +80,6 @@ fn run<M: Machine>(
     panic!("no outcome after {seen:?}")
 }
 
-fn good(r: &Request) -> Reply {
-    match r {
-        Request::Random { .. } => Reply::Random(vec![7u8; 24].into()),
-        Request::Create { .. } => Reply::Created,
-        Request::CompareAndSet { .. } => Reply::Swapped,
-        _ => Reply::Done,
-    }
-}
-
 #[test]
 fn r23_a_wall_clock_stepped_an_hour_either_way_mid_operation_fails_nothing() {
     // The record expires half an hour after the start: a wall clock read
@@ -139,7 +113,7 @@ fn r23_a_wall_clock_stepped_an_hour_either_way_mid_operation_fails_nothing() {
         let mut s = loaded(&rec);
         s.insert("n", 2).unwrap();
         let mut m = Save::new(Arc::clone(&c), s, os.start);
-        let (reqs, out) = run(&mut m, &os, later, good);
+        let (reqs, out) = run(&mut m, &os, later, good_reply);
         assert!(out.is_ok(), "save, forward {forward}: {out:?}");
         // The TTL counts from the start's wall time plus 10 ms, not from
         // the stepped clock: ceil((1800 s - 10 ms) / 1 s).
@@ -149,19 +123,19 @@ fn r23_a_wall_clock_stepped_an_hour_either_way_mid_operation_fails_nothing() {
         );
 
         let mut m = Touch::new(Arc::clone(&c), loaded(&rec), os.start);
-        let (_, out) = run(&mut m, &os, later, good);
+        let (_, out) = run(&mut m, &os, later, good_reply);
         assert!(out.is_ok(), "touch, forward {forward}: {out:?}");
 
         let mut m = Destroy::new(Arc::clone(&c), &SessionId::new("apple"), os.start);
-        let (_, out) = run(&mut m, &os, later, good);
+        let (_, out) = run(&mut m, &os, later, good_reply);
         assert!(out.is_ok(), "destroy, forward {forward}: {out:?}");
 
         let mut m = Create::new(Arc::clone(&c), Map::new(), os.start);
-        let (_, out) = run(&mut m, &os, later, good);
+        let (_, out) = run(&mut m, &os, later, good_reply);
         assert!(out.is_ok(), "create, forward {forward}: {out:?}");
 
         let mut m = Regenerate::new(Arc::clone(&c), loaded(&rec), true, os.start);
-        let (_, out) = run(&mut m, &os, later, good);
+        let (_, out) = run(&mut m, &os, later, good_reply);
         assert!(out.is_ok(), "regenerate, forward {forward}: {out:?}");
     }
 }

@@ -7,6 +7,8 @@
 //! Needs `node` and the pinned packages in `benches/node` (`npm ci` there).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,8 +18,7 @@ use session_sockets_core::codec::record;
 use session_sockets_core::codec::set_cookie::cookie_header;
 use session_sockets_core::time::{from_millis, to_iso};
 use session_sockets_core::{Config, ConfigError, CookieOptions, SameSite, SessionId};
-
-const SECRET: &str = "keyboard cat";
+use support::{SECRET, config_with};
 
 /// Runs each case through express-session in one Node process.
 const SCRIPT: &str = r#"
@@ -285,11 +286,7 @@ fn r3_r14_set_cookie_and_new_records_match_express_session() {
         .iter()
         .zip(express["headers"].as_array().unwrap())
     {
-        let config = Config::builder()
-            .secret(SECRET)
-            .cookie_name(case["name"].as_str().unwrap())
-            .build()
-            .unwrap();
+        let config = config_with(|b| b.cookie_name(case["name"].as_str().unwrap()));
         let stored = json!({ "cookie": case["cookie"] }).to_string();
         let rec = record::decode(stored.as_bytes()).unwrap();
         let sid = SessionId::new(case["sid"].as_str().unwrap());

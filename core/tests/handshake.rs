@@ -2,38 +2,34 @@
 //! replies in, every emitted request and the outcome out, compared as text.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::Duration;
 
 use session_sockets_core::codec::cookie::Limits;
 use session_sockets_core::machines::{Handshake, Reload};
+use session_sockets_core::time::from_millis;
 use session_sockets_core::{Config, Machine, Now, Reply, Request, RequestId, SessionId};
+use support::{COOKIE, DEADLINE, config_with, t};
 
-const COOKIE: &str = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
 const RECORD: &str = r#"{"cookie":{"originalMaxAge":3600000,"expires":"2026-11-29T13:14:27.949Z","httpOnly":true,"path":"/"},"user":"ada"}"#;
 
 /// 2026-11-29T12:00:00Z, well before the record's expiry.
 fn t0() -> Now {
-    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-    Now::new(
-        *START,
-        UNIX_EPOCH + Duration::from_millis(1_795_953_600_000),
-    )
+    Now::new(t(0), from_millis(1_795_953_600_000))
 }
 
+/// [`support::config`] with an origin allowlist and small header limits.
 fn config() -> Arc<Config> {
-    Arc::new(
-        Config::builder()
-            .secret("keyboard cat")
-            .allowed_origins(["https://app.example"])
-            .store_deadline(Duration::from_secs(2))
+    config_with(|b| {
+        b.allowed_origins(["https://app.example"])
+            .store_deadline(DEADLINE)
             .limits(Limits {
                 max_header_bytes: 200,
                 max_pairs: 8,
             })
-            .build()
-            .unwrap(),
-    )
+    })
 }
 
 /// What the store does with the `Load`: answer at an offset from `t0`, or
@@ -182,13 +178,7 @@ fn r13_with_rolling_the_store_ttl_is_the_authority_on_expiry() {
     // A rolling express app touched this session (EXPIRE only): the stored
     // `expires` is stale but the record is alive, and express serves it.
     let stale = RECORD.replace("2026-11-29T13:14:27.949Z", "2026-11-29T11:00:00.000Z");
-    let config = Arc::new(
-        Config::builder()
-            .secret("keyboard cat")
-            .rolling(true)
-            .build()
-            .unwrap(),
-    );
+    let config = config_with(|b| b.rolling(true));
     let mut hs = Handshake::new(config, t0());
     hs.handle_headers([("cookie", COOKIE)], t0().instant);
     let log = transcript(hs, found(&stale));

@@ -6,42 +6,31 @@
 //! Redis does. The scheduler explores every order in which the writers'
 //! store steps can hit the store (a depth-first search that replays each
 //! schedule from the start), and after each schedule checks that no update
-//! was lost and that nothing destroyed came back (R24, R25).
+//! was lost and that nothing destroyed came back (R24, R25). Time stands
+//! still: every operation starts, and every reply comes, at `at(0)`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use session_sockets_core::codec::record;
 use session_sockets_core::machines::{Destroy, Regenerate, Reload, Save, Touch};
-use session_sockets_core::time::from_millis;
-use session_sockets_core::{Config, Machine, Now, Reply, Request, Session, SessionId};
+use session_sockets_core::{Config, Machine, Reply, Request, Session, SessionId};
+use support::{at, config_with};
 
 const SID: &str = "sid-1";
 const KEY: &[u8] = b"sess:sid-1";
 const INITIAL: &str =
     r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":0}"#;
 
-/// Every operation starts at the same moment: one instant, read once, and
-/// a fixed wall time.
-fn now() -> Now {
-    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-    Now::new(*START, from_millis(1_795_954_467_949))
-}
-
 fn config() -> Arc<Config> {
     static CONFIG: std::sync::LazyLock<Arc<Config>> = std::sync::LazyLock::new(|| {
         // Bounded, so that every schedule ends: with the default (retries
         // until the store deadline) and time standing still, a schedule
         // could keep one writer conflicting for ever.
-        Arc::new(
-            Config::builder()
-                .secret("keyboard cat")
-                .max_save_attempts(8)
-                .build()
-                .unwrap(),
-        )
+        config_with(|b| b.max_save_attempts(8))
     });
     Arc::clone(&CONFIG)
 }
@@ -164,8 +153,8 @@ impl Writer {
                 let Some(op) = self.script.pop() else { return };
                 let c = config();
                 self.running = Some(match op {
-                    Op::Destroy => Running::Destroy(Destroy::new(c, &SessionId::new(SID), now())),
-                    _ => Running::Reload(Reload::new(c, &SessionId::new(SID), now()), op),
+                    Op::Destroy => Running::Destroy(Destroy::new(c, &SessionId::new(SID), at(0))),
+                    _ => Running::Reload(Reload::new(c, &SessionId::new(SID), at(0)), op),
                 });
             }
             let running = self.running.take().unwrap();
@@ -214,22 +203,22 @@ impl Writer {
                 Some(Ok(mut s)) => match op {
                     Op::ReloadChangeSave(Change::SetOwnKey(k)) => {
                         s.insert(k, k).unwrap();
-                        (Some(Running::Save(Save::new(c, s, now()))), None)
+                        (Some(Running::Save(Save::new(c, s, at(0)))), None)
                     }
                     Op::ReloadChangeSave(Change::SetShared(v)) => {
                         s.insert("k", v).unwrap();
-                        (Some(Running::Save(Save::new(c, s, now()))), None)
+                        (Some(Running::Save(Save::new(c, s, at(0)))), None)
                     }
                     Op::ReloadChangeSave(Change::Increment) => {
                         let update = Box::new(|s: &mut Session| {
                             let n = s.get::<i64>("n").unwrap().unwrap_or(0);
                             s.insert("n", n + 1).unwrap();
                         });
-                        (Some(Running::Save(Save::update(c, s, update, now()))), None)
+                        (Some(Running::Save(Save::update(c, s, update, at(0)))), None)
                     }
-                    Op::ReloadTouch => (Some(Running::Touch(Touch::new(c, s, now()))), None),
+                    Op::ReloadTouch => (Some(Running::Touch(Touch::new(c, s, at(0)))), None),
                     Op::ReloadRegenerate => (
-                        Some(Running::Regenerate(Regenerate::new(c, s, true, now()))),
+                        Some(Running::Regenerate(Regenerate::new(c, s, true, at(0)))),
                         None,
                     ),
                     Op::Destroy => unreachable!("destroy needs no reload"),
@@ -258,7 +247,7 @@ impl Writer {
     fn step(&mut self, store: &mut Store) {
         let req = self.pending.take().expect("a pending request");
         let reply = store.run(&req);
-        let (id, t) = (req.id(), now().instant);
+        let (id, t) = (req.id(), at(0).instant);
         match self.running.as_mut().expect("a running machine") {
             Running::Reload(m, _) => m.handle_reply(id, reply, t),
             Running::Save(m) => m.handle_reply(id, reply, t),

@@ -4,50 +4,31 @@
 //! finished; the number of requests stays bounded (R23, R24).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::Map;
-use session_sockets_core::codec::record;
 use session_sockets_core::machines::{
     Commit, Create, Destroy, Edit, Handshake, Regenerate, Reload, Save, Touch,
 };
-use session_sockets_core::time::from_millis;
 use session_sockets_core::{
-    Bytes, Config, Machine, Now, Reply, Request, RequestId, Session, SessionId, WriteError,
+    Bytes, Config, Machine, Reply, Request, RequestId, Session, SessionId, WriteError,
 };
+use support::{COOKIE, at, config_with, t};
 
 const REC: &str = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:15:27.949Z","httpOnly":true,"path":"/"},"n":1}"#;
 
-/// The monotonic time `ms` after every machine's start.
-fn t(ms: u64) -> Instant {
-    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-    *START + Duration::from_millis(ms)
-}
-
-/// Both clocks `ms` after the start.
-fn at(ms: u64) -> Now {
-    Now::new(
-        t(ms),
-        from_millis(1_795_954_467_949) + Duration::from_millis(ms),
-    )
-}
-
+/// Rolling sessions, and at most four save attempts.
 fn config() -> Arc<Config> {
-    Arc::new(
-        Config::builder()
-            .secret("keyboard cat")
-            .rolling(true)
-            .max_save_attempts(4)
-            .build()
-            .unwrap(),
-    )
+    config_with(|b| b.rolling(true).max_save_attempts(4))
 }
 
+/// [`REC`] with a change of its own.
 fn loaded() -> Session {
-    let rec = record::decode(REC.as_bytes()).unwrap();
-    let mut s = Session::from_record(SessionId::new("sid-1"), rec, Arc::from(REC.as_bytes()));
+    let mut s = support::loaded(REC);
     s.insert("mine", 1).unwrap();
     s
 }
@@ -79,19 +60,35 @@ enum Event {
     Reply {
         wrong: u64,
         reply: Reply,
-        at: u64,
+        at: i64,
     },
     Timeout {
-        at: u64,
+        at: i64,
     },
 }
 
 fn events() -> impl Strategy<Value = Vec<Event>> {
     let ev = prop_oneof![
-        4 => ((0u64..3), reply(), 0u64..2500).prop_map(|(wrong, reply, at)| Event::Reply { wrong, reply, at }),
-        1 => (0u64..2500).prop_map(|at| Event::Timeout { at }),
+        4 => ((0u64..3), reply(), 0i64..2500).prop_map(|(wrong, reply, at)| Event::Reply { wrong, reply, at }),
+        1 => (0i64..2500).prop_map(|at| Event::Timeout { at }),
     ];
     proptest::collection::vec(ev, 0..24)
+}
+
+/// Gives `ev` to `m` (a reply to the last request `last`, or to an id
+/// near it; or a timeout), at `now` or later: time never goes back.
+fn apply<M: Machine>(m: &mut M, ev: &Event, last: Option<RequestId>, now: &mut i64) {
+    match ev {
+        Event::Reply { wrong, reply, at } => {
+            *now = (*now).max(*at);
+            let id = last.map_or(RequestId(*wrong), |i| RequestId(i.0 + wrong));
+            m.handle_reply(id, reply.clone(), t(*now));
+        }
+        Event::Timeout { at } => {
+            *now = (*now).max(*at);
+            m.handle_timeout(t(*now));
+        }
+    }
 }
 
 fn run<M, T>(mut m: M, events: &[Event]) -> Result<(), TestCaseError>
@@ -114,17 +111,7 @@ where
             requests += 1;
             last = Some(r.id());
         }
-        match ev {
-            Event::Reply { wrong, reply, at } => {
-                now = now.max(*at);
-                let id = last.map_or(RequestId(*wrong), |i| RequestId(i.0 + wrong));
-                m.handle_reply(id, reply.clone(), t(now));
-            }
-            Event::Timeout { at } => {
-                now = now.max(*at);
-                m.handle_timeout(t(now));
-            }
-        }
+        apply(&mut m, ev, last, &mut now);
         if m.poll_outcome().is_some() {
             outcomes += 1;
         }
@@ -147,17 +134,7 @@ fn finishes_at_its_deadline<M: Machine>(mut m: M, events: &[Event]) -> Result<()
         while let Some(r) = m.poll_request() {
             last = Some(r.id());
         }
-        match ev {
-            Event::Reply { wrong, reply, at } => {
-                now = now.max(*at);
-                let id = last.map_or(RequestId(*wrong), |i| RequestId(i.0 + wrong));
-                m.handle_reply(id, reply.clone(), t(now));
-            }
-            Event::Timeout { at } => {
-                now = now.max(*at);
-                m.handle_timeout(t(now));
-            }
-        }
+        apply(&mut m, ev, last, &mut now);
         finished |= m.poll_outcome().is_some();
     }
     let silent_from = t(now);
@@ -185,8 +162,7 @@ fn finishes_at_its_deadline<M: Machine>(mut m: M, events: &[Event]) -> Result<()
 
 fn handshake() -> Handshake {
     let mut hs = Handshake::new(config(), at(0));
-    let cookie = "connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
-    hs.handle_headers([("cookie", cookie)], t(0));
+    hs.handle_headers([("cookie", COOKIE)], t(0));
     hs
 }
 

@@ -4,13 +4,13 @@
 //! other writer's record (R25).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod support;
 
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use session_sockets_core::codec::record::{self, SessionCookie};
-use session_sockets_core::{Session, SessionId};
+use support::loaded_as;
 
 /// Object keys: arbitrary text, JavaScript array indexes (which
 /// `JSON.stringify` moves first) and plain names.
@@ -123,11 +123,7 @@ proptest! {
     ) {
         let cookie = SessionCookie::new(None, 0);
         let loaded = record::encode(&cookie, &base);
-        let mut s = Session::from_record(
-            SessionId::new("sid"),
-            record::decode(&loaded).unwrap(),
-            Arc::from(loaded),
-        );
+        let mut s = loaded_as("sid", &loaded);
         for (k, v) in &sets {
             s.insert_value(k, v.clone());
         }
@@ -137,11 +133,7 @@ proptest! {
         let mine: Vec<(String, Option<Value>)> =
             s.changed_keys().map(|(k, v)| (k.to_owned(), v.cloned())).collect();
         let current = record::encode(&cookie, &theirs);
-        s.refresh(Session::from_record(
-            SessionId::new("sid"),
-            record::decode(&current).unwrap(),
-            Arc::from(current),
-        ));
+        s.refresh(loaded_as("sid", &current));
         // Expected: theirs, with each of my changed keys set or removed.
         let mut want = theirs.clone();
         for (k, v) in &mine {

@@ -3,19 +3,13 @@
 //! bytes; and the `session_records` decode.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use serde_json::Value;
 use session_sockets_core::Config;
 use session_sockets_core::codec::record;
 use session_sockets_core::codec::resolve::resolve_cookie;
-
-fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/express-session-cookies.json"
-    );
-    let text = std::fs::read_to_string(path).expect("the vectors file is in the repository");
-    serde_json::from_str(&text).expect("the vectors file is JSON")
-}
+use support::{COOKIE, config, vectors};
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -70,15 +64,14 @@ fn r17_r18_r19_r20_r21_every_express_session_vector_resolves_the_same_sid() {
 
 #[test]
 fn express_sessions_own_test_vector() {
-    let config = Config::builder().secret("keyboard cat").build().unwrap();
-    let line: &[u8] = b"connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU";
-    let sid = resolve_cookie(&config, [line]).unwrap();
+    let config = config();
+    let sid = resolve_cookie(&config, [COOKIE.as_bytes()]).unwrap();
     assert_eq!(sid.expose(), b"apple");
 }
 
 #[test]
 fn r01_mutations_of_a_valid_cookie_never_verify() {
-    let config = Config::builder().secret("keyboard cat").build().unwrap();
+    let config = config();
     let v = "s:Ok2nHBR1sXyDbU3bVw9lVwFqcsT1mU5v.CHTwR3T0Ul1x3nYQMRDJEyvuxBnFCcqSwIbARnurjoI";
     let ok = |value: &[u8]| {
         let line = [b"connect.sid=".as_slice(), value].concat();

@@ -4,6 +4,8 @@
 //! and the connect-redis reference records, byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,37 +21,9 @@ use session_sockets_core::{
     Bytes, Config, ConfigError, CookieOptions, Failure, Machine, Now, Reply, Request, RequestId,
     SameSite, Session, SessionId, WriteError,
 };
-
-const T0_MS: i64 = 1_795_954_467_949;
-const DEADLINE: Duration = Duration::from_secs(2);
-
-/// The monotonic time `ms` after the start of every scripted machine.
-fn t(ms: i64) -> Instant {
-    static BASE: std::sync::LazyLock<Instant> =
-        std::sync::LazyLock::new(|| Instant::now() + Duration::from_secs(3600));
-    let offset = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 {
-        *BASE + offset
-    } else {
-        *BASE - offset
-    }
-}
-
-/// Both clocks `ms` after the start: the wall clock then reads
-/// `T0_MS + ms`.
-fn at(ms: i64) -> Now {
-    Now::new(t(ms), from_millis(T0_MS + ms))
-}
-
-fn config() -> Arc<Config> {
-    Arc::new(
-        Config::builder()
-            .secret("keyboard cat")
-            .store_deadline(DEADLINE)
-            .build()
-            .unwrap(),
-    )
-}
+use support::{
+    DEADLINE, T0_MS, at, config, config_with, good_reply, loaded, loaded_as, random, t, vectors,
+};
 
 /// The bytes a save of `s` compares against (the record it rests on), as
 /// the save itself shows them; `None` if it was never stored.
@@ -72,18 +46,8 @@ fn data(v: Value) -> Map<String, Value> {
     }
 }
 
-/// A session loaded from `json` under id `sid-1`.
-fn loaded(json: &str) -> Session {
-    let rec = record::decode(json.as_bytes()).unwrap();
-    Session::from_record(SessionId::new("sid-1"), rec, Arc::from(json.as_bytes()))
-}
-
 const REC: &str =
     r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1,"a":"x"}"#;
-
-fn random(byte: u8) -> Reply {
-    Reply::Random(Bytes::from(vec![byte; 24]))
-}
 
 fn sid_of(byte: u8) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([byte; 24])
@@ -97,14 +61,6 @@ fn req<M: Machine>(m: &mut M) -> Request {
 
 fn text(b: &Bytes) -> &str {
     std::str::from_utf8(b).unwrap()
-}
-
-fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/express-session-cookies.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 // ---------------------------------------------------------------- vectors
@@ -647,8 +603,7 @@ fn save_every_failing_reply() {
         WriteError::NotStored
     );
     // R15: an id that cannot be a store key.
-    let rec = record::decode(REC.as_bytes()).unwrap();
-    let mut s = Session::from_record(SessionId::new("a\nb"), rec, Arc::from(REC.as_bytes()));
+    let mut s = loaded_as("a\nb", REC);
     s.insert("a", 1).unwrap();
     let mut m = Save::new(config(), s, at(0));
     assert_eq!(m.poll_request(), None);
@@ -771,13 +726,7 @@ fn r25_touch_refreshes_expiry_without_rewriting() {
 
 #[test]
 fn touch_every_reply_and_rolling() {
-    let rolling = Arc::new(
-        Config::builder()
-            .secret("keyboard cat")
-            .rolling(true)
-            .build()
-            .unwrap(),
-    );
+    let rolling = config_with(|b| b.rolling(true));
     let json = r#"{"cookie":{"originalMaxAge":60000,"expires":"2026-11-29T12:14:27.949Z","httpOnly":true,"path":"/"}}"#;
     let mut m = Touch::new(Arc::clone(&rolling), loaded(json), at(0));
     let id = req(&mut m).id();
@@ -940,8 +889,7 @@ fn r11_regenerate_creates_a_new_id_then_destroys_the_old() {
     assert_eq!(m.poll_request(), None);
     assert!(m.poll_outcome().unwrap().is_err());
     // R15.
-    let rec = record::decode(REC.as_bytes()).unwrap();
-    let s = Session::from_record(SessionId::new("\u{7f}"), rec, Arc::from(REC.as_bytes()));
+    let s = loaded_as("\u{7f}", REC);
     let mut m = Regenerate::new(config(), s, true, at(0));
     assert_eq!(m.poll_request(), None);
     assert_eq!(
@@ -1026,16 +974,6 @@ mod probe {
         fn poll_error(&mut self) -> Option<Option<WriteError>> {
             Machine::poll_outcome(self).map(Result::err)
         }
-    }
-}
-
-/// The reply that moves each request forward.
-fn good_reply(r: &Request) -> Reply {
-    match r {
-        Request::Random { .. } => random(3),
-        Request::Create { .. } => Reply::Created,
-        Request::CompareAndSet { .. } => Reply::Swapped,
-        _ => Reply::Done,
     }
 }
 

@@ -6,12 +6,10 @@
 #![cfg(all(feature = "axum", feature = "socketioxide"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/sio_client.rs"]
-mod sio_client;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,91 +20,27 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
-use session_sockets::store::{CasOutcome, Store, StoreError, StoreFuture};
-use session_sockets::{Config, MemoryStore, SessionSockets};
-use sio_client::{Client, Response as HttpResponse, client, request};
+use session_sockets::store::StoreError;
+use session_sockets::{Config, SessionSockets};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
-
-const SECRET: &str = "http layer test secret";
-
-/// A MemoryStore that counts calls and can be made to fail destroys,
-/// loads or writes (with what a Redis client would say, address and all).
-#[derive(Default)]
-struct Probe {
-    inner: MemoryStore,
-    calls: AtomicUsize,
-    fail_destroy: AtomicBool,
-    fail_loads: AtomicBool,
-    fail_writes: AtomicBool,
-}
-
-fn refused() -> StoreError {
-    StoreError::with_source(
-        "Redis at 127.0.0.1:6399 refused the connection",
-        std::io::Error::other("Connection refused (os error 111)"),
-    )
-}
-
-impl Probe {
-    fn count(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-    fn hit(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.hit();
-        if self.fail_loads.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(refused()) });
-        }
-        self.inner.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.hit();
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(refused()) });
-        }
-        self.inner.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        self.hit();
-        if self.fail_writes.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(refused()) });
-        }
-        self.inner.compare_and_set(key, expected, new, ttl)
-    }
-    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
-        self.hit();
-        self.inner.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.hit();
-        if self.fail_destroy.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(StoreError::new("the test store refuses destroys")) });
-        }
-        self.inner.destroy(key)
-    }
-}
+use support::hooked::{Call, Hooked, refused};
+use support::sio_client::{
+    Client, Response as HttpResponse, client, connected, on_whoami_and_set, request,
+};
+use support::{config, config_with};
 
 struct Server {
     addr: SocketAddr,
-    store: Arc<Probe>,
+    /// A MemoryStore that counts calls and fails them on cue; it reports
+    /// no events.
+    store: Arc<Hooked>,
+}
+
+/// The store of a test server.
+fn probe() -> Arc<Hooked> {
+    Arc::new(Hooked::default().without_events())
 }
 
 async fn me(session: HttpSession) -> Response {
@@ -158,16 +92,7 @@ async fn incr(session: HttpSession) -> Response {
 }
 
 async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
-    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
-        ack.send(&session.with(|s| s.data().clone())).ok();
-    });
-    socket.on(
-        "set",
-        async |session: SocketSession, Data::<(String, Value)>((k, v)), ack: AckSender| {
-            session.with_mut(|s| s.insert_value(&k, v));
-            ack.send(&session.save().await.is_ok()).ok();
-        },
-    );
+    on_whoami_and_set(&socket);
     socket.on("incr", async |session: SocketSession, ack: AckSender| {
         let n = session.update(add_one).await;
         ack.send(&n.ok()).ok();
@@ -176,11 +101,11 @@ async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
 }
 
 async fn server() -> Server {
-    server_with(Config::builder().secret(SECRET).build().unwrap()).await
+    server_with(config()).await
 }
 
 async fn server_with(config: Config) -> Server {
-    let store = Arc::new(Probe::default());
+    let store = probe();
     let sessions = SessionSockets::new(config, store.clone());
     let (io_layer, io) = SocketIo::new_layer();
     io.ns(
@@ -251,13 +176,7 @@ async fn me_of(srv: &Server, cookie: &str) -> (u16, Value) {
 async fn r25_http_and_socket_writes_share_one_session_and_keep_each_others_keys() {
     let srv = server().await;
     let cookie = signed_in(&srv, "ada").await;
-    let (addr, c) = (srv.addr, cookie.clone());
-    let mut sock = client(move || {
-        let mut s = Client::open(addr, &[("cookie", &c)]);
-        s.connect("/").unwrap();
-        s
-    })
-    .await;
+    let mut sock = connected(srv.addr, &cookie).await;
     // An HTTP route writes `a` (saved by the layer at the end of the request) ...
     let res = send(&srv, "POST", "/set/a/1", &[("cookie", &cookie)]).await;
     assert_eq!(res.status, 200);
@@ -294,22 +213,22 @@ async fn r25_http_and_socket_writes_share_one_session_and_keep_each_others_keys(
 async fn a_handler_that_does_not_extract_the_session_makes_no_store_call() {
     let srv = server().await;
     let cookie = signed_in(&srv, "ada").await;
-    let before = srv.store.count();
+    let before = srv.store.total();
     let res = send(&srv, "GET", "/plain", &[("cookie", &cookie)]).await;
     assert_eq!(res.status, 200);
     assert!(res.all("set-cookie").is_empty());
-    assert_eq!(srv.store.count(), before, "no store call");
+    assert_eq!(srv.store.total(), before, "no store call");
     // Extracting it loads it, and touches it as express-session does.
     me_of(&srv, &cookie).await;
-    assert_eq!(srv.store.count(), before + 2, "load + touch");
+    assert_eq!(srv.store.total(), before + 2, "load + touch");
     // A cookie-less request needs no store call to know it has no session.
-    let before = srv.store.count();
+    let before = srv.store.total();
     let res = send(&srv, "GET", "/me", &[]).await;
     assert_eq!(
         (res.status, res.body.as_str()),
         (401, r#"{"error":"no_cookie_header"}"#)
     );
-    assert_eq!(srv.store.count(), before);
+    assert_eq!(srv.store.total(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,15 +236,13 @@ async fn with_rolling_a_request_that_reads_the_session_re_sends_its_cookie() {
     // What a page of a socket-only user can do to keep its cookie alive
     // (README, "Live sessions"): the store's TTL is the socket's to renew,
     // the browser's cookie is an HTTP response's.
-    let rolling = Config::builder()
-        .secret(SECRET)
-        .cookie(session_sockets::core::CookieOptions {
+    let rolling = config_with(|b| {
+        b.cookie(session_sockets::core::CookieOptions {
             max_age: Some(std::time::Duration::from_secs(3600)),
             ..Default::default()
         })
         .rolling(true)
-        .build()
-        .unwrap();
+    });
     let srv = server_with(rolling).await;
     let cookie = signed_in(&srv, "ada").await;
     let res = send(&srv, "GET", "/me", &[("cookie", &cookie)]).await;
@@ -364,13 +281,7 @@ async fn data_inserted_without_a_session_creates_one_and_the_layer_sets_its_cook
 async fn r11_login_gives_a_fresh_id_and_disconnects_the_old_sessions_sockets() {
     let srv = server().await;
     let first = signed_in(&srv, "ada").await;
-    let (addr, c) = (srv.addr, first.clone());
-    let sock = client(move || {
-        let mut s = Client::open(addr, &[("cookie", &c)]);
-        s.connect("/").unwrap();
-        s
-    })
-    .await;
+    let sock = connected(srv.addr, &first).await;
     let res = send(&srv, "POST", "/login/ada", &[("cookie", &first)]).await;
     assert_eq!(res.status, 303);
     let second = cookie_of(&res);
@@ -391,14 +302,10 @@ async fn r11_login_gives_a_fresh_id_and_disconnects_the_old_sessions_sockets() {
 async fn r31_a_logout_whose_destroy_fails_answers_503_and_the_session_stays_valid() {
     let srv = server().await;
     let cookie = signed_in(&srv, "ada").await;
-    let (addr, c) = (srv.addr, cookie.clone());
-    let sock = client(move || {
-        let mut s = Client::open(addr, &[("cookie", &c)]);
-        s.connect("/").unwrap();
-        s
-    })
-    .await;
-    srv.store.fail_destroy.store(true, Ordering::SeqCst);
+    let sock = connected(srv.addr, &cookie).await;
+    srv.store.fail(&[Call::Destroy], || {
+        StoreError::new("the test store refuses destroys")
+    });
     let res = send(&srv, "POST", "/logout", &[("cookie", &cookie)]).await;
     assert_eq!(res.status, 503);
     assert!(
@@ -422,7 +329,7 @@ async fn r31_a_logout_whose_destroy_fails_answers_503_and_the_session_stays_vali
         "the socket is still connected"
     );
     // Once the store works, the retry logs out and disconnects.
-    srv.store.fail_destroy.store(false, Ordering::SeqCst);
+    srv.store.clear_hook();
     let res = send(&srv, "POST", "/logout", &[("cookie", &cookie)]).await;
     assert_eq!(res.status, 303);
     assert!(cookie_of(&res).starts_with("connect.sid="));
@@ -464,7 +371,7 @@ async fn r24_a_change_whose_session_ended_during_the_request_is_refused_not_repo
 async fn r26_a_cross_site_post_reaches_neither_the_handler_nor_the_store() {
     let srv = server().await;
     let cookie = signed_in(&srv, "ada").await;
-    let before = srv.store.count();
+    let before = srv.store.total();
     for path in ["/login/mallory", "/logout", "/incr", "/set/a/b"] {
         let res = send(
             &srv,
@@ -480,7 +387,7 @@ async fn r26_a_cross_site_post_reaches_neither_the_handler_nor_the_store() {
         );
         assert!(res.all("set-cookie").is_empty());
     }
-    assert_eq!(srv.store.count(), before);
+    assert_eq!(srv.store.total(), before);
     assert_eq!(me_of(&srv, &cookie).await, (200, json!({ "user": "ada" })));
 }
 
@@ -519,7 +426,8 @@ async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
             .find(|w| body.contains(w))
     };
 
-    srv.store.fail_writes.store(true, Ordering::SeqCst);
+    srv.store
+        .fail(&[Call::Create, Call::CompareAndSet], refused);
     let text = send(&srv, "POST", "/set/a/b", &[("cookie", &cookie)]).await;
     assert_eq!(text.status, 503);
     assert_eq!(text.all("content-type"), ["text/plain; charset=utf-8"]);
@@ -542,9 +450,9 @@ async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
         (api.status, api.all("content-type")),
         (503, vec!["application/json"])
     );
-    srv.store.fail_writes.store(false, Ordering::SeqCst);
+    srv.store.clear_hook();
 
-    srv.store.fail_loads.store(true, Ordering::SeqCst);
+    srv.store.fail(&[Call::Load], refused);
     let load = send(&srv, "GET", "/me", &[("cookie", &cookie)]).await;
     assert_eq!(load.status, 503);
     assert_eq!(
@@ -555,7 +463,7 @@ async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
     assert_eq!(api_load.status, 503);
     let body: Value = serde_json::from_str(&api_load.body).unwrap();
     assert_eq!(body["error"], "store_error");
-    srv.store.fail_loads.store(false, Ordering::SeqCst);
+    srv.store.clear_hook();
 
     // A refusal under the prefix is JSON; elsewhere, text.
     let evil = [
@@ -573,17 +481,12 @@ async fn r35_store_failures_reach_clients_as_a_reason_and_a_hint_only() {
     // A record of the wrong type, and a malformed cookie: no session, and
     // the reason code only.
     let key = format!("sess:{}", sid_of(&cookie));
-    Store::destroy(&srv.store.inner, key.as_bytes())
+    let behind = srv.store.inner();
+    behind.destroy(key.as_bytes()).await.unwrap();
+    behind
+        .create(key.as_bytes(), b"[1,2,3]", Duration::from_secs(60))
         .await
         .unwrap();
-    Store::create(
-        &srv.store.inner,
-        key.as_bytes(),
-        b"[1,2,3]",
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
     assert_eq!(
         me_of(&srv, &cookie).await,
         (401, json!({ "error": "malformed_record" }))
@@ -619,9 +522,8 @@ fn sid_of(pair: &str) -> String {
 /// own `403`. An open with a cookie that verifies goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
-    let config = Config::builder().secret(SECRET).build().unwrap();
-    let store = Arc::new(Probe::default());
-    let sessions = SessionSockets::new(config, store.clone());
+    let store = probe();
+    let sessions = SessionSockets::new(config(), store.clone());
     let (io_layer, io) = SocketIo::new_layer();
     for ns in ["/", "/chat"] {
         io.ns(
@@ -644,7 +546,7 @@ async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
         let flipped = if value.ends_with('A') { 'B' } else { 'A' };
         format!("{name}={}{flipped}", &value[..value.len() - 1])
     };
-    let before = srv.store.count();
+    let before = srv.store.total();
     let polling = "/socket.io/?EIO=4&transport=polling&t=abc";
 
     for (headers, reason) in [
@@ -736,7 +638,7 @@ async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
     )
     .await;
     assert!(xsid.body.contains("no_cookie_header: "), "{}", xsid.body);
-    assert_eq!(srv.store.count(), before, "no store call for any refusal");
+    assert_eq!(srv.store.total(), before, "no store call for any refusal");
     assert!(io.sockets().is_empty());
 
     // A cookie that verifies opens a real engine.io session.

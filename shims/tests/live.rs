@@ -5,117 +5,39 @@
 #![cfg(feature = "socketioxide")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/sio_client.rs"]
-mod sio_client;
+mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
-use session_sockets::store::{CasOutcome, EventSink, Store, StoreEvent, StoreFuture, Subscription};
-use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
-use sio_client::{Client, client};
+use session_sockets::store::{CasOutcome, Store, StoreEvent};
+use session_sockets::{Config, SessionId, SessionSockets};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
-
-const SECRET: &str = "live test secret";
-
-/// MemoryStore that counts loads and touches and can break its event
-/// stream on demand.
-#[derive(Default)]
-struct Probe {
-    inner: MemoryStore,
-    loads: AtomicUsize,
-    touches: AtomicUsize,
-    sinks: Mutex<Vec<EventSink>>,
-    /// While set, the store's events are dropped (the stream is "lost").
-    deaf: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Probe {
-    fn emit(&self, e: StoreEvent) {
-        for s in self.sinks.lock().unwrap().iter() {
-            s(e.clone());
-        }
-    }
-}
-
-impl Store for Probe {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        self.inner.compare_and_set(key, expected, new, ttl)
-    }
-    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
-        self.touches.fetch_add(1, Ordering::SeqCst);
-        self.inner.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.inner.destroy(key)
-    }
-    fn subscribe<'a>(
-        &'a self,
-        prefix: &'a [u8],
-        sink: EventSink,
-    ) -> StoreFuture<'a, Option<Subscription>> {
-        Box::pin(async move {
-            self.sinks.lock().unwrap().push(Arc::clone(&sink));
-            let deaf = Arc::clone(&self.deaf);
-            let heard: EventSink = Arc::new(move |e| {
-                if !deaf.load(Ordering::SeqCst) {
-                    sink(e);
-                }
-            });
-            self.inner.subscribe(prefix, heard).await
-        })
-    }
-}
+use support::hooked::{Call, Hooked};
+use support::sio_client::{Client, client, connected, on_whoami_and_set};
+use support::{config, config_with, login};
 
 struct Server {
     addr: SocketAddr,
-    store: Arc<Probe>,
+    /// A MemoryStore that counts calls and can break its event stream on
+    /// demand.
+    store: Arc<Hooked>,
     sessions: SessionSockets<Tokio>,
 }
 
 async fn register(socket: SocketRef) -> Result<(), std::convert::Infallible> {
-    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
-        ack.send(&session.with(|s| s.data().clone())).ok();
-    });
-    socket.on(
-        "set",
-        async |session: SocketSession,
-               socketioxide::extract::Data::<(String, Value)>((k, v)),
-               ack: AckSender| {
-            session.with_mut(|s| s.insert_value(&k, v));
-            ack.send(&session.save().await.is_ok()).ok();
-        },
-    );
+    on_whoami_and_set(&socket);
     Ok(())
 }
 
 async fn server(config: Config) -> Server {
-    let store = Arc::new(Probe::default());
+    let store = Arc::new(Hooked::default());
     let sessions = SessionSockets::new(config, store.clone() as Arc<dyn Store>);
     let (layer, io) = SocketIo::new_layer();
     io.ns(
@@ -135,34 +57,22 @@ async fn server(config: Config) -> Server {
     }
 }
 
-fn config() -> Config {
-    Config::builder().secret(SECRET).build().unwrap()
-}
-
-async fn login(srv: &Server, data: Value) -> (SessionId, String) {
-    sio_client::login(&srv.sessions, data).await
-}
-
-async fn connected(srv: &Server, cookie: &str) -> Client {
-    let (addr, cookie) = (srv.addr, cookie.to_owned());
-    client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await
-}
-
 /// Writes `data` into the stored record directly, as another process would.
 async fn write_behind(srv: &Server, id: &SessionId, k: &str, v: Value) {
     let key = format!("sess:{}", id.expose());
-    let cur = srv.store.inner.load(key.as_bytes()).await.unwrap().unwrap();
+    let cur = srv
+        .store
+        .inner()
+        .load(key.as_bytes())
+        .await
+        .unwrap()
+        .unwrap();
     let mut rec: Value = serde_json::from_slice(&cur).unwrap();
     rec[k] = v;
     let new = serde_json::to_vec(&rec).unwrap();
     let out = srv
         .store
-        .inner
+        .inner()
         .compare_and_set(key.as_bytes(), &cur, &new, Duration::from_secs(60))
         .await
         .unwrap();
@@ -184,8 +94,8 @@ fn whoami_until(c: &mut Client, pred: impl Fn(&Value) -> bool) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_a_change_made_elsewhere_is_seen_by_the_socket_without_a_reload() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let mut c = connected(&srv, &cookie).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     write_behind(&srv, &id, "color", json!("red")).await;
     let me = client(move || whoami_until(&mut c, |me| me["color"] == "red")).await;
     assert_eq!(me, json!({ "user": "ada", "color": "red" }));
@@ -194,10 +104,10 @@ async fn r32_a_change_made_elsewhere_is_seen_by_the_socket_without_a_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_with_no_reload() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let a = connected(&srv, &cookie).await;
-    let mut b = connected(&srv, &cookie).await;
-    let loads = srv.store.loads.load(Ordering::SeqCst);
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let a = connected(srv.addr, &cookie).await;
+    let mut b = connected(srv.addr, &cookie).await;
+    let loads = srv.store.count(Call::Load);
     let (ok, _a) = client(move || {
         let mut a = a;
         (a.call("/", "set", &[json!("theme"), json!("dark")]), a)
@@ -208,11 +118,7 @@ async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_wit
     assert_eq!(me["theme"], json!("dark"), "the other socket sees the save");
     // Neither the writer's own save nor the other socket's refresh loaded
     // the record again.
-    assert_eq!(
-        srv.store.loads.load(Ordering::SeqCst),
-        loads,
-        "needless reloads"
-    );
+    assert_eq!(srv.store.count(Call::Load), loads, "needless reloads");
     assert!(
         srv.sessions
             .reload(&id)
@@ -227,12 +133,12 @@ async fn r32_a_write_through_the_handle_refreshes_the_sessions_other_sockets_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnected() {
     let srv = server(config()).await;
-    let (gone, c1) = login(&srv, json!({ "user": "gone" })).await;
-    let (_, c2) = login(&srv, json!({ "user": "stays" })).await;
-    let mut a = connected(&srv, &c1).await;
-    let mut b = connected(&srv, &c2).await;
+    let (gone, c1) = login(&srv.sessions, json!({ "user": "gone" })).await;
+    let (_, c2) = login(&srv.sessions, json!({ "user": "stays" })).await;
+    let mut a = connected(srv.addr, &c1).await;
+    let mut b = connected(srv.addr, &c2).await;
     srv.store
-        .inner
+        .inner()
         .destroy(format!("sess:{}", gone.expose()).as_bytes())
         .await
         .unwrap();
@@ -248,10 +154,10 @@ async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnecte
     assert_eq!(me["user"], json!("stays"));
     b = b2;
     // Now the other one expires: its record's TTL runs out in the store.
-    let (short, c3) = login(&srv, json!({ "user": "short" })).await;
-    let mut c = connected(&srv, &c3).await;
+    let (short, c3) = login(&srv.sessions, json!({ "user": "short" })).await;
+    let mut c = connected(srv.addr, &c3).await;
     srv.store
-        .inner
+        .inner()
         .touch(
             format!("sess:{}", short.expose()).as_bytes(),
             Duration::from_secs(1),
@@ -277,16 +183,14 @@ async fn r32_deleted_or_expired_elsewhere_the_socket_is_told_why_and_disconnecte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_keep_alive_touches_a_connected_session_and_stops_when_it_disconnects() {
-    let config = Config::builder()
-        .secret(SECRET)
-        .keep_alive(Some(Duration::from_millis(500)))
-        .build()
-        .unwrap();
-    let srv = server(config).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let c = connected(&srv, &cookie).await;
+    let srv = server(config_with(|b| {
+        b.keep_alive(Some(Duration::from_millis(500)))
+    }))
+    .await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let c = connected(srv.addr, &cookie).await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let touched = srv.store.touches.load(Ordering::SeqCst);
+    let touched = srv.store.count(Call::Touch);
     assert!(touched >= 1, "no keep-alive touch in 2.6 s");
     assert!(
         touched <= 3,
@@ -298,12 +202,12 @@ async fn r32_keep_alive_touches_a_connected_session_and_stops_when_it_disconnect
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalidated() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let mut c = connected(&srv, &cookie).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     // The stream breaks; meanwhile the session is destroyed and its event
     // is lost.
     srv.store.emit(StoreEvent::Lost);
-    srv.store.deaf.store(true, Ordering::SeqCst);
+    srv.store.set_deaf(true);
     srv.sessions
         .store()
         .destroy(format!("sess:{}", id.expose()).as_bytes())
@@ -321,7 +225,7 @@ async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalida
         json!("ada"),
         "during the gap the socket keeps its copy"
     );
-    srv.store.deaf.store(false, Ordering::SeqCst);
+    srv.store.set_deaf(false);
     srv.store.emit(StoreEvent::Resumed);
     let ended = client(move || {
         let e = c.event("/", "session_ended");

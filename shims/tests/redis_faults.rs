@@ -4,14 +4,13 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use redis_server::RedisServer;
 use session_sockets::RedisStore;
 use session_sockets::store::Store;
+use support::redis_server::{self, RedisServer};
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -196,39 +195,33 @@ mod handshake {
     use std::time::{Duration, Instant, SystemTime};
 
     use http::{HeaderMap, HeaderValue, header};
-    use session_sockets::core::codec::signature::sign_cookie;
-    use session_sockets::core::time::{millis, to_iso};
     use session_sockets::runtime::tokio::Tokio;
     use session_sockets::store::Store;
-    use session_sockets::{Config, Failure, HandshakeError, RedisStore, SessionSockets};
+    use session_sockets::{Failure, HandshakeError, RedisStore, SessionSockets};
 
-    use crate::redis_server::RedisServer;
+    use crate::support::redis_server::RedisServer;
+    use crate::support::{SECRET, config_with, connect_sid, record};
 
-    const SECRET: &str = "fault secret";
     const SID: &str = "fault-test-session-id-0123456789";
 
     fn headers() -> HeaderMap {
-        let signed = sign_cookie(SID, SECRET)
-            .replace(':', "%3A")
-            .replace('/', "%2F")
-            .replace('+', "%2B");
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("connect.sid={signed}")).unwrap(),
+            HeaderValue::from_str(&connect_sid(SID, SECRET)).unwrap(),
         );
         h
     }
 
     async fn seed(store: &RedisStore) {
-        let expires = to_iso(millis(SystemTime::now() + Duration::from_secs(3600)));
-        let rec = format!(
-            r#"{{"cookie":{{"originalMaxAge":3600000,"expires":"{expires}","httpOnly":true,"path":"/"}},"user":"ada"}}"#
+        let rec = record(
+            SystemTime::now() + Duration::from_secs(3600),
+            r#""user":"ada""#,
         );
         let key = format!("sess:{SID}");
         assert!(
             store
-                .create(key.as_bytes(), rec.as_bytes(), Duration::from_secs(3600))
+                .create(key.as_bytes(), &rec, Duration::from_secs(3600))
                 .await
                 .unwrap()
         );
@@ -245,11 +238,7 @@ mod handshake {
             .connect()
             .await
             .unwrap();
-        let config = Config::builder()
-            .secret(SECRET)
-            .store_deadline(deadline)
-            .build()
-            .unwrap();
+        let config = config_with(|b| b.store_deadline(deadline));
         let shared: Arc<dyn Store> = Arc::new(store.clone());
         (store, SessionSockets::new(config, shared))
     }

@@ -4,14 +4,13 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use redis_server::{RedisServer, Resp};
 use session_sockets::store::{CasOutcome, Store};
 use session_sockets::{KeyspaceEvents, RedisStore};
+use support::redis_server::{RedisServer, Resp};
 
 const RECORD: &[u8] = br#"{"cookie":{"originalMaxAge":86400000,"expires":"2030-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"user":"ada"}"#;
 

@@ -4,24 +4,16 @@
 #![cfg(feature = "tokio")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/hooked.rs"]
-mod hooked;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hooked::{Act, Call, Hooked};
 use serde_json::Map;
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{Config, Failure, HandshakeError, Session, SessionSockets, WriteError};
-
-fn config(deadline: Duration) -> Config {
-    Config::builder()
-        .secret("shutdown test secret")
-        .store_deadline(deadline)
-        .build()
-        .unwrap()
-}
+use session_sockets::{Failure, HandshakeError, Session, SessionSockets, WriteError};
+use support::hooked::{Act, Call, Hooked};
+use support::{config_with, cookie_pair};
 
 fn add_one(s: &mut Session) -> u64 {
     let n = s.get::<u64>("n").unwrap().unwrap_or(0) + 1;
@@ -36,7 +28,7 @@ async fn followed(
 ) -> (Session, session_sockets::LiveSession<Tokio>) {
     let created = sessions.create(Map::new()).await.unwrap();
     let mut headers = http::HeaderMap::new();
-    let pair = created.set_cookie.split(';').next().unwrap();
+    let pair = cookie_pair(&created.set_cookie);
     headers.insert("cookie", pair.parse().unwrap());
     let live = sessions.live_session(&headers, |_| {}).await.unwrap();
     (created.session, live)
@@ -45,7 +37,10 @@ async fn followed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r38_queued_writes_land_new_ones_are_refused_and_events_end() {
     let store = Arc::new(Hooked::default());
-    let sessions = SessionSockets::new(config(Duration::from_secs(3)), store.clone());
+    let sessions = SessionSockets::new(
+        config_with(|b| b.store_deadline(Duration::from_secs(3))),
+        store.clone(),
+    );
     let (session, _live) = followed(&sessions).await;
     let until = Instant::now() + Duration::from_secs(2);
     while store.subscriptions() == 0 && Instant::now() < until {
@@ -125,7 +120,7 @@ async fn r38_queued_writes_land_new_ones_are_refused_and_events_end() {
 async fn r38_a_store_that_never_answers_stops_within_the_deadline_and_nothing_is_reported_done() {
     let deadline = Duration::from_millis(300);
     let store = Arc::new(Hooked::default());
-    let sessions = SessionSockets::new(config(deadline), store.clone());
+    let sessions = SessionSockets::new(config_with(|b| b.store_deadline(deadline)), store.clone());
     let session = sessions.create(Map::new()).await.unwrap().session;
     store.set_hook(|call| match call {
         Call::CompareAndSet => Act::Hang,

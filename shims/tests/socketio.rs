@@ -4,8 +4,7 @@
 #![cfg(feature = "socketioxide")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/sio_client.rs"]
-mod sio_client;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,12 +16,12 @@ use session_sockets::socketio::{
     SessionMiddleware, SocketSession, TrySession, disconnect_session, session_room,
 };
 use session_sockets::{Config, MemoryStore, SessionId, SessionSockets};
-use sio_client::{Client, client};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::ConnectHandler;
-
-const SECRET: &str = "socketio test secret";
+use support::hooked::{Hooked, refused};
+use support::sio_client::{Client, client, connected};
+use support::{SECRET, config, login};
 
 // ---- the server -------------------------------------------------------------
 
@@ -101,46 +100,6 @@ async fn server(config: Config) -> Server {
     server_on(config, Arc::new(MemoryStore::new())).await
 }
 
-/// A MemoryStore that reports no events: the server never hears of changes
-/// made behind its back (as with a store without events).
-struct Unheard(MemoryStore);
-
-impl session_sockets::store::Store for Unheard {
-    fn load<'a>(
-        &'a self,
-        key: &'a [u8],
-    ) -> session_sockets::store::StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.0.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        self.0.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, session_sockets::store::CasOutcome> {
-        self.0.compare_and_set(key, expected, new, ttl)
-    }
-    fn touch<'a>(
-        &'a self,
-        key: &'a [u8],
-        ttl: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        self.0.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> session_sockets::store::StoreFuture<'a, ()> {
-        self.0.destroy(key)
-    }
-}
-
 async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>) -> Server {
     let sessions = SessionSockets::new(config, store);
     let (layer, io) = SocketIo::new_layer();
@@ -167,34 +126,21 @@ async fn server_on(config: Config, store: Arc<dyn session_sockets::store::Store>
     Server { addr, io, sessions }
 }
 
-fn config() -> Config {
-    Config::builder().secret(SECRET).build().unwrap()
-}
-
-async fn login(srv: &Server, data: Value) -> (SessionId, String) {
-    sio_client::login(&srv.sessions, data).await
-}
-
 // ---- tests -----------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extractor_hands_the_http_session_to_connect_and_message_handlers() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let me = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c.call("/", "whoami", &[])
-    })
-    .await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
+    let me = client(move || c.call("/", "whoami", &[])).await;
     assert_eq!(me, json!({ "user": "ada" }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_rejects_without_a_valid_session_and_connect_error_names_the_reason() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     // The same id signed with another secret.
     let forged = {
         let sid = cookie
@@ -271,7 +217,7 @@ async fn required_rejects_without_a_valid_session_and_connect_error_names_the_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_an_origin_of_the_same_host_passes() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let own = format!("http://{addr}");
     let ok = client(move || {
@@ -285,7 +231,7 @@ async fn r05_an_origin_of_the_same_host_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_mode_lets_the_connection_through_with_the_error_for_the_handler() {
     let srv = server(config()).await;
-    let (_, cookie) = login(&srv, json!({ "user": "grace" })).await;
+    let (_, cookie) = login(&srv.sessions, json!({ "user": "grace" })).await;
     let addr = srv.addr;
     let (anon, known) = client(move || {
         let mut a = Client::open(addr, &[]);
@@ -303,7 +249,7 @@ async fn optional_mode_lets_the_connection_through_with_the_error_for_the_handle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_from_a_handler_is_what_http_sees_and_reload_sees_http_changes() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
     let addr = srv.addr;
     let mut c = client(move || {
         let mut c = Client::open(addr, &[("cookie", &cookie)]);
@@ -335,14 +281,8 @@ async fn save_from_a_handler_is_what_http_sees_and_reload_sees_http_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_socket_save_keeps_keys_an_http_route_wrote_meanwhile() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada", "counter": 0 })).await;
-    let addr = srv.addr;
-    let mut c = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada", "counter": 0 })).await;
+    let mut c = connected(srv.addr, &cookie).await;
     // After the socket loaded the session, HTTP writes two keys.
     let mut s = srv.sessions.reload(&id).await.unwrap();
     s.insert("cart", json!(["book"])).unwrap();
@@ -372,17 +312,13 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
     // socket stays connected and saves: the save fails and brings nothing
     // back, and the socket, now known to have no session, is disconnected
     // with the reason (R32).
-    let store = Arc::new(Unheard(MemoryStore::new()));
+    let store = Arc::new(Hooked::default().without_events());
     let srv = server_on(config(), store.clone()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let mut c = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await;
-    session_sockets::store::Store::destroy(&*store, format!("sess:{}", id.expose()).as_bytes())
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
+    store
+        .inner()
+        .destroy(format!("sess:{}", id.expose()).as_bytes())
         .await
         .unwrap();
     let ended = client(move || {
@@ -402,8 +338,8 @@ async fn r24_a_socket_save_after_a_logout_it_never_heard_of_does_not_resurrect_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_disconnect_session_closes_that_sessions_sockets_on_every_namespace_only() {
     let srv = server(config()).await;
-    let (leaving, c1) = login(&srv, json!({ "user": "leaving" })).await;
-    let (_, c2) = login(&srv, json!({ "user": "staying" })).await;
+    let (leaving, c1) = login(&srv.sessions, json!({ "user": "leaving" })).await;
+    let (_, c2) = login(&srv.sessions, json!({ "user": "staying" })).await;
     let addr = srv.addr;
     let (mut a, mut b) = client(move || {
         let mut a = Client::open(addr, &[("cookie", &c1)]);
@@ -434,14 +370,9 @@ async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
         "ungWv48Bz-pBQUDeXa4iIw"
     );
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let got = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c.call("/", "rooms", &[])
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
+    let got = client(move || c.call("/", "rooms", &[])).await;
     let room = session_room(&id);
     assert_eq!(got["room"], json!(room));
     assert!(got["rooms"].as_array().unwrap().contains(&json!(room)));
@@ -451,14 +382,9 @@ async fn r16_sockets_join_a_room_named_by_the_sha256_of_the_id_never_the_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_from_a_handler_ends_the_session_for_http_too() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let res = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c.call("/", "destroy", &[])
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let mut c = connected(srv.addr, &cookie).await;
+    let res = client(move || c.call("/", "destroy", &[])).await;
     assert_eq!(res, json!({ "ok": true }));
     assert!(srv.sessions.reload(&id).await.is_err());
 }
@@ -501,14 +427,8 @@ fn r06_later_requests_of_a_connection_must_pass_the_origin_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_session_for_a_client_from_outside_its_handlers() {
     let srv = server(config()).await;
-    let (id, cookie) = login(&srv, json!({ "user": "ada" })).await;
-    let addr = srv.addr;
-    let _c = client(move || {
-        let mut c = Client::open(addr, &[("cookie", &cookie)]);
-        c.connect("/").unwrap();
-        c
-    })
-    .await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let _c = connected(srv.addr, &cookie).await;
     let sockets = srv.io.sockets();
     assert_eq!(sockets.len(), 1);
     let session = SocketSession::of(&sockets[0]).unwrap();
@@ -530,53 +450,6 @@ async fn get_session_for_a_client_from_outside_its_handlers() {
         session.reload().await.unwrap_err().reason(),
         "session_not_found"
     );
-}
-
-/// A store that is down: every call fails with what a Redis client says,
-/// the address included.
-struct Down;
-
-fn refused() -> session_sockets::store::StoreError {
-    session_sockets::store::StoreError::with_source(
-        "Redis at 127.0.0.1:6399 refused the connection (GET)",
-        std::io::Error::other("Connection refused (os error 111)"),
-    )
-}
-
-impl session_sockets::store::Store for Down {
-    fn load<'a>(
-        &'a self,
-        _: &'a [u8],
-    ) -> session_sockets::store::StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn create<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: &'a [u8],
-        _: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: &'a [u8],
-        _: &'a [u8],
-        _: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, session_sockets::store::CasOutcome> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn touch<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: Duration,
-    ) -> session_sockets::store::StoreFuture<'a, bool> {
-        Box::pin(async { Err(refused()) })
-    }
-    fn destroy<'a>(&'a self, _: &'a [u8]) -> session_sockets::store::StoreFuture<'a, ()> {
-        Box::pin(async { Err(refused()) })
-    }
 }
 
 /// R35: a store outage, a record of the wrong type and a malformed cookie
@@ -617,7 +490,9 @@ async fn r35_connect_errors_carry_a_reason_and_a_hint_never_internals() {
         "connect.sid={}",
         config().sign("someid").replace(':', "%3A")
     );
-    let down = server_on(config(), Arc::new(Down)).await;
+    // A store that is down: every call fails with what a Redis client
+    // says, the address included.
+    let down = server_on(config(), Arc::new(Hooked::failing(refused))).await;
     let store = Arc::new(MemoryStore::new());
     // Another application's value under the session's key.
     session_sockets::store::Store::create(

@@ -1,12 +1,12 @@
 //! One pass-through [`Store`] for every test that needs a store to do
-//! something on cue: count calls, fail, hang, wait for a gate, lose its
-//! event stream, or report events of its own.
-#![allow(dead_code)]
+//! something on cue: count calls, fail, hang, wait for a [`Gate`], lose its
+//! event stream, report events of its own, or report none at all.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use session_sockets::MemoryStore;
@@ -60,6 +60,8 @@ pub struct Hooked {
     deaf: Arc<AtomicBool>,
     /// Subscriptions alive now.
     subscribed: Arc<AtomicUsize>,
+    /// `false`: `subscribe` answers `None`, as a store without events.
+    events: bool,
 }
 
 impl Default for Hooked {
@@ -79,26 +81,52 @@ impl Hooked {
             sinks: Mutex::new(Vec::new()),
             deaf: Arc::default(),
             subscribed: Arc::default(),
+            events: true,
         }
     }
 
-    /// A store on which every call fails with `error()`.
+    /// The same store, reporting no events: `subscribe` answers `None` (a
+    /// server on it never hears of changes made behind its back).
+    pub fn without_events(mut self) -> Self {
+        self.events = false;
+        self
+    }
+
+    /// A store that is down: every call fails with `error()`, and it
+    /// reports no events.
     pub fn failing(error: fn() -> StoreError) -> Self {
-        let store = Hooked::default();
+        let store = Hooked::default().without_events();
         store.set_hook(move |_| Act::Fail(error()));
         store
     }
 
-    /// A store that never answers.
+    /// A store that never answers, and reports no events.
     pub fn silent() -> Self {
-        let store = Hooked::default();
+        let store = Hooked::default().without_events();
         store.set_hook(|_| Act::Hang);
         store
+    }
+
+    /// The store behind the hooks: what it is given is neither hooked nor
+    /// counted, as another process's calls would not be.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
     }
 
     /// Decides every call from now on.
     pub fn set_hook(&self, hook: impl Fn(Call) -> Act + Send + Sync + 'static) {
         *self.hook.lock().unwrap() = Some(Arc::new(Box::new(hook)));
+    }
+
+    /// Fails the `calls` from now on with `error()`; the others pass.
+    pub fn fail(&self, calls: &'static [Call], error: fn() -> StoreError) {
+        self.set_hook(move |call| {
+            if calls.contains(&call) {
+                Act::Fail(error())
+            } else {
+                Act::Pass
+            }
+        });
     }
 
     /// Every call passes from now on.
@@ -144,16 +172,71 @@ impl Hooked {
         hook.map_or(Act::Pass, |hook| hook(call))
     }
 
-    fn run<'a, T: Send + 'a>(&'a self, call: Call, pass: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+    /// `call` as its hook decides; `pass` makes the inner store's call,
+    /// which a failed or hung call never reaches.
+    fn run<'a, T: Send + 'a>(
+        &'a self,
+        call: Call,
+        pass: impl FnOnce() -> StoreFuture<'a, T> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
         match self.act(call) {
-            Act::Pass => pass,
+            Act::Pass => pass(),
             Act::Fail(e) => Box::pin(async move { Err(e) }),
             Act::Hang => Box::pin(std::future::pending()),
-            Act::After(gate) => Box::pin(async move {
-                gate.await;
-                pass.await
+            Act::After(wait) => Box::pin(async move {
+                wait.await;
+                pass().await
             }),
         }
+    }
+}
+
+/// What a Redis client says when Redis is down, the address included (what
+/// must reach the operator's log and never a client).
+pub fn refused() -> StoreError {
+    StoreError::with_source(
+        "Redis at 127.0.0.1:6399 refused the connection (GET)",
+        std::io::Error::other("Connection refused (os error 111)"),
+    )
+}
+
+/// A gate that calls wait at (through [`Act::After`]) while it is shut.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<Mutex<GateState>>);
+
+#[derive(Default)]
+struct GateState {
+    open: bool,
+    waiting: Vec<Waker>,
+}
+
+impl Gate {
+    /// A gate that holds every call until [`Gate::open`].
+    pub fn shut() -> Self {
+        Gate::default()
+    }
+
+    /// Lets every held call through, and every later one.
+    pub fn open(&self) {
+        let mut g = self.0.lock().unwrap();
+        g.open = true;
+        for w in g.waiting.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Ends once the gate is open.
+    pub fn passed(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let gate = self.clone();
+        Box::pin(std::future::poll_fn(move |cx| {
+            let mut g = gate.0.lock().unwrap();
+            if g.open {
+                Poll::Ready(())
+            } else {
+                g.waiting.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }))
     }
 }
 
@@ -168,7 +251,7 @@ impl Drop for Counted {
 
 impl Store for Hooked {
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>> {
-        self.run(Call::Load, self.inner.load(key))
+        self.run(Call::Load, move || self.inner.load(key))
     }
     fn create<'a>(
         &'a self,
@@ -176,7 +259,7 @@ impl Store for Hooked {
         value: &'a [u8],
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
-        self.run(Call::Create, self.inner.create(key, value, ttl))
+        self.run(Call::Create, move || self.inner.create(key, value, ttl))
     }
     fn compare_and_set<'a>(
         &'a self,
@@ -185,20 +268,21 @@ impl Store for Hooked {
         new: &'a [u8],
         ttl: Duration,
     ) -> StoreFuture<'a, CasOutcome> {
-        let counted = Box::pin(async move {
-            let out = self.inner.compare_and_set(key, expected, new, ttl).await?;
-            if matches!(out, CasOutcome::Conflict(_)) {
-                self.conflicts.fetch_add(1, Ordering::SeqCst);
-            }
-            Ok(out)
-        });
-        self.run(Call::CompareAndSet, counted)
+        self.run(Call::CompareAndSet, move || {
+            Box::pin(async move {
+                let out = self.inner.compare_and_set(key, expected, new, ttl).await?;
+                if matches!(out, CasOutcome::Conflict(_)) {
+                    self.conflicts.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(out)
+            })
+        })
     }
     fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
-        self.run(Call::Touch, self.inner.touch(key, ttl))
+        self.run(Call::Touch, move || self.inner.touch(key, ttl))
     }
     fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.run(Call::Destroy, self.inner.destroy(key))
+        self.run(Call::Destroy, move || self.inner.destroy(key))
     }
     fn subscribe<'a>(
         &'a self,
@@ -206,6 +290,9 @@ impl Store for Hooked {
         sink: EventSink,
     ) -> StoreFuture<'a, Option<Subscription>> {
         Box::pin(async move {
+            if !self.events {
+                return Ok(None);
+            }
             self.sinks.lock().unwrap().push(Arc::clone(&sink));
             let deaf = Arc::clone(&self.deaf);
             let heard: EventSink = Arc::new(move |e| {

@@ -4,10 +4,9 @@
 //! [`RedisServer::start_with_defaults`] for a server with none), and killed
 //! on drop.
 //!
-//! Include it with
-//! `#[path = "support/redis_server.rs"] mod redis_server;`
-//! (from `shims/tests/`) or an equivalent path from another package.
-//! Standard library only, so any package can reuse it.
+//! The test binaries reach it as `support::redis_server`. Standard library
+//! only and self-contained, so other code can include the file with
+//! `#[path]` (the unit tests of `shims/src/socketio/redis.rs` do).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,8 +1,7 @@
 //! A minimal socket.io client speaking the engine.io v4 / socket.io v5
 //! polling protocol over plain HTTP/1.1, for the tests of `shims/`: enough
 //! to connect to namespaces, emit with acks, receive events and see a
-//! disconnect. Include it with
-//! `#[path = "support/sio_client.rs"] mod sio_client;`.
+//! disconnect. And the events the test servers answer it with.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -10,8 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{SessionId, SessionSockets};
+use session_sockets::socketio::SocketSession;
+use socketioxide::extract::{AckSender, Data, SocketRef};
 
 /// Runs blocking client code off the runtime's workers, for at most 20 s.
 pub async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -21,15 +20,31 @@ pub async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
         .unwrap()
 }
 
-/// A stored session with `data` (an object); returns its id and the
-/// `Cookie` header value that carries it.
-pub async fn login(sessions: &SessionSockets<Tokio>, data: Value) -> (SessionId, String) {
-    let Value::Object(data) = data else {
-        panic!("data must be an object")
-    };
-    let created = sessions.create(data).await.unwrap();
-    let pair = created.set_cookie.split(';').next().unwrap().to_owned();
-    (created.session.id().clone(), pair)
+/// The events the live and HTTP test servers answer: `whoami` acks the
+/// session's data; `set` with a key and a value inserts it, saves, and acks
+/// whether the save worked.
+pub fn on_whoami_and_set(socket: &SocketRef) {
+    socket.on("whoami", async |session: SocketSession, ack: AckSender| {
+        ack.send(&session.with(|s| s.data().clone())).ok();
+    });
+    socket.on(
+        "set",
+        async |session: SocketSession, Data::<(String, Value)>((k, v)), ack: AckSender| {
+            session.with_mut(|s| s.insert_value(&k, v));
+            ack.send(&session.save().await.is_ok()).ok();
+        },
+    );
+}
+
+/// A client whose handshake sent `cookie`, connected to namespace `/`.
+pub async fn connected(addr: SocketAddr, cookie: &str) -> Client {
+    let cookie = cookie.to_owned();
+    client(move || {
+        let mut c = Client::open(addr, &[("cookie", &cookie)]);
+        c.connect("/").unwrap();
+        c
+    })
+    .await
 }
 
 pub struct Client {

@@ -5,8 +5,8 @@
 //! `tests/conformance.rs` and `tests/redis_conformance.rs`), or by hand:
 //!
 //! ```ignore
-//! mod common;
-//! use common::conformance::{Suite, spawn_tokio};
+//! mod support;
+//! use support::conformance::{Suite, spawn_tokio};
 //! let suite = Suite::new(store /* Arc<dyn Store> */, Tokio, spawn_tokio());
 //! runtime.block_on(suite.run_all());
 //! ```
@@ -21,16 +21,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Map, Value, json};
-use session_sockets::core::codec::signature::sign_cookie;
-use session_sockets::core::time::{millis, to_iso};
 use session_sockets::runtime::Runtime;
-use session_sockets::store::{CasOutcome, Store, StoreFuture};
+use session_sockets::store::{CasOutcome, Store};
 use session_sockets::{
-    Config, ConfigBuilder, Failure, HandshakeError, SessionId, SessionSockets, WriteError,
+    ConfigBuilder, Failure, HandshakeError, SessionId, SessionSockets, WriteError,
 };
 
-/// The secret the suite's HTTP app would use.
-pub const SECRET: &str = "conformance secret";
+use super::hooked::{Act, Call, Gate, Hooked};
+use super::{SECRET, config, config_with, connect_sid, cookie_header, fresh_sid, record};
+
 /// The allowed origin in the origin checks.
 pub const APP_ORIGIN: &str = "https://app.example";
 
@@ -56,73 +55,6 @@ pub fn spawn_async_std() -> Spawn {
 /// `Spawn` for smol.
 pub fn spawn_smol() -> Spawn {
     Arc::new(|t| Box::pin(smol::spawn(t)))
-}
-
-/// A store that never answers: every future stays pending forever.
-pub struct Silent;
-
-impl Store for Silent {
-    fn load<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        Box::pin(std::future::pending())
-    }
-    fn create<'a>(&'a self, _: &'a [u8], _: &'a [u8], _: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(std::future::pending())
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        _: &'a [u8],
-        _: &'a [u8],
-        _: &'a [u8],
-        _: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        Box::pin(std::future::pending())
-    }
-    fn touch<'a>(&'a self, _: &'a [u8], _: Duration) -> StoreFuture<'a, bool> {
-        Box::pin(std::future::pending())
-    }
-    fn destroy<'a>(&'a self, _: &'a [u8]) -> StoreFuture<'a, ()> {
-        Box::pin(std::future::pending())
-    }
-}
-
-/// A fresh random session id (express-session's length, 32 characters).
-pub fn fresh_sid() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// JavaScript's `encodeURIComponent`, as express-session applies to the
-/// cookie value (browsers send it back verbatim).
-pub fn encode_uri_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The `Cookie` header a browser sends for `sid` signed with `secret`.
-pub fn cookie_header(sid: &str, secret: &str) -> String {
-    format!(
-        "theme=dark; connect.sid={}; lang=en",
-        encode_uri_component(&sign_cookie(sid, secret))
-    )
-}
-
-/// An express-session record expiring at `expires` holding `data` (a JSON
-/// object body without braces, e.g. `"user":"ada"`).
-pub fn record(expires: SystemTime, data: &str) -> Vec<u8> {
-    let sep = if data.is_empty() { "" } else { "," };
-    format!(
-        r#"{{"cookie":{{"originalMaxAge":3600000,"expires":"{}","httpOnly":true,"path":"/"}}{sep}{data}}}"#,
-        to_iso(millis(expires))
-    )
-    .into_bytes()
 }
 
 /// The suite over one store and one runtime.
@@ -168,18 +100,15 @@ impl<R: Runtime + Clone> Suite<R> {
             .await;
     }
 
-    fn config(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Config {
-        f(Config::builder().secret(SECRET)).build().unwrap()
-    }
-
     /// A handle on the store under test.
     pub fn sockets(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::with_runtime(self.config(f), self.store.clone(), self.runtime.clone())
+        SessionSockets::with_runtime(config_with(f), self.store.clone(), self.runtime.clone())
     }
 
-    /// A handle on [`Silent`]: any store lookup would time out.
+    /// A handle on a store that never answers: any store lookup would time
+    /// out.
     fn silent(&self, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> SessionSockets<R> {
-        SessionSockets::with_runtime(self.config(f), Silent, self.runtime.clone())
+        SessionSockets::with_runtime(config_with(f), Hooked::silent(), self.runtime.clone())
     }
 
     /// Stores a session expiring in an hour holding `data`; its id.
@@ -217,10 +146,9 @@ impl<R: Runtime + Clone> Suite<R> {
         assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
         assert_eq!(s.get::<u32>("n").unwrap(), Some(1));
         // Raw pairs; HTTP/2 split Cookie lines are one list (R17).
-        let signed = encode_uri_component(&sign_cookie(&sid, SECRET));
         let pairs = [
             ("Cookie", "theme=dark".to_string()),
-            ("cookie", format!("connect.sid={signed}")),
+            ("cookie", connect_sid(&sid, SECRET)),
         ];
         let s = sockets.session_from_pairs(pairs).await.unwrap();
         assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
@@ -277,8 +205,7 @@ impl<R: Runtime + Clone> Suite<R> {
             "{e:?}"
         );
         assert!(e.to_string().contains("secret"), "{e}");
-        let signed = encode_uri_component(&sign_cookie(&sid, SECRET));
-        let garbage = format!("connect.sid={signed}garbage");
+        let garbage = format!("{}garbage", connect_sid(&sid, SECRET));
         let e = silent
             .session(&self.headers(&garbage, None))
             .await
@@ -554,9 +481,15 @@ impl<R: Runtime + Clone> Suite<R> {
     /// grouped while it was held) and without a single conflict.
     pub async fn r25_writes_in_one_process_are_grouped_and_never_conflict(&self) {
         let sid = self.seed(r#""user":"ada","n":0"#).await;
-        let gate = Gate::new(self.store.clone(), true);
-        let sockets =
-            SessionSockets::with_runtime(self.config(|b| b), gate.clone(), self.runtime.clone());
+        // Every compare-and-set waits at the gate until it opens.
+        let store = Arc::new(Hooked::new(self.store.clone()).without_events());
+        let gate = Gate::shut();
+        let held = gate.clone();
+        store.set_hook(move |call| match call {
+            Call::CompareAndSet => Act::After(held.passed()),
+            _ => Act::Pass,
+        });
+        let sockets = SessionSockets::with_runtime(config(), store.clone(), self.runtime.clone());
         let stale = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
         let writes = {
             let (sockets, stale) = (sockets.clone(), stale.clone());
@@ -576,7 +509,7 @@ impl<R: Runtime + Clone> Suite<R> {
         };
         // The first commit is held at the store while the others queue.
         let until = Instant::now() + Duration::from_secs(10);
-        while gate.cas() == 0 {
+        while store.count(Call::CompareAndSet) == 0 {
             assert!(Instant::now() < until, "no compare-and-set within 10 s");
             self.runtime.sleep(Duration::from_millis(5)).await;
         }
@@ -584,11 +517,11 @@ impl<R: Runtime + Clone> Suite<R> {
         gate.open();
         writes.await;
         assert!(
-            gate.cas() <= 2,
+            store.count(Call::CompareAndSet) <= 2,
             "{} compare-and-sets for 50 writes",
-            gate.cas()
+            store.count(Call::CompareAndSet)
         );
-        assert_eq!(gate.conflicts(), 0, "writers in one process conflicted");
+        assert_eq!(store.conflicts(), 0, "writers in one process conflicted");
         let s = sockets.reload(&SessionId::new(sid.as_str())).await.unwrap();
         assert_eq!(s.get::<u32>("n").unwrap(), Some(50));
         assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
@@ -644,97 +577,6 @@ impl<R: Runtime + Clone> Suite<R> {
             );
             self.runtime.sleep(Duration::from_millis(10)).await;
         }
-    }
-}
-
-/// A store in front of the store under test that counts compare-and-sets
-/// and their conflicts, and can hold every compare-and-set until opened.
-pub struct Gate {
-    inner: Arc<dyn Store>,
-    cas: std::sync::atomic::AtomicUsize,
-    conflicts: std::sync::atomic::AtomicUsize,
-    shut: std::sync::Mutex<(bool, Vec<std::task::Waker>)>,
-}
-
-impl Gate {
-    /// A gate over `inner`, shut when `shut`.
-    pub fn new(inner: Arc<dyn Store>, shut: bool) -> Arc<Gate> {
-        Arc::new(Gate {
-            inner,
-            cas: Default::default(),
-            conflicts: Default::default(),
-            shut: std::sync::Mutex::new((shut, Vec::new())),
-        })
-    }
-
-    /// Lets every held compare-and-set through, and every later one.
-    pub fn open(&self) {
-        let mut g = self.shut.lock().unwrap();
-        g.0 = false;
-        for w in g.1.drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Compare-and-sets sent so far.
-    pub fn cas(&self) -> usize {
-        self.cas.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Of those, how many found the record changed.
-    pub fn conflicts(&self) -> usize {
-        self.conflicts.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    async fn passed(&self) {
-        std::future::poll_fn(|cx| {
-            let mut g = self.shut.lock().unwrap();
-            if g.0 {
-                g.1.push(cx.waker().clone());
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await
-    }
-}
-
-impl Store for Gate {
-    fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<session_sockets::store::Bytes>> {
-        self.inner.load(key)
-    }
-    fn create<'a>(
-        &'a self,
-        key: &'a [u8],
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.create(key, value, ttl)
-    }
-    fn compare_and_set<'a>(
-        &'a self,
-        key: &'a [u8],
-        expected: &'a [u8],
-        new: &'a [u8],
-        ttl: Duration,
-    ) -> StoreFuture<'a, CasOutcome> {
-        Box::pin(async move {
-            self.cas.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.passed().await;
-            let out = self.inner.compare_and_set(key, expected, new, ttl).await?;
-            if matches!(out, CasOutcome::Conflict(_)) {
-                self.conflicts
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            Ok(out)
-        })
-    }
-    fn touch<'a>(&'a self, key: &'a [u8], ttl: Duration) -> StoreFuture<'a, bool> {
-        self.inner.touch(key, ttl)
-    }
-    fn destroy<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, ()> {
-        self.inner.destroy(key)
     }
 }
 
@@ -798,18 +640,19 @@ async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Out
 /// full (`session_sockets::MemoryStore`, `crate::...`).
 ///
 /// ```ignore
-/// common::conformance::on_every_runtime! {
-///     per_check: let redis = crate::redis_server::RedisServer::start();
+/// support::conformance::on_every_runtime! {
+///     per_check: let redis = crate::support::redis_server::RedisServer::start();
 ///     store: session_sockets::RedisStore::connect(redis.url()).await.unwrap(),
 /// }
 /// ```
+#[allow(unused_macros)] // Only the conformance binaries expand it.
 macro_rules! on_every_runtime {
     (
         $(per_check: let $fixture:ident = $start:expr;)?
         store: $store:expr
         $(, also: $($extra:ident),+)? $(,)?
     ) => {
-        $crate::common::conformance::on_every_runtime! {
+        $crate::support::conformance::on_every_runtime! {
             $(per_check: let $fixture = $start;)?
             store: $store,
             checks:
@@ -836,7 +679,7 @@ macro_rules! on_every_runtime {
         store: $store:expr,
         checks: $($check:ident),+ $(,)?
     ) => {
-        $crate::common::conformance::on_every_runtime!(
+        $crate::support::conformance::on_every_runtime!(
             @runtime tokio, "tokio", session_sockets::runtime::tokio::Tokio, spawn_tokio(),
             |f| tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -847,13 +690,13 @@ macro_rules! on_every_runtime {
             [$(let $fixture = $start;)?] $store;
             $($check),+
         );
-        $crate::common::conformance::on_every_runtime!(
+        $crate::support::conformance::on_every_runtime!(
             @runtime smol, "smol", session_sockets::runtime::smol::Smol, spawn_smol(),
             smol::block_on;
             [$(let $fixture = $start;)?] $store;
             $($check),+
         );
-        $crate::common::conformance::on_every_runtime!(
+        $crate::support::conformance::on_every_runtime!(
             @runtime async_std, "async-std", session_sockets::runtime::async_std::AsyncStd,
             spawn_async_std(), async_std::task::block_on;
             [$(let $fixture = $start;)?] $store;
@@ -867,11 +710,11 @@ macro_rules! on_every_runtime {
     ) => {
         #[cfg(feature = $feature)]
         mod $m {
-            use $crate::common::conformance::*;
+            use $crate::support::conformance::*;
             $(
                 #[test]
                 fn $check() {
-                    $crate::common::conformance::on_every_runtime!(
+                    $crate::support::conformance::on_every_runtime!(
                         @check $setup $store, $runtime, $spawn, $block_on, $check
                     );
                 }
@@ -890,4 +733,5 @@ macro_rules! on_every_runtime {
         });
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_every_runtime;
