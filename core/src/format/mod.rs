@@ -27,6 +27,8 @@
 
 pub mod cookie_crate;
 mod header;
+mod msgpack;
+pub mod tower_sessions;
 
 use crate::codec::cookie::LimitExceeded;
 use crate::error::Fault;
