@@ -25,6 +25,7 @@
 //! [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
 //! [R36]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r36
 
+pub mod actix_session;
 pub mod cookie_crate;
 mod header;
 mod msgpack;
