@@ -436,6 +436,13 @@ impl ExpiryDate {
         let nanosecond = u32::try_from(nanos.rem_euclid(1_000_000_000)).ok()?;
         let days = secs.div_euclid(86_400);
         let of_day = secs.rem_euclid(86_400);
+        // Outside the years `time` handles: refused before the year search,
+        // which then takes a few steps at most.
+        if days < days_before_year(i64::from(MIN_YEAR))
+            || days >= days_before_year(i64::from(MAX_YEAR) + 1)
+        {
+            return None;
+        }
         // An estimate within a few years, then steps to the exact year.
         let mut year = 1970 + days.div_euclid(365);
         while days_before_year(year) > days {
@@ -1066,6 +1073,12 @@ mod tests {
             ExpiryDate::from_unix_nanos_saturating(i128::MAX),
             ExpiryDate::LAST
         );
+        // Far outside the range: refused at once, not searched year by year.
+        let far = i128::from(i64::MAX) * 1_000_000_000;
+        assert_eq!(ExpiryDate::from_unix_nanos(far), None);
+        assert_eq!(ExpiryDate::from_unix_nanos(-far), None);
+        let min = ExpiryDate::from_unix_nanos(ExpiryDate::FIRST.unix_nanos()).unwrap();
+        assert_eq!(min, ExpiryDate::FIRST);
     }
 
     #[test]
