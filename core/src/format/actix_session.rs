@@ -123,6 +123,15 @@ pub fn store_key(key: &SessionKey) -> StoreKey {
     StoreKey::new(b"", key.0.as_bytes())
 }
 
+/// Whether `key` has the shape of a store key actix-session generated (64
+/// characters of `[A-Za-z0-9]`): how keyspace events for keys without a
+/// prefix are told apart from other keys in the same Redis database.
+/// actix-session accepts longer or other verified keys from a cookie, but
+/// only ever creates these.
+pub fn is_generated_store_key(key: &[u8]) -> bool {
+    key.len() == KEY_LEN && key.iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// How the cookie carries the session key (`CookieContentSecurity`).
 #[derive(Clone, Debug)]
 pub enum ContentSecurity {
@@ -654,6 +663,19 @@ mod tests {
         }
         assert!(counts.iter().all(|&c| c == 4));
         assert_eq!(format!("{key:?}"), "SessionKey(<redacted>)");
+    }
+
+    #[test]
+    fn generated_store_keys_are_told_apart_by_shape() {
+        assert!(is_generated_store_key(PRIVATE_KEY.as_bytes()));
+        assert!(is_generated_store_key(
+            SessionKey::from_random(&[7; KEY_RANDOM_BYTES])
+                .unwrap()
+                .0
+                .as_bytes()
+        ));
+        assert!(!is_generated_store_key(&PRIVATE_KEY.as_bytes()[1..]));
+        assert!(!is_generated_store_key(b"sess:abc"));
     }
 
     #[test]

@@ -134,6 +134,15 @@ pub fn store_key(id: &Id) -> StoreKey {
     StoreKey::new(b"", id.expose().as_bytes())
 }
 
+/// Whether `key` has the shape of a tower-sessions store key (an [`Id`]'s
+/// text: 22 characters of base64url, the last one of `AQgw`): how keyspace
+/// events for keys without a prefix are told apart from other keys in the
+/// same Redis database. A key of another application can have this shape
+/// too; the record decode is the final word.
+pub fn is_store_key(key: &[u8]) -> bool {
+    std::str::from_utf8(key).is_ok_and(|k| Id::parse(k).is_some())
+}
+
 /// How the cookie's value carries the id.
 #[derive(Clone, Debug)]
 pub enum Protection {
@@ -802,6 +811,14 @@ mod tests {
             assert_eq!(Id::parse(bad), None, "{bad}");
         }
         assert_eq!(format!("{id:?}"), "Id(<redacted>)");
+    }
+
+    #[test]
+    fn store_keys_are_told_apart_by_shape() {
+        assert!(is_store_key(b"EA8ODQwLCgkIBwYFBAMCAQ"));
+        assert!(!is_store_key(b"EA8ODQwLCgkIBwYFBAMCAR"));
+        assert!(!is_store_key(b"sess:EA8ODQwLCgkIBwYFBAMCAQ"));
+        assert!(!is_store_key(b"\xff"));
     }
 
     #[test]
