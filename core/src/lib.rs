@@ -140,6 +140,7 @@ mod config;
 mod cookie_options;
 mod error;
 pub mod event;
+pub mod format;
 pub mod machines;
 pub mod origin;
 mod request;
