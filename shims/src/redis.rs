@@ -103,8 +103,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use futures_util::FutureExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     Client, Cmd, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisError, Script,
     ScriptInvocation, Value,
@@ -120,8 +120,8 @@ mod topology;
 mod watch;
 
 use batch::{Loads, Turn};
-use cluster::{Cluster, WriteFailure};
 pub use cluster::Durability;
+use cluster::{Cluster, WriteFailure};
 use events::Events;
 pub use events::{KeyspaceEvents, NEEDED_CLASSES};
 use watch::Watch;
@@ -534,26 +534,55 @@ impl RedisStore {
 
     /// What [`error`](Self::error) says.
     fn message(&self, op: &str, e: &RedisError) -> String {
-        let addr = &self.addr;
-        let message = if e.is_timeout() {
+        let who = self.who();
+        let cluster = matches!(self.backend, Backend::Cluster { .. });
+        let busy = matches!(
+            e.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::MasterDown
+                    | redis::ServerErrorKind::BusyLoading
+            )
+        );
+        let message = if busy {
             format!(
-                "Redis at {addr} did not answer {op} within the timeout ({:?} per command): is it paused, overloaded or unreachable?",
+                "{who} cannot serve {op} right now: is a failover or a resharding under way (a \
+                 failed primary's slots are served again once its replica is promoted)?"
+            )
+        } else if cluster && e.is_connection_refusal() {
+            format!(
+                "a node of the {who} refused the connection ({op}): is it down (a failover \
+                 under way?), and do the nodes announce addresses this host can reach?"
+            )
+        } else if e.is_timeout() {
+            format!(
+                "{who} did not answer {op} within the timeout ({:?} per command): is it paused, overloaded or unreachable?",
                 self.response_timeout
             )
         } else if e.is_connection_refusal() {
             format!(
-                "Redis at {addr} refused the connection ({op}): is redis-server running, and is the URL right?"
+                "{who} refused the connection ({op}): is redis-server running, and is the URL right?"
             )
         } else if e.is_io_error() || e.is_connection_dropped() {
             format!(
-                "lost the connection to Redis at {addr} ({op}): is redis-server running? The next call reconnects"
+                "lost the connection to {who} ({op}): is redis-server running? The next call reconnects"
             )
         } else {
             format!(
-                "Redis at {addr} rejected {op}: check the server's logs (and, if the kind below names authentication, the URL's user and password)"
+                "{who} rejected {op}: check the server's logs (and, if the kind below names authentication, the URL's user and password)"
             )
         };
         format!("{message} [{}]", e.kind_label())
+    }
+
+    /// The server named in messages: `Redis at host:port`, or the cluster
+    /// and its seeds.
+    fn who(&self) -> String {
+        match self.backend {
+            Backend::Single { .. } => format!("Redis at {}", self.addr),
+            Backend::Cluster { .. } => self.addr.clone(),
+        }
     }
 
     /// Runs `cmd`. When the connection attempt was refused (the command was
@@ -676,9 +705,13 @@ impl RedisStore {
     }
 
     fn unexpected(&self, op: &str) -> StoreError {
+        let needs = match self.backend {
+            Backend::Single { .. } => "6.2",
+            Backend::Cluster { .. } => "7.0",
+        };
         StoreError::new(format!(
-            "Redis at {} answered {op} with an unexpected reply: is this a real Redis server (6.2 or later)?",
-            self.addr
+            "{} answered {op} with an unexpected reply: is this a real Redis server ({needs} or later)?",
+            self.who()
         ))
     }
 }
@@ -868,7 +901,11 @@ impl Store for RedisStore {
                     self.query_idempotent::<i64>(conn, "EXPIRE", &cmd).await?
                 }
                 Backend::Cluster { cluster, .. } => {
-                    match self.cluster_write(cluster, "EXPIRE", key, &cmd).await?.value {
+                    match self
+                        .cluster_write(cluster, "EXPIRE", key, &cmd)
+                        .await?
+                        .value
+                    {
                         Value::Int(n) => n,
                         _ => return Err(self.unexpected("EXPIRE")),
                     }

@@ -93,7 +93,7 @@ impl Durability {
 
     fn timeout_ms(&self) -> u64 {
         let ms = self.timeout.as_millis();
-        let ms = ms + u128::from(self.timeout.subsec_nanos() % 1_000_000 > 0);
+        let ms = ms + u128::from(!self.timeout.subsec_nanos().is_multiple_of(1_000_000));
         u64::try_from(ms).unwrap_or(u64::MAX).max(1)
     }
 }
@@ -217,10 +217,7 @@ impl Cluster {
     pub(super) async fn get(&self, key: &[u8]) -> RedisResult<Option<Vec<u8>>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
-        let v = self
-            .reads()
-            .route_command(cmd, primary_of(key))
-            .await?;
+        let v = self.reads().route_command(cmd, primary_of(key)).await?;
         bytes(v)
     }
 
@@ -248,8 +245,10 @@ impl Cluster {
                     for &i in &members {
                         pipe.cmd("GET").arg(&*keys[i]);
                     }
-                    let route =
-                        SingleNodeRoutingInfo::SpecificNode(Route::new(slot(&keys[first]), SlotAddr::Master));
+                    let route = SingleNodeRoutingInfo::SpecificNode(Route::new(
+                        slot(&keys[first]),
+                        SlotAddr::Master,
+                    ));
                     match self
                         .reads()
                         .route_pipeline(pipe, 0, members.len(), route)
@@ -278,7 +277,14 @@ impl Cluster {
         Arc::new(
             out.into_iter()
                 // Every member is in exactly one group: only a bug leaves one out.
-                .map(|r| r.unwrap_or_else(|| Err(RedisError::from((ErrorKind::Client, "a batched GET got no reply")))))
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        Err(RedisError::from((
+                            ErrorKind::Client,
+                            "a batched GET got no reply",
+                        )))
+                    })
+                })
                 .collect(),
         )
     }
@@ -327,6 +333,26 @@ impl Cluster {
         );
     }
 
+    /// After a `WAIT` got fewer acknowledgements than the slot map
+    /// promised: whether `acked` is enough for the shard as it is now. A
+    /// failover just promoted a replica (which has no replica of its own
+    /// yet), or a replica just failed: the write waited for as many as the
+    /// shard has online, which is the rule. Asks the cluster (within the
+    /// write's deadline) and updates the slot map.
+    async fn enough_after_all(&self, slot: u16, acked: i64, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(Ok(reply)) = rt::timeout(left, self.shards()).await else {
+            self.topology.stale();
+            return false;
+        };
+        let Some(shards) = super::topology::parse_shards(&reply) else {
+            return false;
+        };
+        self.topology.set(shards);
+        let now = self.wanted(slot);
+        acked >= i64::try_from(now).unwrap_or(i64::MAX)
+    }
+
     /// Runs the write `cmd` about `key` on the key's primary, followed by a
     /// `WAIT` when the store waits for replicas.
     pub(super) async fn write(&self, key: &[u8], cmd: &Cmd) -> Result<Written, WriteFailure> {
@@ -354,15 +380,21 @@ impl Cluster {
             }
             let count = 1 + usize::from(wanted > 0);
             let route = match &dest {
-                Dest::Slot => SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)),
-                Dest::Moved(host, port) | Dest::Ask(host, port) => SingleNodeRoutingInfo::ByAddress {
-                    host: host.clone(),
-                    port: *port,
-                },
+                Dest::Slot => {
+                    SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master))
+                }
+                Dest::Moved(host, port) | Dest::Ask(host, port) => {
+                    SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    }
+                }
             };
             let left = deadline.saturating_duration_since(Instant::now());
             let tried = rt::timeout(left, async {
-                self.writer().route_pipeline(pipe, offset, count, route).await
+                self.writer()
+                    .route_pipeline(pipe, offset, count, route)
+                    .await
             })
             .await;
             let error = match tried {
@@ -382,7 +414,9 @@ impl Cluster {
                                     Some(Value::Int(n)) => n,
                                     _ => 0,
                                 };
-                                if acked < i64::try_from(wanted).unwrap_or(i64::MAX) {
+                                if acked < i64::try_from(wanted).unwrap_or(i64::MAX)
+                                    && !self.enough_after_all(slot, acked, deadline).await
+                                {
                                     return Err(WriteFailure::Replicas { acked, wanted });
                                 }
                             }
@@ -485,9 +519,18 @@ mod tests {
     #[test]
     fn durability_timeouts_are_whole_milliseconds_never_zero() {
         assert_eq!(Durability::replicas(1, Duration::ZERO).timeout_ms(), 1);
-        assert_eq!(Durability::replicas(1, Duration::from_micros(1500)).timeout_ms(), 2);
-        assert_eq!(Durability::replicas(2, Duration::from_millis(250)).timeout_ms(), 250);
-        assert_eq!(Durability::replicas(0, Duration::from_secs(1)), Durability::NONE);
+        assert_eq!(
+            Durability::replicas(1, Duration::from_micros(1500)).timeout_ms(),
+            2
+        );
+        assert_eq!(
+            Durability::replicas(2, Duration::from_millis(250)).timeout_ms(),
+            250
+        );
+        assert_eq!(
+            Durability::replicas(0, Duration::from_secs(1)),
+            Durability::NONE
+        );
         assert_eq!(Durability::default().wanted(), 1);
     }
 
@@ -505,11 +548,23 @@ mod tests {
             next_try(&server(S::Ask, "3999 10.0.0.2:7000")),
             Next::Redirect(Dest::Ask(h, 7000)) if h == "10.0.0.2"
         ));
-        for kind in [S::ClusterDown, S::TryAgain, S::MasterDown, S::BusyLoading, S::ReadOnly] {
-            assert!(matches!(next_try(&server(kind, "x")), Next::NotRun), "{kind:?}");
+        for kind in [
+            S::ClusterDown,
+            S::TryAgain,
+            S::MasterDown,
+            S::BusyLoading,
+            S::ReadOnly,
+        ] {
+            assert!(
+                matches!(next_try(&server(kind, "x")), Next::NotRun),
+                "{kind:?}"
+            );
         }
         let io = |kind| RedisError::from(std::io::Error::from(kind));
-        assert!(matches!(next_try(&io(std::io::ErrorKind::ConnectionRefused)), Next::NotRun));
+        assert!(matches!(
+            next_try(&io(std::io::ErrorKind::ConnectionRefused)),
+            Next::NotRun
+        ));
         for kind in [
             std::io::ErrorKind::ConnectionReset,
             std::io::ErrorKind::BrokenPipe,
@@ -519,7 +574,10 @@ mod tests {
             assert!(matches!(next_try(&io(kind)), Next::MayHaveRun), "{kind:?}");
         }
         assert!(matches!(
-            next_try(&RedisError::from((ErrorKind::Server(S::ResponseError), "WRONGTYPE"))),
+            next_try(&RedisError::from((
+                ErrorKind::Server(S::ResponseError),
+                "WRONGTYPE"
+            ))),
             Next::GiveUp
         ));
         assert!(matches!(next_try(&server(S::NoPerm, "x")), Next::GiveUp));

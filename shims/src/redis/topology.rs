@@ -186,6 +186,8 @@ pub(crate) fn slot(key: &[u8]) -> u16 {
 #[derive(Default)]
 pub(crate) struct Topology {
     current: RwLock<Arc<Map>>,
+    /// Wakes the watcher (see [`stale`](Self::stale)).
+    waker: std::sync::OnceLock<smol::channel::Sender<()>>,
 }
 
 /// One snapshot: the shards, and slot -> index into them.
@@ -236,6 +238,19 @@ impl Topology {
         Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Where [`stale`](Self::stale) wakes the watcher.
+    pub(crate) fn set_waker(&self, waker: smol::channel::Sender<()>) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// Asks the watcher for a fresh snapshot now (a write found fewer
+    /// replicas than the snapshot promised: a failover, most likely).
+    pub(crate) fn stale(&self) {
+        if let Some(w) = self.waker.get() {
+            let _ = w.try_send(());
+        }
+    }
+
     /// Replaces the snapshot; `true` if the shards changed.
     pub(crate) fn set(&self, shards: Vec<Shard>) -> bool {
         if self.get().shards == shards {
@@ -281,7 +296,11 @@ mod tests {
         assert_eq!(slot(b"bar"), 5061);
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
-        assert_eq!(slot(b"{}foo"), slot(b"{}foo"), "an empty tag hashes the whole key");
+        assert_eq!(
+            slot(b"{}foo"),
+            slot(b"{}foo"),
+            "an empty tag hashes the whole key"
+        );
         assert_eq!(slot(b""), 0);
         assert_eq!(slot(b"sess:abc"), 4984);
     }
@@ -306,7 +325,10 @@ mod tests {
         let shards = parse_shards(&Value::Array(vec![shard, dead])).unwrap();
         assert_eq!(shards.len(), 2);
         assert_eq!(shards[0].ranges, vec![(0, 5460)]);
-        assert_eq!(shards[0].primary().map(Node::addr).as_deref(), Some("127.0.0.1:7000"));
+        assert_eq!(
+            shards[0].primary().map(Node::addr).as_deref(),
+            Some("127.0.0.1:7000")
+        );
         assert_eq!(shards[0].online_replicas(), 1);
         assert_eq!(shards[1].primary(), None);
         let map = Map::new(shards);
@@ -315,7 +337,10 @@ mod tests {
         assert_eq!(map.owner(5461), None);
 
         let resp3 = Value::Array(vec![Value::Map(vec![
-            (bulk("slots"), Value::Array(vec![Value::Int(1), Value::Int(2)])),
+            (
+                bulk("slots"),
+                Value::Array(vec![Value::Int(1), Value::Int(2)]),
+            ),
             (
                 bulk("nodes"),
                 Value::Array(vec![Value::Map(vec![
@@ -328,7 +353,10 @@ mod tests {
             ),
         ])]);
         let shards = parse_shards(&resp3).unwrap();
-        assert_eq!(shards[0].primary().map(Node::addr).as_deref(), Some("10.0.0.1:7000"));
+        assert_eq!(
+            shards[0].primary().map(Node::addr).as_deref(),
+            Some("10.0.0.1:7000")
+        );
     }
 
     #[test]
@@ -337,7 +365,12 @@ mod tests {
         assert_eq!(parse_shards(&Value::Array(vec![Value::Int(3)])), None);
         let odd = Value::Array(vec![Value::Array(vec![
             bulk("slots"),
-            Value::Array(vec![Value::Int(5), Value::Int(1), Value::Int(-1), Value::Int(99999)]),
+            Value::Array(vec![
+                Value::Int(5),
+                Value::Int(1),
+                Value::Int(-1),
+                Value::Int(99999),
+            ]),
             bulk("nodes"),
             Value::Array(vec![Value::Array(vec![bulk("port"), Value::Int(70000)])]),
         ])]);

@@ -122,6 +122,7 @@ impl Watch {
         response_timeout: Duration,
     ) -> Result<(Arc<Watch>, smol::channel::Receiver<()>), StoreError> {
         let (wake, woken) = smol::channel::unbounded();
+        topology.set_waker(wake.clone());
         let watch = Arc::new(Watch {
             own_channel: super::events::own_channel()?,
             mode,
@@ -376,7 +377,11 @@ impl Watch {
                     .query_async::<Value>(&mut conn),
             )
             .await;
-            match asked.and_then(Result::ok).as_ref().and_then(topology::parse_shards) {
+            match asked
+                .and_then(Result::ok)
+                .as_ref()
+                .and_then(topology::parse_shards)
+            {
                 Some(shards) => return Some((node.clone(), shards)),
                 None => {
                     conns.remove(node);
@@ -417,11 +422,19 @@ impl Watch {
             .flat_map(|s| s.nodes.iter().filter(|n| n.online).cloned())
             .collect();
         let primaries: Vec<Node> = online.iter().filter(|n| n.primary).cloned().collect();
+        // A slot range without an online primary: a failover is under way;
+        // follow it closely (the promoted replica takes writes at once).
+        let failing = shards
+            .iter()
+            .any(|s| !s.ranges.is_empty() && s.primary().is_none());
         if self.topology.set(shards) {
-            tracing::debug!(primaries = primaries.len(), "Redis Cluster topology changed");
+            tracing::debug!(
+                primaries = primaries.len(),
+                "Redis Cluster topology changed"
+            );
         }
         if !self.events_on() {
-            return true;
+            return !failing;
         }
         // The setting on every node seen online (again), replicas too.
         let to_check: Vec<Node> = {
@@ -454,7 +467,7 @@ impl Watch {
         // Subscribers: one per online primary, of the current generation.
         let mut st = self.state();
         if st.prefixes.is_empty() {
-            return true;
+            return !failing;
         }
         let generation = st.generation;
         let wanted: HashSet<String> = primaries.iter().map(Node::addr).collect();
@@ -486,7 +499,7 @@ impl Watch {
             ));
         }
         self.recompute(&mut st);
-        st.live
+        st.live && !failing
     }
 }
 
@@ -533,13 +546,13 @@ async fn subscriber(weak: Weak<Watch>, node: Node, id: u64, prefixes: Vec<Vec<u8
             .await
             .map_err(|e| StoreError::with_source(format!("cannot connect to {addr}"), e))?;
         w.ensure_on(&node).await?;
-        conn.subscribe(&w.own_channel).await.map_err(|e| {
-            StoreError::with_source(format!("cannot subscribe on {addr}"), e)
-        })?;
+        conn.subscribe(&w.own_channel)
+            .await
+            .map_err(|e| StoreError::with_source(format!("cannot subscribe on {addr}"), e))?;
         for prefix in &prefixes {
-            conn.psubscribe(pattern(0, prefix)).await.map_err(|e| {
-                StoreError::with_source(format!("cannot PSUBSCRIBE on {addr}"), e)
-            })?;
+            conn.psubscribe(pattern(0, prefix))
+                .await
+                .map_err(|e| StoreError::with_source(format!("cannot PSUBSCRIBE on {addr}"), e))?;
         }
         Ok::<_, StoreError>(conn)
     };

@@ -12,7 +12,7 @@
 //! Standard library only, so any package can reuse it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -310,13 +310,17 @@ impl RedisCluster {
             )?;
         }
         for i in 0..3 {
-            let id = try_command(self.nodes[i].port, &[b"CLUSTER", b"MYID"], Duration::from_secs(5))?
-                .text();
+            let id = try_command(
+                self.nodes[i].port,
+                &[b"CLUSTER", b"MYID"],
+                Duration::from_secs(5),
+            )?
+            .text();
             let replica = self.nodes[3 + i].port;
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let nodes = try_command(replica, &[b"CLUSTER", b"NODES"], Duration::from_secs(5))?
-                    .text();
+                let nodes =
+                    try_command(replica, &[b"CLUSTER", b"NODES"], Duration::from_secs(5))?.text();
                 if nodes.lines().any(|l| l.starts_with(&format!("{id} "))) {
                     break;
                 }
@@ -334,12 +338,11 @@ impl RedisCluster {
     /// node online, and every live replica's link to its primary is up.
     fn wait_whole(&self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
-        let mut last = String::new();
         loop {
-            match self.whole() {
+            let last = match self.whole() {
                 Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
+                Err(e) => e,
+            };
             if Instant::now() > deadline {
                 return Err(format!("the cluster is not whole after {within:?}: {last}"));
             }
@@ -480,6 +483,50 @@ impl RedisCluster {
         )
     }
 
+    /// The node id of the node at `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        self.command(port, &[b"CLUSTER", b"MYID"]).text()
+    }
+
+    /// `GET key` on the replica at `port` (after `READONLY`, on the same
+    /// connection): what the replica holds right now.
+    pub fn replica_get(&self, port: u16, key: &str) -> Option<Vec<u8>> {
+        let replies = try_commands(
+            port,
+            &[&[b"READONLY"], &[b"GET", key.as_bytes()]],
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("GET on replica {port}: {e}"));
+        match replies.get(1) {
+            Some(Resp::Bulk(b)) => Some(b.clone()),
+            Some(Resp::Nil) => None,
+            other => panic!("GET on replica {port}: unexpected reply {other:?}"),
+        }
+    }
+
+    fn signal(&self, port: u16, sig: &str) {
+        let i = self.index(port);
+        if let Some(child) = &self.nodes[i].child {
+            // The shell's builtin `kill`: always there, unlike procps.
+            let status = Command::new("sh")
+                .args(["-c", &format!("kill {sig} {}", child.id())])
+                .status()
+                .expect("run sh -c kill");
+            assert!(status.success(), "kill {sig} failed");
+        }
+    }
+
+    /// Freezes the node at `port` (SIGSTOP): connections stay open,
+    /// nothing answers.
+    pub fn pause(&self, port: u16) {
+        self.signal(port, "-STOP");
+    }
+
+    /// Resumes a paused node (SIGCONT).
+    pub fn resume(&self, port: u16) {
+        self.signal(port, "-CONT");
+    }
+
     fn index(&self, port: u16) -> usize {
         self.nodes
             .iter()
@@ -568,7 +615,8 @@ pub fn parse_shards(reply: &Resp) -> Vec<Shard> {
                     }
                     ("nodes", Resp::Array(nodes)) => {
                         for n in nodes {
-                            let (mut port, mut role, mut health) = (None, String::new(), String::new());
+                            let (mut port, mut role, mut health) =
+                                (None, String::new(), String::new());
                             for (k, v) in pairs(&n) {
                                 match k.as_str() {
                                     "port" => port = int(&v),
@@ -610,6 +658,29 @@ pub fn try_command(port: u16, args: &[&[u8]], budget: Duration) -> Result<Resp, 
     stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
     let mut reader = BufReader::new(stream);
     read_resp(&mut reader)
+}
+
+/// Runs several commands on one fresh connection to `port` (pipelined);
+/// their replies, in order.
+pub fn try_commands(port: u16, cmds: &[&[&[u8]]], budget: Duration) -> Result<Vec<Resp>, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, budget).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(budget))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for args in cmds {
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in *args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+    let mut reader = BufReader::new(stream);
+    cmds.iter().map(|_| read_resp(&mut reader)).collect()
 }
 
 fn read_line(r: &mut impl BufRead) -> Result<String, String> {
