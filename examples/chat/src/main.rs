@@ -146,7 +146,10 @@ impl std::fmt::Debug for Args {
             .field("port", &self.port)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
-            .field("redis_cluster", &format!("<{} redacted>", self.redis_cluster.len()))
+            .field(
+                "redis_cluster",
+                &format!("<{} redacted>", self.redis_cluster.len()),
+            )
             .field("origins", &self.origins)
             .field("public_origin", &self.public_origin)
             .field("header_timeout", &self.header_timeout)
