@@ -464,7 +464,7 @@ impl RedisStoreBuilder {
                 };
                 cluster.topology.set(shards);
                 if watch.events_on() {
-                    watch.ensure_everywhere().await?;
+                    watch.ensure_everywhere(false).await?;
                 }
             }
         }
@@ -742,6 +742,50 @@ fn may_send_again(e: &RedisError) -> bool {
     e.is_connection_refusal() || e.is_connection_dropped()
 }
 
+/// What a create's reply means: `SET key value NX GET` answers nil when it
+/// set the key, else the bytes the key holds. `in_doubt`: an earlier try
+/// of this create may have run (its connection dropped after sending), and
+/// finding exactly `value` means it did: nobody else knows a fresh key.
+/// `None`: not a reply `SET NX GET` gives.
+fn created(reply: &Value, in_doubt: bool, value: &[u8]) -> Option<bool> {
+    match reply {
+        Value::Nil => Some(true),
+        Value::BulkString(current) => Some(in_doubt && current == value),
+        _ => None,
+    }
+}
+
+/// A compare-and-set that may have run before, and whose reply cannot
+/// tell.
+#[derive(Debug, PartialEq, Eq)]
+struct InDoubt;
+
+/// What the compare-and-set script's reply means (see
+/// [`COMPARE_AND_SET_LUA`]). `in_doubt`: an earlier try may have run. Then
+/// a conflict with exactly `new` is that try having swapped, and a
+/// conflict with other bytes is unknowable (the first try may have
+/// swapped before someone else wrote: merging again could apply the change
+/// twice), so [`InDoubt`]. `None`: not a reply the script gives.
+fn cas_outcome(
+    reply: Vec<Value>,
+    in_doubt: bool,
+    new: &[u8],
+) -> Option<Result<CasOutcome, InDoubt>> {
+    let mut it = reply.into_iter();
+    Some(Ok(match (it.next(), it.next(), it.next()) {
+        (Some(Value::Int(0)), None, None) => CasOutcome::Gone,
+        (Some(Value::Int(1)), Some(Value::BulkString(current)), None) => {
+            match (in_doubt, current == new) {
+                (false, _) => CasOutcome::Conflict(current),
+                (true, true) => CasOutcome::Swapped,
+                (true, false) => return Some(Err(InDoubt)),
+            }
+        }
+        (Some(Value::Int(2)), None, None) => CasOutcome::Swapped,
+        _ => return None,
+    }))
+}
+
 /// Whole seconds for `EX`, rounded up, at least 1 (a TTL of 0 is an error
 /// in Redis; the core never asks for one).
 fn ttl_secs(ttl: Duration) -> u64 {
@@ -808,14 +852,8 @@ impl Store for RedisStore {
                 .arg("EX")
                 .arg(ttl_secs(ttl));
             let written = self.cluster_write(cluster, "SET NX", key, &cmd).await?;
-            match written.value {
-                Value::Nil => Ok(true),
-                // Its own first try, sent before the connection dropped:
-                // nobody else knows this fresh key.
-                Value::BulkString(current) if written.in_doubt && current == value => Ok(true),
-                Value::BulkString(_) => Ok(false),
-                _ => Err(self.unexpected("SET NX GET")),
-            }
+            created(&written.value, written.in_doubt, value)
+                .ok_or_else(|| self.unexpected("SET NX GET"))
         })
     }
 
@@ -863,31 +901,15 @@ impl Store for RedisStore {
                     }
                 }
             };
-            let mut it = reply.into_iter();
-            match (it.next(), it.next(), it.next()) {
-                (Some(Value::Int(0)), None, None) => Ok(CasOutcome::Gone),
-                // A try re-sent after its connection dropped, finding its
-                // own first try's bytes: that one swapped.
-                (Some(Value::Int(1)), Some(Value::BulkString(current)), None)
-                    if in_doubt && current == new =>
-                {
-                    Ok(CasOutcome::Swapped)
-                }
-                // Someone else wrote since: whether the first try ran is
-                // unknown, and merging again could apply this change twice.
-                (Some(Value::Int(1)), Some(Value::BulkString(_)), None) if in_doubt => {
-                    Err(StoreError::new(format!(
-                        "the {} lost the connection while a save was in flight, and the record \
-                         changed meanwhile: the save may or may not have been applied, and is \
-                         not tried again (a failover or a network cut?)",
-                        self.addr
-                    )))
-                }
-                (Some(Value::Int(1)), Some(Value::BulkString(current)), None) => {
-                    Ok(CasOutcome::Conflict(current))
-                }
-                (Some(Value::Int(2)), None, None) => Ok(CasOutcome::Swapped),
-                _ => Err(self.unexpected("the compare-and-set script")),
+            match cas_outcome(reply, in_doubt, new) {
+                Some(Ok(outcome)) => Ok(outcome),
+                Some(Err(InDoubt)) => Err(StoreError::new(format!(
+                    "the {} lost the connection while a save was in flight, and the record \
+                     changed meanwhile: the save may or may not have been applied, and is not \
+                     tried again (a failover or a network cut?)",
+                    self.addr
+                ))),
+                None => Err(self.unexpected("the compare-and-set script")),
             }
         })
     }
@@ -963,8 +985,11 @@ impl Store for RedisStore {
                     events: Some(events),
                     ..
                 } => events.ensure(&self.addr).await,
+                // The primaries: every event heard comes from one. A
+                // replica lacking the setting is the watcher's to fix (or
+                // warn about) before it can be promoted.
                 Backend::Cluster { watch, .. } if watch.events_on() => {
-                    watch.ensure_everywhere().await
+                    watch.ensure_everywhere(true).await
                 }
                 _ => Ok(()),
             }
@@ -982,6 +1007,71 @@ mod tests {
         assert_eq!(ttl_secs(Duration::from_millis(1500)), 2);
         assert_eq!(ttl_secs(Duration::from_millis(1)), 1);
         assert_eq!(ttl_secs(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn r24_a_create_sent_again_finds_its_own_record_and_counts_it_created() {
+        assert_eq!(created(&Value::Nil, false, b"v"), Some(true));
+        assert_eq!(created(&Value::Nil, true, b"v"), Some(true));
+        let v = Value::BulkString(b"v".to_vec());
+        assert_eq!(
+            created(&v, false, b"v"),
+            Some(false),
+            "not re-sent: someone's record"
+        );
+        assert_eq!(
+            created(&v, true, b"v"),
+            Some(true),
+            "re-sent: its own first try"
+        );
+        assert_eq!(
+            created(&v, true, b"w"),
+            Some(false),
+            "re-sent, another record"
+        );
+        assert_eq!(created(&Value::Okay, false, b"v"), None);
+    }
+
+    #[test]
+    fn r25_a_compare_and_set_sent_again_swaps_once_and_never_merges_twice() {
+        let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
+        let int = Value::Int;
+        assert_eq!(
+            cas_outcome(vec![int(2)], false, b"n"),
+            Some(Ok(CasOutcome::Swapped))
+        );
+        assert_eq!(
+            cas_outcome(vec![int(0)], true, b"n"),
+            Some(Ok(CasOutcome::Gone))
+        );
+        assert_eq!(
+            cas_outcome(vec![int(1), bulk(b"n")], false, b"n"),
+            Some(Ok(CasOutcome::Conflict(b"n".to_vec()))),
+            "not re-sent: another writer wrote the same bytes; merge as usual"
+        );
+        assert_eq!(
+            cas_outcome(vec![int(1), bulk(b"n")], true, b"n"),
+            Some(Ok(CasOutcome::Swapped)),
+            "re-sent: its own first try swapped"
+        );
+        assert_eq!(
+            cas_outcome(vec![int(1), bulk(b"o")], true, b"n"),
+            Some(Err(InDoubt)),
+            "re-sent, changed since: unknowable, never merged again"
+        );
+        assert_eq!(
+            cas_outcome(vec![int(1), bulk(b"o")], false, b"n"),
+            Some(Ok(CasOutcome::Conflict(b"o".to_vec())))
+        );
+        for bad in [
+            vec![],
+            vec![int(3)],
+            vec![int(1)],
+            vec![int(2), int(2)],
+            vec![bulk(b"x")],
+        ] {
+            assert_eq!(cas_outcome(bad, false, b"n"), None);
+        }
     }
 
     #[test]

@@ -184,13 +184,20 @@ impl Watch {
     }
 
     /// Checks (or sets) `notify-keyspace-events` on every online node of
-    /// the current topology, replicas included.
-    pub(super) async fn ensure_everywhere(&self) -> Result<(), StoreError> {
+    /// the current topology, replicas included (`primaries_only`: on the
+    /// online primaries, whose notifications the store hears now; the
+    /// watcher sees to the replicas, warning about those it cannot fix).
+    pub(super) async fn ensure_everywhere(&self, primaries_only: bool) -> Result<(), StoreError> {
         let map = self.topology.get();
         let nodes: Vec<Node> = map
             .shards
             .iter()
-            .flat_map(|s| s.nodes.iter().filter(|n| n.online).cloned())
+            .flat_map(|s| {
+                s.nodes
+                    .iter()
+                    .filter(|n| n.online && (n.primary || !primaries_only))
+                    .cloned()
+            })
             .collect();
         drop(map);
         if nodes.is_empty() {
