@@ -107,7 +107,7 @@ async fn wait_for(
 /// leaves it whole; each check uses fresh keys.
 #[test]
 fn r24_r25_r32_r37_a_store_on_a_cluster_serves_every_primary() {
-    let cluster = RedisCluster::start_with_defaults();
+    let mut cluster = RedisCluster::start_with_defaults();
     let rt = tokio_rt();
     rt.block_on(keyspace_events_are_checked_and_set_on_every_node_replicas_included(&cluster));
     let store = rt.block_on(connect(&cluster));
@@ -140,6 +140,7 @@ fn r24_r25_r32_r37_a_store_on_a_cluster_serves_every_primary() {
         &cluster, &store,
     ));
     rt.block_on(r37_too_few_replica_acknowledgements_fail_the_write_saying_so(&cluster, &store));
+    r32_a_primary_added_later_is_followed(&mut cluster, &rt);
 }
 
 async fn keyspace_events_are_checked_and_set_on_every_node_replicas_included(c: &RedisCluster) {
@@ -478,6 +479,72 @@ async fn r37_too_few_replica_acknowledgements_fail_the_write_saying_so(
         .unwrap_err()
         .to_string();
     assert!(err.contains("cluster_builder"), "{err}");
+}
+
+/// A node joins as a new primary and a slot moves to it: within a couple
+/// of seconds the store hears its keys' changes too (the watcher subscribed
+/// there, and set its notify-keyspace-events), without losing the stream.
+fn r32_a_primary_added_later_is_followed(c: &mut RedisCluster, rt: &tokio::runtime::Runtime) {
+    let (observer, mut rx) = rt.block_on(async {
+        let observer = connect(c).await;
+        let (sink, mut rx) = sink();
+        let sub = observer.subscribe(b"sess:", sink).await.unwrap().unwrap();
+        assert!(wait_for(&mut rx, StoreEvent::Resumed, Duration::from_secs(5)).await);
+        ((observer, sub), rx)
+    });
+    let added = c.add_node();
+    let from = primaries(c)[2];
+    // An empty slot of `from`, and a key in it.
+    let (slot_moved, key) = loop {
+        let key = format!("sess:{}", fresh_sid());
+        let s = slot(key.as_bytes());
+        if c.shards()
+            .iter()
+            .any(|sh| sh.primary() == Some(from) && sh.owns(s))
+            && c.command(
+                from,
+                &[b"CLUSTER", b"COUNTKEYSINSLOT", s.to_string().as_bytes()],
+            ) == Resp::Int(0)
+        {
+            break (s, key);
+        }
+    };
+    c.move_empty_slot(slot_moved, from, added);
+    let moved = Instant::now();
+    rt.block_on(async {
+        loop {
+            assert_eq!(
+                c.command(added, &[b"SET", key.as_bytes(), b"{}"]),
+                Resp::Simple("OK".into())
+            );
+            match next_key(&mut rx, Duration::from_millis(100)).await {
+                Some(ev) if ev.key == key.as_bytes() => break,
+                _ => assert!(
+                    moved.elapsed() < Duration::from_secs(3),
+                    "no event from the added primary within 3 s of the slot moving"
+                ),
+            }
+        }
+        // And its write through the store lands there.
+        assert_eq!(
+            observer
+                .0
+                .compare_and_set(key.as_bytes(), b"{}", b"{\"n\":1}", TTL)
+                .await
+                .unwrap(),
+            CasOutcome::Swapped
+        );
+    });
+    eprintln!(
+        "events from the added primary {:?} after its slot moved",
+        moved.elapsed()
+    );
+    for class in ["K", "g", "$", "x", "e"] {
+        assert!(
+            c.keyspace_events(added).contains(class),
+            "the store set it on the new node"
+        );
+    }
 }
 
 /// kill -9 a primary while writing to its slots: every acknowledged write

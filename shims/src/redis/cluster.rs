@@ -37,6 +37,8 @@ const MIN_RETRY_WAIT: Duration = Duration::from_millis(50);
 const MAX_RETRY_WAIT: Duration = Duration::from_millis(500);
 /// Redirections followed in a row before the write is sent by slot again.
 const MAX_REDIRECTS: u32 = 5;
+/// The most the store waits for the topology after a `WAIT` shortfall.
+const NODE_ANSWER: Duration = Duration::from_millis(500);
 /// How often, at most, the store warns that a shard has no replica to wait
 /// for.
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -341,7 +343,17 @@ impl Cluster {
     /// write's deadline) and updates the slot map.
     async fn enough_after_all(&self, slot: u16, acked: i64, deadline: Instant) -> bool {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Some(Ok(reply)) = rt::timeout(left, self.shards()).await else {
+        // The primary that just answered (a random node may be the replica
+        // that did not).
+        let mut reads = self.reads();
+        let asked = reads.route_command(
+            redis::cmd("CLUSTER").arg("SHARDS").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                slot,
+                SlotAddr::Master,
+            ))),
+        );
+        let Some(Ok(reply)) = rt::timeout(left.min(NODE_ANSWER), asked).await else {
             self.topology.stale();
             return false;
         };

@@ -555,6 +555,88 @@ impl RedisCluster {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Starts one more node, empty, and has it join the cluster (as a
+    /// primary without slots); its port, once every node sees it online.
+    pub fn add_node(&mut self) -> u16 {
+        let taken: Vec<u16> = self
+            .nodes
+            .iter()
+            .flat_map(|n| [n.port, n.port + 10000])
+            .collect();
+        let port = free_ports()
+            .into_iter()
+            .find(|p| !taken.contains(p) && !taken.contains(&(p + 10000)))
+            .expect("a free port pair");
+        self.nodes.push(Node { port, child: None });
+        let i = self.nodes.len() - 1;
+        self.spawn(i).unwrap_or_else(|e| panic!("{e}"));
+        self.wait_answers(i, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = self.nodes[0].port.to_string();
+        self.command(port, &[b"CLUSTER", b"MEET", b"127.0.0.1", first.as_bytes()]);
+        self.wait_ok(Duration::from_secs(15));
+        port
+    }
+
+    /// Moves the empty `slot` from the primary on `from` to the primary on
+    /// `to` (IMPORTING, MIGRATING, then NODE on both), and waits until the
+    /// cluster is whole again.
+    pub fn move_empty_slot(&self, slot: u16, from: u16, to: u16) {
+        let s = slot.to_string();
+        let (id_from, id_to) = (self.node_id(from), self.node_id(to));
+        let ok = |r: Resp| assert_eq!(r, Resp::Simple("OK".into()));
+        ok(self.command(
+            to,
+            &[
+                b"CLUSTER",
+                b"SETSLOT",
+                s.as_bytes(),
+                b"IMPORTING",
+                id_from.as_bytes(),
+            ],
+        ));
+        ok(self.command(
+            from,
+            &[
+                b"CLUSTER",
+                b"SETSLOT",
+                s.as_bytes(),
+                b"MIGRATING",
+                id_to.as_bytes(),
+            ],
+        ));
+        assert_eq!(
+            self.command(from, &[b"CLUSTER", b"COUNTKEYSINSLOT", s.as_bytes()]),
+            Resp::Int(0),
+            "slot {slot} is not empty"
+        );
+        for port in [to, from] {
+            ok(self.command(
+                port,
+                &[
+                    b"CLUSTER",
+                    b"SETSLOT",
+                    s.as_bytes(),
+                    b"NODE",
+                    id_to.as_bytes(),
+                ],
+            ));
+        }
+        self.wait_ok(Duration::from_secs(15));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .shards()
+            .iter()
+            .any(|sh| sh.primary() == Some(to) && sh.owns(slot))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "slot {slot} did not move to {to}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the node at `port` is a primary and the cluster says
     /// `cluster_state:ok` there; how long that took. Panics after `within`.
     pub fn wait_primary(&self, port: u16, within: Duration) -> Duration {
