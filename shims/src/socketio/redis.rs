@@ -1042,8 +1042,42 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..20).collect::<Vec<u8>>());
+        // Servers are counted again once redis-rs dropped the dead node.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match a.num_serv("room").await {
+                Ok(1) => break,
+                other => assert!(Instant::now() < deadline, "{other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         b.unsubscribe("room".to_owned()).await.unwrap();
         assert!(format!("{b:?}").contains("channels: 0"), "{b:?}");
+        // Dropping the driver ends its subscriber: no node keeps it.
+        let _on_b = b.subscribe("room".to_owned(), 4).await.unwrap();
+        drop(b);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let subscribed = cluster
+                .ports()
+                .into_iter()
+                .filter(|&p| p != on)
+                .filter(|&p| match cluster.command(p, &[b"CLIENT", b"LIST"]) {
+                    redis_cluster::Resp::Bulk(list) => {
+                        String::from_utf8_lossy(&list).contains(" sub=1 ")
+                    }
+                    _ => false,
+                })
+                .count();
+            if subscribed == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the dropped driver is still subscribed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The reconnecting task holds the driver weakly: dropping every clone
