@@ -455,10 +455,19 @@ impl RedisStoreBuilder {
             Backend::Cluster { cluster, watch } => {
                 // The slot map before the first batch, and the setting on
                 // every node.
-                let shards = cluster
-                    .shards()
-                    .await
-                    .map_err(|e| store.error("CLUSTER SHARDS", e))?;
+                let shards = cluster.shards().await.map_err(|e| {
+                    let label = e.kind_label();
+                    StoreError::with_source(
+                        format!(
+                            "cannot use the {}: no seed answered CLUSTER SHARDS. Is \
+                             redis-server running there in cluster mode (cluster-enabled yes, \
+                             Redis 7.0 or later), and are the URLs' user and password right? \
+                             [{label}]",
+                            store.addr
+                        ),
+                        e,
+                    )
+                })?;
                 let Some(shards) = topology::parse_shards(&shards) else {
                     return Err(store.unexpected("CLUSTER SHARDS"));
                 };

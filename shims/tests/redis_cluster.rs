@@ -12,6 +12,8 @@
 mod common;
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster;
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -184,6 +186,15 @@ async fn keyspace_events_are_checked_and_set_on_every_node_replicas_included(c: 
         .unwrap_err()
         .to_string();
     assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("no seed answered"), "{err}");
+    // A Redis that is not a cluster node: said so.
+    let plain = redis_server::RedisServer::start();
+    let err = RedisStore::cluster_builder([plain.url()])
+        .connect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cluster mode (cluster-enabled yes"), "{err}");
 }
 
 async fn r24_every_operation_lands_on_the_keys_primary_and_its_replica(

@@ -212,7 +212,8 @@ impl Cluster {
                 redis::cmd("CLUSTER").arg("SHARDS").clone(),
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
-            .await
+            .await?
+            .extract_error()
     }
 
     /// `GET key` on the key's primary.
