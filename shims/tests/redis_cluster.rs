@@ -8,22 +8,22 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[allow(unused_macros, unused_imports)]
-mod common;
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster;
-#[path = "support/redis_server.rs"]
-mod redis_server;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::conformance::{Suite, fresh_sid};
 use redis_cluster::{RedisCluster, Resp, slot};
+use session_sockets::RedisStore;
 use session_sockets::redis::{Durability, KeyspaceEvents};
-use session_sockets::{CasOutcome, KeyChange, RedisStore, Store, StoreEvent};
+use session_sockets::store::{CasOutcome, KeyChange, KeyEvent, Store, StoreEvent};
+use support::conformance::Suite;
+use support::fresh_sid;
+use support::redis_server;
 
 const TTL: Duration = Duration::from_secs(600);
 
@@ -67,7 +67,7 @@ fn primaries(c: &RedisCluster) -> Vec<u16> {
 
 /// A sink that forwards every event to a channel.
 fn sink() -> (
-    session_sockets::EventSink,
+    session_sockets::store::EventSink,
     tokio::sync::mpsc::UnboundedReceiver<StoreEvent>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -78,7 +78,7 @@ fn sink() -> (
 async fn next_key(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<StoreEvent>,
     within: Duration,
-) -> Option<session_sockets::KeyEvent> {
+) -> Option<KeyEvent> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -117,7 +117,7 @@ fn r24_r25_r32_r37_a_store_on_a_cluster_serves_every_primary() {
         let suite = Suite::new(
             Arc::new(store.clone()),
             session_sockets::runtime::tokio::Tokio,
-            common::conformance::spawn_tokio(),
+            support::conformance::spawn_tokio(),
         );
         suite.run_all().await;
     });
@@ -128,7 +128,7 @@ fn r24_r25_r32_r37_a_store_on_a_cluster_serves_every_primary() {
         Suite::new(
             Arc::new(store),
             session_sockets::runtime::smol::Smol,
-            common::conformance::spawn_smol(),
+            support::conformance::spawn_smol(),
         )
         .run_all()
         .await;

@@ -28,9 +28,8 @@ use std::time::{Duration, Instant};
 
 use session_sockets::redis::Durability;
 use session_sockets::runtime::tokio::Tokio;
-use session_sockets::{
-    Config, KeyspaceEvents, RedisStore, SessionId, SessionSockets, Store, StoreEvent,
-};
+use session_sockets::store::{CasOutcome, EventSink, Store, StoreEvent};
+use session_sockets::{Config, KeyspaceEvents, RedisStore, SessionId, SessionSockets};
 
 /// Concurrent callers in the throughput rows.
 const CALLERS: usize = 64;
@@ -109,7 +108,7 @@ async fn run(secs: Duration, sessions: usize) -> Result<(), String> {
     ];
     for (name, builder) in rows {
         let store: Arc<dyn Store> = Arc::new(builder.connect().await.map_err(|e| e.to_string())?);
-        let handle = SessionSockets::new(Arc::clone(&config), store, Tokio);
+        let handle = SessionSockets::new(Arc::clone(&config), store);
         let ids = seed(&handle, sessions).await?;
         let hs = handshakes(&handle, &config, &ids, secs).await?;
         let w = writes(&handle, &ids, secs).await?;
@@ -192,8 +191,10 @@ async fn handshakes(
     let cookies: Arc<Vec<String>> = Arc::new(
         ids.iter()
             .map(|id| {
-                let signed =
-                    session_sockets::core::signature::sign_cookie(id.expose(), "bench secret");
+                let signed = session_sockets::core::codec::signature::sign_cookie(
+                    id.expose(),
+                    "bench secret",
+                );
                 format!("{}={}", config.cookie_name(), signed.replace(':', "%3A"))
             })
             .collect(),
@@ -357,7 +358,7 @@ async fn raw_writes(store: &RedisStore, secs: Duration) -> Result<f64, String> {
             let mut cur = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let (old, new) = (cur.to_string(), (cur + 1).to_string());
-                if let Ok(session_sockets::CasOutcome::Swapped) = store
+                if let Ok(CasOutcome::Swapped) = store
                     .compare_and_set(key.as_bytes(), old.as_bytes(), new.as_bytes(), ttl)
                     .await
                 {
@@ -393,7 +394,7 @@ async fn event_latency(seeds: &[String], n: usize) -> Result<(f64, f64, usize), 
         .await
         .map_err(|e| e.to_string())?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    let sink: session_sockets::EventSink = Arc::new(move |e| {
+    let sink: EventSink = Arc::new(move |e| {
         if let StoreEvent::Key(k) = e {
             let _ = tx.send((Instant::now(), k.key));
         }
