@@ -74,13 +74,15 @@
 //!   resharding. Around any gap it reports lost events, and the live layer
 //!   re-validates the sessions it follows. `notify-keyspace-events` must
 //!   include `Kg$xe` on **every node, replicas included** (a replica is
-//!   promoted with its own setting): [`KeyspaceEvents::Require`] checks every
-//!   node and [`KeyspaceEvents::Configure`] sets it on every node, again on
-//!   nodes that join or come back.
-//! - **A managed Redis Cluster that refuses `CONFIG`** (most cloud services
-//!   do): set `notify-keyspace-events` to `Kg$xe` in the service's parameter
-//!   group (it applies to every node) and keep [`KeyspaceEvents::Require`],
-//!   which only reads the setting; if `CONFIG GET` is refused too, use
+//!   promoted with its own setting): [`KeyspaceEvents::Configure`] (the
+//!   default) sets it on every node where it lacks classes, again on nodes
+//!   that join or come back; [`KeyspaceEvents::Require`] only checks every
+//!   node.
+//! - **A managed Redis Cluster that refuses `CONFIG SET`** (most cloud
+//!   services do): set `notify-keyspace-events` to `Kg$xe` in the service's
+//!   parameter group (it applies to every node); the store then only reads
+//!   it (`CONFIG GET`), and [`KeyspaceEvents::Require`] says so explicitly;
+//!   if `CONFIG GET` is refused too, use
 //!   [`KeyspaceEvents::Off`] (sockets then keep the session they loaded
 //!   until they reload it). The service must expose `CLUSTER SHARDS` and
 //!   let clients reach every node at the address it announces.

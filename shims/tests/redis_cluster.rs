@@ -150,6 +150,7 @@ async fn keyspace_events_are_checked_and_set_on_every_node_replicas_included(c: 
         assert_eq!(c.keyspace_events(port), "", "started with Redis's defaults");
     }
     let err = RedisStore::cluster_builder(c.seeds())
+        .keyspace_events(KeyspaceEvents::Require)
         .connect()
         .await
         .expect_err("Require refuses a cluster without the setting");
@@ -167,6 +168,7 @@ async fn keyspace_events_are_checked_and_set_on_every_node_replicas_included(c: 
         }
     }
     RedisStore::cluster_builder(c.seeds())
+        .keyspace_events(KeyspaceEvents::Require)
         .connect()
         .await
         .expect("Require accepts it now");
