@@ -41,7 +41,7 @@
 //! Cluster 7.0 or later:
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), session_sockets::StoreError> {
+//! # async fn run() -> Result<(), session_sockets::store::StoreError> {
 //! use session_sockets::RedisStore;
 //!
 //! let store = RedisStore::cluster_builder([
