@@ -10,6 +10,9 @@
 //!   drops the notification of a write this process made itself (the
 //!   compare-and-set script announces it on the process's own channel just
 //!   before its `SET`, and Redis delivers both to one subscriber in order).
+//!   On a Redis Cluster ([`KeyspaceFilter::cluster`]) a `del` is a change
+//!   to reload rather than an end: moving a slot deletes its keys on the
+//!   old node.
 //! - [`session_event`] maps a [`KeyEvent`] to a [`SessionEvent`]: which
 //!   session (the key minus the configured prefix, checked like any id
 //!   before it is used, [R15]), and whether it changed, was destroyed or
@@ -137,6 +140,20 @@ pub fn keyspace_key(channel: &[u8]) -> Option<&[u8]> {
     rest[end..].strip_prefix(b"__:")
 }
 
+/// What a Redis keyspace event name means for a key on a Redis Cluster
+/// node: as [`keyspace_change`], except that `del` is a change to look at
+/// ([`KeyChange::Written`]), not an end. Moving a slot to another node
+/// (resharding) deletes each of its keys on the old node with a `del`
+/// notification while the new node restores it, so a `del` alone does not
+/// say the session ended: a reload does (it ends the session only if the
+/// key is really gone).
+pub fn cluster_keyspace_change(event: &[u8]) -> Option<KeyChange> {
+    match event {
+        b"del" => Some(KeyChange::Written(None)),
+        other => keyspace_change(other),
+    }
+}
+
 /// Turns the messages of one Redis subscriber connection, in order, into
 /// [`KeyEvent`]s, dropping the notification of each write this process
 /// announced on its own channel.
@@ -147,10 +164,15 @@ pub fn keyspace_key(channel: &[u8]) -> Option<&[u8]> {
 /// notification. The filter remembers the announced key for exactly one
 /// message: any other message clears it (so a lost notification can never
 /// make a later foreign write look like ours).
+///
+/// On a Redis Cluster, use one filter per node's subscriber connection, made
+/// with [`KeyspaceFilter::cluster`]: `del` is then read as a change to
+/// reload ([`cluster_keyspace_change`]).
 #[derive(Debug)]
 pub struct KeyspaceFilter {
     own_channel: Vec<u8>,
     announced: Option<Vec<u8>>,
+    cluster: bool,
 }
 
 impl KeyspaceFilter {
@@ -159,7 +181,19 @@ impl KeyspaceFilter {
         KeyspaceFilter {
             own_channel: own_channel.to_vec(),
             announced: None,
+            cluster: false,
         }
+    }
+
+    /// Whether the messages come from a Redis Cluster node (default
+    /// `false`): there, a `del` may be a slot moving to another node, so it
+    /// maps to [`KeyChange::Written`] (reload, and end the session only if
+    /// the key is gone) instead of [`KeyChange::Deleted`]; see
+    /// [`cluster_keyspace_change`].
+    #[must_use]
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// Takes one message (`channel`, `payload`); `Some` when it reports a
@@ -171,7 +205,11 @@ impl KeyspaceFilter {
             return None;
         }
         let key = keyspace_key(channel)?;
-        let change = keyspace_change(payload)?;
+        let change = if self.cluster {
+            cluster_keyspace_change(payload)?
+        } else {
+            keyspace_change(payload)?
+        };
         if payload == b"set" && announced.as_deref() == Some(key) {
             return None;
         }
@@ -303,6 +341,46 @@ mod tests {
         f.handle(b"own:1", b"sess:a");
         f.reset();
         assert!(f.handle(b"__keyspace@0__:sess:a", b"set").is_some());
+    }
+
+    #[test]
+    fn r32_on_a_cluster_a_del_is_a_change_to_reload_not_an_end() {
+        // A slot migration deletes the key on its old node: only a reload
+        // tells whether the session ended.
+        assert_eq!(
+            cluster_keyspace_change(b"del"),
+            Some(KeyChange::Written(None))
+        );
+        for (event, same) in [
+            (&b"expired"[..], Some(KeyChange::Expired)),
+            (b"evicted", Some(KeyChange::Deleted)),
+            (b"set", Some(KeyChange::Written(None))),
+            (b"restore", Some(KeyChange::Written(None))),
+            (b"expire", None),
+        ] {
+            assert_eq!(cluster_keyspace_change(event), same);
+            assert_eq!(keyspace_change(event), same);
+        }
+        let mut f = KeyspaceFilter::new(b"own:1").cluster(true);
+        assert_eq!(
+            f.handle(b"__keyspace@0__:sess:a", b"del"),
+            Some(key(b"sess:a", KeyChange::Written(None)))
+        );
+        let ev = session_event(&config(), &key(b"sess:a", KeyChange::Written(None))).unwrap();
+        assert_eq!(
+            ev.change,
+            SessionChange::Changed(None),
+            "reloaded, not ended"
+        );
+        // Own writes are still dropped.
+        assert_eq!(f.handle(b"own:1", b"sess:a"), None);
+        assert_eq!(f.handle(b"__keyspace@0__:sess:a", b"set"), None);
+        // Without the option, a del ends the session at once.
+        let mut single = KeyspaceFilter::new(b"own:1").cluster(false);
+        assert_eq!(
+            single.handle(b"__keyspace@0__:sess:a", b"del"),
+            Some(key(b"sess:a", KeyChange::Deleted))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --bin chat [-- --port 3000 --secret S --redis redis://127.0.0.1/ --origin https://chat.example]
+//! cargo run --release --bin chat -- --redis-cluster redis://10.0.0.1:6379/ --redis-cluster redis://10.0.0.2:6379/
 //! ```
 //!
 //! - `GET /`: the login form without a session, the chat page with one.
@@ -106,6 +107,12 @@ struct Args {
     /// e.g. redis://127.0.0.1:6379/.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Keep sessions in a Redis Cluster instead: a seed node's URL
+    /// (repeatable; any few nodes, one answering is enough), e.g.
+    /// redis://10.0.0.1:6379/. Writes wait for a replica; socket.io
+    /// broadcasts cross the nodes through the cluster.
+    #[arg(long = "redis-cluster", value_name = "URL", conflicts_with = "redis")]
+    redis_cluster: Vec<String>,
     /// Allow pages of this origin (repeatable) [default: same host only].
     #[arg(long = "origin", value_name = "URL")]
     origins: Vec<String>,
@@ -139,6 +146,10 @@ impl std::fmt::Debug for Args {
             .field("port", &self.port)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("redis", &self.redis.as_ref().map(|_| "<redacted>"))
+            .field(
+                "redis_cluster",
+                &format!("<{} redacted>", self.redis_cluster.len()),
+            )
             .field("origins", &self.origins)
             .field("public_origin", &self.public_origin)
             .field("header_timeout", &self.header_timeout)
@@ -230,6 +241,16 @@ async fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("invalid configuration: {e}"))?;
     let store: Arc<dyn Store> = match &args.redis {
+        None if !args.redis_cluster.is_empty() => Arc::new(
+            session_sockets::RedisStore::cluster_builder(args.redis_cluster.iter().cloned())
+                // Every node, replicas included, gets the keyspace
+                // notifications live sessions need.
+                .keyspace_events(session_sockets::KeyspaceEvents::Configure)
+                .connect()
+                .await
+                // The error names hosts and ports; the URLs may hold a password.
+                .map_err(|e| format!("cannot use the Redis Cluster: {e}"))?,
+        ),
         Some(url) => Arc::new(
             session_sockets::RedisStore::builder(url.as_str())
                 // Several chat processes and an Express app on one stock
@@ -246,6 +267,20 @@ async fn run(args: Args) -> Result<(), String> {
     let sessions = SessionSockets::new(config, store);
 
     match &args.redis {
+        // The same on a cluster, on a driver that follows failovers.
+        None if !args.redis_cluster.is_empty() => {
+            let adapter = socketio_redis::cluster_adapter(&args.redis_cluster)
+                .await
+                .map_err(|e| format!("cannot use the Redis Cluster for socket.io: {e}"))?;
+            let (io_layer, io) = socketio()
+                .with_adapter::<socketio_redis::ClusterAdapter<_>>(adapter)
+                .build_layer();
+            for init in namespaces(&io, &sessions, args.no_sessions) {
+                init.await
+                    .map_err(|e| format!("cannot set up socket.io on the Redis Cluster: {e}"))?;
+            }
+            serve_until_stopped(&args, sessions, io_layer, io).await
+        }
         // One node of many: broadcasts (and `disconnect_session`) reach the
         // sockets of every chat process on this Redis.
         Some(url) => {
@@ -297,6 +332,8 @@ async fn serve_until_stopped<A: Adapter>(
         "chat: listening on http://{local} ({} store{})",
         if args.redis.is_some() {
             "Redis"
+        } else if !args.redis_cluster.is_empty() {
+            "Redis Cluster"
         } else {
             "memory"
         },

@@ -3,7 +3,8 @@
 # the vendored socket.io client against the lockfile; socket.io-client
 # (polling and websocket) and the HTTP side (shared sessions, CSRF and origin
 # checks, payload bounds, header timeout), once on the in-memory store and
-# once on a private redis-server; headless Chromium via playwright-core. Idempotent; installs what is missing on a fresh
+# once on a private redis-server; a private 3+3 Redis Cluster (two chat
+# nodes, Express on it, a primary killed); headless Chromium via playwright-core. Idempotent; installs what is missing on a fresh
 # Debian: chromium, redis-server (and node/npm if absent) with apt-get, the
 # pinned npm packages with `npm ci`. The browser test refreshes
 # docs/chat.png (its bytes are the same on every run).
@@ -60,6 +61,9 @@ echo "== HTTP routes and sockets on one session, Redis (with a store outage)"
 
 echo "== live sessions: two chat nodes + Express + redis-server with default settings"
 (cd "$chat_dir" && node tests/live.test.js "$bin") || status=1
+
+echo "== Redis Cluster: 3 primaries + 3 replicas, two chat nodes, Express on createCluster, a primary killed (R37)"
+(cd "$chat_dir" && node tests/cluster.test.js "$bin") || status=1
 
 echo "== metrics: a scripted workload, every counter exact (--metrics, Redis)"
 (cd "$chat_dir" && node tests/metrics.test.js "$bin") || status=1

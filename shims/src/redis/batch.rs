@@ -14,6 +14,10 @@
 //! the next load then joins it and sends a pipeline of two `GET`s (one
 //! wasted read, no wrong result).
 //!
+//! On a Redis Cluster the batch becomes one pipeline per primary, sent at
+//! once (see `cluster.rs`): a pipeline's keys must all live on the node it
+//! goes to.
+//!
 //! No load depends on another caller's future: the pipeline is a shared
 //! future that every member polls, so a member whose caller stops polling
 //! it (or drops it) holds up no one, and the pipeline is dropped only with
@@ -99,10 +103,14 @@ impl Loads {
     }
 
     /// The member's turn, after its yield: the first member back closes the
-    /// batch (no load joins it any more) and sends it, as a pipeline on
-    /// `conn` (sent again once when `may_send_again` says so,
-    /// as a lone `GET` is); the others find it sent.
-    pub(super) fn turn(&self, ticket: &Ticket, conn: &ConnectionManager) -> Turn {
+    /// batch (no load joins it any more) and sends it, with `send` (the
+    /// keys, in the order the members joined; see [`on_connection`] and
+    /// the cluster's per-primary pipelines); the others find it sent.
+    pub(super) fn turn(
+        &self,
+        ticket: &Ticket,
+        send: impl FnOnce(Vec<Box<[u8]>>) -> BoxFuture<'static, Result<Arc<Vec<Reply>>, RedisError>>,
+    ) -> Turn {
         {
             let mut open = lock(&self.open);
             if open.as_ref().is_some_and(|b| Arc::ptr_eq(b, &ticket.batch)) {
@@ -119,24 +127,32 @@ impl Loads {
             Phase::Gathering(keys) if keys.len() == 1 => return Turn::Alone,
             Phase::Gathering(keys) => keys,
         };
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for key in &keys {
-            pipe.cmd("GET").arg(&**key);
-        }
-        let mut conn = conn.clone();
-        let replies = async move {
-            let values: Vec<Reply> = match pipe.query_async(&mut conn).await {
-                Err(e) if super::may_send_again(&e) => pipe.query_async(&mut conn).await,
-                r => r,
-            }?;
-            Ok(Arc::new(values))
-        }
-        .boxed()
-        .shared();
+        let replies = send(keys).shared();
         *phase = Phase::Sent(replies.clone());
         Turn::Batch(replies)
     }
+}
+
+/// A batch as one pipeline of `GET`s on one connection (sent again once
+/// when `may_send_again` says so, as a lone `GET` is).
+pub(super) fn on_connection(
+    conn: &ConnectionManager,
+    keys: Vec<Box<[u8]>>,
+) -> BoxFuture<'static, Result<Arc<Vec<Reply>>, RedisError>> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for key in &keys {
+        pipe.cmd("GET").arg(&**key);
+    }
+    let mut conn = conn.clone();
+    async move {
+        let values: Vec<Reply> = match pipe.query_async(&mut conn).await {
+            Err(e) if super::may_send_again(&e) => pipe.query_async(&mut conn).await,
+            r => r,
+        }?;
+        Ok(Arc::new(values))
+    }
+    .boxed()
 }
 
 impl Ticket {

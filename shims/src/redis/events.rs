@@ -60,15 +60,72 @@ pub(crate) fn missing_classes(flags: &str) -> String {
 }
 
 /// The message for a server whose setting lacks classes.
-fn setting_message(addr: &str, current: &str, want: &str, why: &str) -> String {
+pub(crate) fn setting_message(addr: &str, current: &str, want: &str, why: &str) -> String {
     format!(
         "Redis at {addr} has notify-keyspace-events \"{current}\", which lacks classes live \
          sessions need ({why}): set notify-keyspace-events \"{want}\" in the server's \
          configuration (redis.conf, or the notify-keyspace-events parameter of a managed \
-         Redis), or let this store set it with \
-         RedisStore::builder(url).keyspace_events(KeyspaceEvents::Configure), or turn live \
+         Redis; on a Redis Cluster, on every node), or let this store set it with \
+         .keyspace_events(KeyspaceEvents::Configure) on the RedisStore builder, or turn live \
          sessions off with KeyspaceEvents::Off"
     )
+}
+
+/// Checks `notify-keyspace-events` on the server behind `conn` (adding the
+/// missing classes with `CONFIG SET` in [`KeyspaceEvents::Configure`]
+/// mode). `addr` names the server in messages.
+pub(crate) async fn ensure(
+    conn: &mut impl redis::aio::ConnectionLike,
+    addr: &str,
+    mode: KeyspaceEvents,
+) -> Result<(), StoreError> {
+    // A map in RESP3, a flat array in RESP2: both read as a map.
+    let got: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(conn)
+        .await
+        .map_err(|e| {
+            StoreError::with_source(
+                format!(
+                    "cannot read notify-keyspace-events from Redis at {addr} (CONFIG GET): \
+                     if CONFIG is disabled, set notify-keyspace-events \"{NEEDED_CLASSES}\" \
+                     in the server's configuration and use \
+                     KeyspaceEvents::Require, or turn live sessions off with \
+                     KeyspaceEvents::Off"
+                ),
+                e,
+            )
+        })?;
+    let current = got
+        .get("notify-keyspace-events")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let missing = missing_classes(current);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let want = format!("{current}{missing}");
+    match mode {
+        KeyspaceEvents::Configure => redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg(&want)
+            .query_async::<()>(conn)
+            .await
+            .map_err(|e| {
+                StoreError::with_source(
+                    setting_message(addr, current, &want, "and CONFIG SET was refused"),
+                    e,
+                )
+            }),
+        _ => Err(StoreError::new(setting_message(
+            addr,
+            current,
+            &want,
+            &format!("{missing} missing"),
+        ))),
+    }
 }
 
 /// The subscriber side of a store: its RESP3 connection and what the push
@@ -169,7 +226,7 @@ pub(crate) fn own_channel() -> Result<String, StoreError> {
 
 /// A `PSUBSCRIBE` pattern matching exactly the keys that start with
 /// `prefix` (glob characters escaped).
-fn pattern(db: i64, prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn pattern(db: i64, prefix: &[u8]) -> Vec<u8> {
     let mut p = format!("__keyspace@{db}__:").into_bytes();
     for &b in prefix {
         if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
@@ -202,54 +259,7 @@ impl Events {
     /// Checks `notify-keyspace-events` (adding the missing classes with
     /// `CONFIG SET` in [`KeyspaceEvents::Configure`] mode).
     pub(crate) async fn ensure(&self, addr: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        // A map in RESP3, a flat array in RESP2: both read as a map.
-        let got: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("notify-keyspace-events")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| {
-                StoreError::with_source(
-                    format!(
-                        "cannot read notify-keyspace-events from Redis at {addr} (CONFIG GET): \
-                         if CONFIG is disabled, set notify-keyspace-events \"{NEEDED_CLASSES}\" \
-                         in the server's configuration and use \
-                         KeyspaceEvents::Require, or turn live sessions off with \
-                         KeyspaceEvents::Off"
-                    ),
-                    e,
-                )
-            })?;
-        let current = got
-            .get("notify-keyspace-events")
-            .map(String::as_str)
-            .unwrap_or_default();
-        let missing = missing_classes(current);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let want = format!("{current}{missing}");
-        match self.mode {
-            KeyspaceEvents::Configure => redis::cmd("CONFIG")
-                .arg("SET")
-                .arg("notify-keyspace-events")
-                .arg(&want)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| {
-                    StoreError::with_source(
-                        setting_message(addr, current, &want, "and CONFIG SET was refused"),
-                        e,
-                    )
-                }),
-            _ => Err(StoreError::new(setting_message(
-                addr,
-                current,
-                &want,
-                &format!("{missing} missing"),
-            ))),
-        }
+        ensure(&mut self.conn.clone(), addr, self.mode).await
     }
 
     /// Reports keys starting with `prefix` to `sink`.
