@@ -359,10 +359,8 @@ impl<R: Runtime> SessionSockets<R> {
             return;
         }
         let now = session_sockets_core::time::millis(self.shared.runtime.wall());
-        for s in self.shared.hub.latest_followed() {
-            if s.cookie().is_expired(now) {
-                self.end_followers(s.id(), SessionEnd::Expired);
-            }
+        for id in self.shared.hub.expired(now) {
+            self.end_followers(&id, SessionEnd::Expired);
         }
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -94,8 +94,92 @@ pub(crate) trait Follower: Send + Sync {
 /// Everything the hub keeps, by session.
 #[derive(Default)]
 pub(crate) struct Hub {
-    entries: Mutex<HashMap<SessionId, Entry>>,
+    entries: Mutex<Entries>,
     events: Mutex<Events>,
+}
+
+/// The sessions, and the two orders the event task's once-a-second look
+/// walks, so that it visits only the sessions that are due rather than
+/// every followed one.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<SessionId, Entry>,
+    /// Followed sessions in the order their keep-alive touch comes due:
+    /// `(when it was last touched, id)`, oldest first. An item is current
+    /// while it names the entry's `touched` exactly; others are skipped
+    /// (the entry was touched again, or unfollowed, meanwhile).
+    touch: VecDeque<(Instant, SessionId)>,
+    /// Followed sessions whose latest copy has a cookie expiry, by that
+    /// expiry (milliseconds since the epoch): exactly one item per such
+    /// session, kept in step by [`Entries::reindex`].
+    expiry: BTreeSet<(i64, ById)>,
+}
+
+/// A session id ordered by its bytes, for [`Entries::expiry`].
+#[derive(Clone, PartialEq, Eq)]
+struct ById(SessionId);
+
+impl Ord for ById {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.expose().cmp(other.0.expose())
+    }
+}
+
+impl PartialOrd for ById {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Entries {
+    /// The expiry an entry is indexed under: followed, with a latest copy
+    /// whose cookie expires.
+    fn expiry_of(entry: &Entry) -> Option<i64> {
+        if entry.followers.is_empty() {
+            return None;
+        }
+        entry.latest.as_ref()?.cookie().expires_ms()
+    }
+
+    /// Moves `id`'s expiry item from `before` to `after`.
+    fn reindex(&mut self, id: &SessionId, before: Option<i64>, after: Option<i64>) {
+        if before == after {
+            return;
+        }
+        if let Some(ms) = before {
+            self.expiry.remove(&(ms, ById(id.clone())));
+        }
+        if let Some(ms) = after {
+            // The map's own key, so that the index shares its allocation.
+            let key = self.map.get_key_value(id).map_or(id, |(k, _)| k);
+            self.expiry.insert((ms, ById(key.clone())));
+        }
+    }
+
+    /// Runs `f` on `id`'s entry (if any) and keeps the expiry index in step
+    /// with what it changed.
+    fn change<T>(&mut self, id: &SessionId, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
+        let entry = self.map.get_mut(id)?;
+        let before = Self::expiry_of(entry);
+        let out = f(entry);
+        let after = Self::expiry_of(entry);
+        self.reindex(id, before, after);
+        Some(out)
+    }
+
+    /// Marks `id` touched now and queues its next keep-alive.
+    fn touched_now(&mut self, id: &SessionId) {
+        let now = Instant::now();
+        let Some(entry) = self.map.get_mut(id) else {
+            return;
+        };
+        entry.touched = Some(now);
+        // The map's own key, so that the queue shares its allocation.
+        if let Some((key, _)) = self.map.get_key_value(id) {
+            let key = key.clone();
+            self.touch.push_back((now, key));
+        }
+    }
 }
 
 /// Store events waiting for the hub's event task.
@@ -289,11 +373,15 @@ impl Watch {
     pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, loaded: &Arc<Session>) -> Follow {
         self.done = true;
         let mut entries = self.hub.lock();
-        let entry = entries.entry(self.id.clone()).or_default();
+        let entry = entries.map.entry(self.id.clone()).or_default();
         entry.watchers = entry.watchers.saturating_sub(1);
         if entry.ends != self.ends {
+            if entry.idle() {
+                entries.map.remove(&self.id);
+            }
             return Follow::Ended;
         }
+        let before = Entries::expiry_of(entry);
         let followed = match &entry.latest {
             Some(latest) if interchangeable(loaded, latest) => {
                 // Under the hub's lock, so no refresh can come in between.
@@ -311,17 +399,22 @@ impl Watch {
         };
         let first = entry.followers.is_empty();
         entry.followers.push(follower);
-        entry.touched.get_or_insert_with(Instant::now);
+        let after = Entries::expiry_of(entry);
         // Keyed by the session's own id from now on, not by the copy the
         // watch made from the store key: one allocation of the id per
         // followed session, not two. (Both name the same id; a key under
         // another name would hide the entry from the store's events.)
         if first
             && *loaded.id() == self.id
-            && let Some(entry) = entries.remove(&self.id)
+            && let Some(entry) = entries.map.remove(&self.id)
         {
-            entries.insert(loaded.id().clone(), entry);
+            entries.map.insert(loaded.id().clone(), entry);
         }
+        if first {
+            // Its keep-alive comes due one interval from now.
+            entries.touched_now(&self.id);
+        }
+        entries.reindex(&self.id, before, after);
         followed
     }
 }
@@ -332,10 +425,10 @@ impl Drop for Watch {
             return;
         }
         let mut entries = self.hub.lock();
-        if let Some(entry) = entries.get_mut(&self.id) {
+        if let Some(entry) = entries.map.get_mut(&self.id) {
             entry.watchers = entry.watchers.saturating_sub(1);
             if entry.idle() {
-                entries.remove(&self.id);
+                entries.map.remove(&self.id);
             }
         }
     }
@@ -345,13 +438,13 @@ impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Entries are keyed by session id: counts only (R16).
         f.debug_struct("Hub")
-            .field("sessions", &self.lock().len())
+            .field("sessions", &self.lock().map.len())
             .finish()
     }
 }
 
 impl Hub {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         // Every mutation below is a few map and vector operations that do
         // not panic, so a poisoned lock still holds consistent state.
         self.entries
@@ -372,7 +465,7 @@ impl Hub {
     /// task (none is running).
     pub(crate) fn enqueue(&self, write: Queued) -> bool {
         let mut entries = self.lock();
-        let entry = entries.entry(write.session.id().clone()).or_default();
+        let entry = entries.map.entry(write.session.id().clone()).or_default();
         let busy = entry.busy();
         busy.queue.push(write);
         !std::mem::replace(&mut busy.committing, true)
@@ -382,12 +475,12 @@ impl Hub {
     /// `None` when the queue is empty, which ends the commit task.
     pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Vec<Queued>, Option<Session>)> {
         let mut entries = self.lock();
-        let entry = entries.get_mut(id)?;
+        let entry = entries.map.get_mut(id)?;
         let busy = entry.busy();
         if busy.queue.is_empty() {
             busy.committing = false;
             if entry.idle() {
-                entries.remove(id);
+                entries.map.remove(id);
             }
             return None;
         }
@@ -406,16 +499,17 @@ impl Hub {
         latest: Option<Session>,
     ) -> (Vec<Arc<dyn Follower>>, Option<Arc<Session>>) {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
-            return (Vec::new(), None);
-        };
-        entry.latest = latest.map(view);
-        let followers = if entry.latest.is_some() {
-            entry.live()
-        } else {
-            Vec::new()
-        };
-        (followers, entry.latest.clone())
+        entries
+            .change(id, |entry| {
+                entry.latest = latest.map(view);
+                let followers = if entry.latest.is_some() {
+                    entry.live()
+                } else {
+                    Vec::new()
+                };
+                (followers, entry.latest.clone())
+            })
+            .unwrap_or_default()
     }
 
     // ---- followers ----------------------------------------------------------
@@ -424,7 +518,7 @@ impl Hub {
     pub(crate) fn watch(self: &Arc<Self>, id: SessionId) -> Watch {
         let ends = {
             let mut entries = self.lock();
-            let entry = entries.entry(id.clone()).or_default();
+            let entry = entries.map.entry(id.clone()).or_default();
             entry.watchers = entry.watchers.saturating_add(1);
             entry.ends
         };
@@ -440,15 +534,17 @@ impl Hub {
     /// from the hub, and handshakes loading it will refuse it).
     pub(crate) fn ended(&self, id: &SessionId) -> Vec<Arc<dyn Follower>> {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some((followers, idle)) = entries.change(id, |entry| {
+            entry.ends = entry.ends.wrapping_add(1);
+            entry.latest = None;
+            let followers = entry.live();
+            entry.followers.clear();
+            (followers, entry.idle())
+        }) else {
             return Vec::new();
         };
-        entry.ends = entry.ends.wrapping_add(1);
-        entry.latest = None;
-        let followers = entry.live();
-        entry.followers.clear();
-        if entry.idle() {
-            entries.remove(id);
+        if idle {
+            entries.map.remove(id);
         }
         followers
     }
@@ -458,18 +554,19 @@ impl Hub {
     /// holds it here.
     pub(crate) fn unfollow(&self, id: &SessionId) {
         let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(id) {
+        let idle = entries.change(id, |entry| {
             entry.followers.prune();
-            if entry.idle() {
-                entries.remove(id);
-            }
+            entry.idle()
+        });
+        if idle == Some(true) {
+            entries.map.remove(id);
         }
     }
 
     /// Whether the hub follows `id` (or a handshake is loading it), i.e.
     /// whether a change to it matters here.
     pub(crate) fn follows(&self, id: &SessionId) -> bool {
-        match self.lock().get(id) {
+        match self.lock().map.get(id) {
             Some(e) => e.watchers > 0 || e.has_live(),
             None => false,
         }
@@ -478,7 +575,7 @@ impl Hub {
     /// Whether the hub's latest copy of `id` rests on exactly `bytes` (then
     /// a reported write of them is this process's own).
     pub(crate) fn is_latest(&self, id: &SessionId, bytes: &[u8]) -> bool {
-        self.lock().get(id).is_some_and(|e| {
+        self.lock().map.get(id).is_some_and(|e| {
             e.latest.as_ref().is_some_and(|s| s.rests_on(bytes))
                 || e.busy
                     .as_ref()
@@ -488,7 +585,7 @@ impl Hub {
 
     /// A compare-and-set of `id` is about to write `bytes`.
     pub(crate) fn writing(&self, id: &SessionId, bytes: &session_sockets_core::Bytes) {
-        if let Some(e) = self.lock().get_mut(id) {
+        if let Some(e) = self.lock().map.get_mut(id) {
             let written = &mut e.busy().written;
             if written.len() == WRITTEN {
                 written.pop_front();
@@ -501,7 +598,7 @@ impl Hub {
     /// is running; one that is running goes round once more).
     pub(crate) fn want_reload(&self, id: &SessionId) -> bool {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(entry) = entries.map.get_mut(id) else {
             return false;
         };
         let busy = entry.busy();
@@ -524,26 +621,29 @@ impl Hub {
         fresh: Session,
     ) -> (Vec<Arc<dyn Follower>>, Arc<Session>) {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(entry) = entries.map.get_mut(id) else {
             return (Vec::new(), Arc::new(fresh));
         };
-        entry.touched = Some(Instant::now());
-        if let Some(latest) = &entry.latest
-            && latest.rests_on_same(&fresh)
-        {
+        let before = Entries::expiry_of(entry);
+        let fresh = match &entry.latest {
             // The copy the hub has (and its followers share) already.
-            let latest = Arc::clone(latest);
-            return (entry.live(), latest);
-        }
-        let fresh = view(fresh);
-        entry.latest = Some(Arc::clone(&fresh));
-        (entry.live(), fresh)
+            Some(latest) if latest.rests_on_same(&fresh) => Arc::clone(latest),
+            _ => {
+                let fresh = view(fresh);
+                entry.latest = Some(Arc::clone(&fresh));
+                fresh
+            }
+        };
+        let followers = entry.live();
+        let after = Entries::expiry_of(entry);
+        entries.reindex(id, before, after);
+        (followers, fresh)
     }
 
     /// The reload of `id` finished; `true` if it must go round again.
     pub(crate) fn reload_done(&self, id: &SessionId) -> bool {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(entry) = entries.map.get_mut(id) else {
             return false;
         };
         let busy = entry.busy();
@@ -558,7 +658,7 @@ impl Hub {
             entry.busy = None;
         }
         if entry.idle() {
-            entries.remove(id);
+            entries.map.remove(id);
         }
         false
     }
@@ -566,6 +666,7 @@ impl Hub {
     /// Every followed session, for a re-validation after lost events.
     pub(crate) fn followed(&self) -> Vec<SessionId> {
         self.lock()
+            .map
             .iter()
             .filter(|(_, e)| e.has_live())
             .map(|(id, _)| id.clone())
@@ -573,31 +674,52 @@ impl Hub {
     }
 
     /// Followed sessions last touched before `before`, with the copy to
-    /// touch; marks them touched now. Drops idle entries on the way.
+    /// touch; marks them touched now. Visits only those (and stale queue
+    /// items), oldest first: not every followed session.
     pub(crate) fn due_for_touch(&self, before: Instant) -> Vec<Session> {
         let mut entries = self.lock();
         let mut due = Vec::new();
-        entries.retain(|_, e| {
-            e.followers.prune();
-            let followed = !e.followers.is_empty();
-            if followed
-                && e.touched.is_none_or(|t| t < before)
-                && let Some(s) = &e.latest
-            {
-                due.push(Session::clone(s));
-                e.touched = Some(Instant::now());
+        // Due, but with no copy to touch yet (its last write failed): tried
+        // again on the next look, ahead of everything else still queued.
+        let mut retry = Vec::new();
+        while let Some((at, _)) = entries.touch.front()
+            && *at < before
+        {
+            let Some((at, id)) = entries.touch.pop_front() else {
+                break;
+            };
+            let Some(e) = entries.map.get(&id) else {
+                continue;
+            };
+            if e.touched != Some(at) || !e.has_live() {
+                // Touched again since (a newer item stands for it), or no
+                // longer followed (following again queues it anew).
+                continue;
             }
-            !e.idle()
-        });
+            match &e.latest {
+                Some(s) => {
+                    due.push(Session::clone(s));
+                    entries.touched_now(&id);
+                }
+                None => retry.push((at, id)),
+            }
+        }
+        for item in retry.into_iter().rev() {
+            entries.touch.push_front(item);
+        }
         due
     }
 
-    /// The followed sessions' latest copies, for expiry checks.
-    pub(crate) fn latest_followed(&self) -> Vec<Arc<Session>> {
-        self.lock()
-            .values()
-            .filter(|e| e.has_live())
-            .filter_map(|e| e.latest.clone())
+    /// The followed sessions whose cookie expired by `now_ms` (milliseconds
+    /// since the epoch), soonest first. Visits only those.
+    pub(crate) fn expired(&self, now_ms: i64) -> Vec<SessionId> {
+        let entries = self.lock();
+        entries
+            .expiry
+            .iter()
+            .take_while(|(ms, _)| *ms <= now_ms)
+            .filter(|(_, id)| entries.map.get(&id.0).is_some_and(Entry::has_live))
+            .map(|(_, id)| id.0.clone())
             .collect()
     }
 
@@ -605,17 +727,17 @@ impl Hub {
     /// instead (see [`interchangeable`]).
     pub(crate) fn shareable(&self, id: &SessionId, copy: &Session) -> Option<Arc<Session>> {
         let entries = self.lock();
-        let latest = entries.get(id)?.latest.as_ref()?;
+        let latest = entries.map.get(id)?.latest.as_ref()?;
         interchangeable(copy, latest).then(|| Arc::clone(latest))
     }
 
     /// A touch stored `touched` (its cookie refreshed).
     pub(crate) fn touched(&self, touched: &Session) {
-        if let Some(e) = self.lock().get_mut(touched.id())
-            && e.latest.as_ref().is_some_and(|l| l.rests_on_same(touched))
-        {
-            e.latest = Some(view(touched.clone()));
-        }
+        self.lock().change(touched.id(), |e| {
+            if e.latest.as_ref().is_some_and(|l| l.rests_on_same(touched)) {
+                e.latest = Some(view(touched.clone()));
+            }
+        });
     }
 
     // ---- events -------------------------------------------------------------
@@ -679,5 +801,113 @@ impl Hub {
                 std::task::Poll::Pending
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use session_sockets_core::codec::record::SessionCookie;
+
+    use super::*;
+
+    struct Socket;
+
+    impl Follower for Socket {
+        fn refresh(&self, _: &Arc<Session>) {}
+        fn share(&self, _: &Arc<Session>, _: &Arc<Session>) {}
+        fn end(&self, _: SessionEnd) {}
+    }
+
+    /// A session whose cookie expires at `expires_ms` (`None`: a browser
+    /// session cookie).
+    fn session(id: &str, expires_ms: Option<i64>) -> Arc<Session> {
+        let cookie = match expires_ms {
+            Some(at) => SessionCookie::new(Some(1000), at - 1000),
+            None => SessionCookie::new(None, 0),
+        };
+        Arc::new(Session::new(SessionId::new(id), cookie, Default::default()))
+    }
+
+    /// A socket following `session` on `hub`; dropping it unfollows.
+    fn follow(hub: &Arc<Hub>, session: &Arc<Session>) -> Arc<dyn Follower> {
+        let socket: Arc<dyn Follower> = Arc::new(Socket);
+        let watch = hub.watch(session.id().clone());
+        assert!(!matches!(
+            watch.follow(Arc::downgrade(&socket), session),
+            Follow::Ended
+        ));
+        socket
+    }
+
+    fn ids(sessions: Vec<Session>) -> Vec<String> {
+        let mut ids: Vec<String> = sessions
+            .iter()
+            .map(|s| s.id().expose().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn keep_alive_visits_the_due_sessions_once_per_interval_and_forgets_the_unfollowed() {
+        let hub = Arc::new(Hub::default());
+        let a = follow(&hub, &session("a", None));
+        std::thread::sleep(Duration::from_millis(20));
+        let mid = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = follow(&hub, &session("b", None));
+        // Only `a` was followed before `mid`.
+        assert_eq!(ids(hub.due_for_touch(mid)), ["a"]);
+        assert!(hub.due_for_touch(mid).is_empty(), "touched once");
+        // A second socket of `b` does not queue it again.
+        let b2 = follow(&hub, &session("b", None));
+        let later = Instant::now();
+        assert_eq!(ids(hub.due_for_touch(later)), ["a", "b"]);
+        assert!(hub.due_for_touch(later).is_empty());
+        // Unfollowed: no longer touched, and its entry is gone.
+        drop((b, b2));
+        hub.unfollow(&SessionId::new("b"));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ids(hub.due_for_touch(Instant::now())), ["a"]);
+        assert!(!hub.follows(&SessionId::new("b")));
+        // Followed again: due one interval after that.
+        let b3 = follow(&hub, &session("b", None));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ids(hub.due_for_touch(Instant::now())), ["a", "b"]);
+        let stale = hub.lock().touch.len();
+        assert_eq!(stale, 2, "one queued item per followed session");
+        drop((a, b3));
+    }
+
+    #[test]
+    fn expiry_lists_only_followed_sessions_whose_cookie_expired() {
+        let hub = Arc::new(Hub::default());
+        let a = follow(&hub, &session("a", Some(1_000)));
+        let b = follow(&hub, &session("b", Some(2_000)));
+        let _c = follow(&hub, &session("c", None));
+        assert!(hub.expired(999).is_empty());
+        assert_eq!(hub.expired(1_000), [SessionId::new("a")]);
+        assert_eq!(
+            hub.expired(5_000),
+            [SessionId::new("a"), SessionId::new("b")]
+        );
+        // A write moves the expiry.
+        let (_, _) = hub.committed(
+            &SessionId::new("a"),
+            Some(Session::clone(&session("a", Some(3_000)))),
+        );
+        assert_eq!(hub.expired(2_500), [SessionId::new("b")]);
+        // Ended, or no longer followed: not listed.
+        let _ = hub.ended(&SessionId::new("b"));
+        assert_eq!(hub.expired(2_500), Vec::<SessionId>::new());
+        drop(a);
+        hub.unfollow(&SessionId::new("a"));
+        assert!(hub.expired(i64::MAX).is_empty());
+        assert!(hub.lock().expiry.is_empty());
+        drop(b);
     }
 }
