@@ -82,11 +82,17 @@ pub fn redis() -> Result<(Proc, String), String> {
 }
 
 /// The chat binary next to the running one (`cargo build --release --bin
-/// chat`), started with `args` on a free port; its address once it listens.
+/// chat`; `BENCH_CHAT=path` names another), started with `args` on a free
+/// port; its address once it listens.
 pub fn chat(args: &[&str]) -> Result<(Proc, SocketAddr), String> {
-    let bin = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("chat");
+    // `BENCH_CHAT=path`: another chat binary (an older build, for a
+    // before/after run).
+    let bin = match std::env::var_os("BENCH_CHAT") {
+        Some(path) if !path.is_empty() => std::path::PathBuf::from(path),
+        _ => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("chat"),
+    };
     // `BENCH_SERVER_CPU=N`: the server pinned to CPU N (with taskset), away
     // from the bench's own load.
     let pin = std::env::var("BENCH_SERVER_CPU")
