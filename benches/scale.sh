@@ -7,10 +7,14 @@
 #   CURVES="hold conns" bash benches/scale.sh    # some of them
 #
 # Curves (CURVES, default all): 
-#   hold    RSS per idle socket at HOLDS sockets (default 1000 10000 50000),
+#   hold    RSS per idle socket at HOLDS sockets (default 1000 10000 18000),
 #           one session for all, then a session each; a fresh chat per count;
 #           past ~28,000 sockets the client uses several loopback source
-#           addresses (127.0.0.1-127.0.0.N)
+#           addresses (127.0.0.1-127.0.0.N). Each socket is a descriptor in
+#           the server: the count is bounded by `ulimit -n`, which needs
+#           CAP_SYS_RESOURCE to go past the hard limit (20,000 on the
+#           project's machines, where it is dropped), e.g. HOLDS=50000 as
+#           root with it
 #   conns   connections/s and server CPU per connection, websocket, at
 #           CONCS concurrent (default 1 50 200 1000), MemoryStore and RedisStore
 #   store   MemoryStore bytes per session at STORE sessions (default 10000,100000,1000000)
@@ -27,7 +31,7 @@ if [ "$smoke" = 1 ]; then
   store="${STORE:-2000}"; fanout="${FANOUT:-100}"; rounds=1
   stream_sessions="${STREAM_SESSIONS:-100}"; stream_rates="${STREAM_RATES:-200}"; stream_secs=2
 else
-  holds="${HOLDS:-1000 10000 50000}"; concs="${CONCS:-1 50 200 1000}"; conn_count="${CONN_COUNT:-3000}"
+  holds="${HOLDS:-1000 10000 18000}"; concs="${CONCS:-1 50 200 1000}"; conn_count="${CONN_COUNT:-3000}"
   store="${STORE:-10000,100000,1000000}"; fanout="${FANOUT:-1000,10000}"; rounds="${ROUNDS:-3}"
   stream_sessions="${STREAM_SESSIONS:-10000}"; stream_rates="${STREAM_RATES:-1000,5000}"; stream_secs="${STREAM_SECS:-10}"
 fi
@@ -42,7 +46,7 @@ for n in ${fanout//,/ } $stream_sessions; do [ "$n" -gt "$max_hold" ] && max_hol
 # Every socket is a descriptor on each side.
 ulimit -n "$(( max_hold * 2 + 4096 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$(( max_hold + 1024 ))" ]; then
-  echo "cannot raise the descriptor limit to $(( max_hold + 1024 )) (ulimit -n is $(ulimit -n))" >&2
+  echo "cannot raise the descriptor limit to $(( max_hold + 1024 )) (ulimit -n is $(ulimit -n), hard limit $(ulimit -Hn)); lower HOLDS, or raise the hard limit (needs CAP_SYS_RESOURCE)" >&2
   exit 1
 fi
 (cd "$root" && cargo build --release -q -p session-sockets-chat --bin chat \
@@ -89,13 +93,17 @@ start_redis() {
   wait_for "$work/redis.log" "Ready to accept connections" 10
   redis="redis://127.0.0.1:$rport/"
 }
+starts=0
 start_chat() { # extra args...
-  local port; port="$(free_port)"
-  pin 0 "$chat" --port "$port" --secret "$secret" --capacity 2000000 "$@" >"$work/chat.log" 2>&1 &
+  local port log; port="$(free_port)"
+  # A log of its own: the last one already says "listening".
+  starts=$(( starts + 1 ))
+  log="$work/chat.$starts.log"
+  pin 0 "$chat" --port "$port" --secret "$secret" --capacity 2000000 "$@" >"$log" 2>&1 &
   srv_pid=$!
   pids+=("$srv_pid")
   srv_url="http://127.0.0.1:$port"
-  wait_for "$work/chat.log" "listening" 20
+  wait_for "$log" "listening" 20
 }
 stop_chat() {
   kill "$srv_pid" 2>/dev/null || true

@@ -104,6 +104,8 @@ secret="e2e-bench-secret"
 start_server() { # name -> sets srv_pid, srv_url
   local port; port="$(free_port)"
   local chat="$chat" name="$1"
+  # The last run of this server left "listening" in its log.
+  rm -f "$work/$1.log"
   case "$name" in
     *_before)
       chat="${BEFORE:?set BEFORE=path/to/the baseline chat binary for the *_before servers}"

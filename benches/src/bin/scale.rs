@@ -5,6 +5,7 @@
 //! scale store  --sessions 10000,100000,1000000     # MemoryStore bytes per session
 //! scale fanout --sockets 1000,10000 [--rounds 3]   # one logout to N sockets of one session
 //! scale stream --sessions 10000 --rates 1000,5000 [--secs 10]   # changes on followed sessions
+//! scale ticks  --sessions 10000,100000,1000000     # the live layer's once-a-second look
 //! ```
 //!
 //! - `store`: for each N, a fresh process creates N sessions through
@@ -21,6 +22,11 @@
 //!   changes/s sent, store events and reloads/s the chat handled (its
 //!   Prometheus counters), its CPU, and the lag from a write to a socket
 //!   seeing it (probe sessions polled with `whoami`), p50 / p99.
+//! - `ticks`: for each N, a fresh process follows N sessions (N live
+//!   sessions on a `MemoryStore`, as N connected sockets of a session each
+//!   hold, without the sockets) and reports the CPU the process then uses
+//!   per second while nothing happens: the live layer's once-a-second look
+//!   at keep-alive and expiry, and the store's expiry thread.
 //!
 //! The chat binary is the one next to this one (`cargo build --release
 //! --bin chat --bin scale`); `BENCH_SERVER_CPU=0` pins it to CPU 0 (run
@@ -79,6 +85,18 @@ enum Run {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// CPU per second of a process following N idle sessions.
+    Ticks {
+        /// Session counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        sessions: Vec<usize>,
+    },
+    /// One count of `ticks`, in this process.
+    #[command(hide = true)]
+    TicksOne {
+        #[arg(long)]
+        sessions: usize,
+    },
     /// A sustained stream of changes to followed sessions.
     Stream {
         /// Followed sessions (a socket each).
@@ -109,6 +127,8 @@ fn main() -> ExitCode {
         match cli.run {
             Run::Store { sessions } => store(&sessions),
             Run::StoreOne { sessions } => store_one(sessions).await,
+            Run::Ticks { sessions } => ticks(&sessions),
+            Run::TicksOne { sessions } => ticks_one(sessions).await,
             Run::Fanout { sockets, rounds } => fanout(&sockets, rounds).await,
             Run::Stream {
                 sessions,
@@ -207,6 +227,86 @@ async fn store_one(n: usize) -> Result<(), String> {
         grown as f64 / n as f64,
         n as f64 / secs.max(1e-9)
     );
+    Ok(())
+}
+
+// ---- ticks -------------------------------------------------------------
+
+/// Runs `ticks-one` in a fresh process per count.
+fn ticks(counts: &[usize]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!("| followed sessions | process CPU per second, idle | followed in |");
+    println!("|---|---|---|");
+    for &n in counts {
+        check(n, "--sessions")?;
+        let out = std::process::Command::new(&exe)
+            .args(["ticks-one", "--sessions", &n.to_string()])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(())
+}
+
+async fn ticks_one(n: usize) -> Result<(), String> {
+    use session_sockets::{Config, MemoryStore, SessionSockets};
+    check(n, "--sessions")?;
+    let config = Config::builder()
+        .secret(SECRET)
+        .cookie(session_sockets::core::CookieOptions {
+            max_age: Some(Duration::from_secs(24 * 3600)),
+            ..Default::default()
+        })
+        .build()
+        .map_err(|e| e.to_string())?;
+    let sessions = SessionSockets::new(config, MemoryStore::with_capacity(n + 1));
+    let started = Instant::now();
+    let mut live = Vec::with_capacity(n);
+    for i in 0..n {
+        let data = serde_json::Map::from_iter([("user".to_owned(), json!(format!("user{i}")))]);
+        let created = sessions.create(data).await.map_err(|e| e.to_string())?;
+        let cookie = created.set_cookie.split(';').next().unwrap_or_default();
+        let mut headers = tokio_tungstenite::tungstenite::http::HeaderMap::new();
+        headers.insert(
+            tokio_tungstenite::tungstenite::http::header::COOKIE,
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_str(cookie)
+                .map_err(|e| e.to_string())?,
+        );
+        let session = sessions
+            .live_session(&headers, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        live.push(session);
+    }
+    let followed_in = started.elapsed();
+    // Settle (the store reported each create: the event task works through
+    // them), then measure whole ticks.
+    let pid = std::process::id();
+    let settle_until = Instant::now() + Duration::from_secs(120);
+    let mut last = procs::cpu_time(pid);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = procs::cpu_time(pid);
+        let used = now.saturating_sub(last);
+        last = now;
+        if used < Duration::from_millis(100) || Instant::now() > settle_until {
+            break;
+        }
+    }
+    let c0 = procs::cpu_time(pid);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cpu = procs::cpu_time(pid).saturating_sub(c0);
+    let per_sec = cpu.as_secs_f64() / t0.elapsed().as_secs_f64();
+    println!(
+        "| {n} | {:.2} ms | {:.1} s |",
+        per_sec * 1000.0,
+        followed_in.as_secs_f64()
+    );
+    drop(live);
     Ok(())
 }
 
