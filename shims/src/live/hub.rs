@@ -15,7 +15,9 @@
 //!
 //! [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -218,69 +220,102 @@ struct Entry {
     busy: Option<Box<Busy>>,
 }
 
-/// A session's followers. Most sessions have one socket: it is kept
-/// inline, in the 24 bytes a `Vec` takes (a `SmallVec` of one takes 32).
+/// A session's followers, by the address of each (see [`address`]). Most
+/// sessions have one socket: it is kept inline; a session with more has
+/// them in a map, so that one leaving is found at once rather than by a
+/// walk over the others (n sockets of one session leaving would cost n²).
+#[derive(Default)]
 enum Followers {
+    #[default]
+    None,
     One(Weak<dyn Follower>),
-    Many(Vec<Weak<dyn Follower>>),
+    Many(Box<FollowerMap>),
 }
 
-impl Default for Followers {
-    fn default() -> Self {
-        Followers::Many(Vec::new())
-    }
+/// The followers of a session with more than one, by address.
+type FollowerMap = HashMap<usize, Weak<dyn Follower>, BuildHasherDefault<DefaultHasher>>;
+
+/// A follower's address: what its connection's state leaves the hub with
+/// ([`Hub::unfollow`]). Unique while the hub holds its `Weak` (the
+/// allocation lives as long as a `Weak` to it does).
+pub(crate) fn address(follower: &Weak<dyn Follower>) -> usize {
+    Weak::as_ptr(follower).cast::<()>().addr()
 }
 
 impl Followers {
-    fn as_slice(&self) -> &[Weak<dyn Follower>] {
-        match self {
-            Followers::One(f) => std::slice::from_ref(f),
-            Followers::Many(v) => v,
-        }
-    }
-
-    fn iter(&self) -> std::slice::Iter<'_, Weak<dyn Follower>> {
-        self.as_slice().iter()
+    fn iter(&self) -> impl Iterator<Item = &Weak<dyn Follower>> {
+        let (one, many) = match self {
+            Followers::None => (None, None),
+            Followers::One(f) => (Some(f), None),
+            Followers::Many(m) => (None, Some(m.values())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 
     fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
+        self.len() == 0
     }
 
     fn push(&mut self, follower: Weak<dyn Follower>) {
         metrics::followers(self.len(), self.len() + 1);
         match std::mem::take(self) {
-            Followers::Many(v) if v.is_empty() => *self = Followers::One(follower),
-            Followers::Many(mut v) => {
-                v.push(follower);
-                *self = Followers::Many(v);
+            Followers::None => *self = Followers::One(follower),
+            Followers::One(first) => {
+                let mut map = FollowerMap::default();
+                map.insert(address(&first), first);
+                map.insert(address(&follower), follower);
+                *self = Followers::Many(Box::new(map));
             }
-            Followers::One(first) => *self = Followers::Many(vec![first, follower]),
+            Followers::Many(mut map) => {
+                map.insert(address(&follower), follower);
+                *self = Followers::Many(map);
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.as_slice().len()
+        match self {
+            Followers::None => 0,
+            Followers::One(_) => 1,
+            Followers::Many(m) => m.len(),
+        }
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&Weak<dyn Follower>) -> bool) {
+    /// Drops the follower at `address` (its connection closed).
+    fn remove(&mut self, at: usize) {
         let before = self.len();
         match self {
-            Followers::One(f) if !keep(f) => *self = Followers::default(),
-            Followers::One(_) => {}
-            Followers::Many(v) => v.retain(keep),
+            Followers::One(f) if address(f) == at => *self = Followers::None,
+            Followers::Many(m) => {
+                m.remove(&at);
+                if m.is_empty() {
+                    *self = Followers::None;
+                }
+            }
+            _ => {}
         }
         metrics::followers(before, self.len());
     }
 
     /// Drops the followers that are gone (their connection closed).
     fn prune(&mut self) {
-        self.retain(|f| f.strong_count() > 0);
+        let before = self.len();
+        match self {
+            Followers::One(f) if f.strong_count() == 0 => *self = Followers::None,
+            Followers::Many(m) => {
+                m.retain(|_, f| f.strong_count() > 0);
+                if m.is_empty() {
+                    *self = Followers::None;
+                }
+            }
+            _ => {}
+        }
+        metrics::followers(before, self.len());
     }
 
     fn clear(&mut self) {
         metrics::followers(self.len(), 0);
-        *self = Followers::default();
+        *self = Followers::None;
     }
 }
 
@@ -549,13 +584,13 @@ impl Hub {
         followers
     }
 
-    /// A follower of `id` went away (its connection closed): prunes the
-    /// session's followers, and forgets the session once nothing else
-    /// holds it here.
-    pub(crate) fn unfollow(&self, id: &SessionId) {
+    /// The follower of `id` at `address` went away (its connection
+    /// closed): drops it from the session's followers, and forgets the
+    /// session once nothing else holds it here.
+    pub(crate) fn unfollow(&self, id: &SessionId, address: usize) {
         let mut entries = self.lock();
         let idle = entries.change(id, |entry| {
-            entry.followers.prune();
+            entry.followers.remove(address);
             entry.idle()
         });
         if idle == Some(true) {
@@ -843,6 +878,11 @@ mod tests {
         socket
     }
 
+    /// The address the hub knows `socket` by.
+    fn at(socket: &Arc<dyn Follower>) -> usize {
+        Arc::as_ptr(socket).cast::<()>().addr()
+    }
+
     fn ids(sessions: Vec<Session>) -> Vec<String> {
         let mut ids: Vec<String> = sessions
             .iter()
@@ -869,8 +909,11 @@ mod tests {
         assert_eq!(ids(hub.due_for_touch(later)), ["a", "b"]);
         assert!(hub.due_for_touch(later).is_empty());
         // Unfollowed: no longer touched, and its entry is gone.
-        drop((b, b2));
-        hub.unfollow(&SessionId::new("b"));
+        for socket in [b, b2] {
+            let at = at(&socket);
+            drop(socket);
+            hub.unfollow(&SessionId::new("b"), at);
+        }
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(ids(hub.due_for_touch(Instant::now())), ["a"]);
         assert!(!hub.follows(&SessionId::new("b")));
@@ -904,10 +947,35 @@ mod tests {
         // Ended, or no longer followed: not listed.
         let _ = hub.ended(&SessionId::new("b"));
         assert_eq!(hub.expired(2_500), Vec::<SessionId>::new());
+        let a_at = at(&a);
         drop(a);
-        hub.unfollow(&SessionId::new("a"));
+        hub.unfollow(&SessionId::new("a"), a_at);
         assert!(hub.expired(i64::MAX).is_empty());
         assert!(hub.lock().expiry.is_empty());
         drop(b);
+    }
+
+    #[test]
+    fn a_follower_leaving_drops_itself_only_and_the_last_one_forgets_the_session() {
+        let hub = Arc::new(Hub::default());
+        let s = session("s", Some(i64::MAX));
+        let sockets: Vec<_> = (0..5).map(|_| follow(&hub, &s)).collect();
+        let count = |hub: &Hub| hub.lock().map.get(s.id()).map_or(0, |e| e.followers.len());
+        assert_eq!(count(&hub), 5);
+        // Another session's address, or one that never followed: nothing.
+        let stranger: Arc<dyn Follower> = Arc::new(Socket);
+        hub.unfollow(s.id(), at(&stranger));
+        assert_eq!(count(&hub), 5);
+        let mut left = 5;
+        for socket in sockets {
+            let socket_at = at(&socket);
+            drop(socket);
+            hub.unfollow(s.id(), socket_at);
+            left -= 1;
+            assert_eq!(count(&hub), left);
+            assert_eq!(hub.follows(s.id()), left > 0);
+            assert_eq!(hub.expired(i64::MAX).len(), usize::from(left > 0));
+        }
+        assert!(hub.lock().map.is_empty(), "the session is forgotten");
     }
 }
