@@ -6,6 +6,7 @@
 //! scale fanout --sockets 1000,10000 [--rounds 3]   # one logout to N sockets of one session
 //! scale stream --sessions 10000 --rates 1000,5000 [--secs 10]   # changes on followed sessions
 //! scale ticks  --sessions 10000,100000,1000000     # the live layer's once-a-second look
+//! scale leave  --followers 10000,100000            # N sockets of one session leaving
 //! ```
 //!
 //! - `store`: for each N, a fresh process creates N sessions through
@@ -27,6 +28,8 @@
 //!   hold, without the sockets) and reports the CPU the process then uses
 //!   per second while nothing happens: the live layer's once-a-second look
 //!   at keep-alive and expiry, and the store's expiry thread.
+//! - `leave`: N live sessions of one session (its N sockets), then all of
+//!   them dropped (the sockets closing): the time and CPU that takes.
 //!
 //! The chat binary is the one next to this one (`cargo build --release
 //! --bin chat --bin scale`); `BENCH_SERVER_CPU=0` pins it to CPU 0 (run
@@ -97,6 +100,12 @@ enum Run {
         #[arg(long)]
         sessions: usize,
     },
+    /// N followers of one session leaving.
+    Leave {
+        /// Follower counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        followers: Vec<usize>,
+    },
     /// A sustained stream of changes to followed sessions.
     Stream {
         /// Followed sessions (a socket each).
@@ -129,6 +138,7 @@ fn main() -> ExitCode {
             Run::StoreOne { sessions } => store_one(sessions).await,
             Run::Ticks { sessions } => ticks(&sessions),
             Run::TicksOne { sessions } => ticks_one(sessions).await,
+            Run::Leave { followers } => leave(&followers).await,
             Run::Fanout { sockets, rounds } => fanout(&sockets, rounds).await,
             Run::Stream {
                 sessions,
@@ -307,6 +317,55 @@ async fn ticks_one(n: usize) -> Result<(), String> {
         followed_in.as_secs_f64()
     );
     drop(live);
+    Ok(())
+}
+
+// ---- leave -------------------------------------------------------------
+
+async fn leave(counts: &[usize]) -> Result<(), String> {
+    use session_sockets::{Config, MemoryStore, SessionSockets};
+    println!("| followers of one session | all leaving took | per follower |");
+    println!("|---|---|---|");
+    for &n in counts {
+        check(n, "--followers")?;
+        let config = Config::builder()
+            .secret(SECRET)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let sessions = SessionSockets::new(config, MemoryStore::new());
+        let data = serde_json::Map::from_iter([("user".to_owned(), json!("many"))]);
+        let created = sessions.create(data).await.map_err(|e| e.to_string())?;
+        let cookie = created.set_cookie.split(';').next().unwrap_or_default();
+        let mut headers = tokio_tungstenite::tungstenite::http::HeaderMap::new();
+        headers.insert(
+            tokio_tungstenite::tungstenite::http::header::COOKIE,
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_str(cookie)
+                .map_err(|e| e.to_string())?,
+        );
+        let mut live = Vec::with_capacity(n);
+        for _ in 0..n {
+            let session = sessions
+                .live_session(&headers, |_| {})
+                .await
+                .map_err(|e| e.to_string())?;
+            live.push(session);
+        }
+        let pid = std::process::id();
+        let (c0, t0) = (procs::cpu_time(pid), Instant::now());
+        // In the order they came, as sockets of a session that opened one
+        // after the other and close together.
+        for session in live {
+            drop(session);
+        }
+        let took = t0.elapsed();
+        let cpu = procs::cpu_time(pid).saturating_sub(c0);
+        println!(
+            "| {n} | {} ms (CPU {} ms) | {:.2} us |",
+            ms(took),
+            ms(cpu),
+            took.as_secs_f64() * 1e6 / n as f64
+        );
+    }
     Ok(())
 }
 
