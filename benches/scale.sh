@@ -21,6 +21,9 @@
 #   fanout  one logout to FANOUT sockets of one session (default 1000,10000)
 #   stream  STREAM_RATES changes/s (default 1000,5000) on STREAM_SESSIONS
 #           followed sessions (default 10000), RedisStore
+#   ticks   CPU per second of a process following TICKS idle sessions
+#           (default 10000,100000,1000000)
+#   leave   LEAVE sockets of one session leaving (default 10000,50000,100000)
 # The chat is pinned to CPU 0, the load (and redis-server) to CPU 1.
 # Loopback only; every run is bounded in count and time. Needs redis-server.
 set -euo pipefail
@@ -30,12 +33,14 @@ if [ "$smoke" = 1 ]; then
   holds="${HOLDS:-200}"; concs="${CONCS:-1 50}"; conn_count="${CONN_COUNT:-200}"
   store="${STORE:-2000}"; fanout="${FANOUT:-100}"; rounds=1
   stream_sessions="${STREAM_SESSIONS:-100}"; stream_rates="${STREAM_RATES:-200}"; stream_secs=2
+  ticks="${TICKS:-2000}"; leave="${LEAVE:-2000}"
 else
   holds="${HOLDS:-1000 10000 18000}"; concs="${CONCS:-1 50 200 1000}"; conn_count="${CONN_COUNT:-3000}"
   store="${STORE:-10000,100000,1000000}"; fanout="${FANOUT:-1000,10000}"; rounds="${ROUNDS:-3}"
   stream_sessions="${STREAM_SESSIONS:-10000}"; stream_rates="${STREAM_RATES:-1000,5000}"; stream_secs="${STREAM_SECS:-10}"
+  ticks="${TICKS:-10000,100000,1000000}"; leave="${LEAVE:-10000,50000,100000}"
 fi
-curves="${CURVES:-hold conns store fanout stream}"
+curves="${CURVES:-hold conns store fanout stream ticks leave}"
 case "$holds $concs $conn_count $rounds $stream_sessions $stream_secs" in
   *[!0-9\ ]*) echo "HOLDS, CONCS, CONN_COUNT, ROUNDS, STREAM_SESSIONS, STREAM_SECS must be whole numbers" >&2; exit 2 ;;
 esac
@@ -187,6 +192,14 @@ for curve in $curves; do
       echo
       (BENCH_SERVER_CPU=0 pin 1 "$scale" stream --sessions "$stream_sessions" --rates "$stream_rates" --secs "$stream_secs")
       ;;
-    *) echo "unknown curve $curve (hold conns store fanout stream)" >&2; exit 2 ;;
+    ticks)
+      echo
+      (pin 0 "$scale" ticks --sessions "$ticks")
+      ;;
+    leave)
+      echo
+      (pin 0 "$scale" leave --followers "$leave")
+      ;;
+    *) echo "unknown curve $curve (hold conns store fanout stream ticks leave)" >&2; exit 2 ;;
   esac
 done
