@@ -127,10 +127,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub use session_sockets_core as core;
+pub use session_sockets_core::format;
 pub use session_sockets_core::machines::{Created, Touched};
 pub use session_sockets_core::{
-    Config, ConfigBuilder, ConfigError, CookieOptions, Failure, Fault, HandshakeError, SameSite,
-    Session, SessionId, WriteError,
+    Config, ConfigBuilder, ConfigError, CookieOptions, Failure, Fault, Format, HandshakeError,
+    Meta, SameSite, Session, SessionId, WriteError,
 };
 
 #[cfg(all(
