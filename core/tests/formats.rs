@@ -230,7 +230,9 @@ fn r36_tampered_foreign_key_and_name_moved_cookies_are_refused_before_any_lookup
         );
         assert!(!e.fault().needs_operator());
         // R35: the hint names nothing of the server's insides.
-        for internal in ["`id`", " id=", "key", "Key", "tower", "actix", "HMAC", "seal"] {
+        for internal in [
+            "`id`", " id=", "key", "Key", "tower", "actix", "HMAC", "seal",
+        ] {
             assert!(!e.hint().contains(internal), "{}: {}", e.reason(), e.hint());
         }
     }

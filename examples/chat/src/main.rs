@@ -49,13 +49,13 @@ use axum::routing::{get, post};
 use clap::Parser;
 use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
+use session_sockets::format::actix_session::CookieContentSecurity;
+use session_sockets::format::tower_sessions::Expiry;
 use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::redis as socketio_redis;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::Store;
-use session_sockets::format::actix_session::CookieContentSecurity;
-use session_sockets::format::tower_sessions::Expiry;
 use session_sockets::{Config, Format, MemoryStore, SessionSockets};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -156,14 +156,25 @@ struct Args {
     /// Signed cookies (tower-sessions `with_signed`, actix-session
     /// `CookieContentSecurity::Signed`) with this key: the standard base64
     /// of the app's 64-byte cookie key; comma-separated keys rotate.
-    #[arg(long, value_name = "KEY", env = "SESSION_SIGNED_KEY", hide_env_values = true,
-          value_delimiter = ',', conflicts_with = "private")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SESSION_SIGNED_KEY",
+        hide_env_values = true,
+        value_delimiter = ',',
+        conflicts_with = "private"
+    )]
     signed: Vec<String>,
     /// Private cookies (tower-sessions `with_private`, actix-session's
     /// default) with this key: the standard base64 of the app's 64-byte
     /// cookie key; comma-separated keys rotate.
-    #[arg(long, value_name = "KEY", env = "SESSION_PRIVATE_KEY", hide_env_values = true,
-          value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SESSION_PRIVATE_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     private: Vec<String>,
     /// tower-sessions `Expiry::OnInactivity`: sessions end this many
     /// seconds after their last save, as the app's layer says [default:
@@ -201,7 +212,10 @@ impl std::fmt::Debug for Args {
             .field("no_sessions", &self.no_sessions)
             .field("format", &self.format)
             .field("signed", &format_args!("<{} redacted>", self.signed.len()))
-            .field("private", &format_args!("<{} redacted>", self.private.len()))
+            .field(
+                "private",
+                &format_args!("<{} redacted>", self.private.len()),
+            )
             .field("inactivity", &self.inactivity)
             .finish()
     }
