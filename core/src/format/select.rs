@@ -7,6 +7,8 @@
 
 use std::time::SystemTime;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use super::actix_session::{self, SessionKey, StoredTexts};
@@ -137,6 +139,9 @@ pub(crate) enum NewError {
     ShortRandom(usize),
     /// The cookie cannot be written.
     Cookie(CookieSyntaxError),
+    /// The template is of another format than the config's (a caller's
+    /// mistake: templates come from [`Config::new_meta`]).
+    OtherFormat,
 }
 
 /// What a touch does in the configured format.
@@ -198,7 +203,16 @@ impl Config {
             Format::Express => return Err(HandshakeError::NoCookieHeader),
             Format::TowerSessions(s) => {
                 let id = tower_sessions::resolve(s, lines, self.limits)?;
-                buf.extend_from_slice(id.expose().as_bytes());
+                // The id's 22 characters, without a `String` on the way.
+                let mut text = [0u8; 22];
+                // 16 bytes are always 22 characters: this cannot fail.
+                let Ok(22) = URL_SAFE_NO_PAD.encode_slice(id.as_i128().to_le_bytes(), &mut text)
+                else {
+                    return Err(HandshakeError::InvalidId {
+                        cookie_name: s.cookie_name.clone(),
+                    });
+                };
+                buf.extend_from_slice(&text);
             }
             Format::ActixSession(s) => {
                 let key = actix_session::resolve(s, lines, self.limits)?;
@@ -382,8 +396,7 @@ impl Config {
                     ttl_secs: ttl_secs(self, cookie, now),
                 })
             }
-            // `template` comes from `new_meta` of this config.
-            _ => Err(NewError::ShortRandom(0)),
+            _ => Err(NewError::OtherFormat),
         }
     }
 

@@ -99,6 +99,12 @@ impl Creating {
                             return Some(Err(Failure::Store(e).into()));
                         }
                         Err(NewError::Cookie(e)) => return Some(Err(WriteError::InvalidCookie(e))),
+                        Err(NewError::OtherFormat) => {
+                            let e = crate::codec::record::RecordError::Format(
+                                crate::format::RecordError::OtherFormat,
+                            );
+                            return Some(Err(Failure::MalformedRecord(e).into()));
+                        }
                     };
                     let Ok(ttl_secs @ 1..) = u64::try_from(ttl) else {
                         // maxAge 0 (or a tower-sessions date passed): the
