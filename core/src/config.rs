@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::codec::cookie::Limits;
-use crate::codec::set_cookie::{check_domain, check_max_age, check_name, check_path};
+use crate::codec::cookie_syntax::{check_domain, check_max_age, check_name, check_path};
 use crate::codec::signature::Key;
 use crate::cookie_options::{CookieOptions, SameSite};
 use crate::format::Format;

@@ -11,6 +11,7 @@ use std::error::Error;
 use crate::codec::cookie::LimitExceeded;
 use crate::codec::record::RecordError;
 use crate::codec::set_cookie::CookieSyntaxError;
+pub use crate::fault::Fault;
 use crate::format::CookieError;
 use crate::origin::OriginRejection;
 use crate::request::Reply;
@@ -413,28 +414,6 @@ impl Error for WriteError {
 impl From<Failure> for WriteError {
     fn from(f: Failure) -> Self {
         WriteError::Failed(f)
-    }
-}
-
-/// Whose fault a [`HandshakeError`], a [`WriteError`] or a [`Failure`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fault {
-    /// The request: no, bad or refused credentials. Expected traffic.
-    Request,
-    /// The session's state: it ended or never existed.
-    Session,
-    /// The store or the data in it: an operator should look.
-    Store,
-    /// This server: it is stopping, or its settings cannot be applied.
-    Server,
-}
-
-impl Fault {
-    /// Whether an operator should look ([`Fault::Store`], [`Fault::Server`]),
-    /// rather than expected traffic or a session's normal end.
-    pub fn needs_operator(self) -> bool {
-        matches!(self, Fault::Store | Fault::Server)
     }
 }
 

@@ -140,11 +140,13 @@ mod config;
 mod cookie_options;
 mod error;
 pub mod event;
+mod fault;
 pub mod format;
 pub mod machines;
 pub mod origin;
 mod request;
 mod session;
+mod session_id;
 mod store_error;
 pub mod time;
 

@@ -48,10 +48,10 @@ use super::header::{self, Found, percent_encode_cookie};
 use super::tower_sessions::{rejected, same_site_name};
 use super::{CookieError, RecordError, push_removal_dates};
 use crate::codec::cookie::Limits;
-use crate::codec::set_cookie::{CookieSyntaxError, check_domain, check_name, check_path};
+use crate::codec::cookie_syntax::{CookieSyntaxError, check_domain, check_name, check_path};
 use crate::cookie_options::SameSite;
 use crate::request::StoreKey;
-use crate::session::SessionId;
+use crate::session_id::SessionId;
 
 /// actix-session's default cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "id";

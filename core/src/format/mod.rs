@@ -40,7 +40,7 @@ pub use select::Format;
 pub(crate) use select::{NewError, NewSession, TouchPlan, too_large};
 
 use crate::codec::cookie::LimitExceeded;
-use crate::error::Fault;
+use crate::fault::Fault;
 
 /// Why a request's cookies name no session of a format. Every variant is
 /// the request's doing ([`Fault::Request`]): expected traffic, checked

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::set_cookie::check_expires;
+use crate::codec::cookie_syntax::check_expires;
 use crate::codec::set_cookie::cookie_header;
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
