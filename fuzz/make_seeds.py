@@ -20,7 +20,7 @@ with open(os.path.join(ROOT, "tests/data/express-session-cookies.json")) as f:
 with open(os.path.join(ROOT, "benches/node/header.txt"), "rb") as f:
     bench_header = f.read()
 
-corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie", "save", "events"]}
+corpus = {t: {} for t in ["cookie_parse", "verify", "record", "handshake", "differential_cookie", "save", "events", "formats"]}
 
 cases = []
 for v in data["vectors"]:
@@ -116,6 +116,39 @@ corpus["events"] = {
     "expired_and_touch": message(b"__keyspace@3__:sess:x", b"expire") + message(b"__keyspace@3__:sess:x", b"expired"),
     "other_prefix": message(b"__keyspace@0__:other:abc", b"set") + message(b"__keyspace@0__:sess:a\x01b", b"set"),
     "rename": message(b"__keyspace@0__:sess:a", b"rename_from") + message(b"__keyspace@0__:sess:b", b"rename_to"),
+}
+
+# `formats`: a selector byte (mod 4: the cookie crate's jars, tower-sessions
+# records, actix-session states, Cookie lines in every format), then the
+# payload: the real crates' values for key bytes 0x00..0x3f (docs in
+# notes/formats.md and the core's format tests).
+TOWER_SIGNED = b"+HD6HXwSEmTya5RF90CFmqr8sSrnig2TzyQ5pbtCw2Q=vNPPFgK-j7a-idNRnFp0KQ"
+TOWER_SEALED = b"P1L53JLnz80CequuWzeLkE0B1fQjI4oQUgYVNo00Ax3YimPwutedXUPOUGGsl+3yR2M="
+ACTIX_SEALED = (b"lno7UzUHWDVtzcNkpv6lxcOzZoniQOaDgqqQs1TY2bju68mGuafIVscCbpUmpV%2F9uCtGZc9TAmZ%2F"
+                b"mrlWw1yoBGlFmg2T5cO2KH7NluZnwFdKiIlMi9ic1j7QTd0%3D")
+ACTIX_SIGNED = (b"qQknImLIPUeHFJX1PSBOlJjRODoQ7jmcd1yn9%2FfF2g0%3Dn2rJEIhovOPWpb0Rh1SOsf0sMrLy8rEZz85Z8Z"
+                b"7GBuq9yP5RNVtaujzWLRacMn5n")
+# rmp_serde::to_vec of a tower-sessions Record with axum-login's entry.
+TOWER_RECORD = bytes.fromhex(
+    "93c4100102030405060708090a0b0c0d0e0f10"
+    "82a16e05af6178756d2d6c6f67696e2e6461746182a9617574685f68617368930102"
+    "03a7757365725f69640199cd07ea790c2238ce2f072f40000000")
+corpus["formats"] = {
+    "jar_raw_id": bytes([0]) + b"vNPPFgK-j7a-idNRnFp0KQ",
+    "jar_signed": bytes([4]) + TOWER_SIGNED,
+    "jar_sealed_moved": bytes([0x80]) + TOWER_SEALED,
+    "jar_actix_key": bytes([8]) + b"rHrHQJDJ5W9F0l0d0GjgT1whBFGetSPXeQ4CFDgEzpBQkFk8DOup06PXuYAODMZ7",
+    "tower_record_axum_login": bytes([1]) + TOWER_RECORD,
+    "tower_record_offset": bytes([1]) + bytes.fromhex("93c410" + "ff" * 16 + "80" + "99cd07ea010000000000fe1e00"),
+    "actix_state": bytes([2]) + b'{"user":"{\\"id\\":7,\\"name\\":\\"al\\\\\\"ice\\"}","n":"1"}',
+    "actix_state_empty": bytes([2]) + b"{}",
+    "actix_state_repeated_key": bytes([2]) + b'{"a":"1","a":"[1,2.5,null]"}',
+    "cookies_tower_plain": bytes([3]) + b"theme=dark; id=vNPPFgK-j7a-idNRnFp0KQ",
+    "cookies_tower_signed": bytes([3]) + b"id=" + TOWER_SIGNED,
+    "cookies_tower_private_last_wins": bytes([3]) + b"id=garbage\nid=" + TOWER_SEALED,
+    "cookies_actix_private_first_wins": bytes([3]) + b"id=" + ACTIX_SEALED + b"; id=x",
+    "cookies_actix_signed_quoted": bytes([3]) + b'id="' + ACTIX_SIGNED + b'"',
+    "cookies_bad_line": bytes([3]) + b"a=\xff\nid=vNPPFgK-j7a-idNRnFp0KQ",
 }
 
 for target, seeds in corpus.items():

@@ -3,15 +3,18 @@
 use std::time::Duration;
 
 use crate::codec::cookie::Limits;
-use crate::codec::set_cookie::{check_domain, check_max_age, check_name, check_path};
+use crate::codec::cookie_syntax::{check_domain, check_max_age, check_name, check_path};
 use crate::codec::signature::Key;
 use crate::cookie_options::{CookieOptions, SameSite};
+use crate::format::Format;
 use crate::origin::{AllowedOrigins, OriginPolicy, is_well_formed};
 
 /// Settings shared by every session machine. Build with [`Config::builder`].
 ///
-/// Secrets are keyed once here (one pre-keyed HMAC state each) and never
-/// printed: `Debug` shows only how many there are.
+/// The session [`Format`] is one of them: express-session (the default),
+/// tower-sessions or actix-session. Secrets and keys are keyed once here
+/// (one pre-keyed HMAC state each) and never printed: `Debug` shows only
+/// how many there are.
 #[derive(Clone)]
 pub struct Config {
     pub(crate) cookie_name: String,
@@ -29,6 +32,7 @@ pub struct Config {
     pub(crate) cookie: CookieOptions,
     pub(crate) rolling: bool,
     pub(crate) keep_alive: Option<Duration>,
+    pub(crate) format: Format,
 }
 
 impl std::fmt::Debug for Config {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for Config {
             .field("cookie", &self.cookie)
             .field("rolling", &self.rolling)
             .field("keep_alive", &self.keep_alive)
+            .field("format", &self.format)
             .finish()
     }
 }
@@ -57,12 +62,15 @@ impl Config {
         ConfigBuilder::default()
     }
 
-    /// The session cookie's name (default `connect.sid`).
+    /// The session cookie's name (default `connect.sid`; the format's
+    /// settings name it for tower-sessions and actix-session, `id` by
+    /// default).
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
     }
 
-    /// The store key prefix (default `sess:`, connect-redis's).
+    /// The store key prefix (default `sess:`, connect-redis's; none for
+    /// tower-sessions and actix-session, whose keys are bare ids).
     pub fn key_prefix(&self) -> &str {
         &self.key_prefix
     }
@@ -144,6 +152,7 @@ impl Config {
 
     /// express-session's cookie value for `sid` (`s:` + sid + `.` +
     /// signature), signed with the first secret. Not yet percent-encoded.
+    /// (With another [`Format`] there is no secret, and it is `s:` alone.)
     pub fn sign(&self, sid: &str) -> String {
         let mut out = String::with_capacity(2 + sid.len() + 44);
         out.push_str("s:");
@@ -175,6 +184,10 @@ pub struct ConfigBuilder {
     cookie: CookieOptions,
     rolling: bool,
     keep_alive: Option<Duration>,
+    format: Format,
+    /// The express-session settings that were set, by name: refused with
+    /// another format, which would ignore them.
+    express_only: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for ConfigBuilder {
@@ -189,6 +202,7 @@ impl std::fmt::Debug for ConfigBuilder {
             .field("key_prefix", &self.key_prefix)
             .field("origin", &self.origin)
             .field("cookie", &self.cookie)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
@@ -210,15 +224,40 @@ impl Default for ConfigBuilder {
             cookie: CookieOptions::default(),
             rolling: false,
             keep_alive: Some(Duration::from_secs(60)),
+            format: Format::Express,
+            express_only: Vec::new(),
         }
     }
 }
 
 impl ConfigBuilder {
+    /// The session format: express-session (the default), tower-sessions
+    /// or actix-session, with that framework's settings (its cookie name,
+    /// keys and expiry). With a format other than express-session, the
+    /// express-session settings of this builder (`cookie_name`, `secrets`,
+    /// `accept_unsigned`, `key_prefix`, `cookie`, `rolling`, `default_ttl`)
+    /// are refused at build: the format's settings hold them.
+    ///
+    /// ```
+    /// use session_sockets_core::{Config, Format};
+    ///
+    /// let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+    /// let config = Config::builder()
+    ///     .format(Format::tower_sessions().with_signed(key)?)
+    ///     .build()?;
+    /// # let _ = config;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn format(mut self, format: impl Into<Format>) -> Self {
+        self.format = format.into();
+        self
+    }
+
     /// The session cookie's name, as in express-session's `name` option.
-    /// Default `connect.sid`.
+    /// Default `connect.sid`. (express-session only.)
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.cookie_name = name.into();
+        self.express_only.push("cookie_name");
         self
     }
 
@@ -232,6 +271,7 @@ impl ConfigBuilder {
         S: AsRef<[u8]>,
     {
         self.secrets = secrets.into_iter().map(|s| s.as_ref().to_vec()).collect();
+        self.express_only.push("secrets");
         self
     }
 
@@ -249,12 +289,16 @@ impl ConfigBuilder {
     /// [R12]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r12
     pub fn accept_unsigned(mut self, yes: bool) -> Self {
         self.accept_unsigned = yes;
+        self.express_only.push("accept_unsigned");
         self
     }
 
     /// The store key prefix, as connect-redis's `prefix`. Default `sess:`.
+    /// (express-session only: tower-sessions' and actix-session's Redis
+    /// stores use bare ids.)
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
+        self.express_only.push("key_prefix");
         self
     }
 
@@ -342,6 +386,7 @@ impl ConfigBuilder {
     /// Default 86400 s (one day). Sub-second parts are dropped.
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = ttl;
+        self.express_only.push("default_ttl");
         self
     }
 
@@ -362,6 +407,7 @@ impl ConfigBuilder {
     /// [R3]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r3
     pub fn cookie(mut self, cookie: CookieOptions) -> Self {
         self.cookie = cookie;
+        self.express_only.push("cookie");
         self
     }
 
@@ -378,6 +424,7 @@ impl ConfigBuilder {
     /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     pub fn rolling(mut self, yes: bool) -> Self {
         self.rolling = yes;
+        self.express_only.push("rolling");
         self
     }
 
@@ -391,12 +438,37 @@ impl ConfigBuilder {
     }
 
     /// Checks the settings and keys the secrets.
-    pub fn build(self) -> Result<Config, ConfigError> {
-        if self.secrets.is_empty() {
-            return Err(ConfigError::NoSecret);
-        }
-        if self.secrets.iter().any(Vec::is_empty) {
-            return Err(ConfigError::EmptySecret);
+    pub fn build(mut self) -> Result<Config, ConfigError> {
+        match &self.format {
+            Format::Express => {
+                if self.secrets.is_empty() {
+                    return Err(ConfigError::NoSecret);
+                }
+                if self.secrets.iter().any(Vec::is_empty) {
+                    return Err(ConfigError::EmptySecret);
+                }
+            }
+            other => {
+                if let Some(&setting) = self.express_only.first() {
+                    return Err(ConfigError::NotForFormat {
+                        setting,
+                        format: other.name(),
+                    });
+                }
+                match other {
+                    Format::TowerSessions(s) => s
+                        .check()
+                        .map_err(|e| ConfigError::InvalidFormatSettings(e.to_string()))?,
+                    Format::ActixSession(s) => s
+                        .check()
+                        .map_err(|e| ConfigError::InvalidFormatSettings(e.to_string()))?,
+                    Format::Express => {}
+                }
+                // The format's settings name the cookie; its keys have no
+                // prefix.
+                self.cookie_name = other.cookie_name().unwrap_or_default().to_owned();
+                self.key_prefix = String::new();
+            }
         }
         if check_name(self.cookie_name.as_bytes()).is_err() {
             return Err(ConfigError::InvalidCookieName(self.cookie_name));
@@ -467,6 +539,7 @@ impl ConfigBuilder {
             cookie: self.cookie,
             rolling: self.rolling,
             keep_alive: self.keep_alive,
+            format: self.format,
         })
     }
 }
@@ -505,6 +578,16 @@ pub enum ConfigError {
     /// `SameSite=None` without `Secure`: browsers drop such a cookie, so no
     /// one could stay signed in.
     SameSiteNoneWithoutSecure,
+    /// An express-session setting (`setting`) was given with another
+    /// session format, which would ignore it.
+    NotForFormat {
+        /// The builder method.
+        setting: &'static str,
+        /// The format's name.
+        format: &'static str,
+    },
+    /// The format's settings cannot be used (the message says which).
+    InvalidFormatSettings(String),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -568,6 +651,15 @@ impl std::fmt::Display for ConfigError {
                  as npm cookie's serialize checks); use the HTTP app's cookie.domain, e.g. example.com",
                 d.escape_default()
             ),
+            ConfigError::NotForFormat { setting, format } => write!(
+                f,
+                "`{setting}` is an express-session setting, and the format is {format}: set the \
+                 cookie, keys and expiry in the format's settings (Format::tower_sessions() or \
+                 Format::actix_session(key)) instead"
+            ),
+            ConfigError::InvalidFormatSettings(e) => {
+                write!(f, "the session format's settings cannot be used: {e}")
+            }
             ConfigError::SameSiteNoneWithoutSecure => f.write_str(
                 "the cookie has SameSite=None but not Secure: browsers drop such a cookie, so \
                  no login would stick; set CookieOptions { secure: true, .. } (and serve over \

@@ -11,6 +11,8 @@ use std::error::Error;
 use crate::codec::cookie::LimitExceeded;
 use crate::codec::record::RecordError;
 use crate::codec::set_cookie::CookieSyntaxError;
+pub use crate::fault::Fault;
+use crate::format::CookieError;
 use crate::origin::OriginRejection;
 use crate::request::Reply;
 use crate::store_error::StoreError;
@@ -94,9 +96,12 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::InvalidSessionId => f.write_str(
-                "the session id is longer than max_sid_len or contains control characters, \
-                 so it is not used as a store key",
+                "the session id is longer than max_sid_len or contains control characters \
+                 (or is not an id of the configured format), so it is not used as a store key",
             ),
+            Failure::MalformedRecord(RecordError::Format(e)) => {
+                write!(f, "the stored session cannot be read: {e}")
+            }
             Failure::MalformedRecord(e) => write!(
                 f,
                 "the stored session is not an express-session record ({e}): is another \
@@ -189,6 +194,49 @@ pub enum HandshakeError {
     ///
     /// [R4]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r4
     HeaderTooLarge(LimitExceeded),
+    /// actix-session: a `Cookie` header line is not UTF-8, and actix-web
+    /// then reads no cookie at all.
+    NotUtf8Header {
+        /// The configured cookie name.
+        cookie_name: String,
+    },
+    /// tower-sessions or actix-session signed cookies: the value is not a
+    /// signed value of the `cookie` crate at all ([R36]).
+    ///
+    /// [R36]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r36
+    NotSigned {
+        /// The configured cookie name.
+        cookie_name: String,
+    },
+    /// tower-sessions or actix-session private cookies: the value is not a
+    /// private value of the `cookie` crate at all ([R36]).
+    ///
+    /// [R36]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r36
+    NotSealed {
+        /// The configured cookie name.
+        cookie_name: String,
+    },
+    /// tower-sessions or actix-session private cookies: no configured key
+    /// opens the value (another key, tampered with, or sealed for another
+    /// cookie name, [R36]).
+    ///
+    /// [R36]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r36
+    SealInvalid {
+        /// The configured cookie name.
+        cookie_name: String,
+    },
+    /// tower-sessions: the cookie does not hold a session id of the format
+    /// (22 characters of base64url naming 16 bytes).
+    InvalidId {
+        /// The configured cookie name.
+        cookie_name: String,
+    },
+    /// actix-session: the session key in the cookie is over its 4064
+    /// bytes.
+    KeyTooLong {
+        /// The configured cookie name.
+        cookie_name: String,
+    },
     /// The `Origin` check refused the request ([R5]-[R8]).
     ///
     /// [R5]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r5
@@ -369,28 +417,6 @@ impl From<Failure> for WriteError {
     }
 }
 
-/// Whose fault a [`HandshakeError`], a [`WriteError`] or a [`Failure`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fault {
-    /// The request: no, bad or refused credentials. Expected traffic.
-    Request,
-    /// The session's state: it ended or never existed.
-    Session,
-    /// The store or the data in it: an operator should look.
-    Store,
-    /// This server: it is stopping, or its settings cannot be applied.
-    Server,
-}
-
-impl Fault {
-    /// Whether an operator should look ([`Fault::Store`], [`Fault::Server`]),
-    /// rather than expected traffic or a session's normal end.
-    pub fn needs_operator(self) -> bool {
-        matches!(self, Fault::Store | Fault::Server)
-    }
-}
-
 impl HandshakeError {
     /// A stable snake_case code. The cookie-level codes are the `reason`
     /// strings of the express-session vectors and of `inspect`.
@@ -403,6 +429,12 @@ impl HandshakeError {
             HandshakeError::SignatureInvalid { .. } => "signature_invalid",
             HandshakeError::SignedEmptySid { .. } => "signed_empty_sid",
             HandshakeError::HeaderTooLarge(_) => "header_too_large",
+            HandshakeError::NotUtf8Header { .. } => "not_utf8_header",
+            HandshakeError::NotSigned { .. } => "not_signed",
+            HandshakeError::NotSealed { .. } => "not_sealed",
+            HandshakeError::SealInvalid { .. } => "seal_invalid",
+            HandshakeError::InvalidId { .. } => "invalid_id",
+            HandshakeError::KeyTooLong { .. } => "key_too_long",
             HandshakeError::OriginRejected(_) => "origin_rejected",
             HandshakeError::SessionNotFound => "session_not_found",
             HandshakeError::Expired => "expired",
@@ -440,7 +472,16 @@ impl HandshakeError {
             | HandshakeError::EmptyValue { .. } => HINT_SIGN_IN,
             HandshakeError::Unsigned { .. }
             | HandshakeError::SignatureInvalid { .. }
-            | HandshakeError::SignedEmptySid { .. } => HINT_BAD_COOKIE,
+            | HandshakeError::SignedEmptySid { .. }
+            | HandshakeError::NotSigned { .. }
+            | HandshakeError::NotSealed { .. }
+            | HandshakeError::SealInvalid { .. }
+            | HandshakeError::InvalidId { .. }
+            | HandshakeError::KeyTooLong { .. } => HINT_BAD_COOKIE,
+            HandshakeError::NotUtf8Header { .. } => {
+                "Your browser sent cookies this site cannot read: please clear this site's \
+                 cookies and sign in again."
+            }
             HandshakeError::HeaderTooLarge(_) => {
                 "Your browser sent too many cookies for this site: please clear this site's \
                  cookies and sign in again."
@@ -466,8 +507,9 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::CookieAbsent { cookie_name } => write!(
                 f,
                 "the request's Cookie header (empty, or other cookies only) holds no \
-                 `{cookie_name}`: is the cookie name the same as the HTTP app's express-session \
-                 `name`, and has the client logged in?"
+                 `{cookie_name}`: is the cookie name the same as the HTTP app's (express-session's \
+                 `name`; tower-sessions and actix-session default to `id`), and has the client \
+                 logged in?"
             ),
             HandshakeError::EmptyValue { cookie_name } => {
                 write!(
@@ -483,7 +525,8 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::SignatureInvalid { cookie_name } => write!(
                 f,
                 "cookie `{cookie_name}` has a signature that no configured secret verifies: \
-                 is the secret the same as the HTTP app's?"
+                 is the secret the same as the HTTP app's (express-session's `secret`, or the 64 \
+                 bytes of tower-sessions' or actix-session's cookie::Key)?"
             ),
             HandshakeError::SignedEmptySid { cookie_name } => write!(
                 f,
@@ -499,6 +542,42 @@ impl std::fmt::Display for HandshakeError {
                 f,
                 "the session cookie is not among the first {limit} cookies; raise \
                  Limits::max_pairs if your site really sets that many cookies"
+            ),
+            HandshakeError::NotUtf8Header { cookie_name } => std::fmt::Display::fmt(
+                &CookieError::NotUtf8Header {
+                    cookie_name: cookie_name.clone(),
+                },
+                f,
+            ),
+            HandshakeError::NotSigned { cookie_name } => std::fmt::Display::fmt(
+                &CookieError::NotSigned {
+                    cookie_name: cookie_name.clone(),
+                },
+                f,
+            ),
+            HandshakeError::NotSealed { cookie_name } => std::fmt::Display::fmt(
+                &CookieError::NotSealed {
+                    cookie_name: cookie_name.clone(),
+                },
+                f,
+            ),
+            HandshakeError::SealInvalid { cookie_name } => std::fmt::Display::fmt(
+                &CookieError::SealInvalid {
+                    cookie_name: cookie_name.clone(),
+                },
+                f,
+            ),
+            HandshakeError::InvalidId { cookie_name } => std::fmt::Display::fmt(
+                &CookieError::InvalidId {
+                    cookie_name: cookie_name.clone(),
+                },
+                f,
+            ),
+            HandshakeError::KeyTooLong { cookie_name } => std::fmt::Display::fmt(
+                &CookieError::KeyTooLong {
+                    cookie_name: cookie_name.clone(),
+                },
+                f,
             ),
             HandshakeError::OriginRejected(r) => write!(f, "cross-site request refused: {r}"),
             HandshakeError::SessionNotFound => f.write_str(
@@ -561,6 +640,24 @@ mod tests {
                 cookie_name: name(),
             },
             HandshakeError::HeaderTooLarge(LimitExceeded::Bytes { limit: 8 }),
+            HandshakeError::NotUtf8Header {
+                cookie_name: name(),
+            },
+            HandshakeError::NotSigned {
+                cookie_name: name(),
+            },
+            HandshakeError::NotSealed {
+                cookie_name: name(),
+            },
+            HandshakeError::SealInvalid {
+                cookie_name: name(),
+            },
+            HandshakeError::InvalidId {
+                cookie_name: name(),
+            },
+            HandshakeError::KeyTooLong {
+                cookie_name: name(),
+            },
             HandshakeError::OriginRejected(OriginRejection::NotAllowed(
                 "https://evil.example".into(),
             )),

@@ -113,6 +113,11 @@ pub fn session_of_key(config: &Config, key: &[u8]) -> Option<SessionId> {
     if sid.is_empty() || !config.usable_sid(sid) {
         return None;
     }
+    // Without a prefix (tower-sessions, actix-session), the key's shape
+    // tells a session's key from the other keys of the database.
+    if !config.format().is_event_key(sid) {
+        return None;
+    }
     Some(SessionId::new(std::str::from_utf8(sid).ok()?))
 }
 

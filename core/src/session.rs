@@ -7,48 +7,79 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::codec::record::{self, Record, SessionCookie};
+use crate::format::actix_session::{self, StoredTexts};
+use crate::format::tower_sessions::{self, ExpiryDate, Id};
+pub use crate::session_id::SessionId;
 
-/// A session id. `Debug` is redacted ([R16]); read it with [`SessionId::expose`]
-/// only where it must leave the process (a store key, a signed cookie).
-///
-/// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Arc<str>);
+/// What a session's record holds besides its data, in the record's format
+/// ([`Format`](crate::Format)): written back with the data on every save.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Meta {
+    /// express-session: the record's `cookie` object.
+    Express(SessionCookie),
+    /// tower-sessions: the record's id (the session's) and its expiry date,
+    /// which a save renews as tower-sessions' own save does.
+    TowerSessions {
+        /// The id the record holds (the session id's `i128`).
+        id: Id,
+        /// When the record expires; the store's TTL ends it then.
+        expiry_date: ExpiryDate,
+    },
+    /// actix-session: the JSON text each value was stored as, so that
+    /// values this side did not change are written back byte for byte.
+    ActixSession(StoredTexts),
+}
 
-impl SessionId {
-    /// Wraps an id.
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        SessionId(id.into())
+impl Meta {
+    /// The express-session cookie, for an express-session record.
+    pub fn cookie(&self) -> Option<&SessionCookie> {
+        match self {
+            Meta::Express(c) => Some(c),
+            _ => None,
+        }
     }
 
-    /// The id itself. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// A short tag for logs and traces, to tell the operations of one
-    /// session from another's without the id itself ([R16]): the first 8
-    /// bytes of the id's SHA-256, base64url without padding (11
-    /// characters).
+    /// When the record says the session ends, in milliseconds since the
+    /// epoch (rounded down): express-session's `cookie.expires`,
+    /// tower-sessions' expiry date; `None` where it holds none (a browser
+    /// session cookie, actix-session, whose TTL alone decides). An instant
+    /// to look again at, not the decision: [`Config::has_expired`] decides,
+    /// with the options (`rolling`).
     ///
-    /// [R16]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r16
-    pub fn tag(&self) -> String {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(self.0.as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..8])
+    /// [`Config::has_expired`]: crate::Config::has_expired
+    pub fn expires_ms(&self) -> Option<i64> {
+        match self {
+            Meta::Express(cookie) => cookie.expires_ms(),
+            Meta::TowerSessions { expiry_date, .. } => Some(expiry_date.unix_millis()),
+            Meta::ActixSession(_) => None,
+        }
+    }
+
+    /// The record, in its format, with `data`.
+    pub(crate) fn encode_with(&self, data: &Map<String, Value>) -> Vec<u8> {
+        match self {
+            Meta::Express(cookie) => record::encode(cookie, data),
+            Meta::TowerSessions { id, expiry_date } => {
+                tower_sessions::encode_record(id, data, expiry_date)
+            }
+            Meta::ActixSession(texts) => actix_session::encode_state(data, texts),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Meta::Express(c) => c.shrink_to_fit(),
+            Meta::TowerSessions { .. } => {}
+            Meta::ActixSession(t) => t.shrink_to_fit(),
+        }
     }
 }
 
-impl std::fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionId(<redacted>)")
-    }
-}
-
-/// A session: its id, its cookie settings and its data, plus what is
-/// needed to save it safely (the exact bytes it was loaded from, and which
-/// keys this side changed).
+/// A session: its id, its record's metadata (express-session's cookie,
+/// tower-sessions' expiry date, ...) and its data, plus what is needed to
+/// save it safely (the exact bytes it was loaded from, and which keys this
+/// side changed).
 ///
 /// Data is read and written through [`get`](Self::get),
 /// [`insert`](Self::insert) and [`remove`](Self::remove) so that every
@@ -57,7 +88,7 @@ impl std::fmt::Debug for SessionId {
 #[derive(Clone)]
 pub struct Session {
     id: SessionId,
-    cookie: SessionCookie,
+    meta: Meta,
     data: Map<String, Value>,
     loaded: Option<Arc<[u8]>>,
     /// What a save needs to know of this copy's changes; `None` while there
@@ -92,7 +123,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.id)
-            .field("cookie", &self.cookie)
+            .field("meta", &self.meta)
             .field("keys", &self.data.keys().collect::<Vec<_>>())
             .field("changed", &self.is_changed())
             .finish_non_exhaustive()
@@ -100,22 +131,39 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A session decoded from `bytes`, the exact record the store returned.
+    /// A session decoded from `bytes`, the exact express-session record the
+    /// store returned.
     pub fn from_record(id: SessionId, record: Record, bytes: Arc<[u8]>) -> Self {
+        Session::from_stored(id, Meta::Express(record.cookie), record.data, bytes)
+    }
+
+    /// A session decoded from `bytes`, the exact record the store returned,
+    /// in any format: its metadata and its data.
+    pub fn from_stored(
+        id: SessionId,
+        meta: Meta,
+        data: Map<String, Value>,
+        bytes: Arc<[u8]>,
+    ) -> Self {
         Session {
             id,
-            cookie: record.cookie,
-            data: record.data,
+            meta,
+            data,
             loaded: Some(bytes),
             tracking: None,
         }
     }
 
-    /// A session that is not in any store yet.
+    /// An express-session session that is not in any store yet.
     pub fn new(id: SessionId, cookie: SessionCookie, data: Map<String, Value>) -> Self {
+        Session::with_meta(id, Meta::Express(cookie), data)
+    }
+
+    /// A session of any format that is not in any store yet.
+    pub fn with_meta(id: SessionId, meta: Meta, data: Map<String, Value>) -> Self {
         Session {
             id,
-            cookie,
+            meta,
             data,
             loaded: None,
             tracking: None,
@@ -127,14 +175,60 @@ impl Session {
         &self.id
     }
 
-    /// The cookie settings stored with the session.
-    pub fn cookie(&self) -> &SessionCookie {
-        &self.cookie
+    /// The cookie settings stored with an express-session session; `None`
+    /// in the other formats, whose records hold no cookie.
+    pub fn cookie(&self) -> Option<&SessionCookie> {
+        self.meta.cookie()
     }
 
-    /// Mutable cookie settings (expiry is managed by the touch machine).
-    pub fn cookie_mut(&mut self) -> &mut SessionCookie {
-        &mut self.cookie
+    /// Mutable cookie settings of an express-session session (expiry is
+    /// managed by the touch machine).
+    pub fn cookie_mut(&mut self) -> Option<&mut SessionCookie> {
+        match &mut self.meta {
+            Meta::Express(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// What the record holds besides the data, in its format.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The metadata, for the machines that renew it (touch, save).
+    pub(crate) fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
+    }
+
+    /// The user axum-login keeps in a tower-sessions session (its
+    /// `axum-login.data` entry's `user_id`), deserialized: `Ok(None)` when
+    /// no one is logged in, an error when the id has another shape than
+    /// `T` (your `AuthUser::Id`).
+    ///
+    /// The record alone does not say the user is still valid: axum-login
+    /// compares [`axum_login`](Self::axum_login)'s `auth_hash` with the
+    /// user's current one on every HTTP request.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use session_sockets_core::{Session, SessionId};
+    /// use session_sockets_core::codec::record::SessionCookie;
+    ///
+    /// let mut data = serde_json::Map::new();
+    /// data.insert("axum-login.data".into(), json!({"user_id": 7, "auth_hash": [1, 2]}));
+    /// let session = Session::new(SessionId::new("x"), SessionCookie::new(None, 0), data);
+    /// assert_eq!(session.axum_login_user_id::<i64>().unwrap(), Some(7));
+    /// ```
+    pub fn axum_login_user_id<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        self.axum_login()
+            .map(|login| T::deserialize(login.user_id))
+            .transpose()
+    }
+
+    /// What axum-login keeps in the session (its user id and the auth
+    /// hash it checks on every request), if a user is logged in.
+    pub fn axum_login(&self) -> Option<tower_sessions::AxumLogin<'_>> {
+        tower_sessions::axum_login(&self.data)
     }
 
     /// All data, in stored order.
@@ -164,9 +258,10 @@ impl Session {
         Ok(self.insert_value(key, value))
     }
 
-    /// Sets `key` to a JSON value, returning the previous value.
+    /// Sets `key` to a JSON value, returning the previous value. In an
+    /// express-session session, `cookie` is not a data key and is ignored.
     pub fn insert_value(&mut self, key: &str, value: Value) -> Option<Value> {
-        if key == "cookie" {
+        if key == "cookie" && matches!(self.meta, Meta::Express(_)) {
             return None;
         }
         self.note_change(key);
@@ -254,7 +349,7 @@ impl Session {
         (self.loaded.is_some() && !self.is_changed()).then(|| {
             let mut copy = Session {
                 id: self.id.clone(),
-                cookie: self.cookie.clone(),
+                meta: self.meta.clone(),
                 data: self.data.clone(),
                 loaded: self.loaded.clone(),
                 tracking: None,
@@ -270,7 +365,7 @@ impl Session {
         let mut data = Map::with_capacity(self.data.len());
         data.extend(std::mem::take(&mut self.data));
         self.data = data;
-        self.cookie.shrink_to_fit();
+        self.meta.shrink_to_fit();
         if let Some(t) = &mut self.tracking {
             t.changes.shrink_to_fit();
         }
@@ -281,16 +376,17 @@ impl Session {
         self.loaded.as_ref()
     }
 
-    /// The record as express-session would store it now.
+    /// The record as its format stores it now (express-session's JSON,
+    /// tower-sessions' MessagePack, actix-session's JSON of JSON texts).
     pub fn encode(&self) -> Vec<u8> {
-        record::encode(&self.cookie, &self.data)
+        self.meta.encode_with(&self.data)
     }
 
-    /// Takes `cookie`, `data` and `loaded` as the record this session rests
+    /// Takes `meta`, `data` and `loaded` as the record this session rests
     /// on, then re-applies this side's changed keys on top.
-    fn rest_on(
+    pub(crate) fn rest_on(
         &mut self,
-        cookie: SessionCookie,
+        meta: Meta,
         data: Map<String, Value>,
         loaded: Option<Arc<[u8]>>,
     ) {
@@ -303,7 +399,7 @@ impl Session {
                 (now != c.original).then_some((c, now))
             })
             .collect();
-        self.cookie = cookie;
+        self.meta = meta;
         self.data = data;
         self.loaded = loaded;
         let mut changes = Vec::with_capacity(mine.len());
@@ -339,7 +435,7 @@ impl Session {
     /// exactly as a save re-applies them after a conflict. A later save
     /// compares against `fresh`'s bytes. The id stays this session's.
     pub fn refresh(&mut self, fresh: Session) {
-        self.rest_on(fresh.cookie, fresh.data, fresh.loaded);
+        self.rest_on(fresh.meta, fresh.data, fresh.loaded);
         self.forget_sent();
     }
 
@@ -418,6 +514,27 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn r13_expires_ms_reads_the_date_each_format_keeps() {
+        use crate::codec::record::SessionCookie;
+        use crate::format::tower_sessions::{ExpiryDate, Id};
+        use std::time::{Duration, UNIX_EPOCH};
+        let express = Meta::Express(SessionCookie::new(Some(60_000), 1_000_000));
+        assert_eq!(express.expires_ms(), Some(1_060_000));
+        assert_eq!(
+            Meta::Express(SessionCookie::new(None, 0)).expires_ms(),
+            None
+        );
+        // Rounded down: never later than the date itself.
+        let at = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_999_999);
+        let tower = Meta::TowerSessions {
+            id: Id::from_i128(7),
+            expiry_date: ExpiryDate::from_system_time(at).unwrap(), // in range: 2023
+        };
+        assert_eq!(tower.expires_ms(), Some(1_700_000_000_123));
+        assert_eq!(Meta::ActixSession(Default::default()).expires_ms(), None);
+    }
+
     #[test]
     fn r16_a_tag_tells_ids_apart_without_holding_them() {
         let a = SessionId::new("4OHeNVatZmP7xDmJlMNKW8Qp0sb8rAgd");
@@ -558,7 +675,7 @@ mod tests {
         assert!(copy.is_as_stored() && copy.rests_on_same(&stored));
         assert_eq!(copy.data(), stored.data());
         assert!(
-            Session::new(SessionId::new("x"), s.cookie().clone(), Map::new())
+            Session::new(SessionId::new("x"), s.cookie().unwrap().clone(), Map::new())
                 .stored_copy()
                 .is_none()
         );

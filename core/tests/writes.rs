@@ -31,7 +31,7 @@ fn stored_bytes(s: &Session) -> Option<Vec<u8>> {
     let mut probe = s.clone();
     // A change, and a TTL the save can write, whatever the cookie says.
     probe.insert("stored-bytes-probe", 1).unwrap();
-    probe.cookie_mut().set_expires(None);
+    probe.cookie_mut().unwrap().set_expires(None);
     let mut m = Save::new(config(), probe, at(0));
     match m.poll_request() {
         Some(Request::CompareAndSet { expected, .. }) => Some(expected.to_vec()),
@@ -190,7 +190,7 @@ fn r10_r24_create_writes_the_connect_redis_reference_records_byte_for_byte() {
             "{name}: a touch does not rewrite the record"
         );
         assert_eq!(
-            session_sockets_core::machines::ttl_secs(&config, s.cookie(), later.wall),
+            session_sockets_core::machines::ttl_secs(&config, s.cookie().unwrap(), later.wall),
             cmds[1]["ttl"].as_i64().unwrap()
         );
     }
@@ -713,7 +713,7 @@ fn r25_touch_refreshes_expiry_without_rewriting() {
     let touched = m.poll_outcome().unwrap().unwrap();
     assert_eq!(touched.set_cookie, None, "not rolling");
     let s = touched.session;
-    assert_eq!(s.cookie().expires_ms(), Some(T0_MS + 500 + 60_000));
+    assert_eq!(s.cookie().unwrap().expires_ms(), Some(T0_MS + 500 + 60_000));
     assert_eq!(stored_bytes(&s).as_deref(), Some(json.as_bytes()));
     assert!(!s.is_changed());
     // A browser-session cookie gets the default TTL.

@@ -109,7 +109,8 @@
 //! # The guides
 //!
 //! [`guide`] has the long form: runtimes (tokio, smol, async-std, yours),
-//! custom stores, Redis and sharing sessions with Express, live sessions,
+//! custom stores, Redis and sharing sessions with Express, the sessions of
+//! tower-sessions (axum-login) and actix-session apps, live sessions,
 //! plain WebSockets on axum, and operating it (logs, traces, metrics, a
 //! clean stop). [`socketio`] maps session.socket.io's API. The sans-IO core,
 //! where every decision lives, is [`core`] (`session-sockets-core`): drive
@@ -127,10 +128,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub use session_sockets_core as core;
+pub use session_sockets_core::format;
 pub use session_sockets_core::machines::{Created, Touched};
 pub use session_sockets_core::{
-    Config, ConfigBuilder, ConfigError, CookieOptions, Failure, Fault, HandshakeError, SameSite,
-    Session, SessionId, WriteError,
+    Config, ConfigBuilder, ConfigError, CookieOptions, Failure, Fault, Format, HandshakeError,
+    Meta, SameSite, Session, SessionId, WriteError,
 };
 
 #[cfg(all(

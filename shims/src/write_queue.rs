@@ -96,16 +96,17 @@ impl<R: Runtime> SessionSockets<R> {
                 Ok(stored) => {
                     let (followers, latest) =
                         self.shared.hub.committed(&id, stored.first().cloned());
-                    for (write, session) in batch.into_iter().zip(stored) {
-                        // A caller that went away needs no answer.
-                        let _ = write.reply.send(Ok(session));
-                    }
-                    // The other sockets of the session see the write at
-                    // once (a store does not report its own writes).
+                    // The other sockets of the session see the write before
+                    // any writer hears it landed (a store does not report
+                    // its own writes): whoever a writer tells next reads it.
                     if let Some(latest) = latest {
                         for f in followers {
                             f.refresh(&latest);
                         }
+                    }
+                    for (write, session) in batch.into_iter().zip(stored) {
+                        // A caller that went away needs no answer.
+                        let _ = write.reply.send(Ok(session));
                     }
                 }
                 Err(e) => {

@@ -653,3 +653,67 @@ async fn r39_anonymous_opens_are_refused_before_socket_io_sees_them() {
     .await;
     drop(me);
 }
+
+/// The standard base64 of the key bytes 0x00..0x3f.
+const TOWER_KEY: &str =
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r36_with_the_tower_sessions_format_the_layer_writes_what_tower_sessions_writes() {
+    use session_sockets::Format;
+    use session_sockets::core::Limits;
+    use session_sockets::format::tower_sessions::{self as ts, Expiry, Record};
+    let settings = Format::tower_sessions()
+        .with_private(TOWER_KEY)
+        .unwrap()
+        .with_expiry(Expiry::OnInactivity(Duration::from_secs(3600)));
+    let srv = server_with(Config::builder().format(settings.clone()).build().unwrap()).await;
+    let resolve = |cookie: &str| ts::resolve(&settings, [cookie.as_bytes()], Limits::default());
+
+    // A login: tower-sessions' cookie, and its record under the bare id.
+    let res = send(&srv, "POST", "/login/ada", &[]).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let set = &res.all("set-cookie")[0];
+    assert!(
+        set.ends_with("; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=3600"),
+        "{set}"
+    );
+    let cookie = cookie_of(&res);
+    let id = resolve(&cookie).expect("the cookie opens with the app's key");
+    let stored = srv
+        .store
+        .inner()
+        .load(id.expose().as_bytes())
+        .await
+        .unwrap();
+    let record = Record::decode(&stored.expect("stored under the bare id")).unwrap();
+    assert_eq!(record.id, id);
+    assert_eq!(record.data["user"], "ada");
+
+    // A read: no write, no cookie (tower-sessions saves changed sessions only).
+    let before = srv.store.total();
+    assert_eq!(me_of(&srv, &cookie).await.1["user"], "ada");
+    assert_eq!(srv.store.total(), before + 1, "the load alone");
+    // A write: saved, and the cookie sent again (a fresh seal, the same id).
+    let res = send(&srv, "POST", "/set/a/1", &[("cookie", &cookie)]).await;
+    assert_eq!(res.status, 200);
+    let again = cookie_of(&res);
+    assert_ne!(again, cookie);
+    assert_eq!(resolve(&again), Ok(id));
+    // The socket of the session sees it.
+    let mut sock = connected(srv.addr, &cookie).await;
+    let (data, _sock) = client(move || (sock.call("/", "whoami", &[]), sock)).await;
+    assert_eq!(data["a"], "1");
+
+    // The logout: the record gone, tower-sessions' removal cookie.
+    let res = send(&srv, "POST", "/logout", &[("cookie", &cookie)]).await;
+    let removal = &res.all("set-cookie")[0];
+    assert!(
+        removal.starts_with("id=; Path=/; Max-Age=0; Expires="),
+        "{removal}"
+    );
+    assert_eq!(
+        me_of(&srv, &cookie).await,
+        (401, json!({ "error": "session_not_found" }))
+    );
+}

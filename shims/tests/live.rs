@@ -235,3 +235,54 @@ async fn r32_when_the_event_stream_comes_back_every_followed_session_is_revalida
     .await;
     assert_eq!(ended["reason"], json!("destroyed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r32_tower_sessions_keep_alive_rewrites_the_date_and_the_sockets_follow_the_new_record() {
+    use session_sockets::Format;
+    use session_sockets::format::tower_sessions::{Expiry, Record};
+    let settings =
+        Format::tower_sessions().with_expiry(Expiry::OnInactivity(Duration::from_secs(60)));
+    let config = Config::builder()
+        .format(settings)
+        // Ticks each second: the first keep-alive about 2 s after the
+        // socket connects, the next 2 s later; the save below goes between.
+        .keep_alive(Some(Duration::from_millis(1500)))
+        .build()
+        .unwrap();
+    let srv = server(config).await;
+    let (id, cookie) = login(&srv.sessions, json!({ "user": "ada" })).await;
+    let stored = || async {
+        let bytes = srv
+            .store
+            .inner()
+            .load(id.expose().as_bytes())
+            .await
+            .unwrap();
+        Record::decode(&bytes.unwrap()).unwrap()
+    };
+    let created = stored().await.expiry_date;
+    let c = connected(srv.addr, &cookie).await;
+    let until = Instant::now() + Duration::from_secs(5);
+    while srv.store.count(Call::CompareAndSet) == 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The date lives in the record: a keep-alive is a rewrite (compare-and-
+    // set), never a bare EXPIRE.
+    assert_eq!(srv.store.count(Call::Touch), 0);
+    assert_eq!(srv.store.count(Call::CompareAndSet), 1, "one rewrite");
+    let renewed = stored().await;
+    assert!(renewed.expiry_date.unix_nanos() > created.unix_nanos());
+    assert_eq!(renewed.data["user"], "ada", "the data as it was");
+    // The socket rests on the rewritten record: its save needs one
+    // compare-and-set, without a conflict.
+    let before = srv.store.count(Call::CompareAndSet);
+    let (ok, _c) = client(move || {
+        let mut c = c;
+        (c.call("/", "set", &[json!("theme"), json!("dark")]), c)
+    })
+    .await;
+    assert_eq!(ok, json!(true));
+    assert_eq!(srv.store.count(Call::CompareAndSet), before + 1);
+    assert_eq!(srv.store.conflicts(), 0);
+    assert_eq!(stored().await.data["theme"], "dark");
+}

@@ -193,7 +193,7 @@ async fn run(url: &str) -> Result<(), String> {
 /// One `GET` after each pause, less the pauses alone.
 async fn paused_rows(store: &Arc<RedisStore>, runtime: &str) -> Result<(), String> {
     let paused = |get: bool| {
-        let store = Arc::clone(&store);
+        let store = Arc::clone(store);
         async move {
             let c0 = cpu();
             for _ in 0..OPS_IDLE {

@@ -5,6 +5,7 @@
 //! ([`machines`](crate::machines)) decide; these only translate.
 
 pub mod cookie;
+pub(crate) mod cookie_syntax;
 pub mod record;
 pub mod resolve;
 pub mod set_cookie;

@@ -537,6 +537,9 @@ pub enum RecordError {
     NoCookie,
     /// `cookie.expires` is not `null` or an ISO-8601 date.
     BadExpires,
+    /// A record of another format ([`Format`](crate::Format)) that is not
+    /// what that format stores: the format's error names the part.
+    Format(crate::format::RecordError),
 }
 
 impl std::fmt::Display for RecordError {
@@ -548,11 +551,18 @@ impl std::fmt::Display for RecordError {
             RecordError::BadExpires => {
                 f.write_str("the record's `cookie.expires` is neither null nor an ISO-8601 date")
             }
+            RecordError::Format(e) => std::fmt::Display::fmt(e, f),
         }
     }
 }
 
 impl std::error::Error for RecordError {}
+
+impl From<crate::format::RecordError> for RecordError {
+    fn from(e: crate::format::RecordError) -> Self {
+        RecordError::Format(e)
+    }
+}
 
 /// Decodes a stored record.
 ///

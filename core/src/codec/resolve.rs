@@ -1,12 +1,15 @@
 //! The session id a request names: its `Cookie` header lines resolved as
-//! express-session 1.x resolves them (cookie 0.7.2 parsing,
-//! cookie-signature 1.0.7 verification, secret rotation), and the checks a
-//! handshake makes before it asks the store ([`precheck`]). No IO.
+//! the configured format's HTTP app resolves them (express-session 1.x by
+//! default: cookie 0.7.2 parsing, cookie-signature 1.0.7 verification,
+//! secret rotation; tower-sessions' and actix-session's `cookie` crate
+//! rules otherwise), and the checks a handshake makes before it asks the
+//! store ([`precheck`]). No IO.
 
 use crate::codec::cookie::{Lookup, Scan, ValueBuf};
 use crate::codec::signature::{SIGNED_PREFIX, unsign};
 use crate::config::Config;
 use crate::error::{Failure, HandshakeError};
+use crate::format::{Format, too_large};
 use crate::origin::{Gathered, eq_ignore_case};
 use crate::session::SessionId;
 
@@ -36,17 +39,26 @@ impl std::fmt::Debug for ResolvedSid {
 }
 
 /// Resolves the session id named by a request's `Cookie` header lines
-/// exactly as express-session 1.x does (cookie 0.7.2 parsing,
-/// cookie-signature 1.0.7 verification, secret rotation), without any IO.
+/// exactly as the configured format's HTTP app does, without any IO:
+/// express-session 1.x (cookie 0.7.2 parsing, cookie-signature 1.0.7
+/// verification, secret rotation), or tower-sessions / actix-session (the
+/// `cookie` crate's parsing, its plain, signed or private values with a
+/// list of keys, and each framework's rule for duplicates).
 ///
 /// Errors are the cookie-level [`HandshakeError`]s: `NoCookieHeader`,
 /// `CookieAbsent`, `EmptyValue`, `Unsigned`, `SignatureInvalid`,
-/// `SignedEmptySid` and `HeaderTooLarge`.
+/// `SignedEmptySid` and `HeaderTooLarge`; with the `cookie` crate's
+/// formats also `NotUtf8Header`, `NotSigned`, `NotSealed`, `SealInvalid`,
+/// `InvalidId` and `KeyTooLong`.
 pub fn resolve_cookie<'a, I>(config: &Config, lines: I) -> Result<ResolvedSid, HandshakeError>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
     let mut buf = ValueBuf::new();
+    if !matches!(config.format, Format::Express) {
+        config.resolve_format(lines, &mut buf)?;
+        return Ok(ResolvedSid { buf, start: 0 });
+    }
     let mut scan = Scan::new(&config.cookie_finder, config.limits, &mut buf);
     for line in lines {
         scan.line(line);
@@ -112,6 +124,9 @@ where
     N: AsRef<[u8]>,
     V: AsRef<[u8]>,
 {
+    if !matches!(config.format, Format::Express) {
+        return check_format_headers(config, headers, buf);
+    }
     let mut scan = Scan::new(&config.cookie_finder, config.limits, buf);
     // `Origin` and `Host` are kept as the caller's values, not copied.
     let mut origin = Gathered::new();
@@ -132,6 +147,57 @@ where
         return Err(Failure::InvalidSessionId.into());
     }
     Ok(start)
+}
+
+/// [`check_headers`] in the `cookie` crate's formats: the `Cookie` lines
+/// are copied (within the byte bound) while `Origin` is gathered, then
+/// resolved by the format's rules, which need every line (tower-sessions'
+/// last duplicate wins; one line that is not UTF-8 hides every cookie from
+/// actix-web).
+fn check_format_headers<I, N, V>(
+    config: &Config,
+    headers: I,
+    buf: &mut ValueBuf,
+) -> Result<usize, HandshakeError>
+where
+    I: IntoIterator<Item = (N, V)>,
+    N: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let limit = config.limits.max_header_bytes;
+    let mut raw = smallvec::SmallVec::<[u8; 512]>::new();
+    let mut ends = smallvec::SmallVec::<[usize; 4]>::new();
+    let mut bytes = 0usize;
+    let mut origin = Gathered::new();
+    for (name, value) in headers {
+        let name = name.as_ref();
+        if eq_ignore_case(name, b"cookie") {
+            let line = value.as_ref();
+            bytes = bytes.saturating_add(line.len());
+            if bytes <= limit {
+                raw.extend_from_slice(line);
+                ends.push(raw.len());
+            }
+        } else {
+            origin.offer(name, || value);
+        }
+    }
+    if let Err(r) = config.origin.check_seen(&origin.seen()) {
+        return Err(HandshakeError::OriginRejected(r));
+    }
+    if bytes > limit {
+        return Err(too_large(limit));
+    }
+    let lines = ends.iter().scan(0, |start, &end| {
+        let line = raw.get(*start..end).unwrap_or_default();
+        *start = end;
+        Some(line)
+    });
+    config.resolve_format(lines, buf)?;
+    if !config.usable_sid(buf) {
+        return Err(Failure::InvalidSessionId.into());
+    }
+    Ok(0)
 }
 
 /// The checks a [`Handshake`](crate::machines::Handshake) makes before it asks the store, alone: the

@@ -43,15 +43,15 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use super::cookie_crate::{Keys, NONCE_LEN};
+use super::cookie_crate::{IntoKeys, KeyError, Keys, NONCE_LEN};
 use super::header::{self, Found, percent_encode_cookie};
 use super::tower_sessions::{rejected, same_site_name};
 use super::{CookieError, RecordError, push_removal_dates};
 use crate::codec::cookie::Limits;
-use crate::codec::set_cookie::{CookieSyntaxError, check_domain, check_name, check_path};
+use crate::codec::cookie_syntax::{CookieSyntaxError, check_domain, check_name, check_path};
 use crate::cookie_options::SameSite;
 use crate::request::StoreKey;
-use crate::session::SessionId;
+use crate::session_id::SessionId;
 
 /// actix-session's default cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "id";
@@ -267,6 +267,106 @@ impl Settings {
     }
 }
 
+/// Which of the two the cookie is: `actix_session::config::CookieContentSecurity`,
+/// for [`Settings::cookie_content_security`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CookieContentSecurity {
+    /// The `cookie` crate's private value (actix-session's default).
+    Private,
+    /// The `cookie` crate's signed value.
+    Signed,
+}
+
+/// Builders named after `SessionMiddlewareBuilder`'s, so that an
+/// actix-session app's settings read the same on both sides:
+///
+/// ```
+/// use std::time::Duration;
+/// use session_sockets_core::Format;
+/// use session_sockets_core::format::actix_session::{CookieContentSecurity, Lifecycle, TtlExtensionPolicy};
+///
+/// // SessionMiddleware::builder(store, key)
+/// //     .cookie_content_security(CookieContentSecurity::Signed)
+/// //     .session_lifecycle(PersistentSession::default().session_ttl(..))
+/// let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+/// let settings = Format::actix_session(key)?
+///     .cookie_content_security(CookieContentSecurity::Signed)
+///     .session_lifecycle(Lifecycle::PersistentSession {
+///         session_ttl: Duration::from_secs(7 * 86_400),
+///         extension: TtlExtensionPolicy::OnStateChanges,
+///     });
+/// assert_eq!(settings.cookie_name, "id");
+/// # Ok::<(), session_sockets_core::format::cookie_crate::KeyError>(())
+/// ```
+impl Settings {
+    /// actix-session's defaults with a private cookie (its default) and
+    /// these keys: the standard base64 of the app's 64-byte `cookie::Key`,
+    /// or a list to rotate (see [`IntoKeys`]).
+    pub fn private(keys: impl IntoKeys) -> Result<Settings, KeyError> {
+        Ok(Settings::new(ContentSecurity::Private(keys.into_keys()?)))
+    }
+
+    /// actix-session's defaults with a signed cookie and these keys.
+    pub fn signed(keys: impl IntoKeys) -> Result<Settings, KeyError> {
+        Ok(Settings::new(ContentSecurity::Signed(keys.into_keys()?)))
+    }
+
+    /// `cookie_content_security`: private or signed, with the same keys.
+    pub fn cookie_content_security(mut self, security: CookieContentSecurity) -> Settings {
+        let keys = match self.security {
+            ContentSecurity::Private(k) | ContentSecurity::Signed(k) => k,
+        };
+        self.security = match security {
+            CookieContentSecurity::Private => ContentSecurity::Private(keys),
+            CookieContentSecurity::Signed => ContentSecurity::Signed(keys),
+        };
+        self
+    }
+
+    /// `cookie_name` (default `id`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Settings {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// `session_lifecycle` (default: a browser session, one day in the
+    /// store, extended on state changes).
+    pub fn session_lifecycle(mut self, lifecycle: Lifecycle) -> Settings {
+        self.lifecycle = lifecycle;
+        self
+    }
+
+    /// `cookie_secure` (default `true`).
+    pub fn cookie_secure(mut self, secure: bool) -> Settings {
+        self.secure = secure;
+        self
+    }
+
+    /// `cookie_http_only` (default `true`).
+    pub fn cookie_http_only(mut self, http_only: bool) -> Settings {
+        self.http_only = http_only;
+        self
+    }
+
+    /// `cookie_same_site` (default `Lax`).
+    pub fn cookie_same_site(mut self, same_site: SameSite) -> Settings {
+        self.same_site = same_site;
+        self
+    }
+
+    /// `cookie_path` (default `/`).
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Settings {
+        self.path = path.into();
+        self
+    }
+
+    /// `cookie_domain` (default none).
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Settings {
+        self.domain = Some(domain.into());
+        self
+    }
+}
+
 /// Settings [`Settings::check`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -408,15 +508,15 @@ fn push_attributes(settings: &Settings, out: &mut String) {
 /// values are strings holding the JSON text of each value.
 ///
 /// [`data`](Self::data) holds the values parsed; the texts as stored are
-/// kept too, so that [`encode`](Self::encode) writes an unchanged value
-/// back exactly as it was (whatever formatting the app's serializer chose).
-/// `Debug` lists the keys only.
+/// kept too ([`StoredTexts`]), so that [`encode`](Self::encode) writes an
+/// unchanged value back exactly as it was (whatever formatting the app's
+/// serializer chose). `Debug` lists the keys only.
 #[derive(Clone, PartialEq)]
 pub struct State {
     /// The session data, each value parsed from its JSON text, in stored
     /// order.
     pub data: Map<String, Value>,
-    texts: HashMap<String, Box<str>>,
+    texts: StoredTexts,
 }
 
 impl std::fmt::Debug for State {
@@ -433,13 +533,70 @@ impl Default for State {
     }
 }
 
+/// The JSON texts an actix-session state was stored with, by key: what
+/// lets a value that did not change be written back byte for byte. Empty
+/// for a state that did not come from the store. `Debug` shows how many
+/// there are, never keys or texts.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StoredTexts(HashMap<String, Box<str>>);
+
+impl std::fmt::Debug for StoredTexts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredTexts(<{} texts>)", self.0.len())
+    }
+}
+
+impl StoredTexts {
+    /// The text stored for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|t| &**t)
+    }
+
+    /// How many texts are kept.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Gives back spare capacity, for a copy kept for long.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
+    /// The text of `value` under `key`: the stored one if it still says
+    /// the same.
+    fn text_of<'s>(&'s self, key: &str, value: &Value) -> std::borrow::Cow<'s, str> {
+        if let Some(text) = self.0.get(key)
+            && serde_json::from_str::<Value>(text).is_ok_and(|stored| stored == *value)
+        {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        std::borrow::Cow::Owned(value.to_string())
+    }
+}
+
 impl State {
     /// A state holding `data`, not from the store.
     pub fn new(data: Map<String, Value>) -> State {
         State {
             data,
-            texts: HashMap::new(),
+            texts: StoredTexts::default(),
         }
+    }
+
+    /// A state of `data` with the texts a stored state had
+    /// ([`State::into_parts`]'s inverse).
+    pub fn from_parts(data: Map<String, Value>, texts: StoredTexts) -> State {
+        State { data, texts }
+    }
+
+    /// The data and the stored texts.
+    pub fn into_parts(self) -> (Map<String, Value>, StoredTexts) {
+        (self.data, self.texts)
     }
 
     /// Decodes a stored state as actix-session's Redis store does
@@ -468,52 +625,48 @@ impl State {
             data.insert(key.clone(), value);
             kept.insert(key, text.into_boxed_str());
         }
-        Ok(State { data, texts: kept })
+        Ok(State {
+            data,
+            texts: StoredTexts(kept),
+        })
     }
 
     /// The state as actix-session stores it: each value of
     /// [`data`](Self::data) as its JSON text (the stored text when the value
     /// is unchanged, else `serde_json::to_string`), in `data`'s order.
     pub fn encode(&self) -> Vec<u8> {
-        let texts: Vec<(&str, std::borrow::Cow<'_, str>)> = self
-            .data
-            .iter()
-            .map(|(k, v)| (k.as_str(), self.text_of(k, v)))
-            .collect();
-        let mut out = Vec::with_capacity(
-            2 + texts
-                .iter()
-                .map(|(k, t)| k.len() + t.len() + 6)
-                .sum::<usize>(),
-        );
-        out.push(b'{');
-        for (i, (k, t)) in texts.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_json_string(&mut out, k);
-            out.push(b':');
-            push_json_string(&mut out, t);
-        }
-        out.push(b'}');
-        out
-    }
-
-    /// The text of `value` under `key`: the stored one if it still says
-    /// the same.
-    fn text_of<'s>(&'s self, key: &str, value: &Value) -> std::borrow::Cow<'s, str> {
-        if let Some(text) = self.texts.get(key)
-            && serde_json::from_str::<Value>(text).is_ok_and(|stored| stored == *value)
-        {
-            return std::borrow::Cow::Borrowed(text);
-        }
-        std::borrow::Cow::Owned(value.to_string())
+        encode_state(&self.data, &self.texts)
     }
 
     /// The JSON text stored for `key`, if the state came from the store.
     pub fn stored_text(&self, key: &str) -> Option<&str> {
-        self.texts.get(key).map(|t| &**t)
+        self.texts.get(key)
     }
+}
+
+/// [`State::encode`] of `data` with `texts`, without building a [`State`].
+pub fn encode_state(data: &Map<String, Value>, texts: &StoredTexts) -> Vec<u8> {
+    let texts: Vec<(&str, std::borrow::Cow<'_, str>)> = data
+        .iter()
+        .map(|(k, v)| (k.as_str(), texts.text_of(k, v)))
+        .collect();
+    let mut out = Vec::with_capacity(
+        2 + texts
+            .iter()
+            .map(|(k, t)| k.len() + t.len() + 6)
+            .sum::<usize>(),
+    );
+    out.push(b'{');
+    for (i, (k, t)) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_string(&mut out, k);
+        out.push(b':');
+        push_json_string(&mut out, t);
+    }
+    out.push(b'}');
+    out
 }
 
 /// `s` as a JSON string, escaped as serde_json escapes it.

@@ -316,6 +316,79 @@ impl Keys {
     }
 }
 
+/// What can be turned into [`Keys`]: the standard base64 of one 64-byte
+/// `cookie::Key` (`&str`, `String`), a list of them (an array or a `Vec`,
+/// the first signs and seals, every one verifies and opens: rotation), or
+/// keys already built ([`Key`], [`Keys`]). What the formats' settings take,
+/// so that one call configures them:
+///
+/// ```
+/// use session_sockets_core::Format;
+///
+/// let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+/// let signed = Format::tower_sessions().with_signed(key)?;
+/// // Rotation: the new key first, then the one the browsers still carry.
+/// let old = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw==";
+/// let rotating = Format::tower_sessions().with_private([key, old])?;
+/// // A secret is not a key: the error says so (never quoting it).
+/// let e = Format::actix_session("not a key").unwrap_err();
+/// assert!(e.to_string().contains("base64"));
+/// # let _ = (signed, rotating);
+/// # Ok::<(), session_sockets_core::format::cookie_crate::KeyError>(())
+/// ```
+pub trait IntoKeys {
+    /// The keys, or why they cannot be keys.
+    fn into_keys(self) -> Result<Keys, KeyError>;
+}
+
+impl IntoKeys for Keys {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Ok(self)
+    }
+}
+
+impl IntoKeys for Key {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::new([self])
+    }
+}
+
+impl IntoKeys for &str {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::from_base64([self])
+    }
+}
+
+impl IntoKeys for String {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::from_base64([self])
+    }
+}
+
+impl IntoKeys for &String {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::from_base64([self])
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> IntoKeys for [S; N] {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::from_base64(self)
+    }
+}
+
+impl<S: AsRef<str>> IntoKeys for Vec<S> {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::from_base64(self)
+    }
+}
+
+impl<S: AsRef<str>> IntoKeys for &[S] {
+    fn into_keys(self) -> Result<Keys, KeyError> {
+        Keys::from_base64(self)
+    }
+}
+
 /// Why [`Keys::verify`], [`Keys::open`] or [`Keys::seal`] refused a value.
 /// Holds nothing of the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,6 +12,10 @@
 //!   signed cookies holding a 64-character session key, records as a JSON
 //!   object of JSON texts.
 //!
+//! [`Format`] is the choice a [`Config`](crate::Config) makes between them
+//! and express-session (the default); the machines ask it what the format
+//! decides.
+//!
 //! Like the rest of the core, these are pure functions of their inputs: no
 //! IO, no clock (the time is an argument), no randomness (random bytes and
 //! nonces are arguments). They never panic on any input: anything a
@@ -29,10 +33,14 @@ pub mod actix_session;
 pub mod cookie_crate;
 mod header;
 mod msgpack;
+mod select;
 pub mod tower_sessions;
 
+pub use select::Format;
+pub(crate) use select::{NewError, NewSession, TouchPlan, too_large};
+
 use crate::codec::cookie::LimitExceeded;
-use crate::error::Fault;
+use crate::fault::Fault;
 
 /// Why a request's cookies name no session of a format. Every variant is
 /// the request's doing ([`Fault::Request`]): expected traffic, checked
@@ -248,6 +256,9 @@ pub enum RecordError {
     /// JSON, but not what actix-session stores (an object whose values are
     /// strings holding JSON texts): `problem` names the part.
     NotActixState(&'static str),
+    /// A session read in one format was handed to a machine of a config in
+    /// another (a caller's mistake: one config per store).
+    OtherFormat,
 }
 
 impl RecordError {
@@ -279,6 +290,10 @@ impl std::fmt::Display for RecordError {
                 f,
                 "the record is not an actix-session state ({problem}): is the format the HTTP \
                  app's, and is another application writing under the same keys?"
+            ),
+            RecordError::OtherFormat => f.write_str(
+                "the session was read in another format than the configured one: use one Config \
+                 (one format) per store",
             ),
         }
     }

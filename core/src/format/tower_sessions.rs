@@ -49,15 +49,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use super::cookie_crate::{Keys, NONCE_LEN, Rejected};
+use super::cookie_crate::{IntoKeys, KeyError, Keys, NONCE_LEN, Rejected};
 use super::header::{self, Found};
 use super::msgpack::{self, Head, Reader};
 use super::{CookieError, RecordError, push_removal_dates};
 use crate::codec::cookie::Limits;
-use crate::codec::set_cookie::{CookieSyntaxError, check_domain, check_name, check_path};
+use crate::codec::cookie_syntax::{CookieSyntaxError, check_domain, check_name, check_path};
 use crate::cookie_options::SameSite;
 use crate::request::StoreKey;
-use crate::session::SessionId;
+use crate::session_id::SessionId;
 
 /// tower-sessions' default cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "id";
@@ -220,6 +220,82 @@ impl Settings {
             check_domain(domain)?;
         }
         Ok(())
+    }
+}
+
+/// Builders named after `SessionManagerLayer`'s, so that a tower-sessions
+/// app's settings read the same on both sides:
+///
+/// ```
+/// use std::time::Duration;
+/// use session_sockets_core::Format;
+/// use session_sockets_core::format::tower_sessions::Expiry;
+///
+/// // SessionManagerLayer::new(store).with_signed(key).with_expiry(Expiry::OnInactivity(..))
+/// let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+/// let settings = Format::tower_sessions()
+///     .with_signed(key)?
+///     .with_expiry(Expiry::OnInactivity(Duration::from_secs(3600)));
+/// assert_eq!(settings.cookie_name, "id");
+/// # Ok::<(), session_sockets_core::format::cookie_crate::KeyError>(())
+/// ```
+impl Settings {
+    /// `with_signed(key)`: the cookie is the `cookie` crate's signed value
+    /// of the id, with these keys (the standard base64 of the app's 64-byte
+    /// `cookie::Key`, or a list to rotate: see [`IntoKeys`]).
+    pub fn with_signed(mut self, keys: impl IntoKeys) -> Result<Settings, KeyError> {
+        self.protection = Protection::Signed(keys.into_keys()?);
+        Ok(self)
+    }
+
+    /// `with_private(key)`: the cookie is the `cookie` crate's private
+    /// value of the id, sealed for the cookie's name, with these keys.
+    pub fn with_private(mut self, keys: impl IntoKeys) -> Result<Settings, KeyError> {
+        self.protection = Protection::Private(keys.into_keys()?);
+        Ok(self)
+    }
+
+    /// `with_name`: the cookie's name (default `id`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Settings {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// `with_expiry`: when sessions expire (default: two weeks after each
+    /// save, and a browser-session cookie).
+    pub fn with_expiry(mut self, expiry: Expiry) -> Settings {
+        self.expiry = Some(expiry);
+        self
+    }
+
+    /// `with_http_only` (default `true`).
+    pub fn with_http_only(mut self, http_only: bool) -> Settings {
+        self.http_only = http_only;
+        self
+    }
+
+    /// `with_same_site` (default `Strict`).
+    pub fn with_same_site(mut self, same_site: SameSite) -> Settings {
+        self.same_site = same_site;
+        self
+    }
+
+    /// `with_secure` (default `true`).
+    pub fn with_secure(mut self, secure: bool) -> Settings {
+        self.secure = secure;
+        self
+    }
+
+    /// `with_path` (default `/`).
+    pub fn with_path(mut self, path: impl Into<String>) -> Settings {
+        self.path = path.into();
+        self
+    }
+
+    /// `with_domain` (default none).
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Settings {
+        self.domain = Some(domain.into());
+        self
     }
 }
 
@@ -708,17 +784,22 @@ impl Record {
     /// the same as the real crate for the same id, data (in this map's
     /// order) and date.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
-        out.push(0x93);
-        msgpack::write_bin(&mut out, &self.id.0.to_be_bytes());
-        msgpack::write_map_len(&mut out, self.data.len());
-        for (k, v) in &self.data {
-            msgpack::write_str(&mut out, k);
-            msgpack::write_value(&mut out, v);
-        }
-        self.expiry_date.write(&mut out);
-        out
+        encode_record(&self.id, &self.data, &self.expiry_date)
     }
+}
+
+/// [`Record::encode`] of a record's parts, without building a [`Record`].
+pub fn encode_record(id: &Id, data: &Map<String, Value>, expiry_date: &ExpiryDate) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(0x93);
+    msgpack::write_bin(&mut out, &id.0.to_be_bytes());
+    msgpack::write_map_len(&mut out, data.len());
+    for (k, v) in data {
+        msgpack::write_str(&mut out, k);
+        msgpack::write_value(&mut out, v);
+    }
+    expiry_date.write(&mut out);
+    out
 }
 
 /// What axum-login keeps under [`AXUM_LOGIN_KEY`]: `{"user_id": ..,

@@ -32,11 +32,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::codec::record;
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
 use crate::machines::op::Cx;
-use crate::machines::write::{expired, ttl_secs};
+use crate::machines::write::expired;
 use crate::request::{Bytes, Reply, Request, StoreKey};
 use crate::session::Session;
 use crate::time::Now;
@@ -155,7 +154,10 @@ impl Writes {
     pub(crate) fn new(config: &Config, base: &Session, edits: Vec<Edit>, now: Now) -> Self {
         let sid = base.id().expose().as_bytes();
         Writes {
-            key: StoreKey::new(config.key_prefix.as_bytes(), sid),
+            // An unusable id is refused by `begin` before any request.
+            key: config
+                .store_key(sid)
+                .unwrap_or_else(|| StoreKey::new(config.key_prefix.as_bytes(), sid)),
             edits,
             attempts: 0,
             until: now
@@ -175,7 +177,7 @@ impl Writes {
         cx: &mut Cx<'_>,
         mut base: Session,
     ) -> Option<Result<Session, WriteError>> {
-        if !cx.config.usable_sid(base.id().expose().as_bytes()) {
+        if cx.config.store_key(base.id().expose().as_bytes()).is_none() {
             return Some(Err(Failure::InvalidSessionId.into()));
         }
         if base.loaded_bytes().is_none() {
@@ -194,9 +196,14 @@ impl Writes {
     pub(crate) fn attempt(
         &mut self,
         cx: &mut Cx<'_>,
-        session: Session,
+        mut session: Session,
     ) -> Option<Result<Session, WriteError>> {
-        let ttl = ttl_secs(cx.config, session.cookie(), cx.now.wall);
+        // What a write renews in the format (tower-sessions' expiry date),
+        // and the TTL it gets.
+        let ttl = match cx.config.prepare_write(&mut session, cx.now.wall) {
+            Ok(ttl) => ttl,
+            Err(e) => return Some(Err(e)),
+        };
         let key = self.key.clone();
         let phase = match (u64::try_from(ttl), session.loaded_bytes()) {
             (Ok(ttl_secs @ 1..), Some(expected)) => {
@@ -254,11 +261,11 @@ impl Writes {
                         attempts: self.attempts,
                     }));
                 }
-                let rec = match record::decode(&current) {
-                    Ok(rec) => rec,
+                let (meta, data) = match cx.config.decode_record(session.id().expose(), &current) {
+                    Ok(parts) => parts,
                     Err(e) => return Some(Err(Failure::MalformedRecord(e).into())),
                 };
-                let mut fresh = Session::from_record(session.id().clone(), rec, current.0);
+                let mut fresh = Session::from_stored(session.id().clone(), meta, data, current.0);
                 for edit in &mut self.edits {
                     edit.apply(&mut fresh);
                 }

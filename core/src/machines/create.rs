@@ -11,19 +11,18 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::codec::record::{self, SessionCookie};
-use crate::codec::set_cookie::cookie_header;
 use crate::config::Config;
 use crate::error::{Failure, WriteError, unexpected};
+use crate::format::{NewError, NewSession};
 use crate::machines::op::{Cx, Op, Step};
-use crate::machines::write::{Redacted, SID_RANDOM_BYTES, sid_from_random, ttl_secs};
+use crate::machines::write::Redacted;
 use crate::request::{Bytes, Reply, Request, StoreKey};
-use crate::session::{Session, SessionId};
+use crate::session::{Meta, Session, SessionId};
 use crate::store_error::StoreError;
 use crate::time::Now;
 
-/// How many fresh ids a create tries before giving up. With 192-bit ids a
-/// single collision already means a broken random source.
+/// How many fresh ids a create tries before giving up. With 128-bit ids or
+/// longer a single collision already means a broken random source.
 const MAX_ID_ATTEMPTS: u32 = 3;
 
 /// A newly stored session and the header that gives it to the client.
@@ -32,9 +31,10 @@ pub struct Created {
     /// The session as stored: [`Session::is_changed`] is `false` and a
     /// [`Save`](crate::machines::Save) of it compares against the stored bytes.
     pub session: Session,
-    /// The full `Set-Cookie` header value, exactly as express-session writes
-    /// it, e.g. `connect.sid=s%3A<sid>.<signature>; Path=/; HttpOnly`. It
-    /// holds the signed id: never log it.
+    /// The full `Set-Cookie` header value, exactly as the format's HTTP app
+    /// writes it, e.g. express-session's
+    /// `connect.sid=s%3A<sid>.<signature>; Path=/; HttpOnly`. It holds the
+    /// (signed or sealed) id: never log it.
     pub set_cookie: String,
 }
 
@@ -50,7 +50,9 @@ impl std::fmt::Debug for Created {
 /// The create steps shared by [`Create`] and [`Regenerate`].
 pub(crate) struct Creating {
     data: Map<String, Value>,
-    cookie: SessionCookie,
+    /// The new session's metadata, but for its id (express-session's
+    /// cookie, tower-sessions' expiry date), as of the machine's start.
+    meta: Meta,
     attempts: u32,
     /// After the random bytes: the id, its `Set-Cookie` and the record.
     inserting: Option<(SessionId, Redacted, Bytes)>,
@@ -60,7 +62,7 @@ impl Creating {
     pub(crate) fn new(config: &Config, data: Map<String, Value>, now: Now) -> Self {
         Creating {
             data,
-            cookie: config.cookie.to_session_cookie(now.wall),
+            meta: config.new_meta(now.wall),
             attempts: 0,
             inserting: None,
         }
@@ -68,10 +70,8 @@ impl Creating {
 
     pub(crate) fn ask_random(&mut self, cx: &mut Cx<'_>) {
         self.inserting = None;
-        cx.issue(|id| Request::Random {
-            id,
-            len: SID_RANDOM_BYTES,
-        });
+        let len = cx.config.random_len();
+        cx.issue(|id| Request::Random { id, len });
     }
 
     /// Takes a reply; `Some` when creating is over.
@@ -84,24 +84,36 @@ impl Creating {
         match self.inserting.take() {
             None => match reply {
                 Reply::Random(bytes) => {
-                    let Some(sid) = sid_from_random(&bytes) else {
-                        let e = StoreError::new(format!(
-                            "the random source returned {} bytes; a session id needs {SID_RANDOM_BYTES}",
-                            bytes.len()
-                        ));
-                        return Some(Err(Failure::Store(e).into()));
+                    let NewSession {
+                        sid,
+                        meta,
+                        set_cookie: header,
+                        ttl_secs: ttl,
+                    } = match config.new_session(&self.meta, &bytes, cx.now.wall) {
+                        Ok(new) => new,
+                        Err(NewError::ShortRandom(got)) => {
+                            let e = StoreError::new(format!(
+                                "the random source returned {got} bytes; a session id needs {}",
+                                config.random_len()
+                            ));
+                            return Some(Err(Failure::Store(e).into()));
+                        }
+                        Err(NewError::Cookie(e)) => return Some(Err(WriteError::InvalidCookie(e))),
+                        Err(NewError::OtherFormat) => {
+                            let e = crate::codec::record::RecordError::Format(
+                                crate::format::RecordError::OtherFormat,
+                            );
+                            return Some(Err(Failure::MalformedRecord(e).into()));
+                        }
                     };
-                    let sid = SessionId::new(sid);
-                    let header = match cookie_header(config, &sid, &self.cookie) {
-                        Ok(h) => h,
-                        Err(e) => return Some(Err(WriteError::InvalidCookie(e))),
-                    };
-                    let ttl = ttl_secs(config, &self.cookie, cx.now.wall);
                     let Ok(ttl_secs @ 1..) = u64::try_from(ttl) else {
-                        // maxAge 0: connect-redis would delete, not store.
+                        // maxAge 0 (or a tower-sessions date passed): the
+                        // store would delete, not store.
                         return Some(Err(WriteError::Expired));
                     };
-                    let value = Bytes::from(record::encode(&self.cookie, &self.data));
+                    let value = Bytes::from(meta.encode_with(&self.data));
+                    // Kept with the id in it: the session the create gives.
+                    self.meta = meta;
                     let key = StoreKey::new(config.key_prefix.as_bytes(), sid.expose().as_bytes());
                     self.attempts += 1;
                     cx.issue(|id| Request::Create {
@@ -119,7 +131,7 @@ impl Creating {
             Some((sid, header, value)) => match reply {
                 Reply::Created => {
                     let mut session =
-                        Session::new(sid, self.cookie.clone(), std::mem::take(&mut self.data));
+                        Session::with_meta(sid, self.meta.clone(), std::mem::take(&mut self.data));
                     session.mark_stored(value.0);
                     Some(Ok(Created {
                         session,
@@ -161,14 +173,15 @@ impl Step for CreateStep {
 }
 
 /// Creates a session: asks for fresh random bytes for its id (express-
-/// session's 24 bytes, 32 base64url characters), then inserts the record
-/// only if the key is free (`SET NX EX`, [R24]). On an id collision it asks
-/// for fresh bytes and retries (at most 3 ids). Drive it through
-/// [`Machine`](crate::Machine).
+/// session's 24 bytes, 32 base64url characters; tower-sessions' 16;
+/// actix-session's 64 alphanumerics from 96; plus 12 for the nonce of a
+/// private cookie), then inserts the record only if the key is free (`SET
+/// NX EX`, [R24]). On an id collision it asks for fresh bytes and retries
+/// (at most 3 ids). Drive it through [`Machine`](crate::Machine).
 ///
 /// ```text
 /// Create::new(config, data, now)
-///   poll_request()  -> Request::Random { len: 24 }
+///   poll_request()  -> Request::Random { len: 24 }   (express-session)
 ///   handle_reply(id, Random(bytes), now)
 ///   poll_request()  -> Request::Create { key, value, ttl_secs }   SET NX EX
 ///   handle_reply(id, Created, now)      -> Ok(Created { session, set_cookie })

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::{Failure, WriteError};
 use crate::machines::op::{Cx, Op, Step};
 use crate::machines::write::destroyed;
-use crate::request::{Reply, Request, StoreKey};
+use crate::request::{Reply, Request};
 use crate::session::SessionId;
 use crate::time::Now;
 
@@ -46,11 +46,9 @@ impl Op<DestroyStep> {
     pub fn new(config: Arc<Config>, sid: &SessionId, now: Now) -> Self {
         let mut op = Op::with_step(config, now, DestroyStep);
         op.begin(|_, cx| {
-            let sid = sid.expose().as_bytes();
-            if !cx.config.usable_sid(sid) {
+            let Some(key) = cx.config.store_key(sid.expose().as_bytes()) else {
                 return Some(Err(Failure::InvalidSessionId.into()));
-            }
-            let key = StoreKey::new(cx.config.key_prefix.as_bytes(), sid);
+            };
             cx.issue(|id| Request::Destroy { id, key });
             None
         });

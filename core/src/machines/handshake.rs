@@ -9,6 +9,7 @@ use crate::codec::record;
 use crate::codec::resolve::check_headers;
 use crate::config::Config;
 use crate::error::{Failure, HandshakeError, unexpected};
+use crate::format::Format;
 use crate::machines::op::{Cx, Op, Step};
 use crate::request::{Reply, Request, StoreKey};
 use crate::session::{Session, SessionId};
@@ -21,7 +22,7 @@ pub(crate) fn loaded(
     sid: impl FnOnce() -> SessionId,
 ) -> Result<Session, HandshakeError> {
     match reply {
-        Reply::Found(bytes) => {
+        Reply::Found(bytes) if matches!(cx.config.format, Format::Express) => {
             let rec = record::decode(&bytes).map_err(Failure::MalformedRecord)?;
             // With rolling sessions the stored `cookie.expires` goes stale by
             // design (connect-redis's touch only refreshes the TTL), so the
@@ -30,6 +31,17 @@ pub(crate) fn loaded(
                 return Err(HandshakeError::Expired);
             }
             Ok(Session::from_record(sid(), rec, bytes.0))
+        }
+        Reply::Found(bytes) => {
+            let sid = sid();
+            let (meta, data) = cx
+                .config
+                .decode_record(sid.expose(), &bytes)
+                .map_err(Failure::MalformedRecord)?;
+            if cx.config.meta_expired(&meta, cx.now.wall) {
+                return Err(HandshakeError::Expired);
+            }
+            Ok(Session::from_stored(sid, meta, data, bytes.0))
         }
         Reply::NotFound => Err(HandshakeError::SessionNotFound),
         Reply::Failed(e) => Err(Failure::Store(e).into()),

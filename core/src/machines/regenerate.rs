@@ -70,10 +70,7 @@ pub type Regenerate = Op<RegenerateStep>;
 impl Op<RegenerateStep> {
     /// Regenerates `session` at `now`.
     pub fn new(config: Arc<Config>, session: Session, carry_over: bool, now: Now) -> Self {
-        let old = session.id().expose().as_bytes();
-        let old_key = config
-            .usable_sid(old)
-            .then(|| StoreKey::new(config.key_prefix.as_bytes(), old));
+        let old_key = config.store_key(session.id().expose().as_bytes());
         let data = if carry_over {
             session.data().clone()
         } else {

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::{Failure, HandshakeError};
 use crate::machines::handshake::loaded;
 use crate::machines::op::{Cx, Op, Step};
-use crate::request::{Reply, Request, StoreKey};
+use crate::request::{Reply, Request};
 use crate::session::{Session, SessionId};
 use crate::time::Now;
 
@@ -44,11 +44,9 @@ impl Op<ReloadStep> {
     pub fn new(config: Arc<Config>, sid: &SessionId, now: Now) -> Self {
         let mut op = Op::with_step(config, now, ReloadStep { sid: sid.clone() });
         op.begin(|step, cx| {
-            let bytes = step.sid.expose().as_bytes();
-            if !cx.config.usable_sid(bytes) {
+            let Some(key) = cx.config.store_key(step.sid.expose().as_bytes()) else {
                 return Some(Err(Failure::InvalidSessionId.into()));
-            }
-            let key = StoreKey::new(cx.config.key_prefix.as_bytes(), bytes);
+            };
             cx.issue(|id| Request::Load { id, key });
             None
         });

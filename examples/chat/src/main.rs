@@ -1,10 +1,20 @@
 //! The socket.io chat: an HTTP login (axum) and socket.io handlers
-//! (socketioxide) sharing one express-session compatible session.
+//! (socketioxide) sharing one session, in the session format of the HTTP
+//! app next to it: express-session (the default), tower-sessions or
+//! actix-session.
 //!
 //! ```text
 //! cargo run --release --bin chat [-- --port 3000 --secret S --redis redis://127.0.0.1/ --origin https://chat.example]
 //! cargo run --release --bin chat -- --redis-cluster redis://10.0.0.1:6379/ --redis-cluster redis://10.0.0.2:6379/
+//! chat --redis URL --format tower-sessions [--signed KEY | --private KEY] [--inactivity SECS]
+//! chat --redis URL --format actix-session (--private KEY | --signed KEY)
 //! ```
+//!
+//! KEY is the standard base64 of the app's 64-byte `cookie::Key`
+//! (`Key::master()`); several, comma-separated, rotate keys (the first
+//! signs or seals, every one verifies or opens). The chat's own login and
+//! logout then write that format's cookie and record, so a user signed in
+//! on either side is signed in on both.
 //!
 //! - `GET /`: the login form without a session, the chat page with one.
 //! - `POST /login` (form field `name`): a new session, with its cookie.
@@ -39,12 +49,14 @@ use axum::routing::{get, post};
 use clap::Parser;
 use serde_json::{Map, Value, json};
 use session_sockets::core::{CookieOptions, SameSite, WriteError};
+use session_sockets::format::actix_session::CookieContentSecurity;
+use session_sockets::format::tower_sessions::Expiry;
 use session_sockets::http::{HttpSession, SessionLayer};
 use session_sockets::runtime::tokio::Tokio;
 use session_sockets::socketio::redis as socketio_redis;
 use session_sockets::socketio::{SessionMiddleware, SocketSession};
 use session_sockets::store::Store;
-use session_sockets::{Config, MemoryStore, SessionSockets};
+use session_sockets::{Config, Format, MemoryStore, SessionSockets};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -138,6 +150,48 @@ struct Args {
     /// (every connection is accepted).
     #[arg(long)]
     no_sessions: bool,
+    /// The session format of the HTTP app whose sessions the chat shares.
+    #[arg(long, value_enum, default_value_t = FormatArg::ExpressSession)]
+    format: FormatArg,
+    /// Signed cookies (tower-sessions `with_signed`, actix-session
+    /// `CookieContentSecurity::Signed`) with this key: the standard base64
+    /// of the app's 64-byte cookie key; comma-separated keys rotate.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SESSION_SIGNED_KEY",
+        hide_env_values = true,
+        value_delimiter = ',',
+        conflicts_with = "private"
+    )]
+    signed: Vec<String>,
+    /// Private cookies (tower-sessions `with_private`, actix-session's
+    /// default) with this key: the standard base64 of the app's 64-byte
+    /// cookie key; comma-separated keys rotate.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SESSION_PRIVATE_KEY",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    private: Vec<String>,
+    /// tower-sessions `Expiry::OnInactivity`: sessions end this many
+    /// seconds after their last save, as the app's layer says [default:
+    /// tower-sessions' two weeks].
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    inactivity: Option<Duration>,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    /// express-session 1.x with connect-redis (`--secret`).
+    ExpressSession,
+    /// tower-sessions 0.14 with tower-sessions-redis-store 0.16.
+    TowerSessions,
+    /// actix-session 0.10 / 0.11 with its Redis store.
+    ActixSession,
 }
 
 impl std::fmt::Debug for Args {
@@ -156,6 +210,13 @@ impl std::fmt::Debug for Args {
             .field("capacity", &self.capacity)
             .field("metrics", &self.metrics)
             .field("no_sessions", &self.no_sessions)
+            .field("format", &self.format)
+            .field("signed", &format_args!("<{} redacted>", self.signed.len()))
+            .field(
+                "private",
+                &format_args!("<{} redacted>", self.private.len()),
+            )
+            .field("inactivity", &self.inactivity)
             .finish()
     }
 }
@@ -166,6 +227,14 @@ fn header_timeout(v: &str) -> Result<Duration, String> {
         .filter(|s| (1..=3600).contains(s))
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{v:?} is not a number of seconds (1-3600)"))
+}
+
+fn positive_secs(v: &str) -> Result<Duration, String> {
+    v.parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{v:?} is not a positive number of seconds"))
 }
 
 fn positive(v: &str) -> Result<usize, String> {
@@ -205,7 +274,66 @@ fn logs() {
         .init();
 }
 
-async fn run(args: Args) -> Result<(), String> {
+/// The session settings `args` ask for: express-session's (the secret, and
+/// the chat's cookie), or the format of a Rust HTTP app next to the chat.
+fn session_config(args: &Args) -> Result<session_sockets::ConfigBuilder, String> {
+    let format: Format = match args.format {
+        FormatArg::ExpressSession => {
+            if !args.signed.is_empty() || !args.private.is_empty() || args.inactivity.is_some() {
+                return Err("--signed, --private and --inactivity are for --format                             tower-sessions or actix-session; express-session takes --secret"
+                    .into());
+            }
+            return Ok(express_config(args));
+        }
+        FormatArg::TowerSessions => {
+            let mut settings = Format::tower_sessions();
+            if !args.signed.is_empty() {
+                settings = settings
+                    .with_signed(args.signed.clone())
+                    .map_err(|e| format!("invalid --signed key: {e}"))?;
+            } else if !args.private.is_empty() {
+                settings = settings
+                    .with_private(args.private.clone())
+                    .map_err(|e| format!("invalid --private key: {e}"))?;
+            }
+            if let Some(d) = args.inactivity {
+                settings = settings.with_expiry(Expiry::OnInactivity(d));
+            }
+            settings.into()
+        }
+        FormatArg::ActixSession => {
+            if args.inactivity.is_some() {
+                return Err("--inactivity is tower-sessions' Expiry::OnInactivity".into());
+            }
+            match (&args.private[..], &args.signed[..]) {
+                ([], []) => {
+                    return Err(
+                        "actix-session signs or encrypts its cookie: pass the app's key with \
+                         --private KEY (its default) or --signed KEY"
+                            .into(),
+                    );
+                }
+                (private, []) => Format::actix_session(private.to_vec())
+                    .map_err(|e| format!("invalid --private key: {e}"))?
+                    .into(),
+                (_, signed) => Format::actix_session(signed.to_vec())
+                    .map_err(|e| format!("invalid --signed key: {e}"))?
+                    .cookie_content_security(CookieContentSecurity::Signed)
+                    .into(),
+            }
+        }
+    };
+    if args.secret.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(format!(
+            "--secret is express-session's; {} takes the app's cookie key",
+            format.name()
+        ));
+    }
+    Ok(Config::builder().format(format))
+}
+
+/// express-session with the secret and the chat's cookie.
+fn express_config(args: &Args) -> session_sockets::ConfigBuilder {
     let secret = match args.secret.clone() {
         Some(s) if !s.is_empty() => s,
         _ => {
@@ -216,13 +344,6 @@ async fn run(args: Args) -> Result<(), String> {
             DEV_SECRET.to_owned()
         }
     };
-    if let Some(addr) = args.metrics {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
-        tracing::info!("metrics on http://{addr}/metrics");
-    }
     // SameSite=Lax keeps the cookie off other sites' subrequests; one day of
     // life, then the user signs in again.
     let cookie = CookieOptions {
@@ -230,7 +351,18 @@ async fn run(args: Args) -> Result<(), String> {
         max_age: Some(Duration::from_secs(24 * 3600)),
         ..CookieOptions::default()
     };
-    let mut config = Config::builder().secret(secret).cookie(cookie);
+    Config::builder().secret(secret).cookie(cookie)
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut config = session_config(&args)?;
+    if let Some(addr) = args.metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
     if !args.origins.is_empty() {
         config = config.allowed_origins(args.origins.clone());
     }
@@ -329,7 +461,8 @@ async fn serve_until_stopped<A: Adapter>(
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     println!(
-        "chat: listening on http://{local} ({} store{})",
+        "chat: listening on http://{local} ({} sessions, {} store{})",
+        sessions.config().format().name(),
         if args.redis.is_some() {
             "Redis"
         } else if !args.redis_cluster.is_empty() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-client tests of the chat example against the release `chat` binary:
+# Real-client tests of the chat example against the release `chat` binary
+# (and the real tower-sessions and actix-session apps whose sessions it shares):
 # the vendored socket.io client against the lockfile; socket.io-client
 # (polling and websocket) and the HTTP side (shared sessions, CSRF and origin
 # checks, payload bounds, header timeout), once on the in-memory store and
@@ -31,7 +32,11 @@ fi
 # The stock Express app of the live-sessions suite.
 (cd "$root/examples/express-interop/node" && npm ci --no-audit --no-fund --loglevel=error)
 (cd "$root" && cargo build --release --bin chat --bin loadgen)
+# The real tower-sessions and actix-session apps, in the debug build that
+# `cargo test --workspace --all-features` already made (so only linked here).
+(cd "$root" && cargo build --workspace --all-features --bin tower-sessions-app --bin actix-session-app)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/chat"
+apps="${CARGO_TARGET_DIR:-$root/target}/debug"
 export LOADGEN="${CARGO_TARGET_DIR:-$root/target}/release/loadgen"
 
 status=0
@@ -64,6 +69,9 @@ echo "== live sessions: two chat nodes + Express + redis-server with default set
 
 echo "== Redis Cluster: 3 primaries + 3 replicas, two chat nodes, Express on createCluster, a primary killed (R37)"
 (cd "$chat_dir" && node tests/cluster.test.js "$bin") || status=1
+
+echo "== Rust apps' sessions: tower-sessions (plain, signed, private) and actix-session (private, signed), two chat nodes, redis-server"
+(cd "$chat_dir" && node tests/formats.test.js "$bin" "$apps/tower-sessions-app" "$apps/actix-session-app") || status=1
 
 echo "== metrics: a scripted workload, every counter exact (--metrics, Redis)"
 (cd "$chat_dir" && node tests/metrics.test.js "$bin") || status=1

@@ -124,3 +124,88 @@ fn accept_unsigned_and_no_header() {
         "{\"ok\":false,\"sid\":null,\"reason\":\"empty_value\"}\n"
     );
 }
+
+/// The standard base64 of the key bytes 0x00..0x3f.
+const KEY: &str =
+    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+#[test]
+fn r36_tower_sessions_and_actix_session_cookies_of_the_real_crates() {
+    let ok = |sid: &str| format!("{{\"ok\":true,\"sid\":\"{sid}\",\"reason\":\"ok\"}}\n");
+    let cases: [(&[&str], &[u8], String); 6] = [
+        (
+            &["--format", "tower-sessions"],
+            b"id=vNPPFgK-j7a-idNRnFp0KQ\n",
+            ok("vNPPFgK-j7a-idNRnFp0KQ"),
+        ),
+        (
+            &["--format", "tower-sessions", "--mode", "signed", "--key", KEY],
+            b"id=+HD6HXwSEmTya5RF90CFmqr8sSrnig2TzyQ5pbtCw2Q=vNPPFgK-j7a-idNRnFp0KQ\n",
+            ok("vNPPFgK-j7a-idNRnFp0KQ"),
+        ),
+        (
+            &["--format", "tower-sessions", "--mode", "private", "--key", KEY],
+            b"id=P1L53JLnz80CequuWzeLkE0B1fQjI4oQUgYVNo00Ax3YimPwutedXUPOUGGsl+3yR2M=\n",
+            ok("Ufp3NWpswET9tC9C-z8isg"),
+        ),
+        (
+            &["--format", "actix-session", "--key", KEY],
+            b"id=lno7UzUHWDVtzcNkpv6lxcOzZoniQOaDgqqQs1TY2bju68mGuafIVscCbpUmpV%2F9uCtGZc9TAmZ%2FmrlWw1yoBGlFmg2T5cO2KH7NluZnwFdKiIlMi9ic1j7QTd0%3D\n",
+            ok("rHrHQJDJ5W9F0l0d0GjgT1whBFGetSPXeQ4CFDgEzpBQkFk8DOup06PXuYAODMZ7"),
+        ),
+        (
+            &["--format", "actix-session", "--mode", "signed", "--key", KEY],
+            b"id=qQknImLIPUeHFJX1PSBOlJjRODoQ7jmcd1yn9%2FfF2g0%3Dn2rJEIhovOPWpb0Rh1SOsf0sMrLy8rEZz85Z8Z7GBuq9yP5RNVtaujzWLRacMn5n\n",
+            ok("n2rJEIhovOPWpb0Rh1SOsf0sMrLy8rEZz85Z8Z7GBuq9yP5RNVtaujzWLRacMn5n"),
+        ),
+        // Sealed for `id`, read as `sid`: a private value is bound to its name.
+        (
+            &["--format", "tower-sessions", "--mode", "private", "--key", KEY, "--name", "sid"],
+            b"sid=P1L53JLnz80CequuWzeLkE0B1fQjI4oQUgYVNo00Ax3YimPwutedXUPOUGGsl+3yR2M=\n",
+            "{\"ok\":false,\"sid\":null,\"reason\":\"seal_invalid\"}\n".into(),
+        ),
+    ];
+    for (args, stdin, want) in cases {
+        let (code, out, err) = run(args, stdin);
+        assert_eq!((code, out.as_str()), (0, want.as_str()), "{args:?}: {err}");
+    }
+    let (_, out, err) = run(
+        &[
+            "--format",
+            "tower-sessions",
+            "--mode",
+            "signed",
+            "--key",
+            KEY,
+            "--explain",
+        ],
+        b"id=vNPPFgK-j7a-idNRnFp0KQ\n",
+    );
+    assert!(out.contains("not_signed"), "{out}");
+    assert!(
+        err.contains("tower-sessions cookie `id`, signed with 1 key(s)"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY), "the key is never printed");
+    // Mistakes are usage errors that say what to pass.
+    for (args, says) in [
+        (&["--format", "actix-session"][..], "--key"),
+        (
+            &["--format", "tower-sessions", "--mode", "signed"][..],
+            "--key",
+        ),
+        (
+            &["--format", "tower-sessions", "--secret", "s"][..],
+            "express-session",
+        ),
+        (
+            &["--format", "actix-session", "--key", "c2hvcnQ="][..],
+            "not 64",
+        ),
+        (&["--secret", "s", "--key", KEY][..], "tower-sessions"),
+    ] {
+        let (code, _, err) = run(args, b"");
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -606,12 +606,13 @@ async fn finish<R: Runtime + Clone>(
     mut res: Response<Body>,
     json: bool,
 ) -> Response<Body> {
+    let touches = slot.sessions().config().touches_after_request();
     let plan = match &slot.lock().copy {
         RequestSession::Stored { session, .. } if session.is_changed() => Plan::Save,
         RequestSession::Stored {
             session,
             written: false,
-        } => Plan::Touch(Box::new(session.clone())),
+        } if touches => Plan::Touch(Box::new(session.clone())),
         RequestSession::Anonymous(data) if !data.is_empty() => Plan::Save,
         _ => Plan::Nothing,
     };
@@ -635,6 +636,7 @@ async fn finish<R: Runtime + Clone>(
             }
         }
     }
+    slot.refresh_cookie();
     if let Some(Redacted(cookie)) = slot.lock().cookie.take()
         && let Ok(v) = HeaderValue::from_str(&cookie)
     {

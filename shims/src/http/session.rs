@@ -124,6 +124,17 @@ impl<R> HttpSession<R> {
         }
     }
 
+    /// The user axum-login keeps in a tower-sessions session (its
+    /// `axum-login.data` entry's `user_id`), as your `AuthUser::Id`:
+    /// `Ok(None)` when no one is logged in. See
+    /// [`Session::axum_login_user_id`].
+    pub fn axum_login_user_id<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
+        match &self.slot.lock().copy {
+            RequestSession::Stored { session, .. } => session.axum_login_user_id(),
+            _ => Ok(None),
+        }
+    }
+
     /// Reads the stored session; `None` when there is none.
     pub fn with<T>(&self, f: impl FnOnce(&Session) -> T) -> Option<T> {
         match &self.slot.lock().copy {

@@ -9,7 +9,6 @@ use ::http::{HeaderMap, HeaderValue, header};
 use serde_json::{Map, Value};
 use session_sockets_core::Failure;
 use session_sockets_core::codec::resolve::resolve_cookie;
-use session_sockets_core::codec::set_cookie::clear_cookie_header;
 
 use crate::runtime::Runtime;
 use crate::{HandshakeError, Session, SessionSockets, WriteError};
@@ -161,10 +160,39 @@ impl<R: Runtime + Clone> Slot<R> {
     }
 
     pub(crate) fn clear_cookie(&self) {
-        // `clear_cookie` fails only for a config whose cookie settings
-        // cannot be written, which `Config::build` refuses.
-        if let Ok(c) = clear_cookie_header(self.0.sessions.config()) {
+        let sessions = &self.0.sessions;
+        // It fails only for a config whose cookie settings cannot be
+        // written, which `Config::build` refuses.
+        if let Ok(c) = sessions.config().removal_cookie(sessions.runtime().wall()) {
             self.lock().cookie = Some(Redacted(c));
+        }
+    }
+
+    /// The `Set-Cookie` the format's HTTP app sends at the end of a
+    /// request that saved the stored session or left it as it was (the
+    /// core decides; none for express-session, whose headers come with
+    /// creates and touches), unless one is already set.
+    pub(crate) fn refresh_cookie(&self) {
+        let sessions = &self.0.sessions;
+        let mut state = self.lock();
+        if state.cookie.is_some() {
+            return;
+        }
+        let RequestSession::Stored { session, written } = &state.copy else {
+            return;
+        };
+        // The seal of a private cookie takes a fresh nonce; without one (no
+        // OS randomness) the cookie the browser has stays valid.
+        let mut nonce = [0u8; 12];
+        if getrandom::fill(&mut nonce).is_err() {
+            return;
+        }
+        let now = sessions.runtime().wall();
+        if let Some(c) = sessions
+            .config()
+            .cookie_after_request(session, *written, nonce, now)
+        {
+            state.cookie = Some(Redacted(c));
         }
     }
 }

@@ -340,8 +340,17 @@ impl<R: Runtime> SessionSockets<R> {
             let this = self.clone();
             self.shared.runtime.spawn(Box::pin(async move {
                 let id = session.id().clone();
+                let before = session.clone();
                 match this.touch(session).await {
-                    Ok(t) => this.hub().touched(&t.session),
+                    Ok(t) if t.session.rests_on_same(&before) => this.hub().touched(&t.session),
+                    // The touch wrote a new record (tower-sessions keeps the
+                    // expiry date in it): the followers move onto it.
+                    Ok(t) => {
+                        let (followers, fresh) = this.hub().reloaded(&id, t.session);
+                        for f in followers {
+                            f.refresh(&fresh);
+                        }
+                    }
                     Err(WriteError::Gone) => this.end_followers(&id, SessionEnd::Destroyed),
                     Err(WriteError::Expired) => this.end_followers(&id, SessionEnd::Expired),
                     Err(_) => {}
@@ -350,17 +359,18 @@ impl<R: Runtime> SessionSockets<R> {
         }
     }
 
-    /// Ends followed sessions whose stored `cookie.expires` has passed
-    /// ([R13]; with `rolling`, the store's TTL decides, as for loads).
+    /// Ends followed sessions whose record says they have expired ([R13]:
+    /// express-session's `cookie.expires`, tower-sessions' expiry date;
+    /// the core decides, as for loads).
     ///
     /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     fn check_expiry(&self) {
-        if self.shared.config.rolling() {
-            return;
-        }
-        let now = session_sockets_core::time::millis(self.shared.runtime.wall());
-        for id in self.shared.hub.expired(now) {
-            self.end_followers(&id, SessionEnd::Expired);
+        let now = self.shared.runtime.wall();
+        let now_ms = session_sockets_core::time::millis(now);
+        for s in self.shared.hub.expired(now_ms) {
+            if self.shared.config.has_expired(&s, now) {
+                self.end_followers(s.id(), SessionEnd::Expired);
+            }
         }
     }
 }

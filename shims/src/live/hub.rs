@@ -135,12 +135,12 @@ impl PartialOrd for ById {
 
 impl Entries {
     /// The expiry an entry is indexed under: followed, with a latest copy
-    /// whose cookie expires.
+    /// whose record says when it ends.
     fn expiry_of(entry: &Entry) -> Option<i64> {
         if entry.followers.is_empty() {
             return None;
         }
-        entry.latest.as_ref()?.cookie().expires_ms()
+        entry.latest.as_ref()?.meta().expires_ms()
     }
 
     /// Moves `id`'s expiry item from `before` to `after`.
@@ -745,16 +745,20 @@ impl Hub {
         due
     }
 
-    /// The followed sessions whose cookie expired by `now_ms` (milliseconds
-    /// since the epoch), soonest first. Visits only those.
-    pub(crate) fn expired(&self, now_ms: i64) -> Vec<SessionId> {
+    /// The latest copies of the followed sessions whose record's expiry
+    /// ([`Meta::expires_ms`]) is at or before `now_ms` (milliseconds since
+    /// the epoch), soonest first: the candidates for the caller's
+    /// `Config::has_expired`. Visits only those.
+    ///
+    /// [`Meta::expires_ms`]: session_sockets_core::Meta::expires_ms
+    pub(crate) fn expired(&self, now_ms: i64) -> Vec<Arc<Session>> {
         let entries = self.lock();
         entries
             .expiry
             .iter()
             .take_while(|(ms, _)| *ms <= now_ms)
-            .filter(|(_, id)| entries.map.get(&id.0).is_some_and(Entry::has_live))
-            .map(|(_, id)| id.0.clone())
+            .filter_map(|(_, id)| entries.map.get(&id.0).filter(|e| e.has_live()))
+            .filter_map(|e| e.latest.clone())
             .collect()
     }
 
@@ -932,27 +936,54 @@ mod tests {
         let a = follow(&hub, &session("a", Some(1_000)));
         let b = follow(&hub, &session("b", Some(2_000)));
         let _c = follow(&hub, &session("c", None));
-        assert!(hub.expired(999).is_empty());
-        assert_eq!(hub.expired(1_000), [SessionId::new("a")]);
-        assert_eq!(
-            hub.expired(5_000),
-            [SessionId::new("a"), SessionId::new("b")]
-        );
+        let expired =
+            |ms| -> Vec<SessionId> { hub.expired(ms).iter().map(|s| s.id().clone()).collect() };
+        assert!(expired(999).is_empty());
+        assert_eq!(expired(1_000), [SessionId::new("a")]);
+        assert_eq!(expired(5_000), [SessionId::new("a"), SessionId::new("b")]);
         // A write moves the expiry.
         let (_, _) = hub.committed(
             &SessionId::new("a"),
             Some(Session::clone(&session("a", Some(3_000)))),
         );
-        assert_eq!(hub.expired(2_500), [SessionId::new("b")]);
+        assert_eq!(expired(2_500), [SessionId::new("b")]);
         // Ended, or no longer followed: not listed.
         let _ = hub.ended(&SessionId::new("b"));
-        assert_eq!(hub.expired(2_500), Vec::<SessionId>::new());
+        assert_eq!(expired(2_500), Vec::<SessionId>::new());
         let a_at = at(&a);
         drop(a);
         hub.unfollow(&SessionId::new("a"), a_at);
         assert!(hub.expired(i64::MAX).is_empty());
         assert!(hub.lock().expiry.is_empty());
         drop(b);
+    }
+
+    #[test]
+    fn r13_expiry_index_reads_the_tower_sessions_expiry_date() {
+        use session_sockets_core::Meta;
+        use session_sockets_core::format::tower_sessions::{ExpiryDate, Id};
+        let hub = Arc::new(Hub::default());
+        let at = |ms: u64| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        let tower = |ms| {
+            let meta = Meta::TowerSessions {
+                id: Id::from_i128(1),
+                // 1970 plus seconds: in the range `time` reads.
+                expiry_date: ExpiryDate::from_system_time(at(ms)).unwrap(),
+            };
+            Arc::new(Session::with_meta(
+                SessionId::new("t"),
+                meta,
+                Default::default(),
+            ))
+        };
+        let t = follow(&hub, &tower(4_000));
+        assert!(hub.expired(3_999).is_empty());
+        assert_eq!(hub.expired(4_000)[0].id(), &SessionId::new("t"));
+        // A save renews the date: the index follows it.
+        let _ = hub.committed(&SessionId::new("t"), Some(Session::clone(&tower(9_000))));
+        assert!(hub.expired(8_999).is_empty());
+        assert_eq!(hub.expired(9_000).len(), 1);
+        drop(t);
     }
 
     #[test]

@@ -180,6 +180,25 @@ impl<R> LiveSession<R> {
         self.with(|s| s.get(key))
     }
 
+    /// The user axum-login keeps in a tower-sessions session (its
+    /// `axum-login.data` entry's `user_id`), as your `AuthUser::Id`:
+    /// `Ok(None)` when no one is logged in; it follows the store, so a
+    /// logout or a login as someone else on the HTTP side shows here. See
+    /// [`Session::axum_login_user_id`].
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "socketioxide")]
+    /// # async fn on_connect(socket: socketioxide::extract::SocketRef, session: session_sockets::socketio::SocketSession) {
+    /// let user: Option<i64> = session.axum_login_user_id().ok().flatten();
+    /// socket.emit("welcome", &user).ok();
+    /// # }
+    /// ```
+    pub fn axum_login_user_id<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<Option<T>, serde_json::Error> {
+        self.with(|s| s.axum_login_user_id())
+    }
+
     /// All data, in stored order.
     pub fn data(&self) -> serde_json::Map<String, serde_json::Value> {
         self.with(|s| s.data().clone())
@@ -405,7 +424,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let touched = sockets.touch(a.snapshot()).await.unwrap();
         sockets.hub().touched(&touched.session);
-        let expires = |s: &Session| s.cookie().expires_ms();
+        let expires = |s: &Session| s.cookie().and_then(|c| c.expires_ms());
         assert_ne!(expires(&touched.session), expires(&a.snapshot()));
 
         let b = sockets.live_session(&headers, |_| {}).await.unwrap();
