@@ -20,6 +20,9 @@
 # SERVERS picks the servers (default: bare bare_redis memory redis node), e.g.
 #   SERVERS="memory memory_metrics memory_debug" HOLD=0 bash benches/e2e/compare.sh
 # for what observing the sessions costs (HOLD=0 skips the idle-socket runs).
+# Before/after in one run: BEFORE=path/to/an/older/chat binary, and any chat
+# server name with `_before` appended runs that binary the same way, e.g.
+#   BEFORE=/tmp/base/release/chat SERVERS="bare bare_before memory memory_before node" bash benches/e2e/compare.sh
 # Load: benches/src/bin/loadgen.rs (Rust, one thread) logs in once, then opens
 # connections carrying the cookie through the Engine.IO/Socket.IO handshake:
 # COUNT one at a time, at 50 and at 200 concurrent (websocket), and COUNT/3 one
@@ -100,7 +103,16 @@ secret="e2e-bench-secret"
 
 start_server() { # name -> sets srv_pid, srv_url
   local port; port="$(free_port)"
-  case "$1" in
+  local chat="$chat" name="$1"
+  # The last run of this server left "listening" in its log.
+  rm -f "$work/$1.log"
+  case "$name" in
+    *_before)
+      chat="${BEFORE:?set BEFORE=path/to/the baseline chat binary for the *_before servers}"
+      [ -x "$chat" ] || { echo "BEFORE=$chat is not an executable" >&2; exit 2; }
+      name="${name%_before}" ;;
+  esac
+  case "$name" in
     bare) pin 0 "$chat" --port "$port" --secret "$secret" --no-sessions >"$work/$1.log" 2>&1 & ;;
     bare_redis) pin 0 "$chat" --port "$port" --secret "$secret" --no-sessions --redis "$redis" >"$work/$1.log" 2>&1 & ;;
     memory) pin 0 "$chat" --port "$port" --secret "$secret" >"$work/$1.log" 2>&1 & ;;
@@ -215,8 +227,10 @@ for (const [name, byRun] of Object.entries(runs_of)) {
     };
   }
 }
-const names = ["bare", "bare_redis", "memory", "redis", "node", "memory_metrics", "memory_debug"].filter((n) => r[n]);
+const base = ["bare", "bare_redis", "memory", "redis", "node", "memory_metrics", "memory_debug"];
+const names = base.flatMap((n) => [`${n}_before`, n]).filter((n) => r[n]);
 const label = { bare: "bare socketioxide", bare_redis: "bare, Redis adapter", memory: "chat, MemoryStore", redis: "chat, RedisStore", node: "Node + express-session + connect-redis", memory_metrics: "chat, MemoryStore, --metrics", memory_debug: "chat, MemoryStore, --metrics, RUST_LOG=debug" };
+for (const n of base) label[`${n}_before`] = `${label[n]} (before)`;
 const has = (...ns) => ns.every((n) => runs_of[n]);
 const runs = [["ws_c1", "websocket, 1 at a time"], ["ws_c50", "websocket, 50 concurrent"], ["ws_c200", "websocket, 200 concurrent"], ["polling_c1", "polling-first, 1 at a time"]];
 const pad = (s, n) => String(s).padStart(n);
@@ -252,7 +266,23 @@ for (const [k, what] of runs) {
     console.log(`  ${what}: observing, server CPU/conn: --metrics over memory ${over("memory_metrics", "memory")}%, debug spans + metrics over memory ${over("memory_debug", "memory")}%`);
   }
 }
+for (const n of base) {
+  if (!has(n, `${n}_before`)) continue;
+  const parts = runs.map(([k, what]) => `${what} ${((ratio(n, `${n}_before`, k, "cpu_us") - 1) * 100).toFixed(1)}%`);
+  console.log(`  ${n} after over before, server CPU/conn (same run): ${parts.join(", ")}`);
+}
 for (const [k, what] of [["hold_shared", "one session for all"], ["hold_each", "a session each"]]) {
+  for (const n of base) {
+    const b = `${n}_before`;
+    if (r[n] && r[b] && r[n][k] && r[b][k]) {
+      console.log(`  RSS per idle socket, ${what}: ${n} ${(r[n][k].bytes - r[b][k].bytes).toFixed(0)} B after over before`);
+    }
+  }
+  if (r.node && r.node[k]) {
+    for (const n of ["memory", "redis"]) {
+      if (r[n] && r[n][k]) console.log(`  RSS per idle socket, ${what}: ${n} ${(r[n][k].bytes - r.node[k].bytes).toFixed(0)} B over Node (goal <= 0)`);
+    }
+  }
   if (!has("memory", "bare", "redis", "bare_redis") || !r.memory[k]) continue;
   const extra = (n, base) => (r[n][k].bytes - r[base][k].bytes).toFixed(0);
   console.log(`  RSS per idle socket, ${what}: memory over bare ${extra("memory", "bare")} B, redis over bare_redis ${extra("redis", "bare_redis")} B (goal <= 1024 B)`);

@@ -19,6 +19,13 @@ pub async fn login(addr: SocketAddr) -> Result<String, String> {
 /// Logs in as `name`; the session cookie pair.
 pub async fn login_as(addr: SocketAddr, name: &str) -> Result<String, String> {
     let mut http = Http::connect(addr).await?;
+    login_on(&mut http, name).await
+}
+
+/// Logs in as `name` on the keep-alive connection `http`; the session
+/// cookie pair.
+pub async fn login_on(http: &mut Http, name: &str) -> Result<String, String> {
+    let addr = http.addr;
     let res = http
         .request(
             "POST",
@@ -55,6 +62,17 @@ pub async fn open_websocket(
     cookie: &str,
     sid: Option<&str>,
 ) -> Result<Ws, String> {
+    open_websocket_from(addr, cookie, sid, None).await
+}
+
+/// [`open_websocket`] from the loopback source address `from` (one source
+/// address has about 28,000 ephemeral ports: more sockets need several).
+pub async fn open_websocket_from(
+    addr: SocketAddr,
+    cookie: &str,
+    sid: Option<&str>,
+    from: Option<std::net::IpAddr>,
+) -> Result<Ws, String> {
     let url = match sid {
         Some(sid) => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={sid}"),
         None => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
@@ -69,7 +87,21 @@ pub async fn open_websocket(
         "origin",
         HeaderValue::from_str(&format!("http://{addr}")).map_err(|e| e.to_string())?,
     );
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tcp = match from {
+        None => TcpStream::connect(addr).await,
+        Some(ip) => {
+            let socket = match ip {
+                std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
+            .map_err(|e| e.to_string())?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(|e| format!("bind {ip}: {e}"))?;
+            socket.connect(addr).await
+        }
+    }
+    .map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     let (mut ws, _) = tokio_tungstenite::client_async(req, tcp)
         .await

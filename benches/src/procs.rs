@@ -9,6 +9,40 @@ use std::time::{Duration, Instant};
 /// A child process, killed on drop.
 pub struct Proc(Child);
 
+impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+/// The CPU time process `pid` has used so far (all its threads, from
+/// `/proc/PID/task/*/schedstat`, nanosecond resolution).
+pub fn cpu_time(pid: u32) -> Duration {
+    let mut ns = 0u64;
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in dir.flatten() {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            ns += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// The resident memory of process `pid` in bytes (`VmRSS`), 0 if unknown.
+pub fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -48,12 +82,31 @@ pub fn redis() -> Result<(Proc, String), String> {
 }
 
 /// The chat binary next to the running one (`cargo build --release --bin
-/// chat`), started with `args` on a free port; its address once it listens.
+/// chat`; `BENCH_CHAT=path` names another), started with `args` on a free
+/// port; its address once it listens.
 pub fn chat(args: &[&str]) -> Result<(Proc, SocketAddr), String> {
-    let bin = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("chat");
-    let mut child = Command::new(&bin)
+    // `BENCH_CHAT=path`: another chat binary (an older build, for a
+    // before/after run).
+    let bin = match std::env::var_os("BENCH_CHAT") {
+        Some(path) if !path.is_empty() => std::path::PathBuf::from(path),
+        _ => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("chat"),
+    };
+    // `BENCH_SERVER_CPU=N`: the server pinned to CPU N (with taskset), away
+    // from the bench's own load.
+    let pin = std::env::var("BENCH_SERVER_CPU")
+        .ok()
+        .filter(|cpu| !cpu.is_empty() && cpu.bytes().all(|b| b.is_ascii_digit()));
+    let mut command = match &pin {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = command
         .args(["--port", "0"])
         .args(args)
         .stdout(Stdio::piped())

@@ -40,6 +40,22 @@ impl Meta {
         }
     }
 
+    /// When the record says the session ends, in milliseconds since the
+    /// epoch (rounded down): express-session's `cookie.expires`,
+    /// tower-sessions' expiry date; `None` where it holds none (a browser
+    /// session cookie, actix-session, whose TTL alone decides). An instant
+    /// to look again at, not the decision: [`Config::has_expired`] decides,
+    /// with the options (`rolling`).
+    ///
+    /// [`Config::has_expired`]: crate::Config::has_expired
+    pub fn expires_ms(&self) -> Option<i64> {
+        match self {
+            Meta::Express(cookie) => cookie.expires_ms(),
+            Meta::TowerSessions { expiry_date, .. } => Some(expiry_date.unix_millis()),
+            Meta::ActixSession(_) => None,
+        }
+    }
+
     /// The record, in its format, with `data`.
     pub(crate) fn encode_with(&self, data: &Map<String, Value>) -> Vec<u8> {
         match self {
@@ -498,6 +514,27 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn r13_expires_ms_reads_the_date_each_format_keeps() {
+        use crate::codec::record::SessionCookie;
+        use crate::format::tower_sessions::{ExpiryDate, Id};
+        use std::time::{Duration, UNIX_EPOCH};
+        let express = Meta::Express(SessionCookie::new(Some(60_000), 1_000_000));
+        assert_eq!(express.expires_ms(), Some(1_060_000));
+        assert_eq!(
+            Meta::Express(SessionCookie::new(None, 0)).expires_ms(),
+            None
+        );
+        // Rounded down: never later than the date itself.
+        let at = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_999_999);
+        let tower = Meta::TowerSessions {
+            id: Id::from_i128(7),
+            expiry_date: ExpiryDate::from_system_time(at).unwrap(), // in range: 2023
+        };
+        assert_eq!(tower.expires_ms(), Some(1_700_000_000_123));
+        assert_eq!(Meta::ActixSession(Default::default()).expires_ms(), None);
+    }
+
     #[test]
     fn r16_a_tag_tells_ids_apart_without_holding_them() {
         let a = SessionId::new("4OHeNVatZmP7xDmJlMNKW8Qp0sb8rAgd");

@@ -21,12 +21,13 @@
 //! Redis that is down or paused yields a [`StoreError`] quickly instead of a
 //! hang ([R23]); the driver's per-call deadline bounds it again on top.
 //!
-//! Loads that start together (connections woken by the same poll of the
-//! reactor) go out as one pipeline of `GET`s: each load yields once, so that
-//! the other runnable tasks start theirs and join it. Each still gets
-//! exactly what its own `GET` would return, and none waits on another
-//! caller's future. Under load this spares the server a write and a read
-//! per connection, and Redis a read event per connection.
+//! Loads that start together while others are out (connections woken by
+//! the same poll of the reactor on a busy server) go out as one pipeline of
+//! `GET`s: each load yields once, so that the other runnable tasks start
+//! theirs and join it. Each still gets exactly what its own `GET` would
+//! return, and none waits on another caller's future. Under load this
+//! spares the server a write and a read per connection, and Redis a read
+//! event per connection; a load alone sends its `GET` at once.
 //!
 //! Runtimes: under tokio the client uses tokio; anywhere else (smol,
 //! async-std, a plain `block_on`) it uses smol's reactor and executor, which
@@ -121,7 +122,7 @@ mod rt;
 mod topology;
 mod watch;
 
-use batch::{Loads, Turn};
+use batch::{Join, Loads, Turn};
 pub use cluster::Durability;
 use cluster::{Cluster, WriteFailure};
 use events::Events;
@@ -807,7 +808,10 @@ fn ttl_secs(ttl: Duration) -> u64 {
 impl Store for RedisStore {
     fn load<'a>(&'a self, key: &'a [u8]) -> StoreFuture<'a, Option<Bytes>> {
         Box::pin(async move {
-            let ticket = self.loads.join(key);
+            let (ticket, _out) = match self.loads.join(key) {
+                Join::Now(_out) => return Ok(self.get(key).await?.map(Bytes::from)),
+                Join::Batch(ticket, out) => (ticket, out),
+            };
             // Let the runnable tasks start their loads (and join) first.
             futures_lite::future::yield_now().await;
             let turn = self.loads.turn(&ticket, |keys| match &self.backend {

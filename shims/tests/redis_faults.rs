@@ -102,6 +102,9 @@ async fn r23_a_batch_sent_on_a_connection_redis_restarted_under_is_sent_again() 
             redis_server::Resp::Simple(_)
         ));
     }
+    // A load out already, so that the next two batch.
+    let mut lead = store.load(b"sess:a");
+    assert!(poll_once(&mut lead).await.is_none());
     let mut a = store.load(b"sess:a");
     assert!(poll_once(&mut a).await.is_none());
     let mut b = store.load(b"sess:b");
@@ -109,6 +112,13 @@ async fn r23_a_batch_sent_on_a_connection_redis_restarted_under_is_sent_again() 
     let (a, b) = tokio::time::timeout(Duration::from_secs(10), zip(a, b))
         .await
         .expect("a batch after a restart hung");
+    let lead = tokio::time::timeout(Duration::from_secs(10), lead)
+        .await
+        .expect("the lead load after a restart hung");
+    assert_eq!(
+        lead.map_err(|e| e.to_string()).unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
     assert_eq!(
         a.map_err(|e| e.to_string()).unwrap().as_deref(),
         Some(&b"1"[..])

@@ -309,6 +309,43 @@ async fn loads_started_together_share_one_pipeline_each_with_its_own_record() {
     );
 }
 
+/// A load that starts while no other is out sends its own `GET` at once:
+/// with nothing to batch with, it does not yield first.
+#[tokio::test]
+async fn a_load_alone_goes_out_at_once_and_loads_started_meanwhile_batch() {
+    use futures_lite::future::{poll_once, zip};
+    let redis = RedisServer::start();
+    let store = store_without_events(&redis).await;
+    let ttl = Duration::from_secs(60);
+    for k in [&b"sess:a"[..], b"sess:b", b"sess:c"] {
+        assert!(store.create(k, k, ttl).await.unwrap());
+    }
+    let gets = || {
+        let Resp::Bulk(info) = redis.command(&[b"INFO", b"commandstats"]) else {
+            panic!("INFO commandstats did not answer a bulk string");
+        };
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+            .and_then(|n| n.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = gets();
+    let mut alone = store.load(b"sess:a");
+    assert!(poll_once(&mut alone).await.is_none(), "waits for Redis");
+    // Its GET is out before it is polled again.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while gets() == before && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(gets() - before, 1, "the lone load's GET, unpolled");
+    // While it is out, the next two share a pipeline.
+    let (b, c) = zip(store.load(b"sess:b"), store.load(b"sess:c")).await;
+    assert_eq!(b.unwrap().as_deref(), Some(&b"sess:b"[..]));
+    assert_eq!(c.unwrap().as_deref(), Some(&b"sess:c"[..]));
+    assert_eq!(alone.await.unwrap().as_deref(), Some(&b"sess:a"[..]));
+}
+
 /// No load waits on another caller's future: whether the load that
 /// started its batch is dropped before the batch is sent, dropped after it
 /// sent it, or kept but never polled again, the other load of the batch
@@ -323,6 +360,9 @@ async fn a_batch_member_dropped_or_parked_holds_up_no_one() {
     assert!(store.create(b"sess:y", b"y", ttl).await.unwrap());
     let bounded = |f| tokio::time::timeout(Duration::from_secs(5), f);
     for case in ["dropped before sending", "dropped after sending", "parked"] {
+        // A load out already: the next ones batch.
+        let mut lead = store.load(b"sess:y");
+        assert!(poll_once(&mut lead).await.is_none(), "{case}: out");
         let mut first = store.load(b"sess:x");
         assert!(
             poll_once(&mut first).await.is_none(),
@@ -355,7 +395,9 @@ async fn a_batch_member_dropped_or_parked_holds_up_no_one() {
             let got = bounded(first).await.expect("the parked load, resumed");
             assert_eq!(got.unwrap().as_deref(), Some(&b"x"[..]), "{case}");
         }
-        // The next load starts a batch of its own.
+        let lead = bounded(lead).await.expect("the lead load");
+        assert_eq!(lead.unwrap().as_deref(), Some(&b"y"[..]), "{case}");
+        // The next load goes out on its own.
         let next = bounded(store.load(b"sess:x")).await.expect("a later load");
         assert_eq!(next.unwrap().as_deref(), Some(&b"x"[..]), "{case}");
     }
@@ -382,6 +424,9 @@ async fn a_failing_get_in_a_batch_fails_only_its_own_load() {
         (&b"sess:ok"[..], &b"sess:list"[..]),
         (b"sess:list", b"sess:ok"),
     ] {
+        // A load out already: the next two batch.
+        let mut lead = store.load(b"sess:ok");
+        assert!(poll_once(&mut lead).await.is_none());
         let mut a = store.load(first);
         assert!(poll_once(&mut a).await.is_none());
         let mut b = store.load(second);
@@ -391,6 +436,7 @@ async fn a_failing_get_in_a_batch_fails_only_its_own_load() {
         assert_eq!(ok.unwrap().as_deref(), Some(&b"fine"[..]));
         let err = list.unwrap_err().to_string();
         assert!(err.contains("rejected GET"), "{err}");
+        assert_eq!(lead.await.unwrap().as_deref(), Some(&b"fine"[..]));
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! loadgen --url http://127.0.0.1:PORT connect [--count 1000] [--concurrency 1] [--transport websocket|polling]
-//! loadgen --url http://127.0.0.1:PORT hold --count 10000 [--hold-secs 10] [--ready-file PATH] [--session-each]
+//! loadgen --url http://127.0.0.1:PORT hold --count 10000 [--hold-secs 10] [--ready-file PATH] [--session-each] [--sources 1]
 //! loadgen --url http://127.0.0.1:PORT logins --count 100000 [--concurrency 32]
 //! ```
 //!
@@ -16,8 +16,11 @@
 //! `hold` opens `--count` WebSocket connections, keeps them open answering
 //! pings, writes `--ready-file` once all are connected (so a script can read
 //! the server's memory), waits `--hold-secs` and closes them; with
-//! `--session-each`, each connection first logs in as a user of its own
-//! (one session per socket, rather than one session for all). `logins` sends
+//! `--session-each`, each connection logs in as a user of its own first
+//! (one session per socket, rather than one session for all; the logins go
+//! one after the other on one keep-alive connection), and with `--sources
+//! N` the sockets come from N loopback addresses, 127.0.0.1 to 127.0.0.N
+//! (one address has about 28,000 ephemeral ports). `logins` sends
 //! `--count` anonymous `POST /login` requests (a login flood), each worker on
 //! one keep-alive connection, and prints how many got each status.
 //!
@@ -34,7 +37,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
-use session_sockets_benches::client::{Http, login, login_as, open_polling, open_websocket};
+use session_sockets_benches::client::{
+    Http, login, login_on, open_polling, open_websocket, open_websocket_from,
+};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -63,6 +68,7 @@ struct Args {
     hold_secs: u64,
     ready_file: Option<String>,
     session_each: bool,
+    sources: u8,
     timeout: Duration,
 }
 
@@ -112,6 +118,10 @@ enum Command {
         /// A login (a session) per socket, instead of one for all.
         #[arg(long)]
         session_each: bool,
+        /// Open the sockets from this many loopback source addresses
+        /// (127.0.0.1 to 127.0.0.N), for more than ~28,000 sockets.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=250))]
+        sources: u8,
     },
     /// Anonymous `POST /login` requests: a login flood.
     Logins {
@@ -156,6 +166,7 @@ fn parse_args() -> Result<Args, String> {
         hold_secs: 10,
         ready_file: None,
         session_each: false,
+        sources: 1,
         timeout: Duration::from_secs(cli.timeout),
     };
     match cli.mode {
@@ -172,6 +183,7 @@ fn parse_args() -> Result<Args, String> {
             hold_secs,
             ready_file,
             session_each,
+            sources,
         } => {
             args.mode = Mode::Hold;
             (
@@ -179,7 +191,8 @@ fn parse_args() -> Result<Args, String> {
                 args.hold_secs,
                 args.ready_file,
                 args.session_each,
-            ) = (size(count), hold_secs, ready_file, session_each);
+                args.sources,
+            ) = (size(count), hold_secs, ready_file, session_each, sources);
         }
         Command::Logins { count, concurrency } => {
             args.mode = Mode::Logins;
@@ -357,6 +370,19 @@ async fn connect_all(args: &Args, cookie: Arc<String>) -> Result<String, String>
 }
 
 async fn hold(args: &Args, cookie: Arc<String>) -> Result<String, String> {
+    // A session each: the logins first, one after the other on one
+    // keep-alive connection (a connection per login would leave as many
+    // ports in TIME_WAIT).
+    let mut cookies = Vec::new();
+    if args.session_each {
+        let mut http = Http::connect(args.addr).await?;
+        for n in 0..args.count {
+            let cookie = login_on(&mut http, &format!("user{n}"))
+                .await
+                .map_err(|e| format!("login {n}: {e}"))?;
+            cookies.push(Arc::new(cookie));
+        }
+    }
     let gate = Arc::new(Semaphore::new(args.concurrency.max(50)));
     let (done_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
@@ -367,17 +393,15 @@ async fn hold(args: &Args, cookie: Arc<String>) -> Result<String, String> {
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let (addr, cookie) = (args.addr, Arc::clone(&cookie));
+        let addr = args.addr;
+        let cookie = Arc::clone(cookies.get(n).unwrap_or(&cookie));
+        let from = (args.sources > 1).then(|| {
+            let last = u8::try_from(n % usize::from(args.sources)).unwrap_or(0);
+            std::net::IpAddr::from([127, 0, 0, 1 + last])
+        });
         let (ready, mut done) = (ready_tx.clone(), done_tx.subscribe());
-        let own_session = args.session_each;
         tasks.spawn(async move {
-            let open = async {
-                let cookie = match own_session {
-                    true => Arc::new(login_as(addr, &format!("user{n}")).await?),
-                    false => cookie,
-                };
-                open_websocket(addr, &cookie, None).await
-            };
+            let open = open_websocket_from(addr, &cookie, None, from);
             let ws = tokio::time::timeout(CONNECT_DEADLINE, open)
                 .await
                 .map_err(|_| "timed out".to_owned())

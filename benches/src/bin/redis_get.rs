@@ -5,6 +5,13 @@
 //! caller at a time and 50 at once, on a current-thread runtime pinned by
 //! the caller (`taskset -c 0`), Redis on loopback.
 //!
+//! Back to back, a caller hardly ever finds the process idle. A server
+//! handshaking one connection at a time does: it waits for its client
+//! before and after each `GET`, so the `GET`'s wait is one more time the
+//! process goes to sleep and is woken. The last rows measure that: a loop
+//! that sleeps 1 ms then sends one `GET`, less the same loop without the
+//! `GET` (the sleep's own wake-up), per `GET`.
+//!
 //! ```text
 //! cargo build --release -p session-sockets-benches --bin redis_get && taskset -c 0 target/release/redis_get
 //! ```
@@ -24,6 +31,8 @@ use session_sockets_benches::procs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OPS: usize = 20_000;
+/// `GET`s in the rows with a pause before each (a 1 ms timer each).
+const OPS_IDLE: usize = 2_000;
 
 fn main() -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -36,7 +45,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run()) {
+    let (redis, url) = match procs::redis() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("redis_get: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(run(&url)).and_then(|()| {
+        // The paused rows again on the runtime the chat uses (`#[tokio::main]`,
+        // one worker when pinned to one CPU), from a task on its worker.
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start tokio: {e}"))?;
+        multi.block_on(async {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let store = Arc::new(connect(&url).await?);
+                paused_rows(&store, "multi-thread runtime, 1 worker").await
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    });
+    drop(redis);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redis_get: {e}");
@@ -87,15 +122,16 @@ where
     Ok(())
 }
 
-async fn run() -> Result<(), String> {
-    let (_redis, url) = procs::redis()?;
-    let store = Arc::new(
-        RedisStore::builder(url.as_str())
-            .keyspace_events(KeyspaceEvents::Off)
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+async fn connect(url: &str) -> Result<RedisStore, String> {
+    RedisStore::builder(url)
+        .keyspace_events(KeyspaceEvents::Off)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn run(url: &str) -> Result<(), String> {
+    let store = Arc::new(connect(url).await?);
     let value = vec![b'x'; 196];
     store
         .create(b"sess:bench", &value, Duration::from_secs(600))
@@ -151,5 +187,33 @@ async fn run() -> Result<(), String> {
         })
         .await?;
     }
+    paused_rows(&store, "current-thread runtime").await
+}
+
+/// One `GET` after each pause, less the pauses alone.
+async fn paused_rows(store: &Arc<RedisStore>, runtime: &str) -> Result<(), String> {
+    let paused = |get: bool| {
+        let store = Arc::clone(store);
+        async move {
+            let c0 = cpu();
+            for _ in 0..OPS_IDLE {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if get {
+                    match store.load(b"sess:bench").await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Err("the record is gone".to_owned()),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            }
+            Ok::<Duration, String>(cpu() - c0)
+        }
+    };
+    let alone = paused(false).await?;
+    let with_get = paused(true).await?;
+    let per = (with_get.as_secs_f64() - alone.as_secs_f64()) * 1e6 / OPS_IDLE as f64;
+    println!(
+        "| RedisStore::load, 1 ms apart (idle before each: one more sleep and wake-up), {runtime} | 1 | {per:.1} | - |"
+    );
     Ok(())
 }

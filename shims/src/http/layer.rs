@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use ::http::{HeaderValue, Request, Response, StatusCode, header};
+use ::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::response::IntoResponse;
@@ -43,6 +43,9 @@ struct Settings<R> {
     require_session: bool,
     /// The socket.io namespaces, for a refused open's connect errors.
     namespaces: Option<Namespaces>,
+    /// `Some`: an engine.io open keeps only the headers the sessions need
+    /// and these (see [`SessionLayer::socketio_keep_headers`]).
+    keep_headers: Option<Arc<[HeaderName]>>,
 }
 
 /// The paths of the socket.io namespaces, as they are now.
@@ -58,6 +61,7 @@ impl<R: Clone> Clone for Settings<R> {
             json_under: self.json_under.clone(),
             require_session: self.require_session,
             namespaces: self.namespaces.clone(),
+            keep_headers: self.keep_headers.clone(),
         }
     }
 }
@@ -164,6 +168,7 @@ impl<R: Runtime + Clone> SessionLayer<R> {
                 json_under: None,
                 require_session: false,
                 namespaces: None,
+                keep_headers: None,
             },
             inner: Identity::new(),
         }
@@ -225,6 +230,47 @@ impl<R, L> SessionLayer<R, L> {
     /// [R39]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r39
     pub fn socketio_requires_session(mut self, on: bool) -> Self {
         self.shared.require_session = on;
+        self
+    }
+
+    /// Keeps only the headers the sessions read (`Cookie`, `Origin`,
+    /// `Host`), `Sec-WebSocket-Key` (which socket.io reads to answer a
+    /// WebSocket open) and `keep` in the opening request of each socket.io
+    /// connection. socketioxide keeps that request's head for the
+    /// connection's whole life (`Socket::req_parts`), and the session
+    /// middleware reads its headers; a browser sends a dozen more
+    /// (`User-Agent`, `Accept-*`, `Sec-WebSocket-Extensions`, ...), about
+    /// 100 bytes of header map each plus their values, per connected socket.
+    /// Every occurrence of a kept name stays, in order. Off by default: with
+    /// it on, handlers see only these headers in `req_parts()`, so list every
+    /// header your socket handlers or other middlewares read there (e.g.
+    /// `X-Forwarded-For`). Other requests (HTTP routes, later engine.io
+    /// requests) keep all their headers.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "socketioxide")]
+    /// # fn demo(sessions: session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>) {
+    /// use session_sockets::http::SessionLayer;
+    /// let (io_layer, io) = socketioxide::SocketIo::new_layer();
+    /// let layer = SessionLayer::new(sessions)
+    ///     .with_socketio(io_layer, &io)
+    ///     .socketio_keep_headers([http::HeaderName::from_static("x-forwarded-for")]);
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    pub fn socketio_keep_headers(mut self, keep: impl IntoIterator<Item = HeaderName>) -> Self {
+        let mut names: Vec<HeaderName> = vec![
+            header::COOKIE,
+            header::ORIGIN,
+            header::HOST,
+            header::SEC_WEBSOCKET_KEY,
+        ];
+        for name in keep {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        self.shared.keep_headers = Some(names.into());
         self
     }
 
@@ -330,7 +376,7 @@ where
                     return Box::pin(std::future::ready(Ok(refusal)));
                 }
             }
-            unpin_head(&mut req);
+            unpin_head(&mut req, shared.keep_headers.as_deref());
         }
         let fut = self.inner.call(req);
         Box::pin(async move { Ok(fut.await?.map(Body::new)) })
@@ -426,29 +472,60 @@ fn refuse_open(
 /// hands them out as slices of its 8 KiB read buffer, so a request head
 /// kept for a connection's life (socket.io keeps the opening request's, as
 /// `Socket::req_parts`) keeps that whole buffer: 8 KiB per idle socket.
-/// One buffer of exactly the head's size replaces it. Values that do not
-/// parse again (none that hyper accepted) stay as they were.
-fn unpin_head(req: &mut Request<Body>) {
+/// One buffer of exactly the head's size replaces it. With `keep`, only
+/// the headers named there stay (every occurrence, in order), in a header
+/// map sized for them. Values that do not parse again (none that hyper
+/// accepted) stay as they were.
+fn unpin_head(req: &mut Request<Body>, keep: Option<&[HeaderName]>) {
+    let kept = |name: &HeaderName| keep.is_none_or(|k| k.contains(name));
     let uri = req.uri().to_string();
-    let len = uri.len() + req.headers().values().map(|v| v.len()).sum::<usize>();
+    let (mut len, mut count) = (uri.len(), 0);
+    for (name, v) in req.headers() {
+        if kept(name) {
+            len += v.len();
+            count += 1;
+        }
+    }
     let mut buf = Vec::with_capacity(len);
     buf.extend_from_slice(uri.as_bytes());
-    for v in req.headers().values() {
-        buf.extend_from_slice(v.as_bytes());
+    for (name, v) in req.headers() {
+        if kept(name) {
+            buf.extend_from_slice(v.as_bytes());
+        }
     }
     let buf = Bytes::from(buf);
     if let Ok(fresh) = ::http::Uri::from_maybe_shared(buf.slice(..uri.len())) {
         *req.uri_mut() = fresh;
     }
-    let mut at = uri.len();
-    for v in req.headers_mut().values_mut() {
+    let fresh_value = |v: &HeaderValue, at: usize| {
         let end = at + v.len();
-        if let Ok(mut fresh) = HeaderValue::from_maybe_shared(buf.slice(at..end)) {
-            fresh.set_sensitive(v.is_sensitive());
+        let value = match HeaderValue::from_maybe_shared(buf.slice(at..end)) {
+            Ok(mut fresh) => {
+                fresh.set_sensitive(v.is_sensitive());
+                fresh
+            }
+            Err(_) => v.clone(),
+        };
+        (value, end)
+    };
+    let mut at = uri.len();
+    if keep.is_none() {
+        for v in req.headers_mut().values_mut() {
+            let (fresh, end) = fresh_value(v, at);
             *v = fresh;
+            at = end;
         }
-        at = end;
+        return;
     }
+    let mut trimmed = HeaderMap::with_capacity(count);
+    for (name, v) in req.headers() {
+        if kept(name) {
+            let (fresh, end) = fresh_value(v, at);
+            trimmed.append(name.clone(), fresh);
+            at = end;
+        }
+    }
+    *req.headers_mut() = trimmed;
 }
 
 /// The inner service of [`SessionLayer`], in front of the routes: gives
@@ -645,7 +722,7 @@ mod tests {
         assert!(inside(&wire, req.headers()[header::COOKIE].as_bytes()));
         let before = (req.uri().clone(), req.headers().clone());
 
-        unpin_head(&mut req);
+        unpin_head(&mut req, None);
 
         assert_eq!(req.uri(), &before.0);
         assert_eq!(req.headers(), &before.1);
@@ -663,6 +740,70 @@ mod tests {
                 !inside(&wire, v.as_bytes()),
                 "a value still points into the read buffer"
             );
+        }
+    }
+
+    #[test]
+    fn a_trimmed_head_keeps_the_named_headers_in_order_and_drops_the_rest() {
+        let wire = Bytes::from_static(b"/socket.io/?EIO=4&transport=websocket|a=1|b=2|Mozilla/5.0");
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = ::http::Uri::from_maybe_shared(wire.slice(..37)).unwrap();
+        let h = req.headers_mut();
+        h.append(header::HOST, HeaderValue::from_static("chat.example"));
+        h.append(
+            header::USER_AGENT,
+            HeaderValue::from_maybe_shared(wire.slice(42..)).unwrap(),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_maybe_shared(wire.slice(38..41)).unwrap(),
+        );
+        h.append(header::ACCEPT_LANGUAGE, HeaderValue::from_static("en"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_maybe_shared(wire.slice(42..45)).unwrap(),
+        );
+        h.append(
+            header::ORIGIN,
+            HeaderValue::from_static("http://chat.example"),
+        );
+        h.append(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let layer = SessionLayer::new(crate::SessionSockets::new(
+            crate::Config::builder().secret("s").build().unwrap(),
+            crate::MemoryStore::new(),
+        ))
+        .socketio_keep_headers([HeaderName::from_static("x-forwarded-for"), header::HOST]);
+        let before = req.headers().clone();
+
+        unpin_head(&mut req, layer.shared.keep_headers.as_deref());
+
+        let names: Vec<_> = req.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "host",
+                "cookie",
+                "origin",
+                "sec-websocket-key",
+                "x-forwarded-for"
+            ]
+        );
+        for name in names {
+            assert_eq!(
+                req.headers().get_all(name).iter().collect::<Vec<_>>(),
+                before.get_all(name).iter().collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+        assert_eq!(req.headers().len(), 6, "both cookie lines");
+        assert!(req.headers().capacity() < before.capacity());
+        assert!(!inside(&wire, req.uri().path().as_bytes()));
+        for v in req.headers().values() {
+            assert!(!inside(&wire, v.as_bytes()));
         }
     }
 }

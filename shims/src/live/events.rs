@@ -366,7 +366,8 @@ impl<R: Runtime> SessionSockets<R> {
     /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     fn check_expiry(&self) {
         let now = self.shared.runtime.wall();
-        for s in self.shared.hub.latest_followed() {
+        let now_ms = session_sockets_core::time::millis(now);
+        for s in self.shared.hub.expired(now_ms) {
             if self.shared.config.has_expired(&s, now) {
                 self.end_followers(s.id(), SessionEnd::Expired);
             }

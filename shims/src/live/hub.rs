@@ -15,7 +15,9 @@
 //!
 //! [R32]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r32
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -94,8 +96,92 @@ pub(crate) trait Follower: Send + Sync {
 /// Everything the hub keeps, by session.
 #[derive(Default)]
 pub(crate) struct Hub {
-    entries: Mutex<HashMap<SessionId, Entry>>,
+    entries: Mutex<Entries>,
     events: Mutex<Events>,
+}
+
+/// The sessions, and the two orders the event task's once-a-second look
+/// walks, so that it visits only the sessions that are due rather than
+/// every followed one.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<SessionId, Entry>,
+    /// Followed sessions in the order their keep-alive touch comes due:
+    /// `(when it was last touched, id)`, oldest first. An item is current
+    /// while it names the entry's `touched` exactly; others are skipped
+    /// (the entry was touched again, or unfollowed, meanwhile).
+    touch: VecDeque<(Instant, SessionId)>,
+    /// Followed sessions whose latest copy has a cookie expiry, by that
+    /// expiry (milliseconds since the epoch): exactly one item per such
+    /// session, kept in step by [`Entries::reindex`].
+    expiry: BTreeSet<(i64, ById)>,
+}
+
+/// A session id ordered by its bytes, for [`Entries::expiry`].
+#[derive(Clone, PartialEq, Eq)]
+struct ById(SessionId);
+
+impl Ord for ById {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.expose().cmp(other.0.expose())
+    }
+}
+
+impl PartialOrd for ById {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Entries {
+    /// The expiry an entry is indexed under: followed, with a latest copy
+    /// whose record says when it ends.
+    fn expiry_of(entry: &Entry) -> Option<i64> {
+        if entry.followers.is_empty() {
+            return None;
+        }
+        entry.latest.as_ref()?.meta().expires_ms()
+    }
+
+    /// Moves `id`'s expiry item from `before` to `after`.
+    fn reindex(&mut self, id: &SessionId, before: Option<i64>, after: Option<i64>) {
+        if before == after {
+            return;
+        }
+        if let Some(ms) = before {
+            self.expiry.remove(&(ms, ById(id.clone())));
+        }
+        if let Some(ms) = after {
+            // The map's own key, so that the index shares its allocation.
+            let key = self.map.get_key_value(id).map_or(id, |(k, _)| k);
+            self.expiry.insert((ms, ById(key.clone())));
+        }
+    }
+
+    /// Runs `f` on `id`'s entry (if any) and keeps the expiry index in step
+    /// with what it changed.
+    fn change<T>(&mut self, id: &SessionId, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
+        let entry = self.map.get_mut(id)?;
+        let before = Self::expiry_of(entry);
+        let out = f(entry);
+        let after = Self::expiry_of(entry);
+        self.reindex(id, before, after);
+        Some(out)
+    }
+
+    /// Marks `id` touched now and queues its next keep-alive.
+    fn touched_now(&mut self, id: &SessionId) {
+        let now = Instant::now();
+        let Some(entry) = self.map.get_mut(id) else {
+            return;
+        };
+        entry.touched = Some(now);
+        // The map's own key, so that the queue shares its allocation.
+        if let Some((key, _)) = self.map.get_key_value(id) {
+            let key = key.clone();
+            self.touch.push_back((now, key));
+        }
+    }
 }
 
 /// Store events waiting for the hub's event task.
@@ -134,69 +220,102 @@ struct Entry {
     busy: Option<Box<Busy>>,
 }
 
-/// A session's followers. Most sessions have one socket: it is kept
-/// inline, in the 24 bytes a `Vec` takes (a `SmallVec` of one takes 32).
+/// A session's followers, by the address of each (see [`address`]). Most
+/// sessions have one socket: it is kept inline; a session with more has
+/// them in a map, so that one leaving is found at once rather than by a
+/// walk over the others (n sockets of one session leaving would cost n²).
+#[derive(Default)]
 enum Followers {
+    #[default]
+    None,
     One(Weak<dyn Follower>),
-    Many(Vec<Weak<dyn Follower>>),
+    Many(Box<FollowerMap>),
 }
 
-impl Default for Followers {
-    fn default() -> Self {
-        Followers::Many(Vec::new())
-    }
+/// The followers of a session with more than one, by address.
+type FollowerMap = HashMap<usize, Weak<dyn Follower>, BuildHasherDefault<DefaultHasher>>;
+
+/// A follower's address: what its connection's state leaves the hub with
+/// ([`Hub::unfollow`]). Unique while the hub holds its `Weak` (the
+/// allocation lives as long as a `Weak` to it does).
+pub(crate) fn address(follower: &Weak<dyn Follower>) -> usize {
+    Weak::as_ptr(follower).cast::<()>().addr()
 }
 
 impl Followers {
-    fn as_slice(&self) -> &[Weak<dyn Follower>] {
-        match self {
-            Followers::One(f) => std::slice::from_ref(f),
-            Followers::Many(v) => v,
-        }
-    }
-
-    fn iter(&self) -> std::slice::Iter<'_, Weak<dyn Follower>> {
-        self.as_slice().iter()
+    fn iter(&self) -> impl Iterator<Item = &Weak<dyn Follower>> {
+        let (one, many) = match self {
+            Followers::None => (None, None),
+            Followers::One(f) => (Some(f), None),
+            Followers::Many(m) => (None, Some(m.values())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 
     fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
+        self.len() == 0
     }
 
     fn push(&mut self, follower: Weak<dyn Follower>) {
         metrics::followers(self.len(), self.len() + 1);
         match std::mem::take(self) {
-            Followers::Many(v) if v.is_empty() => *self = Followers::One(follower),
-            Followers::Many(mut v) => {
-                v.push(follower);
-                *self = Followers::Many(v);
+            Followers::None => *self = Followers::One(follower),
+            Followers::One(first) => {
+                let mut map = FollowerMap::default();
+                map.insert(address(&first), first);
+                map.insert(address(&follower), follower);
+                *self = Followers::Many(Box::new(map));
             }
-            Followers::One(first) => *self = Followers::Many(vec![first, follower]),
+            Followers::Many(mut map) => {
+                map.insert(address(&follower), follower);
+                *self = Followers::Many(map);
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.as_slice().len()
+        match self {
+            Followers::None => 0,
+            Followers::One(_) => 1,
+            Followers::Many(m) => m.len(),
+        }
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&Weak<dyn Follower>) -> bool) {
+    /// Drops the follower at `address` (its connection closed).
+    fn remove(&mut self, at: usize) {
         let before = self.len();
         match self {
-            Followers::One(f) if !keep(f) => *self = Followers::default(),
-            Followers::One(_) => {}
-            Followers::Many(v) => v.retain(keep),
+            Followers::One(f) if address(f) == at => *self = Followers::None,
+            Followers::Many(m) => {
+                m.remove(&at);
+                if m.is_empty() {
+                    *self = Followers::None;
+                }
+            }
+            _ => {}
         }
         metrics::followers(before, self.len());
     }
 
     /// Drops the followers that are gone (their connection closed).
     fn prune(&mut self) {
-        self.retain(|f| f.strong_count() > 0);
+        let before = self.len();
+        match self {
+            Followers::One(f) if f.strong_count() == 0 => *self = Followers::None,
+            Followers::Many(m) => {
+                m.retain(|_, f| f.strong_count() > 0);
+                if m.is_empty() {
+                    *self = Followers::None;
+                }
+            }
+            _ => {}
+        }
+        metrics::followers(before, self.len());
     }
 
     fn clear(&mut self) {
         metrics::followers(self.len(), 0);
-        *self = Followers::default();
+        *self = Followers::None;
     }
 }
 
@@ -289,11 +408,15 @@ impl Watch {
     pub(crate) fn follow(mut self, follower: Weak<dyn Follower>, loaded: &Arc<Session>) -> Follow {
         self.done = true;
         let mut entries = self.hub.lock();
-        let entry = entries.entry(self.id.clone()).or_default();
+        let entry = entries.map.entry(self.id.clone()).or_default();
         entry.watchers = entry.watchers.saturating_sub(1);
         if entry.ends != self.ends {
+            if entry.idle() {
+                entries.map.remove(&self.id);
+            }
             return Follow::Ended;
         }
+        let before = Entries::expiry_of(entry);
         let followed = match &entry.latest {
             Some(latest) if interchangeable(loaded, latest) => {
                 // Under the hub's lock, so no refresh can come in between.
@@ -311,17 +434,22 @@ impl Watch {
         };
         let first = entry.followers.is_empty();
         entry.followers.push(follower);
-        entry.touched.get_or_insert_with(Instant::now);
+        let after = Entries::expiry_of(entry);
         // Keyed by the session's own id from now on, not by the copy the
         // watch made from the store key: one allocation of the id per
         // followed session, not two. (Both name the same id; a key under
         // another name would hide the entry from the store's events.)
         if first
             && *loaded.id() == self.id
-            && let Some(entry) = entries.remove(&self.id)
+            && let Some(entry) = entries.map.remove(&self.id)
         {
-            entries.insert(loaded.id().clone(), entry);
+            entries.map.insert(loaded.id().clone(), entry);
         }
+        if first {
+            // Its keep-alive comes due one interval from now.
+            entries.touched_now(&self.id);
+        }
+        entries.reindex(&self.id, before, after);
         followed
     }
 }
@@ -332,10 +460,10 @@ impl Drop for Watch {
             return;
         }
         let mut entries = self.hub.lock();
-        if let Some(entry) = entries.get_mut(&self.id) {
+        if let Some(entry) = entries.map.get_mut(&self.id) {
             entry.watchers = entry.watchers.saturating_sub(1);
             if entry.idle() {
-                entries.remove(&self.id);
+                entries.map.remove(&self.id);
             }
         }
     }
@@ -345,13 +473,13 @@ impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Entries are keyed by session id: counts only (R16).
         f.debug_struct("Hub")
-            .field("sessions", &self.lock().len())
+            .field("sessions", &self.lock().map.len())
             .finish()
     }
 }
 
 impl Hub {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         // Every mutation below is a few map and vector operations that do
         // not panic, so a poisoned lock still holds consistent state.
         self.entries
@@ -372,7 +500,7 @@ impl Hub {
     /// task (none is running).
     pub(crate) fn enqueue(&self, write: Queued) -> bool {
         let mut entries = self.lock();
-        let entry = entries.entry(write.session.id().clone()).or_default();
+        let entry = entries.map.entry(write.session.id().clone()).or_default();
         let busy = entry.busy();
         busy.queue.push(write);
         !std::mem::replace(&mut busy.committing, true)
@@ -382,12 +510,12 @@ impl Hub {
     /// `None` when the queue is empty, which ends the commit task.
     pub(crate) fn next_batch(&self, id: &SessionId) -> Option<(Vec<Queued>, Option<Session>)> {
         let mut entries = self.lock();
-        let entry = entries.get_mut(id)?;
+        let entry = entries.map.get_mut(id)?;
         let busy = entry.busy();
         if busy.queue.is_empty() {
             busy.committing = false;
             if entry.idle() {
-                entries.remove(id);
+                entries.map.remove(id);
             }
             return None;
         }
@@ -406,16 +534,17 @@ impl Hub {
         latest: Option<Session>,
     ) -> (Vec<Arc<dyn Follower>>, Option<Arc<Session>>) {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
-            return (Vec::new(), None);
-        };
-        entry.latest = latest.map(view);
-        let followers = if entry.latest.is_some() {
-            entry.live()
-        } else {
-            Vec::new()
-        };
-        (followers, entry.latest.clone())
+        entries
+            .change(id, |entry| {
+                entry.latest = latest.map(view);
+                let followers = if entry.latest.is_some() {
+                    entry.live()
+                } else {
+                    Vec::new()
+                };
+                (followers, entry.latest.clone())
+            })
+            .unwrap_or_default()
     }
 
     // ---- followers ----------------------------------------------------------
@@ -424,7 +553,7 @@ impl Hub {
     pub(crate) fn watch(self: &Arc<Self>, id: SessionId) -> Watch {
         let ends = {
             let mut entries = self.lock();
-            let entry = entries.entry(id.clone()).or_default();
+            let entry = entries.map.entry(id.clone()).or_default();
             entry.watchers = entry.watchers.saturating_add(1);
             entry.ends
         };
@@ -440,36 +569,39 @@ impl Hub {
     /// from the hub, and handshakes loading it will refuse it).
     pub(crate) fn ended(&self, id: &SessionId) -> Vec<Arc<dyn Follower>> {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some((followers, idle)) = entries.change(id, |entry| {
+            entry.ends = entry.ends.wrapping_add(1);
+            entry.latest = None;
+            let followers = entry.live();
+            entry.followers.clear();
+            (followers, entry.idle())
+        }) else {
             return Vec::new();
         };
-        entry.ends = entry.ends.wrapping_add(1);
-        entry.latest = None;
-        let followers = entry.live();
-        entry.followers.clear();
-        if entry.idle() {
-            entries.remove(id);
+        if idle {
+            entries.map.remove(id);
         }
         followers
     }
 
-    /// A follower of `id` went away (its connection closed): prunes the
-    /// session's followers, and forgets the session once nothing else
-    /// holds it here.
-    pub(crate) fn unfollow(&self, id: &SessionId) {
+    /// The follower of `id` at `address` went away (its connection
+    /// closed): drops it from the session's followers, and forgets the
+    /// session once nothing else holds it here.
+    pub(crate) fn unfollow(&self, id: &SessionId, address: usize) {
         let mut entries = self.lock();
-        if let Some(entry) = entries.get_mut(id) {
-            entry.followers.prune();
-            if entry.idle() {
-                entries.remove(id);
-            }
+        let idle = entries.change(id, |entry| {
+            entry.followers.remove(address);
+            entry.idle()
+        });
+        if idle == Some(true) {
+            entries.map.remove(id);
         }
     }
 
     /// Whether the hub follows `id` (or a handshake is loading it), i.e.
     /// whether a change to it matters here.
     pub(crate) fn follows(&self, id: &SessionId) -> bool {
-        match self.lock().get(id) {
+        match self.lock().map.get(id) {
             Some(e) => e.watchers > 0 || e.has_live(),
             None => false,
         }
@@ -478,7 +610,7 @@ impl Hub {
     /// Whether the hub's latest copy of `id` rests on exactly `bytes` (then
     /// a reported write of them is this process's own).
     pub(crate) fn is_latest(&self, id: &SessionId, bytes: &[u8]) -> bool {
-        self.lock().get(id).is_some_and(|e| {
+        self.lock().map.get(id).is_some_and(|e| {
             e.latest.as_ref().is_some_and(|s| s.rests_on(bytes))
                 || e.busy
                     .as_ref()
@@ -488,7 +620,7 @@ impl Hub {
 
     /// A compare-and-set of `id` is about to write `bytes`.
     pub(crate) fn writing(&self, id: &SessionId, bytes: &session_sockets_core::Bytes) {
-        if let Some(e) = self.lock().get_mut(id) {
+        if let Some(e) = self.lock().map.get_mut(id) {
             let written = &mut e.busy().written;
             if written.len() == WRITTEN {
                 written.pop_front();
@@ -501,7 +633,7 @@ impl Hub {
     /// is running; one that is running goes round once more).
     pub(crate) fn want_reload(&self, id: &SessionId) -> bool {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(entry) = entries.map.get_mut(id) else {
             return false;
         };
         let busy = entry.busy();
@@ -524,26 +656,29 @@ impl Hub {
         fresh: Session,
     ) -> (Vec<Arc<dyn Follower>>, Arc<Session>) {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(entry) = entries.map.get_mut(id) else {
             return (Vec::new(), Arc::new(fresh));
         };
-        entry.touched = Some(Instant::now());
-        if let Some(latest) = &entry.latest
-            && latest.rests_on_same(&fresh)
-        {
+        let before = Entries::expiry_of(entry);
+        let fresh = match &entry.latest {
             // The copy the hub has (and its followers share) already.
-            let latest = Arc::clone(latest);
-            return (entry.live(), latest);
-        }
-        let fresh = view(fresh);
-        entry.latest = Some(Arc::clone(&fresh));
-        (entry.live(), fresh)
+            Some(latest) if latest.rests_on_same(&fresh) => Arc::clone(latest),
+            _ => {
+                let fresh = view(fresh);
+                entry.latest = Some(Arc::clone(&fresh));
+                fresh
+            }
+        };
+        let followers = entry.live();
+        let after = Entries::expiry_of(entry);
+        entries.reindex(id, before, after);
+        (followers, fresh)
     }
 
     /// The reload of `id` finished; `true` if it must go round again.
     pub(crate) fn reload_done(&self, id: &SessionId) -> bool {
         let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else {
+        let Some(entry) = entries.map.get_mut(id) else {
             return false;
         };
         let busy = entry.busy();
@@ -558,7 +693,7 @@ impl Hub {
             entry.busy = None;
         }
         if entry.idle() {
-            entries.remove(id);
+            entries.map.remove(id);
         }
         false
     }
@@ -566,6 +701,7 @@ impl Hub {
     /// Every followed session, for a re-validation after lost events.
     pub(crate) fn followed(&self) -> Vec<SessionId> {
         self.lock()
+            .map
             .iter()
             .filter(|(_, e)| e.has_live())
             .map(|(id, _)| id.clone())
@@ -573,30 +709,55 @@ impl Hub {
     }
 
     /// Followed sessions last touched before `before`, with the copy to
-    /// touch; marks them touched now. Drops idle entries on the way.
+    /// touch; marks them touched now. Visits only those (and stale queue
+    /// items), oldest first: not every followed session.
     pub(crate) fn due_for_touch(&self, before: Instant) -> Vec<Session> {
         let mut entries = self.lock();
         let mut due = Vec::new();
-        entries.retain(|_, e| {
-            e.followers.prune();
-            let followed = !e.followers.is_empty();
-            if followed
-                && e.touched.is_none_or(|t| t < before)
-                && let Some(s) = &e.latest
-            {
-                due.push(Session::clone(s));
-                e.touched = Some(Instant::now());
+        // Due, but with no copy to touch yet (its last write failed): tried
+        // again on the next look, ahead of everything else still queued.
+        let mut retry = Vec::new();
+        while let Some((at, _)) = entries.touch.front()
+            && *at < before
+        {
+            let Some((at, id)) = entries.touch.pop_front() else {
+                break;
+            };
+            let Some(e) = entries.map.get(&id) else {
+                continue;
+            };
+            if e.touched != Some(at) || !e.has_live() {
+                // Touched again since (a newer item stands for it), or no
+                // longer followed (following again queues it anew).
+                continue;
             }
-            !e.idle()
-        });
+            match &e.latest {
+                Some(s) => {
+                    due.push(Session::clone(s));
+                    entries.touched_now(&id);
+                }
+                None => retry.push((at, id)),
+            }
+        }
+        for item in retry.into_iter().rev() {
+            entries.touch.push_front(item);
+        }
         due
     }
 
-    /// The followed sessions' latest copies, for expiry checks.
-    pub(crate) fn latest_followed(&self) -> Vec<Arc<Session>> {
-        self.lock()
-            .values()
-            .filter(|e| e.has_live())
+    /// The latest copies of the followed sessions whose record's expiry
+    /// ([`Meta::expires_ms`]) is at or before `now_ms` (milliseconds since
+    /// the epoch), soonest first: the candidates for the caller's
+    /// `Config::has_expired`. Visits only those.
+    ///
+    /// [`Meta::expires_ms`]: session_sockets_core::Meta::expires_ms
+    pub(crate) fn expired(&self, now_ms: i64) -> Vec<Arc<Session>> {
+        let entries = self.lock();
+        entries
+            .expiry
+            .iter()
+            .take_while(|(ms, _)| *ms <= now_ms)
+            .filter_map(|(_, id)| entries.map.get(&id.0).filter(|e| e.has_live()))
             .filter_map(|e| e.latest.clone())
             .collect()
     }
@@ -605,17 +766,17 @@ impl Hub {
     /// instead (see [`interchangeable`]).
     pub(crate) fn shareable(&self, id: &SessionId, copy: &Session) -> Option<Arc<Session>> {
         let entries = self.lock();
-        let latest = entries.get(id)?.latest.as_ref()?;
+        let latest = entries.map.get(id)?.latest.as_ref()?;
         interchangeable(copy, latest).then(|| Arc::clone(latest))
     }
 
     /// A touch stored `touched` (its cookie refreshed).
     pub(crate) fn touched(&self, touched: &Session) {
-        if let Some(e) = self.lock().get_mut(touched.id())
-            && e.latest.as_ref().is_some_and(|l| l.rests_on_same(touched))
-        {
-            e.latest = Some(view(touched.clone()));
-        }
+        self.lock().change(touched.id(), |e| {
+            if e.latest.as_ref().is_some_and(|l| l.rests_on_same(touched)) {
+                e.latest = Some(view(touched.clone()));
+            }
+        });
     }
 
     // ---- events -------------------------------------------------------------
@@ -679,5 +840,173 @@ impl Hub {
                 std::task::Poll::Pending
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use session_sockets_core::codec::record::SessionCookie;
+
+    use super::*;
+
+    struct Socket;
+
+    impl Follower for Socket {
+        fn refresh(&self, _: &Arc<Session>) {}
+        fn share(&self, _: &Arc<Session>, _: &Arc<Session>) {}
+        fn end(&self, _: SessionEnd) {}
+    }
+
+    /// A session whose cookie expires at `expires_ms` (`None`: a browser
+    /// session cookie).
+    fn session(id: &str, expires_ms: Option<i64>) -> Arc<Session> {
+        let cookie = match expires_ms {
+            Some(at) => SessionCookie::new(Some(1000), at - 1000),
+            None => SessionCookie::new(None, 0),
+        };
+        Arc::new(Session::new(SessionId::new(id), cookie, Default::default()))
+    }
+
+    /// A socket following `session` on `hub`; dropping it unfollows.
+    fn follow(hub: &Arc<Hub>, session: &Arc<Session>) -> Arc<dyn Follower> {
+        let socket: Arc<dyn Follower> = Arc::new(Socket);
+        let watch = hub.watch(session.id().clone());
+        assert!(!matches!(
+            watch.follow(Arc::downgrade(&socket), session),
+            Follow::Ended
+        ));
+        socket
+    }
+
+    /// The address the hub knows `socket` by.
+    fn at(socket: &Arc<dyn Follower>) -> usize {
+        Arc::as_ptr(socket).cast::<()>().addr()
+    }
+
+    fn ids(sessions: Vec<Session>) -> Vec<String> {
+        let mut ids: Vec<String> = sessions
+            .iter()
+            .map(|s| s.id().expose().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn keep_alive_visits_the_due_sessions_once_per_interval_and_forgets_the_unfollowed() {
+        let hub = Arc::new(Hub::default());
+        let a = follow(&hub, &session("a", None));
+        std::thread::sleep(Duration::from_millis(20));
+        let mid = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = follow(&hub, &session("b", None));
+        // Only `a` was followed before `mid`.
+        assert_eq!(ids(hub.due_for_touch(mid)), ["a"]);
+        assert!(hub.due_for_touch(mid).is_empty(), "touched once");
+        // A second socket of `b` does not queue it again.
+        let b2 = follow(&hub, &session("b", None));
+        let later = Instant::now();
+        assert_eq!(ids(hub.due_for_touch(later)), ["a", "b"]);
+        assert!(hub.due_for_touch(later).is_empty());
+        // Unfollowed: no longer touched, and its entry is gone.
+        for socket in [b, b2] {
+            let at = at(&socket);
+            drop(socket);
+            hub.unfollow(&SessionId::new("b"), at);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ids(hub.due_for_touch(Instant::now())), ["a"]);
+        assert!(!hub.follows(&SessionId::new("b")));
+        // Followed again: due one interval after that.
+        let b3 = follow(&hub, &session("b", None));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ids(hub.due_for_touch(Instant::now())), ["a", "b"]);
+        let stale = hub.lock().touch.len();
+        assert_eq!(stale, 2, "one queued item per followed session");
+        drop((a, b3));
+    }
+
+    #[test]
+    fn expiry_lists_only_followed_sessions_whose_cookie_expired() {
+        let hub = Arc::new(Hub::default());
+        let a = follow(&hub, &session("a", Some(1_000)));
+        let b = follow(&hub, &session("b", Some(2_000)));
+        let _c = follow(&hub, &session("c", None));
+        let expired =
+            |ms| -> Vec<SessionId> { hub.expired(ms).iter().map(|s| s.id().clone()).collect() };
+        assert!(expired(999).is_empty());
+        assert_eq!(expired(1_000), [SessionId::new("a")]);
+        assert_eq!(expired(5_000), [SessionId::new("a"), SessionId::new("b")]);
+        // A write moves the expiry.
+        let (_, _) = hub.committed(
+            &SessionId::new("a"),
+            Some(Session::clone(&session("a", Some(3_000)))),
+        );
+        assert_eq!(expired(2_500), [SessionId::new("b")]);
+        // Ended, or no longer followed: not listed.
+        let _ = hub.ended(&SessionId::new("b"));
+        assert_eq!(expired(2_500), Vec::<SessionId>::new());
+        let a_at = at(&a);
+        drop(a);
+        hub.unfollow(&SessionId::new("a"), a_at);
+        assert!(hub.expired(i64::MAX).is_empty());
+        assert!(hub.lock().expiry.is_empty());
+        drop(b);
+    }
+
+    #[test]
+    fn r13_expiry_index_reads_the_tower_sessions_expiry_date() {
+        use session_sockets_core::Meta;
+        use session_sockets_core::format::tower_sessions::{ExpiryDate, Id};
+        let hub = Arc::new(Hub::default());
+        let at = |ms: u64| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        let tower = |ms| {
+            let meta = Meta::TowerSessions {
+                id: Id::from_i128(1),
+                // 1970 plus seconds: in the range `time` reads.
+                expiry_date: ExpiryDate::from_system_time(at(ms)).unwrap(),
+            };
+            Arc::new(Session::with_meta(
+                SessionId::new("t"),
+                meta,
+                Default::default(),
+            ))
+        };
+        let t = follow(&hub, &tower(4_000));
+        assert!(hub.expired(3_999).is_empty());
+        assert_eq!(hub.expired(4_000)[0].id(), &SessionId::new("t"));
+        // A save renews the date: the index follows it.
+        let _ = hub.committed(&SessionId::new("t"), Some(Session::clone(&tower(9_000))));
+        assert!(hub.expired(8_999).is_empty());
+        assert_eq!(hub.expired(9_000).len(), 1);
+        drop(t);
+    }
+
+    #[test]
+    fn a_follower_leaving_drops_itself_only_and_the_last_one_forgets_the_session() {
+        let hub = Arc::new(Hub::default());
+        let s = session("s", Some(i64::MAX));
+        let sockets: Vec<_> = (0..5).map(|_| follow(&hub, &s)).collect();
+        let count = |hub: &Hub| hub.lock().map.get(s.id()).map_or(0, |e| e.followers.len());
+        assert_eq!(count(&hub), 5);
+        // Another session's address, or one that never followed: nothing.
+        let stranger: Arc<dyn Follower> = Arc::new(Socket);
+        hub.unfollow(s.id(), at(&stranger));
+        assert_eq!(count(&hub), 5);
+        let mut left = 5;
+        for socket in sockets {
+            let socket_at = at(&socket);
+            drop(socket);
+            hub.unfollow(s.id(), socket_at);
+            left -= 1;
+            assert_eq!(count(&hub), left);
+            assert_eq!(hub.follows(s.id()), left > 0);
+            assert_eq!(hub.expired(i64::MAX).len(), usize::from(left > 0));
+        }
+        assert!(hub.lock().map.is_empty(), "the session is forgotten");
     }
 }

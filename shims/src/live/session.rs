@@ -88,7 +88,10 @@ impl<R: Runtime, F: Fn(SessionEnd) + Send + Sync> Follower for Inner<R, F> {
 /// gauges stay exact) rather than at its next sweep.
 impl<R, F: ?Sized> Drop for Inner<R, F> {
     fn drop(&mut self) {
-        self.sessions.hub().unfollow(&self.id);
+        // The address the hub knows this follower by (`hub::address` of
+        // the `Weak` it holds, which points here).
+        let at = std::ptr::from_ref(self).cast::<()>().addr();
+        self.sessions.hub().unfollow(&self.id, at);
     }
 }
 

@@ -3,16 +3,18 @@
 //! Every socket.io connection loads its session with one `GET`. Sent one by
 //! one, each costs the server a write to Redis and a read of its reply,
 //! and Redis a read event: under load, most of a connection's Redis cost.
-//! So a load joins the batch being gathered (or starts one), yields to the
-//! executor once, so that the tasks already runnable (typically the other
+//! So a load that starts while other loads are out (the server is busy)
+//! joins the batch being gathered (or starts one), yields to the executor
+//! once, so that the tasks already runnable (typically the other
 //! connections woken by the same poll of the reactor) start their loads
 //! and join too, and then the first member of the batch back from its
-//! yield closes it and turns it into one pipeline. A load alone pays one
-//! yield, three uncontended lock operations and the batch's allocations
-//! (its record, its key list and a copy of the key), and sends its own
-//! `GET`. A load dropped during its yield leaves its key in the open batch:
-//! the next load then joins it and sends a pipeline of two `GET`s (one
-//! wasted read, no wrong result).
+//! yield closes it and turns it into one pipeline. A load that starts
+//! while no other is out and no batch is open sends its own `GET` at once:
+//! with nothing to share a pipeline with, the yield and the batch would
+//! only cost it a trip through the executor and a few allocations. A load
+//! dropped during its yield leaves its key in the open batch: the next
+//! load then joins it and sends a pipeline of two `GET`s (one wasted read,
+//! no wrong result).
 //!
 //! On a Redis Cluster the batch becomes one pipeline per primary, sent at
 //! once (see `cluster.rs`): a pipeline's keys must all live on the node it
@@ -28,6 +30,7 @@
 //! each of its `GET`s would have.
 
 use std::mem;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -48,6 +51,26 @@ type Replies = Shared<BoxFuture<'static, Result<Arc<Vec<Reply>>, RedisError>>>;
 #[derive(Default)]
 pub(super) struct Loads {
     open: Mutex<Option<Arc<Batch>>>,
+    /// Loads started and not yet finished (or dropped).
+    out: AtomicUsize,
+}
+
+/// A load's count in [`Loads::out`], for as long as it lives.
+pub(super) struct Out<'a>(&'a AtomicUsize);
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a load goes out.
+pub(super) enum Join<'a> {
+    /// No other load is out and no batch is open: it sends its own `GET`
+    /// now.
+    Now(Out<'a>),
+    /// It is in a batch: it yields, then takes its [`Turn`].
+    Batch(Ticket, Out<'a>),
 }
 
 /// One batch: its keys while it is gathered, then its pipeline.
@@ -82,24 +105,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Loads {
-    /// Joins the batch being gathered, or starts one.
-    pub(super) fn join(&self, key: &[u8]) -> Ticket {
+    /// Joins the batch being gathered; else sends at once when no other
+    /// load is out, or starts a batch.
+    pub(super) fn join(&self, key: &[u8]) -> Join<'_> {
+        let others = self.out.fetch_add(1, Ordering::Relaxed);
+        let out = Out(&self.out);
         let mut open = lock(&self.open);
         if let Some(batch) = open.as_ref()
             && let Phase::Gathering(keys) = &mut *lock(&batch.phase)
             && keys.len() < MAX_BATCH
         {
             keys.push(key.into());
-            return Ticket {
+            let ticket = Ticket {
                 batch: Arc::clone(batch),
                 index: keys.len() - 1,
             };
+            return Join::Batch(ticket, out);
+        }
+        if others == 0 {
+            return Join::Now(out);
         }
         let batch = Arc::new(Batch {
             phase: Mutex::new(Phase::Gathering(vec![key.into()])),
         });
         *open = Some(Arc::clone(&batch));
-        Ticket { batch, index: 0 }
+        Join::Batch(Ticket { batch, index: 0 }, out)
     }
 
     /// The member's turn, after its yield: the first member back closes the
