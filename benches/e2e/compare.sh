@@ -37,7 +37,10 @@
 # connection (the server's thread run time from /proc over the run, divided
 # by the connections) and RSS per idle connected socket ((RSS with HOLD
 # sockets open - RSS before) / HOLD). Loopback only; every run is bounded
-# in count and time. Needs redis-server, Node 20+ and cargo.
+# in count and time. With the redis server, each round also runs
+# benches/src/bin/redis_get: what one GET round trip costs the process the
+# way the handshake pays it, the yardstick of the RedisStore row.
+# Needs redis-server, Node 20+ and cargo.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -57,11 +60,12 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$(( hold + 1024 ))" 
   echo "cannot raise the descriptor limit to hold $hold sockets (ulimit -n is $(ulimit -n)); lower HOLD" >&2
   exit 1
 fi
-(cd "$root" && cargo build --release -q -p session-sockets-chat --bin chat -p session-sockets-benches --bin loadgen)
+(cd "$root" && cargo build --release -q -p session-sockets-chat --bin chat -p session-sockets-benches --bin loadgen --bin redis_get)
 target="$(cd "$root" && cargo metadata --format-version 1 --no-deps | node -e \
   'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
 chat="$target/release/chat"
 loadgen="$target/release/loadgen"
+redis_get="$target/release/redis_get"
 
 # Runs a command pinned to one CPU, in place of the (sub)shell that calls it,
 # so that `$!` is the command's own pid. Call it in a subshell or with `&`.
@@ -184,6 +188,14 @@ for round in $(seq 1 "$rounds"); do
     echo "== round $round/$rounds: $s" >&2
     connects "$s" "$round"
   done
+  # The yardstick of the RedisStore row, in the same round: one GET as the
+  # handshake pays it (the process idle before it, Redis woken on the other
+  # CPU, the chat's runtime), from redis_get with a redis-server of its own.
+  if [[ " ${servers[*]} " == *" redis "* ]]; then
+    echo "== round $round/$rounds: redis_get" >&2
+    rtt="$(REDIS_CPU=1 pin 0 "$redis_get" | sed -n 's/.*multi-thread runtime, 1 worker | 1 | \([0-9.-]*\) .*/\1/p')"
+    echo "redis_get rtt c1 $rtt" >>"$work/results"
+  fi
 done
 if [ "$hold" -gt 0 ]; then
   for s in "${servers[@]}"; do
@@ -206,7 +218,9 @@ for (const line of rows) {
   const parts = line.split(" ");
   const [name, kind] = parts;
   r[name] ??= {};
-  if (kind.startsWith("hold_")) {
+  if (kind === "rtt") {
+    (r[name].rtt ??= []).push(Number(parts[3]));
+  } else if (kind.startsWith("hold_")) {
     const [, , open, rss0, rss1] = parts;
     r[name][kind] = { open: Number(open), bytes: (Number(rss1) - Number(rss0)) * 1024 / Math.max(Number(open), 1) };
   } else {
@@ -265,6 +279,13 @@ for (const [k, what] of runs) {
   if (has("memory", "memory_metrics", "memory_debug")) {
     console.log(`  ${what}: observing, server CPU/conn: --metrics over memory ${over("memory_metrics", "memory")}%, debug spans + metrics over memory ${over("memory_debug", "memory")}%`);
   }
+}
+if (r.redis_get && has("redis", "bare_redis")) {
+  // Per round: the RedisStore row's extra CPU per connection, and the
+  // round trip measured in that round.
+  const extra = runs_of.redis.ws_c1.map((x, i) => x.cpu_us - runs_of.bare_redis.ws_c1[i].cpu_us);
+  const rtt = r.redis_get.rtt;
+  console.log(`  websocket, 1 at a time: RedisStore over bare_redis ${median(extra).toFixed(1)} us/conn (rounds ${extra.map((x) => x.toFixed(0)).join(", ")}); one GET round trip, idle before, Redis on the other CPU (redis_get) ${median(rtt).toFixed(1)} us (rounds ${rtt.map((x) => x.toFixed(1)).join(", ")}) (goal: within one round trip)`);
 }
 for (const n of base) {
   if (!has(n, `${n}_before`)) continue;

@@ -60,9 +60,21 @@ pub fn free_port() -> Result<u16, String> {
 
 /// A redis-server with its default settings (no persistence) on a free
 /// loopback port; its URL.
+///
+/// `REDIS_CPU=N` pins it to CPU `N` (with `taskset`), as the end-to-end
+/// runs place it: a round trip to a Redis on another CPU wakes it there,
+/// which costs the caller more than one on its own CPU.
 pub fn redis() -> Result<(Proc, String), String> {
     let port = free_port()?;
-    let child = Command::new("redis-server")
+    let mut command = match std::env::var("REDIS_CPU") {
+        Ok(cpu) if !cpu.is_empty() => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu, "redis-server"]);
+            c
+        }
+        _ => Command::new("redis-server"),
+    };
+    let child = command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .current_dir(std::env::temp_dir())
