@@ -9,8 +9,15 @@
 //! `#[path]` (the unit tests of `shims/src/socketio/redis.rs` do).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+// Each server file stands alone (others include it by `#[path]`), so a
+// binary with both loads this twice: two copies of a few small items.
+#[allow(clippy::duplicate_mod)]
+#[path = "resp.rs"]
+mod resp;
+pub use resp::Resp;
+use resp::find_redis_server;
+
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,46 +32,6 @@ pub struct RedisServer {
     dir: PathBuf,
     /// `notify-keyspace-events` as started.
     events: &'static str,
-}
-
-/// A reply from [`RedisServer::command`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resp {
-    /// `+OK` and other simple strings.
-    Simple(String),
-    /// `-ERR ...`.
-    Error(String),
-    /// `:n`.
-    Int(i64),
-    /// `$n` bulk bytes.
-    Bulk(Vec<u8>),
-    /// `$-1` / `*-1`.
-    Nil,
-    /// `*n`.
-    Array(Vec<Resp>),
-}
-
-fn find_redis_server() -> PathBuf {
-    if let Ok(p) = std::env::var("REDIS_SERVER") {
-        return PathBuf::from(p);
-    }
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    for dir in candidates
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-    {
-        let p = dir.join("redis-server");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "redis-server not found on PATH (or in $REDIS_SERVER). These tests start a real Redis: \
-         install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis`, \
-         or run examples/express-interop/ensure-deps.sh"
-    );
 }
 
 fn free_port() -> u16 {
@@ -233,69 +200,7 @@ impl RedisServer {
 
     /// Runs one command with a time budget.
     pub fn try_command(&self, args: &[&[u8]], budget: Duration) -> Result<Resp, String> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-        let mut stream =
-            TcpStream::connect_timeout(&addr, budget).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(budget))
-            .map_err(|e| e.to_string())?;
-        stream
-            .set_write_timeout(Some(budget))
-            .map_err(|e| e.to_string())?;
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
-        let mut reader = BufReader::new(stream);
-        read_resp(&mut reader)
-    }
-}
-
-fn read_line(r: &mut impl BufRead) -> Result<String, String> {
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(|e| format!("read: {e}"))?;
-    if !line.ends_with("\r\n") {
-        return Err("connection closed mid-reply".into());
-    }
-    line.truncate(line.len() - 2);
-    Ok(line)
-}
-
-fn read_resp(r: &mut impl BufRead) -> Result<Resp, String> {
-    let line = read_line(r)?;
-    let (tag, rest) = line.split_at(1.min(line.len()));
-    let n = || {
-        rest.parse::<i64>()
-            .map_err(|e| format!("bad length {rest:?}: {e}"))
-    };
-    match tag {
-        "+" => Ok(Resp::Simple(rest.to_owned())),
-        "-" => Ok(Resp::Error(rest.to_owned())),
-        ":" => Ok(Resp::Int(n()?)),
-        "$" => {
-            let len = n()?;
-            if len < 0 {
-                return Ok(Resp::Nil);
-            }
-            let mut buf = vec![0; len as usize + 2];
-            r.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
-            buf.truncate(len as usize);
-            Ok(Resp::Bulk(buf))
-        }
-        "*" => {
-            let len = n()?;
-            if len < 0 {
-                return Ok(Resp::Nil);
-            }
-            (0..len)
-                .map(|_| read_resp(r))
-                .collect::<Result<_, _>>()
-                .map(Resp::Array)
-        }
-        _ => Err(format!("unexpected reply line {line:?}")),
+        resp::try_command(self.port, args, budget)
     }
 }
 
