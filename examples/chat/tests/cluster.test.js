@@ -13,7 +13,7 @@ const assert = require("node:assert/strict");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
 const { io } = require("socket.io-client");
-const { connected, sleep, startChat, login, runner } = require("./harness");
+const { connected, sleep, startChat, login, runner, ended, eventually, whoami, sidOf } = require("./harness");
 const { startCluster } = require("./cluster");
 
 const bin = process.argv[2];
@@ -30,27 +30,6 @@ function connect(url, ns, cookie, transports = ["websocket"]) {
   sockets.push(s);
   return s;
 }
-/** Resolves to { reason, ended } once the server disconnects `s`. */
-function ended(s, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    let payload = null;
-    s.once("session_ended", (p) => { payload = p; });
-    const t = setTimeout(() => reject(new Error(`still connected after ${ms} ms`)), ms);
-    s.once("disconnect", (reason) => { clearTimeout(t); resolve({ reason, ended: payload }); });
-  });
-}
-async function eventually(what, fn, ms = 3000) {
-  const until = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last.ok) return last.value;
-    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms; last: ${JSON.stringify(last.value)}`);
-    await sleep(20);
-  }
-}
-const whoami = (s) => s.timeout(5000).emitWithAck("whoami");
-const sidOf = (cookie) => decodeURIComponent(cookie.split("=")[1]).slice(2).split(".").slice(0, -1).join(".");
 
 function startExpress(seeds) {
   return new Promise((resolve, reject) => {

@@ -24,6 +24,34 @@ const once = (s, ev, ms = 5000) => new Promise((resolve, reject) => {
   s.once(ev, (...a) => { clearTimeout(t); resolve(a); });
 });
 
+/** Resolves to { reason, ended } once the server disconnects `s` (ended: the session_ended payload, if any). */
+function ended(s, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    let payload = null;
+    s.once("session_ended", (p) => { payload = p; });
+    const t = setTimeout(() => reject(new Error(`still connected after ${ms} ms`)), ms);
+    s.once("disconnect", (reason) => { clearTimeout(t); resolve({ reason, ended: payload }); });
+  });
+}
+
+/** Polls `fn` (resolving to { ok, value }) every 20 ms until ok; its value, or an error after `ms`. */
+async function eventually(what, fn, ms = 3000) {
+  const until = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last.ok) return last.value;
+    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms; last: ${JSON.stringify(last.value)}`);
+    await sleep(20);
+  }
+}
+
+/** The chat's `whoami` over socket `s`: the session it sees. */
+const whoami = (s) => s.timeout(5000).emitWithAck("whoami");
+
+/** The session id in an express-session cookie (`connect.sid=s%3A<id>.<signature>`). */
+const sidOf = (cookie) => decodeURIComponent(cookie.split("=")[1]).slice(2).split(".").slice(0, -1).join(".");
+
 /** A free loopback port. */
 function freePort() {
   return new Promise((resolve) => {
@@ -140,4 +168,4 @@ function runner() {
   };
 }
 
-module.exports = { startChat, login, runner, freePort, redisCommand, startRedis, sleep, describe, connected, once };
+module.exports = { startChat, login, runner, freePort, redisCommand, startRedis, sleep, describe, connected, once, ended, eventually, whoami, sidOf };
