@@ -552,6 +552,17 @@ async function main() {
       // destroy failed (the chat's page): either way, no success.
       assert.match(await res.text(), /^(store_error|timeout): |Signing out failed because the session store is unavailable/);
       assertSecurityHeaders(res, "503 during a store outage");
+      // r35 the JSON route answers JSON with a reason and a hint, and no
+      // client learns where the store is or what it said.
+      const api = await request(url, "/api/session", { cookie });
+      assert.equal(api.status, 503);
+      assert.equal(api.headers.get("content-type"), "application/json");
+      const err = await api.json();
+      assert.match(err.error, /^(store_error|timeout)$/);
+      assert.ok(err.message.length > 0, "a hint for the person at the browser");
+      for (const leak of [String(redisPort), "127.0.0.1", "redis", "refused", "os error"]) {
+        assert.ok(!JSON.stringify(err).toLowerCase().includes(leak.toLowerCase()), `the reply names ${leak}: ${JSON.stringify(err)}`);
+      }
       redis = await startRedis(redisPort, redisDir);
       let now;
       for (let i = 0; i < 50; i++) {
