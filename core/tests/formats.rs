@@ -811,3 +811,24 @@ fn axum_logins_user_is_read_typed() {
     let _ = State::default();
     let _ = Keys::from_base64([KEY]).unwrap();
 }
+
+/// R13: which formats' records carry a date that ends a session, the fact a
+/// server uses to skip looking at dates where none can.
+#[test]
+fn r13_records_can_expire_in_express_without_rolling_and_in_tower_sessions() {
+    let express = |rolling| {
+        Config::builder()
+            .secret("s")
+            .rolling(rolling)
+            .build()
+            .unwrap()
+            .records_can_expire()
+    };
+    assert!(express(false));
+    assert!(!express(true), "rolling: the store's TTL decides");
+    assert!(tower_plain().records_can_expire());
+    assert!(
+        !actix_private().records_can_expire(),
+        "its records hold no date"
+    );
+}

@@ -271,6 +271,19 @@ impl Config {
         }
     }
 
+    /// Whether a record's own date can end its session
+    /// ([`has_expired`](Self::has_expired) can be `true`): express-session
+    /// without `rolling`, tower-sessions. Where it cannot (`rolling`, whose
+    /// store TTL is the authority; actix-session, whose records hold no
+    /// date), a server need not look at its sessions' dates at all.
+    pub fn records_can_expire(&self) -> bool {
+        match &self.format {
+            Format::Express => !self.rolling,
+            Format::TowerSessions(_) => true,
+            Format::ActixSession(_) => false,
+        }
+    }
+
     /// Whether `session` has expired at `now` by what its record says
     /// ([R13]), as a load would find: express-session's `cookie.expires`
     /// (not with `rolling`, where the store's TTL is the authority), or

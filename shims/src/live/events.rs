@@ -365,6 +365,10 @@ impl<R: Runtime> SessionSockets<R> {
     ///
     /// [R13]: https://github.com/session-sockets/session-sockets/blob/main/docs/requirements.md#r13
     fn check_expiry(&self) {
+        if !self.shared.config.records_can_expire() {
+            // Nothing to find: the store's TTL alone ends them.
+            return;
+        }
         let now = self.shared.runtime.wall();
         let now_ms = session_sockets_core::time::millis(now);
         for s in self.shared.hub.expired(now_ms) {

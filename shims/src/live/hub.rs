@@ -181,6 +181,15 @@ impl Entries {
             let key = key.clone();
             self.touch.push_back((now, key));
         }
+        // Stale items (their entry touched again, or gone) leave when their
+        // turn comes at the front; with keep-alive off, or a long interval,
+        // nothing takes them: once they outnumber the entries, drop them
+        // (amortized O(1) a push, the queue at most twice the entries).
+        if self.touch.len() > 2 * self.map.len() + 64 {
+            let map = &self.map;
+            self.touch
+                .retain(|(at, id)| map.get(id).is_some_and(|e| e.touched == Some(*at)));
+        }
     }
 }
 
@@ -432,7 +441,10 @@ impl Watch {
                 Follow::Following
             }
         };
-        let first = entry.followers.is_empty();
+        // No live follower before this one: its keep-alive is queued anew
+        // (a follower whose connection is closing may still be listed; the
+        // once-a-second look may have dropped the session's item for it).
+        let first = !entry.has_live();
         entry.followers.push(follower);
         let after = Entries::expiry_of(entry);
         // Keyed by the session's own id from now on, not by the copy the
@@ -672,6 +684,11 @@ impl Hub {
         let followers = entry.live();
         let after = Entries::expiry_of(entry);
         entries.reindex(id, before, after);
+        if !followers.is_empty() {
+            // Just loaded from the store, after a write there (whose TTL is
+            // fresh): its keep-alive comes due one interval from now.
+            entries.touched_now(id);
+        }
         (followers, fresh)
     }
 
@@ -984,6 +1001,67 @@ mod tests {
         assert!(hub.expired(8_999).is_empty());
         assert_eq!(hub.expired(9_000).len(), 1);
         drop(t);
+    }
+
+    #[test]
+    fn r32_a_socket_following_while_the_last_one_closes_keeps_its_session_touched() {
+        let hub = Arc::new(Hub::default());
+        let s = session("s", None);
+        let a = follow(&hub, &s);
+        let a_at = at(&a);
+        std::thread::sleep(Duration::from_millis(5));
+        // A's connection closes: its last `Arc` is gone, its `Drop` has not
+        // reached the hub yet; the once-a-second look drops the item.
+        drop(a);
+        assert!(hub.due_for_touch(Instant::now()).is_empty());
+        // B follows before A's `unfollow`: its keep-alive is queued anew.
+        let b = follow(&hub, &s);
+        hub.unfollow(s.id(), a_at);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ids(hub.due_for_touch(Instant::now())), ["s"]);
+        drop(b);
+    }
+
+    #[test]
+    fn r16_without_keep_alive_the_touch_queue_stays_bounded() {
+        let hub = Arc::new(Hub::default());
+        // Nothing ever asks what is due (keep-alive off).
+        for i in 0..1000 {
+            let s = session(&format!("s{i}"), None);
+            let f = follow(&hub, &s);
+            let f_at = at(&f);
+            drop(f);
+            hub.unfollow(s.id(), f_at);
+        }
+        let kept = follow(&hub, &session("kept", None));
+        let entries = hub.lock();
+        assert_eq!(entries.map.len(), 1);
+        assert!(entries.touch.len() <= 2 * entries.map.len() + 64);
+        let forgotten = entries
+            .touch
+            .iter()
+            .filter(|(_, id)| !entries.map.contains_key(id));
+        // At most the few pushed since the last compaction.
+        assert!(
+            forgotten.count() <= 66,
+            "ids of forgotten sessions are held"
+        );
+        drop(entries);
+        drop(kept);
+    }
+
+    #[test]
+    fn r32_a_reload_counts_as_a_touch() {
+        let hub = Arc::new(Hub::default());
+        let a = follow(&hub, &session("a", None));
+        std::thread::sleep(Duration::from_millis(10));
+        let mid = Instant::now();
+        // Another writer's change reloaded here: its TTL is fresh.
+        let _ = hub.reloaded(&SessionId::new("a"), Session::clone(&session("a", None)));
+        assert!(hub.due_for_touch(mid).is_empty());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ids(hub.due_for_touch(Instant::now())), ["a"]);
+        drop(a);
     }
 
     #[test]

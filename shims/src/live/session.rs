@@ -85,7 +85,7 @@ impl<R: Runtime, F: Fn(SessionEnd) + Send + Sync> Follower for Inner<R, F> {
 }
 
 /// The connection is gone: the hub forgets it at once (its counts and
-/// gauges stay exact) rather than at its next sweep.
+/// gauges stay exact); nothing else removes a follower that left.
 impl<R, F: ?Sized> Drop for Inner<R, F> {
     fn drop(&mut self) {
         // The address the hub knows this follower by (`hub::address` of
