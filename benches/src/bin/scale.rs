@@ -190,13 +190,19 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 /// Runs `store-one` in a fresh process per count: memory one count freed
 /// would be reused by the next and hide its cost.
 fn store(counts: &[usize]) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!("| sessions | RSS growth | bytes per session | creates/s |");
     println!("|---|---|---|---|");
+    per_process("store-one", counts)
+}
+
+/// Runs `sub --sessions N` in a fresh process for each count, its table row
+/// to this one's output.
+fn per_process(sub: &str, counts: &[usize]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     for &n in counts {
         check(n, "--sessions")?;
         let out = std::process::Command::new(&exe)
-            .args(["store-one", "--sessions", &n.to_string()])
+            .args([sub, "--sessions", &n.to_string()])
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
@@ -207,9 +213,12 @@ fn store(counts: &[usize]) -> Result<(), String> {
     Ok(())
 }
 
-async fn store_one(n: usize) -> Result<(), String> {
+/// A handle on a MemoryStore for `n` sessions with the chat's login cookie
+/// (one day).
+fn memory_sessions(
+    n: usize,
+) -> Result<session_sockets::SessionSockets<session_sockets::runtime::tokio::Tokio>, String> {
     use session_sockets::{Config, MemoryStore, SessionSockets};
-    check(n, "--sessions")?;
     let config = Config::builder()
         .secret(SECRET)
         .cookie(session_sockets::core::CookieOptions {
@@ -218,7 +227,15 @@ async fn store_one(n: usize) -> Result<(), String> {
         })
         .build()
         .map_err(|e| e.to_string())?;
-    let sessions = SessionSockets::new(config, MemoryStore::with_capacity(n + 1));
+    Ok(SessionSockets::new(
+        config,
+        MemoryStore::with_capacity(n + 1),
+    ))
+}
+
+async fn store_one(n: usize) -> Result<(), String> {
+    check(n, "--sessions")?;
+    let sessions = memory_sessions(n)?;
     // Warm up the allocator and the handle, then measure.
     let one = serde_json::Map::from_iter([("user".to_owned(), json!("warm-up"))]);
     sessions.create(one).await.map_err(|e| e.to_string())?;
@@ -244,35 +261,14 @@ async fn store_one(n: usize) -> Result<(), String> {
 
 /// Runs `ticks-one` in a fresh process per count.
 fn ticks(counts: &[usize]) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!("| followed sessions | process CPU per second, idle | followed in |");
     println!("|---|---|---|");
-    for &n in counts {
-        check(n, "--sessions")?;
-        let out = std::process::Command::new(&exe)
-            .args(["ticks-one", "--sessions", &n.to_string()])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-    }
-    Ok(())
+    per_process("ticks-one", counts)
 }
 
 async fn ticks_one(n: usize) -> Result<(), String> {
-    use session_sockets::{Config, MemoryStore, SessionSockets};
     check(n, "--sessions")?;
-    let config = Config::builder()
-        .secret(SECRET)
-        .cookie(session_sockets::core::CookieOptions {
-            max_age: Some(Duration::from_secs(24 * 3600)),
-            ..Default::default()
-        })
-        .build()
-        .map_err(|e| e.to_string())?;
-    let sessions = SessionSockets::new(config, MemoryStore::with_capacity(n + 1));
+    let sessions = memory_sessions(n)?;
     let started = Instant::now();
     let mut live = Vec::with_capacity(n);
     for i in 0..n {
