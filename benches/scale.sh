@@ -61,33 +61,9 @@ chat="$target/release/chat"
 loadgen="$target/release/loadgen"
 scale="$target/release/scale"
 
-# Runs a command pinned to one CPU, in place of the (sub)shell that calls it:
-# call it in a subshell or with `&`.
-pin() { # cpu command...
-  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_for() { # file pattern seconds
-  for _ in $(seq 1 $(( $3 * 10 ))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2'; log:" >&2
-  cat "$1" >&2
-  return 1
-}
-cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.3f", s / 1e6 }'; }
-rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+# pin, free_port, wait_for, cpu_ms, rss_kb; the temporary $work and $pids.
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 secret="scale-bench-secret"
 redis=""
 start_redis() {

@@ -67,36 +67,9 @@ chat="$target/release/chat"
 loadgen="$target/release/loadgen"
 redis_get="$target/release/redis_get"
 
-# Runs a command pinned to one CPU, in place of the (sub)shell that calls it,
-# so that `$!` is the command's own pid. Call it in a subshell or with `&`.
-pin() { # cpu command...
-  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi
-}
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_for() { # file pattern seconds
-  for _ in $(seq 1 $(( $3 * 10 ))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for '$2'; log:" >&2
-  cat "$1" >&2
-  return 1
-}
-# CPU time a process has used, in ms, at nanosecond resolution: the sum of
-# its threads' run time (/proc/PID/task/*/schedstat), which clock-tick
-# figures (/proc/PID/stat, 10 ms) are too coarse for.
-cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.3f", s / 1e6 }'; }
-rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+# pin, free_port, wait_for, cpu_ms, rss_kb; the temporary $work and $pids.
+# shellcheck source=benches/lib.sh
+source "$here/../lib.sh"
 
 rport="$(free_port)"
 pin 1 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
