@@ -3,7 +3,7 @@
 // configures keyspace notifications on every node), two chat nodes
 // (--redis-cluster seed URLs), and a stock Express app (express-session +
 // connect-redis 9 on node-redis's cluster client,
-// examples/express-interop/node/cluster-app.js) sharing the secret.
+// examples/express-interop/node/app.js with REDIS_CLUSTER) sharing the secret.
 // Sessions live on every primary; sockets follow them on both nodes; a
 // primary killed while a socket writes loses no acknowledged write (R37).
 // Usage: node tests/cluster.test.js <chat binary>
@@ -33,7 +33,7 @@ function connect(url, ns, cookie, transports = ["websocket"]) {
 
 function startExpress(seeds) {
   return new Promise((resolve, reject) => {
-    const child = spawn("node", ["cluster-app.js"], { cwd: expressDir, env: { ...process.env, REDIS_CLUSTER: seeds.join(","), SECRET, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("node", ["app.js"], { cwd: expressDir, env: { ...process.env, REDIS_CLUSTER: seeds.join(","), SECRET, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const t = setTimeout(() => { child.kill(); reject(new Error(`express did not start: ${out}`)); }, 10000);
     const on = (d) => {

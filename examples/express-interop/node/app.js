@@ -1,14 +1,19 @@
 'use strict'
 // The Express side of the interop suite: stock express-session 1.19.0 with
-// connect-redis 9, sharing Redis and the secret with the Rust interop-server.
+// connect-redis 9, sharing Redis and the secret with the Rust interop-server
+// and the chat. On one Redis (REDIS_URL, node-redis's createClient) or on a
+// Redis Cluster (REDIS_CLUSTER: seed node URLs, comma-separated, any few
+// nodes; node-redis's createCluster, each sess:<id> on its slot's primary,
+// shared with Rust servers on RedisStore::cluster_builder).
 //
-// Environment: REDIS_URL, SECRET, PORT (0: any free port). Prints
+// Environment: REDIS_URL or REDIS_CLUSTER, SECRET, PORT (0: any free port).
+// Prints
 // "express listening on http://127.0.0.1:PORT" when ready.
 
 const express = require('express')
 const session = require('express-session')
 const { RedisStore } = require('connect-redis')
-const { createClient } = require('redis')
+const { createClient, createCluster } = require('redis')
 const { casUpdate } = require('./cas')
 
 const PREFIX = 'sess:'
@@ -16,10 +21,14 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.min(Numb
 
 async function main () {
   const redisUrl = process.env.REDIS_URL
+  const seeds = (process.env.REDIS_CLUSTER || '').split(',').filter(Boolean)
   const secret = process.env.SECRET
-  if (!redisUrl || !secret) throw new Error('set REDIS_URL and SECRET')
-  const client = createClient({ url: redisUrl })
-  client.on('error', (e) => console.error('redis client:', e.message))
+  if ((!redisUrl && seeds.length === 0) || !secret) throw new Error('set REDIS_URL (or REDIS_CLUSTER) and SECRET')
+  const client = seeds.length > 0
+    // Password and TLS options, if any, go in `defaults`.
+    ? createCluster({ rootNodes: seeds.map((url) => ({ url })), defaults: { socket: { connectTimeout: 1000 } } })
+    : createClient({ url: redisUrl })
+  client.on('error', (e) => console.error('redis:', e.message))
   await client.connect()
 
   const app = express()
@@ -57,9 +66,10 @@ async function main () {
     res.json({ ok: true })
   })
 
-  // The remedy: change one key with the compare-and-set script, leaving
-  // req.session unchanged so express-session does not save it (resave:
-  // false); keys written meanwhile by the Rust side are kept.
+  // The remedy: change one key with the compare-and-set script (on a
+  // cluster, routed by its key to the key's primary), leaving req.session
+  // unchanged so express-session does not save it (resave: false); keys
+  // written meanwhile by the Rust side are kept.
   app.post('/set-cas', async (req, res, next) => {
     try {
       if (!req.session.user) return res.status(401).json({ error: 'not logged in' })
@@ -81,7 +91,7 @@ async function main () {
   const server = app.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
     console.log(`express listening on http://127.0.0.1:${server.address().port}`)
   })
-  const stop = () => server.close(() => client.quit().finally(() => process.exit(0)))
+  const stop = () => server.close(() => client.close().finally(() => process.exit(0)))
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
 }
