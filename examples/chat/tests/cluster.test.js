@@ -10,10 +10,8 @@
 "use strict";
 
 const assert = require("node:assert/strict");
-const path = require("node:path");
-const { spawn } = require("node:child_process");
 const { io } = require("socket.io-client");
-const { connected, sleep, startChat, login, runner, ended, eventually, whoami, sidOf } = require("./harness");
+const { connected, sleep, startChat, login, runner, ended, eventually, whoami, sidOf, startExpress, expressLogin, expressPost } = require("./harness");
 const { startCluster } = require("./cluster");
 
 const bin = process.argv[2];
@@ -22,7 +20,6 @@ if (!bin) {
   process.exit(2);
 }
 const SECRET = "cluster test secret";
-const expressDir = path.join(__dirname, "..", "..", "express-interop", "node");
 
 const sockets = [];
 function connect(url, ns, cookie, transports = ["websocket"]) {
@@ -31,26 +28,6 @@ function connect(url, ns, cookie, transports = ["websocket"]) {
   return s;
 }
 
-function startExpress(seeds) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("node", ["app.js"], { cwd: expressDir, env: { ...process.env, REDIS_CLUSTER: seeds.join(","), SECRET, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const t = setTimeout(() => { child.kill(); reject(new Error(`express did not start: ${out}`)); }, 10000);
-    const on = (d) => {
-      out += d;
-      const m = out.match(/express listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(t); resolve({ url: m[1], child }); }
-    };
-    child.stdout.on("data", on);
-    child.stderr.on("data", on);
-  });
-}
-async function expressLogin(url, user) {
-  const res = await fetch(`${url}/login?user=${encodeURIComponent(user)}`, { method: "POST" });
-  assert.equal(res.status, 200);
-  return (res.headers.get("set-cookie") || "").split(";")[0];
-}
-const expressPost = (url, p, cookie) => fetch(url + p, { method: "POST", headers: { cookie } });
 
 /**
  * Logs in through `loginAs(name)` until every primary holds at least `each`
@@ -86,7 +63,7 @@ async function main() {
     // Different seeds for each node: one answering seed is enough.
     a = await startChat(bin, ["--secret", SECRET, "--redis-cluster", cluster.seeds[0], "--redis-cluster", cluster.seeds[1]]);
     b = await startChat(bin, ["--secret", SECRET, "--redis-cluster", cluster.seeds[2]]);
-    ex = await startExpress(cluster.seeds);
+    ex = await startExpress({ REDIS_CLUSTER: cluster.seeds.join(","), SECRET });
     children.push(a.child, b.child, ex.child);
   } catch (e) {
     for (const c of children) c.kill();

@@ -3,6 +3,7 @@
 "use strict";
 
 const net = require("node:net");
+const path = require("node:path");
 const { spawn } = require("node:child_process");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -51,6 +52,37 @@ const whoami = (s) => s.timeout(5000).emitWithAck("whoami");
 
 /** The session id in an express-session cookie (`connect.sid=s%3A<id>.<signature>`). */
 const sidOf = (cookie) => decodeURIComponent(cookie.split("=")[1]).slice(2).split(".").slice(0, -1).join(".");
+
+/**
+ * The interop suite's stock Express app (express-session + connect-redis,
+ * examples/express-interop/node/app.js) with `env` (REDIS_URL or
+ * REDIS_CLUSTER, and SECRET): { url, child } once it listens.
+ */
+function startExpress(env) {
+  const dir = path.join(__dirname, "..", "..", "express-interop", "node");
+  return new Promise((resolve, reject) => {
+    const child = spawn("node", ["app.js"], { cwd: dir, env: { ...process.env, ...env, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const t = setTimeout(() => { child.kill(); reject(new Error(`express did not start: ${out}`)); }, 10000);
+    const on = (d) => {
+      out += d;
+      const m = out.match(/express listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) { clearTimeout(t); resolve({ url: m[1], child }); }
+    };
+    child.stdout.on("data", on);
+    child.stderr.on("data", on);
+  });
+}
+
+/** Logs `user` in on the Express app: its `connect.sid=...` cookie. */
+async function expressLogin(url, user) {
+  const res = await fetch(`${url}/login?user=${encodeURIComponent(user)}`, { method: "POST" });
+  if (res.status !== 200) throw new Error(`express login: ${res.status}`);
+  return (res.headers.get("set-cookie") || "").split(";")[0];
+}
+
+/** A POST to the Express app with `cookie`. */
+const expressPost = (url, p, cookie) => fetch(url + p, { method: "POST", headers: { cookie } });
 
 /** A free loopback port. */
 function freePort() {
@@ -168,4 +200,4 @@ function runner() {
   };
 }
 
-module.exports = { startChat, login, runner, freePort, redisCommand, startRedis, sleep, describe, connected, once, ended, eventually, whoami, sidOf };
+module.exports = { startChat, login, runner, freePort, redisCommand, startRedis, sleep, describe, connected, once, ended, eventually, whoami, sidOf, startExpress, expressLogin, expressPost };

@@ -10,9 +10,9 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const { spawn, execFileSync } = require("node:child_process");
+const { execFileSync } = require("node:child_process");
 const { io } = require("socket.io-client");
-const { connected, sleep, startChat, login, runner, freePort, redisCommand, startRedis, ended, eventually, whoami, sidOf } = require("./harness");
+const { connected, sleep, startChat, login, runner, freePort, redisCommand, startRedis, ended, eventually, whoami, sidOf, startExpress, expressLogin, expressPost } = require("./harness");
 
 const bin = process.argv[2];
 if (!bin) {
@@ -20,7 +20,6 @@ if (!bin) {
   process.exit(2);
 }
 const SECRET = "live test secret";
-const expressDir = path.join(__dirname, "..", "..", "express-interop", "node");
 
 const sockets = [];
 function connect(url, ns, cookie, transports = ["websocket"]) {
@@ -31,26 +30,6 @@ function connect(url, ns, cookie, transports = ["websocket"]) {
 
 // ---- processes ----------------------------------------------------------------
 
-function startExpress(redisUrl) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("node", ["app.js"], { cwd: expressDir, env: { ...process.env, REDIS_URL: redisUrl, SECRET, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const t = setTimeout(() => { child.kill(); reject(new Error(`express did not start: ${out}`)); }, 10000);
-    const on = (d) => {
-      out += d;
-      const m = out.match(/express listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(t); resolve({ url: m[1], child }); }
-    };
-    child.stdout.on("data", on);
-    child.stderr.on("data", on);
-  });
-}
-async function expressLogin(url, user) {
-  const res = await fetch(`${url}/login?user=${encodeURIComponent(user)}`, { method: "POST" });
-  assert.equal(res.status, 200);
-  return (res.headers.get("set-cookie") || "").split(";")[0];
-}
-const expressPost = (url, p, cookie) => fetch(url + p, { method: "POST", headers: { cookie } });
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "chat-live-redis-"));
@@ -61,7 +40,7 @@ async function main() {
   assert.equal(cli("CONFIG", "GET", "notify-keyspace-events"), "notify-keyspace-events", "default settings: no keyspace events");
   const a = await startChat(bin, ["--secret", SECRET, "--redis", redisUrl]);
   const b = await startChat(bin, ["--secret", SECRET, "--redis", redisUrl]);
-  const ex = await startExpress(redisUrl);
+  const ex = await startExpress({ REDIS_URL: redisUrl, SECRET });
   const t = runner();
 
   t.test("r32 an Express logout disconnects the session's sockets on both nodes", async () => {
